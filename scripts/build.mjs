@@ -1,0 +1,115 @@
+// Builds dist/tee-init.js: one ESM bundle runnable as `node dist/tee-init.js` from a copy of
+// dist/ with no node_modules. Heavy modules (config parsing, the Google clients) sit behind
+// dynamic imports and land in chunks beside it, loaded only when a config asks for them.
+import { build } from 'esbuild';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+const entry = join(dist, 'tee-init.js');
+
+rmSync(dist, { recursive: true, force: true });
+
+// pino pieces tee-init never uses, kept off the start path (they cost ~4 ms of a ~50 ms start):
+// transports and multistream (worker threads loaded from files by path: they cannot work from
+// a bundle anyway) and sonic-boom (we hand pino our own fd-2 sink, see src/log.ts). Each stub
+// throws if something ever does reach it, so a mistake fails loudly rather than silently.
+const PINO_STUBS = {
+  './transport': 'module.exports = () => { throw new Error("pino transports are not bundled") }',
+  './lib/transport': 'module.exports = () => { throw new Error("pino transports are not bundled") }',
+  './lib/multistream': 'module.exports = () => { throw new Error("pino multistream is not bundled") }',
+  'sonic-boom': 'module.exports = function SonicBoom() { throw new Error("sonic-boom is not bundled") }',
+  worker_threads: 'module.exports = { isMainThread: true }',
+};
+const stubPinoExtras = {
+  name: 'stub-pino-extras',
+  setup(b) {
+    b.onResolve({ filter: /^(\.\/(lib\/)?(transport|multistream)|sonic-boom|worker_threads)$/ }, (args) =>
+      /\/node_modules\/pino\/(pino\.js|lib\/tools\.js)$/.test(args.importer) ? { path: args.path, namespace: 'pino-stub' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'pino-stub' }, (args) => ({ contents: PINO_STUBS[args.path], loader: 'js' }));
+  },
+};
+
+// Builtins come from process.getBuiltinModule() (Node >= 22.3), not ES imports: for
+// `import { x } from 'node:util'` Node builds a facade that materializes every lazy export of
+// the module (util.diff pulls in assert's diff, which opens process.stderr, which switches a
+// shared pipe to O_NONBLOCK...): ~10 ms of a ~50 ms start, and a side effect on the child's
+// stderr. ES imports get an object of forwarding getters, so esbuild's interop helper copies
+// names without touching values; require() gets the module itself.
+const builtinsWithoutFacades = {
+  name: 'builtins-without-facades',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+      if (!isBuiltin(args.path)) return undefined;
+      const name = `node:${args.path.replace(/^node:/, '')}`;
+      return { path: name, namespace: args.kind === 'require-call' ? 'builtin-cjs' : 'builtin-esm' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-esm' }, (args) => ({
+      contents: `const m = process.getBuiltinModule(${JSON.stringify(args.path)});
+if (typeof m === 'function') module.exports = m;
+else {
+  const o = {};
+  for (const k of Object.getOwnPropertyNames(m)) Object.defineProperty(o, k, { get: () => m[k], enumerable: true });
+  module.exports = o;
+}`,
+      loader: 'js',
+    }));
+  },
+};
+
+const result = await build({
+  entryPoints: { 'tee-init': join(root, 'src/bin.ts') },
+  outdir: dist,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node22',
+  chunkNames: '[name]-[hash]',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'linked',
+  metafile: true,
+  logLevel: 'warning',
+  plugins: [stubPinoExtras, builtinsWithoutFacades],
+  // CommonJS dependencies call require() and read __dirname; ESM has neither.
+  banner: {
+    js: [
+      "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
+      "const __filename = process.getBuiltinModule('node:url').fileURLToPath(import.meta.url);",
+      "const __dirname = process.getBuiltinModule('node:path').dirname(__filename);",
+    ].join(' '),
+  },
+});
+
+// The bundle is ESM wherever dist/ is copied to.
+writeFileSync(join(dist, 'package.json'), '{ "type": "module" }\n');
+
+// koffi's prebuilt native module, for orphan reaping (loaded by src/supervise/libc.ts).
+const koromix = join(root, 'node_modules', '@koromix');
+for (const pkg of existsSync(koromix) ? readdirSync(koromix) : []) {
+  for (const triplet of readdirSync(join(koromix, pkg))) {
+    const file = join(koromix, pkg, triplet, 'koffi.node');
+    if (!existsSync(file)) continue;
+    mkdirSync(join(dist, 'native', triplet), { recursive: true });
+    copyFileSync(file, join(dist, 'native', triplet, 'koffi.node'));
+  }
+}
+
+// Run directly as an executable, with the inspector's SIGUSR1 handler off from the first instant.
+writeFileSync(entry, `#!/usr/bin/env -S node --disable-sigusr1\n${readFileSync(entry, 'utf8')}`);
+chmodSync(entry, 0o755);
+
+writeFileSync(join(dist, 'meta.json'), JSON.stringify(result.metafile));
+const sizes = Object.entries(result.metafile.outputs)
+  .filter(([f]) => f.endsWith('.js'))
+  .map(([f, o]) => `${f.replace(/^.*dist\//, 'dist/')} ${(o.bytes / 1024).toFixed(0)} KiB`);
+console.log(sizes.join('\n'));

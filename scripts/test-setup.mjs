@@ -1,0 +1,53 @@
+// Installs what the tests need beyond node_modules, so that `npm ci && npm test` is the whole
+// set-up on a fresh Debian machine:
+//  - Debian packages for the real peers: redis-server/redis-cli, stunnel, openssl, unshare;
+//    installed with apt-get when missing and running as root, otherwise named for you.
+//  - Node 22 from the npm registry into .cache/node22, to check the bundle runs on it.
+// Tests that need something still missing fail in CI (CI=true) and skip, saying so, elsewhere.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const NODE22_VERSION = '22.23.3';
+const node22 = join(root, '.cache', 'node22', 'node_modules', 'node', 'bin', 'node');
+
+const have = (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+
+// tool on PATH -> Debian package that provides it
+const TOOLS = {
+  'redis-server': 'redis-server',
+  'redis-cli': 'redis-tools',
+  'redis-benchmark': 'redis-tools',
+  stunnel: 'stunnel4',
+  openssl: 'openssl',
+  unshare: 'util-linux',
+};
+
+const missing = [...new Set(Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg))];
+if (missing.length > 0) {
+  if (process.getuid?.() === 0 && have('apt-get')) {
+    console.log(`test-setup: installing ${missing.join(' ')} with apt-get`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+    // Debian starts services on install; the tests start their own redis on their own ports.
+    spawnSync('sh', ['-c', 'service redis-server stop >/dev/null 2>&1 || true'], { stdio: 'ignore' });
+  } else {
+    console.warn(`test-setup: missing ${missing.join(' ')}; install them (apt-get install -y ${missing.join(' ')}), or the tests that need them will ${process.env.CI ? 'fail' : 'skip'}`);
+  }
+}
+
+const node22Version = () => spawnSync(node22, ['--version'], { encoding: 'utf8' }).stdout?.trim();
+if (!existsSync(node22) || node22Version() !== `v${NODE22_VERSION}`) {
+  console.log(`test-setup: installing Node ${NODE22_VERSION} into .cache/node22 (to test the bundle on Node 22)`);
+  const prefix = join(root, '.cache', 'node22');
+  mkdirSync(prefix, { recursive: true });
+  const r = spawnSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', `node@${NODE22_VERSION}`], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (r.status !== 0 || node22Version() !== `v${NODE22_VERSION}`) {
+    console.warn('test-setup: could not install Node 22; the Node 22 test will fail in CI');
+  }
+}

@@ -1,0 +1,124 @@
+import { parseArgs } from 'node:util';
+import { parseDuration } from './duration.ts';
+import { usageError } from './errors.ts';
+import { LOG_LEVELS, type LogLevel } from './log.ts';
+
+export type Subcommand = 'run' | 'check' | 'help' | 'version';
+
+/** What the command line (and the TEE_INIT_* variables that mirror it) asked for. */
+export interface CliOptions {
+  subcommand: Subcommand;
+  configPath: string | undefined;
+  gracePeriodMs: number | undefined;
+  logLevel: LogLevel | undefined;
+  signalGroup: boolean;
+  subreaper: boolean;
+  /** COMMAND [ARG...]; empty when the config's run.command is to be used. */
+  command: string[];
+}
+
+export const USAGE = `Usage:
+  tee-init [--config FILE] [options] [--] [COMMAND [ARG...]]
+  tee-init check --config FILE     validate the config and print the plan; fetches nothing
+  tee-init --help | --version
+
+Runs COMMAND as its child and supervises it as a container init: forwards signals, reaps
+orphans, keeps the exit status, stops it with a grace period. With --config it first
+attests, fetches the configured secrets to tmpfs and renders the command (see README.md).
+
+Options:
+  -c, --config FILE          config file (YAML or JSON)        env TEE_INIT_CONFIG
+      --grace-period DURATION  TERM/INT -> KILL delay (default 10s)  env TEE_INIT_GRACE_PERIOD
+      --log-level LEVEL      trace|debug|info|warn|error (default info)  env TEE_INIT_LOG_LEVEL
+  -g, --signal-group         forward signals to the child's process group  env TEE_INIT_SIGNAL_GROUP=1
+  -s, --subreaper            reap orphans when not PID 1 (PR_SET_CHILD_SUBREAPER)  env TEE_INIT_SUBREAPER=1
+  -h, --help                 show this help
+  -V, --version              print the version
+
+Exit status: the child's, or 128+N if it died of signal N; 126/127 command not executable /
+not found; 64 usage; 65 data; 66 no attestation token; 69 service unavailable; 77 permission
+denied or attestation policy not met; 78 configuration; 130/143 interrupted during bootstrap.`;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  'grace-period': { type: 'string' },
+  'log-level': { type: 'string' },
+  'signal-group': { type: 'boolean', short: 'g' },
+  subreaper: { type: 'boolean', short: 's' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const;
+
+const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--log-level']);
+const SUBCOMMANDS = new Set(['run', 'check']);
+
+/**
+ * Options end at the first argument that is not an option (or at `--`): everything after it
+ * belongs to COMMAND, so `tee-init redis-server --port 0` passes `--port 0` to redis.
+ */
+function splitAtCommand(argv: readonly string[]): { options: string[]; command: string[] } {
+  let i = 0;
+  while (i < argv.length) {
+    const arg = argv[i]!;
+    if (arg === '--') return { options: argv.slice(0, i), command: argv.slice(i + 1) };
+    if (!arg.startsWith('-') || arg === '-') break;
+    i += TAKES_VALUE.has(arg) ? 2 : 1;
+  }
+  return { options: argv.slice(0, i), command: argv.slice(i) };
+}
+
+function truthy(name: string, value: string | undefined): boolean {
+  if (value === undefined || value === '' || value === '0' || value === 'false') return false;
+  if (value === '1' || value === 'true') return true;
+  throw usageError(`${name}=${JSON.stringify(value)} is not a boolean: use 1/true or 0/false`);
+}
+
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
+  let args = [...argv];
+  let subcommand: Subcommand = 'run';
+  if (args[0] !== undefined && SUBCOMMANDS.has(args[0])) subcommand = args.shift() as Subcommand;
+
+  const { options, command } = splitAtCommand(args);
+  let values;
+  try {
+    ({ values } = parseArgs({ args: options, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw usageError(`${(err as Error).message.split('\n')[0]} (see tee-init --help)`);
+  }
+  if (values.help) subcommand = 'help';
+  else if (values.version) subcommand = 'version';
+
+  const gracePeriodText = values['grace-period'] ?? env.TEE_INIT_GRACE_PERIOD;
+  let gracePeriodMs: number | undefined;
+  if (gracePeriodText !== undefined) {
+    gracePeriodMs = parseDuration(gracePeriodText);
+    if (gracePeriodMs === undefined) {
+      throw usageError(`--grace-period ${JSON.stringify(gracePeriodText)} is not a duration: use e.g. 10s, 500ms, 2m`);
+    }
+  }
+
+  const logLevelText = values['log-level'] ?? env.TEE_INIT_LOG_LEVEL;
+  if (logLevelText !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevelText)) {
+    throw usageError(`--log-level ${JSON.stringify(logLevelText)} is not one of ${LOG_LEVELS.join('|')}`);
+  }
+
+  const configPath = values.config ?? (env.TEE_INIT_CONFIG || undefined);
+  const result: CliOptions = {
+    subcommand,
+    configPath,
+    gracePeriodMs,
+    logLevel: logLevelText as LogLevel | undefined,
+    signalGroup: values['signal-group'] ?? truthy('TEE_INIT_SIGNAL_GROUP', env.TEE_INIT_SIGNAL_GROUP),
+    subreaper: values.subreaper ?? truthy('TEE_INIT_SUBREAPER', env.TEE_INIT_SUBREAPER),
+    command,
+  };
+
+  if (subcommand === 'check') {
+    if (!configPath) throw usageError('check needs --config FILE (or TEE_INIT_CONFIG)');
+    if (command.length > 0) throw usageError(`check takes no command, got ${JSON.stringify(command[0])}`);
+  }
+  if (subcommand === 'run' && !configPath && command.length === 0) {
+    throw usageError('nothing to run: give a COMMAND or --config FILE (see tee-init --help)');
+  }
+  return result;
+}

@@ -1,0 +1,94 @@
+import { writeSync } from 'node:fs';
+import pkg from '../package.json' with { type: 'json' };
+import { Cleanup } from './cleanup.ts';
+import { inspectorDisabled, sigusr1Problem } from './no-inspector.ts';
+import { parseCli, USAGE, type CliOptions } from './cli.ts';
+import { AbortedBySignal, InitError } from './errors.ts';
+import { EXIT } from './exit-codes.ts';
+import { createLog, errorFields, type Log } from './log.ts';
+import { startReaping } from './supervise/reaping.ts';
+import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
+
+const DEFAULT_GRACE_PERIOD_MS = 10_000;
+
+/** What the bootstrap (or, with no config, the command line alone) hands to the supervisor. */
+export interface Prepared {
+  child: ChildSpec;
+}
+
+function line(fd: 1 | 2, text: string): void {
+  try {
+    writeSync(fd, text.endsWith('\n') ? text : `${text}\n`);
+  } catch {
+    // stdout/stderr closed: nothing left to tell anyone.
+  }
+}
+
+/** Runs tee-init; resolves with the exit status. Never throws. */
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let cli: CliOptions;
+  try {
+    cli = parseCli(argv, env);
+  } catch (err) {
+    line(2, `tee-init: ${(err as Error).message}`);
+    return err instanceof InitError ? err.exitCode : EXIT.usage;
+  }
+  if (cli.subcommand === 'help') return line(1, USAGE), EXIT.ok;
+  if (cli.subcommand === 'version') return line(1, `tee-init ${pkg.version}`), EXIT.ok;
+
+  const log = createLog({ level: cli.logLevel ?? 'info', redact: cli.configPath !== undefined });
+  const cleanup = new Cleanup(log);
+  const supervisor = new Supervisor({
+    log,
+    gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS,
+    signalGroup: cli.signalGroup,
+  });
+  log.info({ version: pkg.version, pid: process.pid, node: process.version }, 'tee-init starting');
+  guardInspector(log);
+  const reaper = startReaping({ log, subreaper: cli.subreaper, owned: () => supervisor.ownedPids() });
+
+  try {
+    const prepared = await prepare(cli, env, supervisor.abortSignal);
+    const pid = await supervisor.spawn(prepared.child);
+    log.info({ pid, command: prepared.child.argv }, 'child started');
+    const exit = await supervisor.wait();
+    log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
+    reaper?.reap();
+    return exit.status;
+  } catch (err) {
+    return failed(log, err);
+  } finally {
+    cleanup.run();
+  }
+}
+
+/** Started without --disable-sigusr1, a SIGUSR1 before our listener existed opens a debugger. */
+function guardInspector(log: Log): void {
+  if (sigusr1Problem) log.warn(sigusr1Problem);
+  if (inspectorDisabled) return;
+  const inspector = process.getBuiltinModule('node:inspector');
+  if (inspector.url()) {
+    inspector.close();
+    log.warn('closed a debugger that a SIGUSR1 opened during start-up');
+  }
+  log.warn('node was started without --disable-sigusr1: run tee-init as `node --disable-sigusr1 tee-init.js` (the bundle\'s shebang does)');
+}
+
+async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, abort: AbortSignal): Promise<Prepared> {
+  if (abort.aborted) throw abort.reason;
+  return { child: { argv: cli.command, env } };
+}
+
+/** One line naming what failed, and the status that says what kind of failure it was. */
+function failed(log: Log, err: unknown): number {
+  if (err instanceof AbortedBySignal) {
+    log.info({ signal: err.signal }, 'bootstrap aborted; nothing was started');
+    return err.signal === 'SIGINT' ? EXIT.interrupted : EXIT.terminated;
+  }
+  if (err instanceof InitError) {
+    log.error({ ...err.detail, exitCode: err.exitCode }, err.message);
+    return err.exitCode;
+  }
+  log.error({ err: errorFields(err), exitCode: EXIT.software }, `internal error: ${(err as Error)?.message ?? err}`);
+  return EXIT.software;
+}

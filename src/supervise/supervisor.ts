@@ -1,0 +1,205 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { AbortedBySignal, InitError } from '../errors.ts';
+import { EXIT } from '../exit-codes.ts';
+import type { Log } from '../log.ts';
+import { processState, signalDisposition } from './proc.ts';
+import { FORWARDED_SIGNALS, JOB_CONTROL_SIGNALS, STOP_SIGNALS, signalNumber } from './signals.ts';
+
+/** What to run: already rendered; nothing here is a template any more. */
+export interface ChildSpec {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd?: string | undefined;
+  uid?: number | undefined;
+  gid?: number | undefined;
+}
+
+export interface ChildExit {
+  /** The init's exit status: the child's code, or 128+N when signal N killed it. */
+  status: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface SupervisorOptions {
+  log: Log;
+  gracePeriodMs: number;
+  /** Send forwarded signals to the child's process group rather than the child alone. */
+  signalGroup: boolean;
+}
+
+type Phase = 'bootstrap' | 'running' | 'exiting';
+
+/**
+ * The init's signal and child state machine.
+ *  bootstrap: no child yet. SIGTERM/SIGINT abort the bootstrap (abortSignal fires);
+ *             every other signal is logged and dropped.
+ *  running:   every forwarded signal goes to the child; SIGTERM/SIGINT also arm a SIGKILL
+ *             after the grace period.
+ *  exiting:   the child is gone; signals are ignored while the init finishes its exit.
+ * Listeners are installed at construction so no signal ever meets a default action in
+ * between (a default action would kill the init, or, as PID 1, silently drop the signal).
+ */
+export class Supervisor {
+  readonly #log: Log;
+  readonly #gracePeriodMs: number;
+  readonly #signalGroup: boolean;
+  readonly #abort = new AbortController();
+  #phase: Phase = 'bootstrap';
+  #child: ChildProcess | undefined;
+  #exit: Promise<ChildExit> | undefined;
+  #killTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: SupervisorOptions) {
+    this.#log = options.log;
+    this.#gracePeriodMs = options.gracePeriodMs;
+    this.#signalGroup = options.signalGroup;
+    for (const sig of FORWARDED_SIGNALS) process.on(sig, this.#onSignal);
+  }
+
+  /** Fires (with an AbortedBySignal reason) when SIGTERM/SIGINT arrives during bootstrap. */
+  get abortSignal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** Pids whose exit Node waits for itself; the reaper must leave them alone. */
+  ownedPids(): ReadonlySet<number> {
+    const pid = this.#phase === 'running' ? this.#child?.pid : undefined;
+    return new Set(pid === undefined ? [] : [pid]);
+  }
+
+  /**
+   * Starts the child. Resolves with its pid once it runs; rejects with exit status 127/126
+   * when the command cannot be found or executed. Signals arriving from here on are
+   * delivered to the child.
+   */
+  async spawn(spec: ChildSpec): Promise<number> {
+    if (this.#phase !== 'bootstrap') throw new Error('spawn() called twice');
+    if (this.#abort.signal.aborted) throw this.#abort.signal.reason;
+    const [file, ...args] = spec.argv;
+    if (file === undefined || file === '') throw new InitError(EXIT.config, 'the command to run is empty');
+
+    const child = spawn(file, args, {
+      stdio: 'inherit',
+      env: spec.env,
+      cwd: spec.cwd,
+      uid: spec.uid,
+      gid: spec.gid,
+      // Own session and process group: terminal-generated signals reach only the init,
+      // which forwards each exactly once, and --signal-group has a group to address.
+      detached: true,
+    });
+    if (child.pid === undefined) {
+      const [err] = (await once(child, 'error')) as [NodeJS.ErrnoException];
+      throw execError(file, err, spec.env.PATH);
+    }
+    this.#child = child;
+    this.#phase = 'running';
+    this.#exit = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#phase = 'exiting';
+        clearTimeout(this.#killTimer);
+        resolve({ status: code ?? 128 + signalNumber(signal!), code, signal });
+      });
+    });
+    // Errors after a successful spawn (e.g. kill() failing) must not become uncaught.
+    child.on('error', (err) => this.#log.warn({ err }, 'child process error'));
+    return child.pid;
+  }
+
+  /** Resolves when the child has exited. */
+  wait(): Promise<ChildExit> {
+    if (!this.#exit) throw new Error('wait() before spawn()');
+    return this.#exit;
+  }
+
+  /** Asks the child to stop as a SIGTERM from outside would: TERM, then KILL after the grace period. */
+  stop(reason: string): void {
+    if (this.#phase !== 'running') return;
+    this.#log.warn({ reason }, 'stopping the child');
+    this.#onSignal('SIGTERM');
+  }
+
+  /** Removes the signal listeners (tests and in-process embedding only). */
+  dispose(): void {
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, this.#onSignal);
+    clearTimeout(this.#killTimer);
+  }
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    switch (this.#phase) {
+      case 'bootstrap':
+        if (STOP_SIGNALS.has(signal)) {
+          if (!this.#abort.signal.aborted) {
+            this.#log.info({ signal }, `${signal} before the child started: aborting bootstrap`);
+            this.#abort.abort(new AbortedBySignal(signal as 'SIGINT' | 'SIGTERM'));
+          }
+        } else {
+          this.#log.info({ signal }, `${signal} before the child started: dropped`);
+        }
+        return;
+      case 'running':
+        this.#forward(signal);
+        if (STOP_SIGNALS.has(signal)) this.#armKill(signal);
+        return;
+      case 'exiting':
+        this.#log.debug({ signal }, `${signal} after the child exited: ignored`);
+        return;
+    }
+  };
+
+  #send(signal: NodeJS.Signals): boolean {
+    const child = this.#child!;
+    try {
+      // child.kill() does nothing once Node has reaped the child, so a recycled pid is never hit.
+      if (!this.#signalGroup) return child.kill(signal);
+      process.kill(-child.pid!, signal);
+      return true;
+    } catch {
+      return false; // ESRCH: the group is already gone; the exit event is on its way.
+    }
+  }
+
+  #forward(signal: NodeJS.Signals): void {
+    const pid = this.#child!.pid!;
+    const sent = this.#send(this.#asDelivered(signal, pid));
+    this.#log.debug({ signal, pid, group: this.#signalGroup, sent }, `forwarded ${signal}`);
+    // A stopped child would keep a TERM pending forever; wake it so it can act on it.
+    if (sent && STOP_SIGNALS.has(signal) && processState(pid) === 'T') this.#send('SIGCONT');
+  }
+
+  /**
+   * The child runs in its own session, so its process group is "orphaned" and the kernel
+   * discards SIGTSTP/SIGTTIN/SIGTTOU whose default action would stop it. To keep their meaning
+   * ("stop"), a child that neither catches nor ignores one gets SIGSTOP instead; a child that
+   * handles it gets the signal itself.
+   */
+  #asDelivered(signal: NodeJS.Signals, pid: number): NodeJS.Signals {
+    if (!JOB_CONTROL_SIGNALS.has(signal)) return signal;
+    return signalDisposition(pid, signalNumber(signal)) === 'default' ? 'SIGSTOP' : signal;
+  }
+
+  #armKill(signal: NodeJS.Signals): void {
+    if (this.#killTimer) return;
+    this.#log.info(
+      { signal, gracePeriodMs: this.#gracePeriodMs },
+      `${signal} forwarded; the child gets SIGKILL if still running after ${this.#gracePeriodMs} ms`,
+    );
+    this.#killTimer = setTimeout(() => {
+      if (this.#phase !== 'running') return;
+      this.#log.warn({ gracePeriodMs: this.#gracePeriodMs }, 'grace period over: sending SIGKILL');
+      this.#send('SIGKILL');
+    }, this.#gracePeriodMs);
+  }
+}
+
+function execError(file: string, err: NodeJS.ErrnoException, path: string | undefined): InitError {
+  const where = file.includes('/') ? '' : ` (searched PATH=${path ?? ''})`;
+  if (err.code === 'ENOENT') {
+    return new InitError(EXIT.notFound, `cannot run ${JSON.stringify(file)}: command not found${where}`);
+  }
+  const why = err.code === 'EACCES' ? 'permission denied (not executable, or a directory)' : `${err.code ?? err.message}`;
+  return new InitError(EXIT.notExecutable, `cannot run ${JSON.stringify(file)}: ${why}${where}`, { code: err.code });
+}
+

@@ -1,0 +1,69 @@
+// The shipped artefact: dist/ alone, on Node 24 and on Node 22, with and without the shebang's flag.
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Lines } from '../helpers/lines.ts';
+import { bundle, node, root, startCommand } from '../helpers/init.ts';
+import { orphansScript } from '../helpers/orphans.ts';
+import { isRoot } from '../helpers/tools.ts';
+
+const node22 = join(root, '.cache', 'node22', 'node_modules', 'node', 'bin', 'node');
+
+describe('dist/ copied away from node_modules', () => {
+  let dir: string;
+  let copy: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tee-init-dist-'));
+    cpSync(dirname(bundle), dir, { recursive: true });
+    copy = join(dir, 'tee-init.js');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('starts with its shebang (node --disable-sigusr1) and supervises', async () => {
+    const { proc } = startCommand([copy, '--', 'sh', '-c', 'exit 5'], { env: { PATH: `${dirname(node)}:${process.env.PATH}` } });
+    assert.equal((await proc).exitCode, 5);
+    assert.match(readFileSync(copy, 'utf8').split('\n')[0]!, /^#!\/usr\/bin\/env -S node --disable-sigusr1$/);
+  });
+
+  test('reaps as PID 1 with the native module shipped in dist/native', async (t) => {
+    if (!isRoot) return t.skip('needs root for unshare');
+    const { proc, log } = startCommand(['unshare', '--pid', '--fork', '--mount-proc', node, '--disable-sigusr1', copy, '--', 'sh', '-c', orphansScript(10)]);
+    const result = await proc;
+    assert.equal(result.exitCode, 7, log.text);
+    assert.equal(result.stdout, 'zombies=0 sleeps=0');
+    assert.equal(log.find('cannot reap'), undefined, log.text);
+  });
+
+  test('runs on Node 22', async (t) => {
+    if (!existsSync(node22)) {
+      if (process.env.CI) throw new Error(`${node22} is missing: scripts/test-setup.mjs installs it`);
+      return t.skip('Node 22 not installed (npm test installs it into .cache/node22)');
+    }
+    const { proc, log } = startCommand([node22, '--disable-sigusr1', copy, '--signal-group', '--', 'sh', '-c', 'exit 9']);
+    const result = await proc;
+    assert.equal(result.exitCode, 9, log.text);
+    assert.match(log.find('tee-init starting')!.node as string, /^v22\./);
+  });
+});
+
+describe('SIGUSR1 never opens a debugger, and is forwarded', () => {
+  for (const flag of [true, false]) {
+    test(flag ? 'with --disable-sigusr1' : 'without --disable-sigusr1 (warned about)', async () => {
+      const catcher = join(root, 'test', 'fixtures', 'signal-catcher.mjs');
+      const { proc, log } = startCommand([node, ...(flag ? ['--disable-sigusr1'] : []), bundle, '--', node, catcher, 'SIGUSR1'], { stdout: 'pipe' });
+      const out = new Lines(proc.stdout!);
+      const childPid = Number((await out.until(/^ready (\d+)/))[1]);
+      for (let i = 0; i < 3; i++) {
+        proc.kill('SIGUSR1');
+        assert.equal(await out.next(), 'got SIGUSR1');
+      }
+      process.kill(childPid, 'SIGTERM');
+      const result = await proc;
+      assert.equal(result.exitCode, 143);
+      assert.doesNotMatch(log.text, /Debugger listening/);
+      assert.equal(Boolean(log.find('without --disable-sigusr1')), !flag);
+    });
+  }
+});

@@ -1,0 +1,80 @@
+// tee-init as PID 1 of a real PID namespace, and as a subreaper (issue 2, point 5).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test, type TestContext } from 'node:test';
+import { bundle, node, runInit, startCommand } from '../helpers/init.ts';
+import { orphansScript } from '../helpers/orphans.ts';
+import { isRoot, needs } from '../helpers/tools.ts';
+
+const ORPHANS = orphansScript(100);
+
+function inNamespace(t: TestContext): boolean {
+  if (!needs(t, 'unshare', 'apt-get install util-linux')) return false;
+  if (!isRoot) {
+    if (process.env.CI) throw new Error('PID-namespace tests need root in CI');
+    t.skip('needs root for unshare --pid');
+    return false;
+  }
+  return true;
+}
+
+const UNSHARE = ['unshare', '--pid', '--fork', '--mount-proc'];
+
+describe('as PID 1 in a PID namespace', () => {
+  test('100 orphans leave 0 zombies, and the child keeps its own exit status', async (t) => {
+    if (!inNamespace(t)) return;
+    const { proc, log } = startCommand([...UNSHARE, node, '--disable-sigusr1', bundle, '--', 'sh', '-c', ORPHANS]);
+    const result = await proc;
+    assert.equal(result.stdout, 'zombies=0 sleeps=0', log.text);
+    assert.equal(result.exitCode, 7, 'reaping orphans must not steal the child\'s status');
+    assert.equal(log.find('tee-init starting')!.pid, 1);
+    assert.equal(log.find('not PID 1'), undefined);
+  });
+
+  test('control: a Node PID 1 that does not reap leaves the zombies behind', async (t) => {
+    if (!inNamespace(t)) return;
+    const plain = `require('child_process').spawn('sh', ['-c', process.argv[1]], { stdio: 'inherit' }).on('exit', (c) => process.exit(c));`;
+    const { proc } = startCommand([...UNSHARE, node, '-e', plain, ORPHANS]);
+    const result = await proc;
+    assert.equal(result.stdout, 'zombies=100 sleeps=100');
+  });
+
+  test('SIGTERM from outside the namespace reaches the child through the init', async (t) => {
+    if (!inNamespace(t)) return;
+    const { proc, log } = startCommand([...UNSHARE, node, '--disable-sigusr1', bundle, '--', 'sleep', '30']);
+    await log.waitFor('child started');
+    // The init is unshare's only child; outside the namespace it has an ordinary pid.
+    const unsharePid = proc.pid!;
+    const initPid = Number(readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim());
+    process.kill(initPid, 'SIGTERM');
+    const result = await proc;
+    assert.equal(result.exitCode, 143);
+    assert.equal(log.find('child exited')!.signal, 'SIGTERM');
+  });
+});
+
+describe('not PID 1', () => {
+  test('--subreaper reaps orphans of the child', async () => {
+    // Zombies whose parent is the init ($PPID of the shell) after the orphans are gone.
+    const script = ORPHANS.replace(
+      `grep -s ') Z ' /proc/[0-9]*/stat | wc -l`,
+      `for f in /proc/[0-9]*/stat; do read -r l < $f 2>/dev/null || continue; r=\${l##*) }; set -- $r; [ "$1" = Z ] && [ "$2" = $PPID ] && echo z; done | wc -l`,
+    );
+    const { result, code, log } = await runInit(['--subreaper', '--', 'sh', '-c', script]);
+    assert.equal(code, 7, log.text);
+    assert.equal(result.stdout, 'zombies=0 sleeps=0', log.text);
+    assert.equal(log.find('not PID 1'), undefined);
+  });
+
+  test('without --subreaper it says that orphans will not be reaped', async () => {
+    const { code, log } = await runInit(['--', 'true']);
+    assert.equal(code, 0);
+    assert.match(log.find('not PID 1')!.message, /orphaned descendants will not be reaped/);
+  });
+
+  test('TEE_INIT_SUBREAPER=1 is --subreaper', async () => {
+    const { code, log } = await runInit(['--', 'true'], { env: { TEE_INIT_SUBREAPER: '1' } });
+    assert.equal(code, 0);
+    assert.equal(log.find('not PID 1'), undefined);
+  });
+});
