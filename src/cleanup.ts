@@ -20,6 +20,7 @@ export class Cleanup {
   }
 
   readonly run = (): void => {
+    process.off('exit', this.run);
     while (this.#steps.length > 0) {
       const step = this.#steps.pop()!;
       try {

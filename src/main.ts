@@ -5,7 +5,7 @@ import { inspectorDisabled, sigusr1Problem } from './no-inspector.ts';
 import { parseCli, USAGE, type CliOptions } from './cli.ts';
 import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
-import { createLog, errorFields, type Log } from './log.ts';
+import { createLog, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
 
@@ -14,6 +14,7 @@ const DEFAULT_GRACE_PERIOD_MS = 10_000;
 /** What the bootstrap (or, with no config, the command line alone) hands to the supervisor. */
 export interface Prepared {
   child: ChildSpec;
+  gracePeriodMs?: number | undefined;
 }
 
 function line(fd: 1 | 2, text: string): void {
@@ -35,6 +36,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   if (cli.subcommand === 'help') return line(1, USAGE), EXIT.ok;
   if (cli.subcommand === 'version') return line(1, `tee-init ${pkg.version}`), EXIT.ok;
+  if (cli.subcommand === 'check') return check(cli.configPath!);
 
   const log = createLog({ level: cli.logLevel ?? 'info', redact: cli.configPath !== undefined });
   const cleanup = new Cleanup(log);
@@ -48,7 +50,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const reaper = startReaping({ log, subreaper: cli.subreaper, owned: () => supervisor.ownedPids() });
 
   try {
-    const prepared = await prepare(cli, env, supervisor.abortSignal);
+    const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
+    if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
     const pid = await supervisor.spawn(prepared.child);
     log.info({ pid, command: prepared.child.argv }, 'child started');
     const exit = await supervisor.wait();
@@ -59,6 +62,18 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     return failed(log, err);
   } finally {
     cleanup.run();
+  }
+}
+
+/** `tee-init check`: the plan on stdout, or one line on stderr and 78. Reads no token, contacts nothing. */
+async function check(configPath: string): Promise<number> {
+  try {
+    const { planText } = await import('./config/plan.ts');
+    line(1, planText(configPath));
+    return EXIT.ok;
+  } catch (err) {
+    line(2, `tee-init check: ${(err as Error).message}`);
+    return err instanceof InitError ? err.exitCode : EXIT.software;
   }
 }
 
@@ -74,9 +89,19 @@ function guardInspector(log: Log): void {
   log.warn('node was started without --disable-sigusr1: run tee-init as `node --disable-sigusr1 tee-init.js` (the bundle\'s shebang does)');
 }
 
-async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, abort: AbortSignal): Promise<Prepared> {
+async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanup: Cleanup, abort: AbortSignal): Promise<Prepared> {
   if (abort.aborted) throw abort.reason;
-  return { child: { argv: cli.command, env } };
+  if (cli.configPath === undefined) return { child: { argv: cli.command, env } };
+  const { bootstrap } = await import('./pipeline.ts');
+  // SIGTERM/SIGINT end the bootstrap at once, whatever it is waiting for.
+  const aborted = new Promise<never>((_, reject) => {
+    if (abort.aborted) reject(abort.reason);
+    abort.addEventListener('abort', () => reject(abort.reason), { once: true });
+  });
+  return Promise.race([
+    bootstrap({ configPath: cli.configPath, command: cli.command, env, logLevel: cli.logLevel, log, cleanup, abort }),
+    aborted,
+  ]);
 }
 
 /** One line naming what failed, and the status that says what kind of failure it was. */
@@ -89,6 +114,6 @@ function failed(log: Log, err: unknown): number {
     log.error({ ...err.detail, exitCode: err.exitCode }, err.message);
     return err.exitCode;
   }
-  log.error({ err: errorFields(err), exitCode: EXIT.software }, `internal error: ${(err as Error)?.message ?? err}`);
+  log.error({ err, exitCode: EXIT.software }, `internal error: ${(err as Error)?.message ?? err}`);
   return EXIT.software;
 }

@@ -43,7 +43,8 @@ type Phase = 'bootstrap' | 'running' | 'exiting';
  */
 export class Supervisor {
   readonly #log: Log;
-  readonly #gracePeriodMs: number;
+  /** Settable until the child is stopped: the config may set it after construction. */
+  gracePeriodMs: number;
   readonly #signalGroup: boolean;
   readonly #abort = new AbortController();
   #phase: Phase = 'bootstrap';
@@ -53,7 +54,7 @@ export class Supervisor {
 
   constructor(options: SupervisorOptions) {
     this.#log = options.log;
-    this.#gracePeriodMs = options.gracePeriodMs;
+    this.gracePeriodMs = options.gracePeriodMs;
     this.#signalGroup = options.signalGroup;
     for (const sig of FORWARDED_SIGNALS) process.on(sig, this.#onSignal);
   }
@@ -183,14 +184,14 @@ export class Supervisor {
   #armKill(signal: NodeJS.Signals): void {
     if (this.#killTimer) return;
     this.#log.info(
-      { signal, gracePeriodMs: this.#gracePeriodMs },
-      `${signal} forwarded; the child gets SIGKILL if still running after ${this.#gracePeriodMs} ms`,
+      { signal, gracePeriodMs: this.gracePeriodMs },
+      `${signal} forwarded; the child gets SIGKILL if still running after ${this.gracePeriodMs} ms`,
     );
     this.#killTimer = setTimeout(() => {
       if (this.#phase !== 'running') return;
-      this.#log.warn({ gracePeriodMs: this.#gracePeriodMs }, 'grace period over: sending SIGKILL');
+      this.#log.warn({ gracePeriodMs: this.gracePeriodMs }, 'grace period over: sending SIGKILL');
       this.#send('SIGKILL');
-    }, this.#gracePeriodMs);
+    }, this.gracePeriodMs);
   }
 }
 

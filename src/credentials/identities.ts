@@ -1,0 +1,61 @@
+// One Google identity per collaborator. `confidential-space`: workload identity federation, the
+// attestation token exchanged at STS for that collaborator's pool (optionally impersonating its
+// service account); `adc`: Application Default Credentials, for runs outside a TEE.
+// google-auth-library is imported here, lazily, so the plain init never loads it.
+import type { AuthClient } from 'google-auth-library';
+import { fetchCustomToken } from '../attest/teeserver.ts';
+import type { Config, CredentialConfig, Endpoints } from '../config/schema.ts';
+
+export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
+
+export interface Identity {
+  name: string;
+  /** For messages: which identity was used, never any token. */
+  label: string;
+  client: AuthClient;
+}
+
+export interface IdentityContext {
+  tokenFile: string;
+  endpoints: Endpoints;
+  teeserverTimeoutMs: number;
+}
+
+export function describeCredential(name: string, c: CredentialConfig): string {
+  if (c.type === 'adc') return `${name} (application default credentials)`;
+  return `${name} (${c.provider}${c.serviceAccount ? `, as ${c.serviceAccount}` : ''})`;
+}
+
+export async function createIdentities(credentials: Config['credentials'], names: Iterable<string>, ctx: IdentityContext): Promise<Map<string, Identity>> {
+  // `.default` is module.exports of this CommonJS package, both from source and from the
+  // bundle's chunk (which exports nothing else).
+  const { GoogleAuth, IdentityPoolClient } = (await import('google-auth-library')).default;
+  const out = new Map<string, Identity>();
+  for (const name of names) {
+    const c = credentials[name]!;
+    const label = describeCredential(name, c);
+    if (c.type === 'adc') {
+      const client = (await new GoogleAuth({ scopes: [CLOUD_PLATFORM] }).getClient()) as AuthClient;
+      out.set(name, { name, label, client });
+      continue;
+    }
+    const custom = c.token;
+    const client = new IdentityPoolClient({
+      type: 'external_account',
+      audience: `//iam.googleapis.com/${c.provider}`,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      token_url: ctx.endpoints.sts,
+      scopes: [CLOUD_PLATFORM],
+      ...(c.serviceAccount
+        ? { service_account_impersonation_url: `${ctx.endpoints.iamcredentials.replace(/\/+$/, '')}/v1/projects/-/serviceAccounts/${c.serviceAccount}:generateAccessToken` }
+        : {}),
+      // The default token file is re-read at every exchange (the launcher refreshes it); a
+      // custom audience comes fresh from the launcher's socket instead.
+      ...(custom
+        ? { subject_token_supplier: { getSubjectToken: () => fetchCustomToken(ctx.endpoints.teeserver, custom, ctx.teeserverTimeoutMs) } }
+        : { credential_source: { file: ctx.tokenFile } }),
+    });
+    out.set(name, { name, label, client });
+  }
+  return out;
+}

@@ -1,0 +1,110 @@
+// All secrets, in parallel (at most fetch.concurrency at once), under one fetch.deadline that
+// covers token exchanges, requests and retries. Each secret is read with the identity it names;
+// an identity's token exchange happens once and is shared by its secrets.
+import type { Config } from '../config/schema.ts';
+import { createIdentities, describeCredential, type Identity, type IdentityContext } from '../credentials/identities.ts';
+import { dataError } from '../errors.ts';
+import type { Log } from '../log.ts';
+import { crc32cMatches } from './crc32c.ts';
+import { retrying, type RetryPolicy } from './retry.ts';
+import { readSecretFile } from './sources/file.ts';
+import { SecretManagerAccess } from './sources/gcp.ts';
+
+/** Secret Manager's own limit for a version's payload. */
+export const MAX_PAYLOAD = 64 * 1024;
+
+export interface SecretValue {
+  name: string;
+  data: Buffer;
+  /** Where it came from, for logs: the resolved version name or the file path. */
+  origin: string;
+}
+
+export interface FetchOptions {
+  config: Config;
+  identity: IdentityContext;
+  log: Log;
+  abort: AbortSignal;
+  now?: () => number;
+}
+
+/** A concurrency limiter: at most `n` of the functions run at once. */
+function limiter(n: number) {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((resolve) => queue.push(resolve));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
+export async function fetchSecrets(options: FetchOptions): Promise<Map<string, SecretValue>> {
+  const { config, log, abort } = options;
+  const now = options.now ?? Date.now;
+  const policy: RetryPolicy = {
+    deadline: now() + config.fetch.deadline,
+    deadlineMs: config.fetch.deadline,
+    initialBackoffMs: config.fetch.backoff.initial,
+    maxBackoffMs: config.fetch.backoff.max,
+    attemptTimeoutMs: Math.min(config.fetch.attemptTimeout, config.fetch.deadline),
+    now,
+  };
+  const entries = Object.entries(config.secrets);
+  const gcpNames = new Set(entries.flatMap(([, s]) => (s.source === 'gcp' ? [s.credentials] : [])));
+  const access = new SecretManagerAccess(config.endpoints.secretmanager);
+
+  // Token exchanges (one per identity) start at once, while the client library loads.
+  let identities = new Map<string, Identity>();
+  const tokens = new Map<string, Promise<unknown>>();
+  if (gcpNames.size > 0) {
+    const preload = access.preload();
+    // Building an identity is local, except ADC, which may ask the metadata server or the network.
+    identities = await retrying('credentials', () => createIdentities(config.credentials, gcpNames, options.identity), policy, abort, log);
+    for (const [name, identity] of identities) {
+      const what = `credentials ${describeCredential(name, config.credentials[name]!)}`;
+      const p = retrying(what, () => identity.client.getAccessToken(), policy, abort, log);
+      p.catch(() => {}); // observed by the secrets that await it
+      tokens.set(name, p);
+    }
+    await preload;
+  }
+
+  const limit = limiter(config.fetch.concurrency);
+  const started = now();
+  try {
+    const values = await Promise.all(
+      entries.map(([name, s]) =>
+        limit(async (): Promise<SecretValue> => {
+          if (s.source === 'file') return check(name, readSecretFile(name, s.path), s.path, s.file !== undefined);
+          await tokens.get(s.credentials);
+          const identity = identities.get(s.credentials)!;
+          const what = `secret ${name} (${s.ref}, read as ${identity.label})`;
+          const v = await retrying(what, () => access.access(identity, s.ref, policy.attemptTimeoutMs), policy, abort, log);
+          if (v.crc32c === undefined) log.warn({ secret: name, version: v.name }, `secret ${name}: Secret Manager sent no CRC32C; integrity not verified`);
+          else if (!crc32cMatches(v.data, v.crc32c)) {
+            v.data.fill(0);
+            throw dataError(`secret ${name} (${v.name}): payload fails its CRC32C check: corrupted in transit; not used`);
+          }
+          log.debug({ secret: name, version: v.name, bytes: v.data.length, identity: identity.name }, `fetched secret ${name}`);
+          return check(name, v.data, v.name, s.file !== undefined);
+        }),
+      ),
+    );
+    log.info({ secrets: values.length, identities: identities.size, ms: now() - started }, 'secrets fetched');
+    return new Map(values.map((v) => [v.name, v]));
+  } finally {
+    access.close();
+  }
+}
+
+function check(name: string, data: Buffer, origin: string, asFile: boolean): SecretValue {
+  if (data.length > MAX_PAYLOAD) throw dataError(`secret ${name} (${origin}) is ${data.length} bytes: more than a secret can hold (64 KiB)`);
+  if (asFile && data.length === 0) throw dataError(`secret ${name} (${origin}) is empty, but secrets.${name}.file expects content`);
+  return { name, data, origin };
+}

@@ -1,0 +1,51 @@
+// USER, UID, USER:GROUP or UID:GID, as in `docker run --user`, resolved through /etc/passwd and
+// /etc/group (Node has no getpwnam). Used for run.user and output.owner.
+import { readFileSync } from 'node:fs';
+import { configError } from './errors.ts';
+
+export interface UserIds {
+  uid: number;
+  gid: number;
+  name: string | undefined;
+  home: string | undefined;
+}
+
+interface Entry { name: string; id: number; gid: number; home: string }
+
+function table(file: string): Entry[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter((f) => f.length >= 3 && f[0] && /^\d+$/.test(f[2]!))
+    .map((f) => ({ name: f[0]!, id: Number(f[2]), gid: Number(f[3] ?? f[2]), home: f[5] ?? '' }));
+}
+
+/**
+ * A numeric uid not in /etc/passwd gets gid = uid (never root's group by accident).
+ * `field` names the config field in error messages.
+ */
+export function resolveUser(spec: string, field: string, etc = '/etc'): UserIds {
+  const [userPart, groupPart] = spec.split(':') as [string, string | undefined];
+  const passwd = table(`${etc}/passwd`);
+  const byName = passwd.find((e) => e.name === userPart);
+  const byId = /^\d+$/.test(userPart) ? passwd.find((e) => e.id === Number(userPart)) : undefined;
+  const user = byName ?? byId;
+  if (!user && !/^\d+$/.test(userPart)) throw configError(`${field}: no user ${JSON.stringify(userPart)} in ${etc}/passwd`);
+  const uid = user ? user.id : Number(userPart);
+  let gid = user ? user.gid : uid;
+  if (groupPart !== undefined) {
+    if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
+    else {
+      const g = table(`${etc}/group`).find((e) => e.name === groupPart);
+      if (!g) throw configError(`${field}: no group ${JSON.stringify(groupPart)} in ${etc}/group`);
+      gid = g.id;
+    }
+  }
+  return { uid, gid, name: user?.name, home: user?.home || undefined };
+}

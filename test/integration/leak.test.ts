@@ -1,0 +1,73 @@
+// Secret bytes and tokens never reach the output: a full boot at trace level, and boots that
+// fail in the ways that log the most, with everything the init and its child printed scanned
+// for every secret (raw, trimmed, base64, hex) and for every token.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { boot, type Boot } from '../helpers/boot.ts';
+import { node } from '../helpers/init.ts';
+
+// The child prints its whole argv and environment, so they are scanned too.
+const CHILD = `console.log(JSON.stringify({ argv: process.argv, env: process.env }))`;
+
+function needles(b: Boot, token: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, v] of Object.entries(b.values)) {
+    const trimmed = v.toString('utf8').trim();
+    out.set(`${name} (raw)`, trimmed);
+    out.set(`${name} (base64)`, v.toString('base64').replace(/=+$/, ''));
+    out.set(`${name} (hex)`, Buffer.from(trimmed).toString('hex'));
+  }
+  out.set('attestation token', token);
+  out.set('attestation token signature', token.split('.')[2]!);
+  out.set('an access token', 'ya29.');
+  return out;
+}
+
+function scan(text: string, found: Map<string, string>): string[] {
+  return [...found].filter(([, needle]) => text.includes(needle)).map(([what]) => what);
+}
+
+describe('no secret in any output', () => {
+  let b: Boot;
+  before(async () => {
+    b = await boot();
+  });
+  after(() => b.close());
+
+  test('a successful boot at trace level: init log, child argv and env', async () => {
+    const config = b.config({ log: { level: 'trace' }, run: { command: [node, '-e', CHILD, '--', '{{secrets.key.path}}'], env: { KEY: '{{secrets.key.path}}' } } });
+    const { proc, log } = b.start(config, ['--log-level', 'trace']);
+    const initPid = proc.pid!;
+    const result = await proc;
+    assert.equal(result.exitCode, 0, log.text);
+    assert.ok(log.records.some((r) => r.severity === 'DEBUG'), 'trace/debug records were written');
+    const token = readFileSync(b.world.tokenFile, 'utf8').trim();
+    const text = `${result.stdout}\n${result.stderr}`;
+    assert.deepEqual(scan(text, needles(b, token)), []);
+    // The init's own argv never carried one either (it is gone now; check what we started).
+    assert.doesNotMatch(JSON.stringify(result.command), /ya29\.|-----BEGIN/);
+    assert.ok(initPid > 0);
+  });
+
+  test('failing boots log no secret either', async () => {
+    const token = readFileSync(b.world.tokenFile, 'utf8').trim();
+    const cases: [string, () => void][] = [
+      ['CRC mismatch', () => b.world.gcp.fault('sm', { corruptCrc: true }, { secret: 'projects/alice-proj/secrets/server-key' })],
+      ['permission denied', () => b.world.gcp.fault('sm', { status: 403 }, { secret: 'projects/bob-proj/secrets/ca' })],
+      ['STS refuses', () => b.world.gcp.fault('sts', { status: 400, body: { error: 'invalid_grant', error_description: 'condition not met' } })],
+      ['unavailable', () => b.world.gcp.fault('sm', { status: 503 })],
+    ];
+    for (const [what, inject] of cases) {
+      b.world.gcp.clearFaults();
+      inject();
+      const config = b.config({ log: { level: 'trace' } });
+      (config.fetch as Record<string, unknown>).deadline = '500ms';
+      const { proc } = b.start(config, ['--log-level', 'trace']);
+      const result = await proc;
+      assert.notEqual(result.exitCode, 0, what);
+      assert.deepEqual(scan(`${result.stdout}\n${result.stderr}`, needles(b, token)), [], what);
+    }
+    b.world.gcp.clearFaults();
+  });
+});

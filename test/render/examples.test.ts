@@ -1,0 +1,64 @@
+// examples/*/tee-init.yaml follow the DESIGN config contract as far as rendering can tell:
+// known sections, secrets that name defined credentials, and a run section that renders
+// (Envoy bootstraps pass the schema). The lead's `tee-init check` test covers the full loader.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { parse } from 'yaml';
+import { render, type RunSpec, type SecretRef } from '../../src/render/index.ts';
+import { needs } from '../helpers/tools.ts';
+import { envoyValidator, repoRoot } from './envoy-validator.ts';
+
+const examples = join(repoRoot, 'examples');
+const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'psk', 'endpoints'];
+const RUN_KEYS = ['preset', 'with', 'command', 'env', 'files', 'user', 'gracePeriod'];
+
+type Config = Record<string, any>;
+const load = (name: string): Config => parse(readFileSync(join(examples, name, 'tee-init.yaml'), 'utf8'));
+
+test('there is one example per use, each with a config and a README', () => {
+  const dirs = readdirSync(examples).sort();
+  assert.deepEqual(dirs, ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']);
+  for (const d of dirs) for (const f of ['tee-init.yaml', 'README.md']) assert.ok(existsSync(join(examples, d, f)), `${d}/${f}`);
+});
+
+for (const name of ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']) {
+  test(`example ${name}: its run section renders`, async (t) => {
+    const c = load(name);
+    for (const key of Object.keys(c)) assert.ok(SECTIONS.includes(key), `unknown section ${key}`);
+    for (const key of Object.keys(c.run)) assert.ok(RUN_KEYS.includes(key), `unknown run.${key}`);
+    const secrets: Record<string, SecretRef> = {};
+    for (const [sname, s] of Object.entries<Config>(c.secrets)) {
+      assert.ok(['gcp', 'file'].includes(s.source), `secrets.${sname}.source`);
+      if (s.source === 'gcp') assert.ok(Object.hasOwn(c.credentials ?? {}, s.credentials), `secrets.${sname}.credentials names a credential`);
+      else assert.ok(!s.path.startsWith('/'), `secrets.${sname}.path is relative to the config`);
+      secrets[sname] = s.file === undefined ? {} : { path: join(c.output.dir, s.file) };
+    }
+    const { preset, with: w, command, env, files } = c.run as RunSpec;
+    const rendered = render({ run: { preset, with: w, command, env, files }, secrets, outputDir: c.output.dir });
+    if (preset?.startsWith('envoy')) {
+      const v = await envoyValidator(t);
+      if (!v) return;
+      assert.deepEqual(v.validate(v.parseText(rendered.files[0]!.content, 'envoy.yaml'), undefined, { canonical: true }).errors, []);
+    }
+    if (name === 'psk') {
+      assert.deepEqual(Object.keys(c.psk.identities.Client1), ['shares', 'combine']);
+      for (const share of c.psk.identities.Client1.shares) assert.equal(c.secrets[share].file, undefined, 'PSK shares stay in memory');
+    }
+  });
+}
+
+test('examples/local: make-dev-secrets.sh creates the files the config reads, chained to its CA', (t) => {
+  if (!needs(t, 'openssl', 'apt-get install openssl')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tee-init-local-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  copyFileSync(join(examples, 'local', 'make-dev-secrets.sh'), join(dir, 'make-dev-secrets.sh'));
+  execFileSync('sh', [join(dir, 'make-dev-secrets.sh')], { stdio: 'ignore' });
+  const c = load('local');
+  for (const s of Object.values<Config>(c.secrets)) assert.ok(existsSync(resolve(dir, s.path)), s.path);
+  const secrets = join(dir, 'dev-secrets');
+  execFileSync('openssl', ['verify', '-CAfile', join(secrets, 'ca.crt'), join(secrets, 'server.crt'), join(secrets, 'client.crt')], { stdio: 'ignore' });
+});

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { InitError } from '../../src/errors.ts';
+import { classify } from '../../src/secrets/classify.ts';
+import { retrying, type RetryPolicy } from '../../src/secrets/retry.ts';
+import { memoryLog } from '../helpers/log.ts';
+
+const policy = (over: Partial<RetryPolicy> = {}): RetryPolicy => ({
+  deadline: Date.now() + 2000, deadlineMs: 2000, initialBackoffMs: 1, maxBackoffMs: 4, attemptTimeoutMs: 500, ...over,
+});
+const never = new AbortController().signal;
+
+test('classify: gRPC codes, HTTP statuses, OAuth errors, socket errors', () => {
+  const fail = (e: unknown, exit: number) => assert.deepEqual([classify(e).retry, (classify(e) as { exit?: number }).exit], [false, exit], JSON.stringify(e));
+  const retry = (e: unknown) => assert.equal(classify(e).retry, true, JSON.stringify(e));
+  fail({ code: 5 }, 78);
+  fail({ code: 7 }, 77);
+  fail({ code: 16 }, 77);
+  fail({ code: 9 }, 78);
+  retry({ code: 14 });
+  retry({ code: 13, httpStatusCode: 503 });
+  retry({ code: 8 });
+  fail({ response: { status: 403 } }, 77);
+  fail({ response: { status: 404 } }, 78);
+  fail({ response: { status: 400, data: { error: 'invalid_grant' } } }, 77);
+  fail({ response: { status: 400, data: { error: 'invalid_target' } } }, 78);
+  retry({ response: { status: 429 } });
+  retry({ status: 503 });
+  retry({ code: 'ECONNREFUSED' });
+  retry({ message: 'fetch failed', cause: { code: 'ECONNRESET' } });
+  fail({ message: 'x', cause: { code: 7 } }, 77);
+  fail(new InitError(65, 'crc'), 65);
+  assert.match(classify({ code: 13, httpStatusCode: 502 }).why, /HTTP 502/);
+});
+
+test('retries what may pass, until it does', async () => {
+  const { log, records } = memoryLog();
+  let n = 0;
+  const v = await retrying('secret x', async () => {
+    if (++n < 3) throw Object.assign(new Error('unavailable'), { code: 14 });
+    return 'ok';
+  }, policy(), never, log);
+  assert.equal(v, 'ok');
+  assert.equal(n, 3);
+  assert.equal(records().filter((r) => /retrying/.test(r.message as string)).length, 2);
+});
+
+test('stops at once on what will not pass, naming the thing: permission -> 77', async () => {
+  const { log } = memoryLog();
+  let n = 0;
+  await assert.rejects(
+    retrying('secret key (projects/p/secrets/k/versions/1, read as alice)', async () => {
+      n++;
+      throw Object.assign(new Error('Permission denied on secret'), { code: 7 });
+    }, policy(), never, log),
+    (e: unknown) => e instanceof InitError && e.exitCode === 77 && /^secret key \(projects\/p\/secrets\/k\/versions\/1, read as alice\): permission denied: Permission denied on secret$/.test(e.message),
+  );
+  assert.equal(n, 1);
+});
+
+test('past the deadline: 69, with the last reason', async () => {
+  const { log } = memoryLog();
+  await assert.rejects(
+    retrying('secret x', async () => {
+      throw Object.assign(new Error('503 Service Unavailable'), { code: 14 });
+    }, policy({ deadline: Date.now() + 50, deadlineMs: 50 }), never, log),
+    (e: unknown) => e instanceof InitError && e.exitCode === 69 && /still unavailable after .* unavailable: 503 Service Unavailable/.test(e.message),
+  );
+});
+
+test('a hung attempt is cut by the attempt timeout and retried', async () => {
+  const { log } = memoryLog();
+  let n = 0;
+  const v = await retrying('secret x', () => (++n === 1 ? new Promise<string>(() => {}) : Promise.resolve('second')), policy({ attemptTimeoutMs: 30 }), never, log);
+  assert.equal(v, 'second');
+});
+
+test('an abort (SIGTERM during bootstrap) ends the wait with its reason', async () => {
+  const { log } = memoryLog();
+  const ac = new AbortController();
+  const reason = new Error('aborted by SIGTERM');
+  const p = retrying('secret x', async () => {
+    throw Object.assign(new Error('unavailable'), { code: 14 });
+  }, policy({ initialBackoffMs: 10_000, maxBackoffMs: 10_000, deadline: Date.now() + 60_000 }), ac.signal, log);
+  setImmediate(() => ac.abort(reason));
+  await assert.rejects(p, (e) => e === reason);
+});
+
+test('a programming error is not retried: 70', () => {
+  const v = classify(new TypeError("Cannot read properties of null (reading 'x')"));
+  assert.deepEqual([v.retry, (v as { exit?: number }).exit], [false, 70]);
+  assert.equal(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })).retry, true);
+});
