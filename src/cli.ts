@@ -122,3 +122,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   }
   return result;
 }
+
+/** The environment minus tee-init's own settings: they are for the init, not the child. */
+export function withoutInitSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) if (!k.startsWith('TEE_INIT_')) out[k] = v;
+  return out;
+}

@@ -2,7 +2,7 @@ import { writeSync } from 'node:fs';
 import pkg from '../package.json' with { type: 'json' };
 import { Cleanup } from './cleanup.ts';
 import { inspectorDisabled, sigusr1Problem } from './no-inspector.ts';
-import { parseCli, USAGE, type CliOptions } from './cli.ts';
+import { parseCli, USAGE, withoutInitSettings, type CliOptions } from './cli.ts';
 import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { createLog, type Log } from './log.ts';
@@ -91,7 +91,7 @@ function guardInspector(log: Log): void {
 
 async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanup: Cleanup, abort: AbortSignal): Promise<Prepared> {
   if (abort.aborted) throw abort.reason;
-  if (cli.configPath === undefined) return { child: { argv: cli.command, env } };
+  if (cli.configPath === undefined) return { child: { argv: cli.command, env: withoutInitSettings(env) } };
   const { bootstrap } = await import('./pipeline.ts');
   // SIGTERM/SIGINT end the bootstrap at once, whatever it is waiting for.
   const aborted = new Promise<never>((_, reject) => {

@@ -5,6 +5,7 @@
 import { readAttestationToken } from './attest/token-file.ts';
 import { checkClaims, claimsSummary } from './attest/claims.ts';
 import type { Cleanup } from './cleanup.ts';
+import { withoutInitSettings } from './cli.ts';
 import { configError } from './errors.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
@@ -123,8 +124,7 @@ function materialize(out: OutputDir | undefined, files: SecretValue[], config: C
  * rendered run.env, and HOME/USER/LOGNAME of run.user when it switches user.
  */
 function childEnv(base: NodeJS.ProcessEnv, extra: Record<string, string>, user: UserIds | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(base)) if (!k.startsWith('TEE_INIT_')) env[k] = v;
+  const env = withoutInitSettings(base);
   if (user?.name) Object.assign(env, { USER: user.name, LOGNAME: user.name, ...(user.home ? { HOME: user.home } : {}) });
   return Object.assign(env, extra);
 }

@@ -4,6 +4,7 @@
 // google-auth-library is imported here, lazily, so the plain init never loads it.
 import type { AuthClient } from 'google-auth-library';
 import { fetchCustomToken } from '../attest/teeserver.ts';
+import { cjsExports } from '../cjs.ts';
 import type { Config, CredentialConfig, Endpoints } from '../config/schema.ts';
 
 export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
@@ -27,9 +28,7 @@ export function describeCredential(name: string, c: CredentialConfig): string {
 }
 
 export async function createIdentities(credentials: Config['credentials'], names: Iterable<string>, ctx: IdentityContext): Promise<Map<string, Identity>> {
-  // `.default` is module.exports of this CommonJS package, both from source and from the
-  // bundle's chunk (which exports nothing else).
-  const { GoogleAuth, IdentityPoolClient } = (await import('google-auth-library')).default;
+  const { GoogleAuth, IdentityPoolClient } = cjsExports(await import('google-auth-library'));
   const out = new Map<string, Identity>();
   for (const name of names) {
     const c = credentials[name]!;

@@ -59,11 +59,11 @@ export async function fetchSecrets(options: FetchOptions): Promise<Map<string, S
   const gcpNames = new Set(entries.flatMap(([, s]) => (s.source === 'gcp' ? [s.credentials] : [])));
   const access = new SecretManagerAccess(config.endpoints.secretmanager);
 
-  // Token exchanges (one per identity) start at once, while the client library loads.
+  // Token exchanges (one per identity) start first; the large Secret Manager client library is
+  // compiled while they are on the wire.
   let identities = new Map<string, Identity>();
   const tokens = new Map<string, Promise<unknown>>();
   if (gcpNames.size > 0) {
-    const preload = access.preload();
     // Building an identity is local, except ADC, which may ask the metadata server or the network.
     identities = await retrying('credentials', () => createIdentities(config.credentials, gcpNames, options.identity), policy, abort, log);
     for (const [name, identity] of identities) {
@@ -72,7 +72,8 @@ export async function fetchSecrets(options: FetchOptions): Promise<Map<string, S
       p.catch(() => {}); // observed by the secrets that await it
       tokens.set(name, p);
     }
-    await preload;
+    await new Promise((resolve) => setImmediate(resolve));
+    await access.preload();
   }
 
   const limit = limiter(config.fetch.concurrency);

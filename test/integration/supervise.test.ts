@@ -30,18 +30,19 @@ describe('the child', () => {
         const fs = require('node:fs');
         const flags = (fd) => parseInt(/flags:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/fdinfo/' + fd, 'utf8'))[1], 8);
         console.log(JSON.stringify({
-          argv: process.argv.slice(1), cwd: process.cwd(), marker: process.env.TEE_TEST_MARKER,
+          argv: process.argv.slice(1), cwd: process.cwd(), marker: process.env.TEE_TEST_MARKER, initSetting: process.env.TEE_INIT_GRACE_PERIOD,
           nonblockOut: (flags(1) & 0o4000) !== 0, nonblockErr: (flags(2) & 0o4000) !== 0,
         }));`;
       const { result, code } = await runInit(['--', node, '-e', script, '$HOME;echo', '*'], {
         cwd: dir,
-        env: { TEE_TEST_MARKER: 'from-the-init' },
+        env: { TEE_TEST_MARKER: 'from-the-init', TEE_INIT_GRACE_PERIOD: '5s' },
       });
       assert.equal(code, 0, result.stderr as string);
       const seen = JSON.parse(result.stdout as string);
       assert.deepEqual(seen.argv, ['$HOME;echo', '*']);
       assert.equal(seen.cwd, dir);
       assert.equal(seen.marker, 'from-the-init');
+      assert.equal(seen.initSetting, undefined, "tee-init's own TEE_INIT_* settings are not the child's");
       // Node switches a stdio pipe it wraps to O_NONBLOCK, and the child shares the file description.
       assert.equal(seen.nonblockOut, false, "the init left the child's stdout blocking");
       assert.equal(seen.nonblockErr, false, "the init left the child's stderr blocking");

@@ -1,6 +1,7 @@
 // Secret Manager, through @google-cloud/secret-manager in REST mode (HTTP/1.1 JSON): the same
 // transport in a TEE and against the loopback fakes; only the endpoint differs.
 import type { SecretManagerServiceClient } from '@google-cloud/secret-manager';
+import { cjsExports } from '../../cjs.ts';
 import type { Identity } from '../../credentials/identities.ts';
 
 export interface AccessedVersion {
@@ -22,15 +23,19 @@ export function endpointFor(ref: string, override: string | undefined): URL {
 export class SecretManagerAccess {
   readonly #clients = new Map<string, SecretManagerServiceClient>();
   readonly #override: string | undefined;
-  #module: Promise<typeof import('@google-cloud/secret-manager')> | undefined;
+  #module: Promise<typeof import('@google-cloud/secret-manager/build/src/v1/secret_manager_service_client.js')> | undefined;
 
   constructor(override: string | undefined) {
     this.#override = override;
   }
 
-  /** Loads the client library ahead of the first request (it is large), in parallel with token exchanges. */
+  /**
+   * Loads the client library ahead of the first request (it is large), in parallel with token
+   * exchanges. The v1 client module alone: the package's index also loads 750 KiB of static
+   * protobuf code and the v1beta2 client, neither of which the REST transport uses.
+   */
   preload(): Promise<unknown> {
-    this.#module ??= import('@google-cloud/secret-manager');
+    this.#module ??= import('@google-cloud/secret-manager/build/src/v1/secret_manager_service_client.js');
     return this.#module;
   }
 
@@ -39,8 +44,8 @@ export class SecretManagerAccess {
     const key = `${identity.name} ${url.origin}`;
     let client = this.#clients.get(key);
     if (!client) {
-      // `.default`: module.exports of the CommonJS package, from source and from the bundle alike.
-      const { SecretManagerServiceClient } = ((await this.preload()) as typeof import('@google-cloud/secret-manager')).default;
+      await this.preload();
+      const { SecretManagerServiceClient } = cjsExports(await this.#module!);
       const https = url.protocol === 'https:';
       client = new SecretManagerServiceClient({
         authClient: identity.client as never,
