@@ -7,40 +7,16 @@
 import { execa } from 'execa';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
-import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startWorld } from '../test/fakes/world.ts';
 import { createPki } from '../test/helpers/pki.ts';
 import { LogTail, bundle, node, root } from '../test/helpers/init.ts';
+import { freePort, waitForPort } from '../test/helpers/net.ts';
 
 const say = (s = '') => console.log(s);
 const step = (n: number, s: string) => say(`\n[${n}] ${s}`);
 const have = async (tool: string) => (await execa('sh', ['-c', `command -v ${tool}`], { reject: false })).exitCode === 0;
-
-async function waitForPort(port: number, deadlineMs: number): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = netConnect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`nothing listens on 127.0.0.1:${port} after ${deadlineMs} ms`);
-    await sleep(50);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const shmBefore = new Set(readdirSync('/dev/shm'));
 const work = mkdtempSync(join(tmpdir(), 'tee-init-demo-'));

@@ -23,6 +23,7 @@ const TOOLS = {
   stunnel: 'stunnel4',
   openssl: 'openssl',
   unshare: 'util-linux',
+  python3: 'python3', // a listener that never accepts, for the PSK connect-timeout test
 };
 
 const missing = [...new Set(Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg))];

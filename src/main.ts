@@ -7,6 +7,7 @@ import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { createLog, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
+import type { PskProxyOptions } from './psk/proxy.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
 
 const DEFAULT_GRACE_PERIOD_MS = 10_000;
@@ -15,6 +16,7 @@ const DEFAULT_GRACE_PERIOD_MS = 10_000;
 export interface Prepared {
   child: ChildSpec;
   gracePeriodMs?: number | undefined;
+  psk?: PskProxyOptions | undefined;
 }
 
 function line(fd: 1 | 2, text: string): void {
@@ -54,6 +56,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
     const pid = await supervisor.spawn(prepared.child);
     log.info({ pid, command: prepared.child.argv }, 'child started');
+    if (prepared.psk) {
+      const failure = await startPsk(prepared.psk, supervisor, cleanup, log);
+      if (failure !== undefined) return failure;
+    }
     const exit = await supervisor.wait();
     log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
     reaper?.reap();
@@ -102,6 +108,30 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
     bootstrap({ configPath: cli.configPath, command: cli.command, env, logLevel: cli.logLevel, log, cleanup, abort }),
     aborted,
   ]);
+}
+
+/**
+ * Opens the TLS-PSK listener beside the running child (once its port accepts). The child's exit
+ * ends the wait; if the listener cannot start, the child is stopped as by a SIGTERM and the init
+ * exits with the listener's failure (the child's status would hide the cause). Returns that
+ * status, or undefined when the proxy runs (or the child is already gone).
+ */
+async function startPsk(options: PskProxyOptions, supervisor: Supervisor, cleanup: Cleanup, log: Log): Promise<number | undefined> {
+  const { startPskProxy } = await import('./psk/index.ts');
+  const childGone = new AbortController();
+  void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the PSK listener opened')));
+  try {
+    const proxy = await startPskProxy({ ...options, signal: childGone.signal });
+    cleanup.add('close the PSK listener', () => void proxy.close());
+    void supervisor.wait().then(() => proxy.close());
+    return undefined;
+  } catch (err) {
+    if (childGone.signal.aborted) return undefined;
+    const status = failed(log, err);
+    supervisor.stop('the PSK listener could not start');
+    await supervisor.wait();
+    return status;
+  }
 }
 
 /** One line naming what failed, and the status that says what kind of failure it was. */

@@ -163,7 +163,7 @@ export const configSchema = z.strictObject({
       identities: z.record(z.string().min(1).max(128), pskIdentity).refine((ids) => Object.keys(ids).length > 0, { error: 'needs at least one identity' }),
       tls12: z.boolean().default(false),
       handshakeTimeout: duration.default(10_000),
-      idleTimeout: duration.default(300_000),
+      idleTimeout: duration.default(12 * 3_600_000),
       maxConnections: z.number().int().min(1).max(100_000).default(1024),
       readyTimeout: duration.default(30_000),
     })

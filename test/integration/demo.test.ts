@@ -17,3 +17,11 @@ for (const backend of ['redis', 'generic'] as const) {
     assert.match(r.stdout, backend === 'redis' ? /ping +-> PONG/ : /mTLS client +-> hello tee-init test client via tee-init/);
   });
 }
+
+test('examples/psk/run-local.ts runs the two-collaborator PSK setup', async (t) => {
+  if (!needs(t, 'redis-server', 'apt-get install redis-server') || !needs(t, 'redis-cli', 'apt-get install redis-tools')) return;
+  const r = await execa(node, [join(root, 'examples', 'psk', 'run-local.ts')], { reject: false, timeout: 60_000 });
+  assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /SET\/GET -> OK \/ hello through two TEEs/);
+  assert.match(r.stdout, /^OK: both inits derived the same key/m);
+});

@@ -1,18 +1,8 @@
 // Small network helpers for the end-to-end tests.
-import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:tls';
 
-/** A port nothing listens on right now (on any address), chosen by the kernel. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0);
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from '../helpers/net.ts';
 
 /** The TCP ports process `pid` is listening on (from /proc: its socket inodes in LISTEN state). */
 export function listeningPorts(pid: number): number[] {

@@ -1,0 +1,74 @@
+// Client mode: plain TCP in on a local listener, TLS-PSK out to a remote peer (another TEE's
+// init in server mode, stunnel, any TLS-PSK server).
+import { createServer, type Server, type Socket } from 'node:net';
+import { type ConnectionOptions, connect, createSecureContext } from 'node:tls';
+import { formatHostPort } from './address.ts';
+import { KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
+import { type PskTlsOptions, versionOptions } from './tls-options.ts';
+
+export interface ClientModeOptions {
+  identity: string;
+  /** Read during handshakes only; the caller keeps the buffer alive and unchanged. */
+  key: Buffer;
+  tls: PskTlsOptions;
+}
+
+export function createPskClient({ identity, key, tls }: ClientModeOptions, ctx: ModeContext): Server {
+  const { log, stats, timeouts } = ctx;
+  const remote = formatHostPort(ctx.upstream);
+  // One context for all connections: tls.connect would otherwise build a new one (an SSL_CTX)
+  // per connection, which costs more than the rest of the handshake setup.
+  const secureContext = createSecureContext(versionOptions(tls));
+
+  return createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS }, (client: Socket) => {
+    const t0 = performance.now();
+    const fields = { peer: peerOf(client), identity };
+    // allowHalfOpen is honoured by tls.connect (it builds the TLSSocket with it) but missing from its type.
+    const connectOptions: ConnectionOptions & { allowHalfOpen: boolean } = {
+      host: ctx.upstream.host,
+      port: ctx.upstream.port,
+      secureContext,
+      allowHalfOpen: true,
+      // Called once with hint null for a TLS 1.3 ClientHello, again with the server's hint if 1.2
+      // is chosen: the answer is the same. No certificate is involved, so nothing to check.
+      pskCallback: () => ({ psk: key, identity }),
+      checkServerIdentity: () => undefined,
+    };
+    const upstream = connect(connectOptions);
+    ctx.track(upstream);
+    let tcpUp = false;
+    let piping = false;
+    const timer = setTimeout(
+      () => upstream.destroy(Object.assign(new Error(`no TLS session within ${timeouts.handshakeMs} ms`), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })),
+      timeouts.handshakeMs,
+    );
+    const giveUp = () => {
+      clearTimeout(timer);
+      upstream.destroy();
+    };
+    client.once('close', () => piping || giveUp());
+    client.on('error', () => piping || giveUp()); // after piping, pipe.ts handles errors
+    upstream.once('connect', () => {
+      tcpUp = true;
+      upstream.setNoDelay(true);
+      upstream.setKeepAlive(true, KEEPALIVE_MS);
+    });
+    upstream.once('secureConnect', () => {
+      clearTimeout(timer);
+      if (client.destroyed) return void upstream.destroy();
+      piping = true;
+      startPiping(ctx, client, upstream, upstream, fields, t0);
+    });
+    upstream.on('error', (err) => {
+      if (piping) return;
+      clearTimeout(timer);
+      if (tcpUp) stats.handshakeFailures++;
+      else stats.upstreamFailures++;
+      log.warn(
+        { ...fields, remote, reason: reason(err) },
+        tcpUp ? 'psk handshake with the remote peer failed; closing the local connection' : 'psk remote peer unreachable; closing the local connection',
+      );
+      client.end(() => client.destroy());
+    });
+  });
+}

@@ -1,0 +1,69 @@
+// What server and client mode share: the per-proxy context and the start of piping.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Log } from '../log.ts';
+import type { HostPort } from './address.ts';
+import { pipeSockets } from './pipe.ts';
+import type { PskStats } from './stats.ts';
+
+export interface PskTimeouts {
+  /** TLS handshake, from TCP accept (server) or TCP connect start (client). Default 10 s. */
+  handshakeMs?: number;
+  /** Plain TCP connect to the upstream (server mode). Default 5 s. */
+  connectMs?: number;
+  /** No traffic either way for this long closes a connection; 0 = never. Default 12 h, as stunnel's TIMEOUTidle. */
+  idleMs?: number;
+}
+
+export const TIMEOUT_DEFAULTS: Required<PskTimeouts> = { handshakeMs: 10_000, connectMs: 5_000, idleMs: 12 * 3_600_000 };
+
+// Finds peers that vanished without a FIN (a VM gone, a NAT entry dropped) long before idleMs.
+export const KEEPALIVE_MS = 60_000;
+
+export interface ModeContext {
+  upstream: HostPort;
+  timeouts: Required<PskTimeouts>;
+  log: Log;
+  stats: PskStats;
+  /** Registers an upstream socket, so that close() can destroy it. */
+  track(socket: Socket): void;
+}
+
+export function peerOf(socket: Socket): string {
+  const a = socket.remoteAddress;
+  return a === undefined ? 'unknown' : `${a.includes(':') ? `[${a}]` : a}:${socket.remotePort}`;
+}
+
+/** Both sides are up: count it, log it, pipe until both close. `secure` is the TLS side. */
+export function startPiping(
+  ctx: ModeContext, client: Socket, upstream: Socket, secure: TLSSocket, fields: { peer: string; identity: string | undefined }, t0: number,
+): void {
+  ctx.stats.established++;
+  // Guarded: building the record (two calls into OpenSSL) costs even when debug is off.
+  if (ctx.log.isLevelEnabled('debug')) {
+    ctx.log.debug({ ...fields, protocol: secure.getProtocol(), cipher: secure.getCipher()?.name, setupMs: round(performance.now() - t0) }, 'psk connection open');
+  }
+  pipeSockets(client, upstream, {
+    idleTimeoutMs: ctx.timeouts.idleMs,
+    stats: ctx.stats,
+    onClose(r) {
+      if (r.end === 'idle') ctx.stats.idleTimeouts++;
+      if (!ctx.log.isLevelEnabled('debug')) return;
+      ctx.log.debug(
+        {
+          ...fields, end: r.end, bytesFromClient: r.bytesFromClient, bytesToClient: r.bytesToClient,
+          ms: round(performance.now() - t0), ...(r.error ? { reason: reason(r.error) } : {}),
+        },
+        'psk connection closed',
+      );
+    },
+  });
+}
+
+export function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+export function reason(err: Error): string {
+  return (err as NodeJS.ErrnoException).code ?? err.message;
+}
