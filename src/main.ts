@@ -50,6 +50,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   log.info({ version: pkg.version, pid: process.pid, node: process.version }, 'tee-init starting');
   guardInspector(log);
   const reaper = startReaping({ log, subreaper: cli.subreaper, owned: () => supervisor.ownedPids() });
+  const bug = onInternalError(log, supervisor, cleanup);
 
   try {
     const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
@@ -63,12 +64,32 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     const exit = await supervisor.wait();
     log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
     reaper?.reap();
-    return exit.status;
+    return bug.happened ? EXIT.software : exit.status;
   } catch (err) {
     return failed(log, err);
   } finally {
     cleanup.run();
   }
+}
+
+/**
+ * A bug in the init (an uncaught exception, an unhandled rejection) must neither crash it
+ * with the secrets on disk nor leave a child without its init: before the child exists the
+ * init wipes and exits 70; while it runs, the child is stopped as by a SIGTERM and the init
+ * exits 70 once it is gone.
+ */
+function onInternalError(log: Log, supervisor: Supervisor, cleanup: Cleanup): { happened: boolean } {
+  const state = { happened: false };
+  const handle = (err: unknown) => {
+    log.error({ err, exitCode: EXIT.software }, `internal error: ${err instanceof Error ? err.message : String(err)}`);
+    state.happened = true;
+    if (supervisor.running) return supervisor.stop('internal error in tee-init');
+    cleanup.run();
+    process.exit(EXIT.software);
+  };
+  process.on('uncaughtException', handle);
+  process.on('unhandledRejection', handle);
+  return state;
 }
 
 /** `tee-init check`: the plan on stdout, or one line on stderr and 78. Reads no token, contacts nothing. */

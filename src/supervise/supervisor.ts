@@ -64,6 +64,11 @@ export class Supervisor {
     return this.#abort.signal;
   }
 
+  /** True while the child exists. */
+  get running(): boolean {
+    return this.#phase === 'running';
+  }
+
   /** Pids whose exit Node waits for itself; the reaper must leave them alone. */
   ownedPids(): ReadonlySet<number> {
     const pid = this.#phase === 'running' ? this.#child?.pid : undefined;

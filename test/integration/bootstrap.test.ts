@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { boot, type Boot } from '../helpers/boot.ts';
-import { node } from '../helpers/init.ts';
+import { node, root, startInit } from '../helpers/init.ts';
 import { createPki } from '../helpers/pki.ts';
 
 // The child reports what it was given: files (mode, owner, content hash), argv and env.
@@ -286,5 +286,40 @@ describe('bootstrap interrupted', () => {
     assert.ok(log.find('SIGHUP before the child started: dropped'));
     assert.doesNotMatch(result.stdout as string, /child got HUP/);
     b.world.gcp.clearFaults();
+  });
+});
+
+describe('a bug in the init', () => {
+  let b: Boot;
+  before(async () => {
+    b = await boot();
+  });
+  after(() => b.close());
+  const preload = ['--disable-sigusr1', '--import', join(root, 'test', 'fixtures', 'throw-later.mjs')];
+
+  test('during the bootstrap: 70, secrets wiped, no child', async () => {
+    b.world.gcp.fault('sm', { hang: true }, { secret: 'projects/bob-proj/secrets/bob_psk' });
+    const config = b.config();
+    Object.assign(config.fetch as Record<string, unknown>, { deadline: '60s', attemptTimeout: '60s' });
+    const { proc, log } = startInit(['--config', b.writeConfig(config)], { env: { TEE_TEST_THROW_AFTER_MS: '800' } }, preload);
+    const result = await proc;
+    assert.equal(result.exitCode, 70, log.text);
+    assert.match(log.find('internal error')!.message, /injected bug/);
+    assert.equal(existsSync(b.marker), false);
+    assert.deepEqual(b.leftovers(), []);
+    b.world.gcp.clearFaults();
+  });
+
+  test('while the child runs: the child is stopped with SIGTERM, secrets wiped, 70', async () => {
+    // The child ignores SIGUSR2 (the init forwards it); the preloaded fixture throws on it.
+    const config = b.config({ run: { command: ['sh', '-c', 'trap "" USR2; exec sleep 30'] } });
+    const { proc, log } = startInit(['--config', b.writeConfig(config)], { env: { TEE_TEST_THROW_ON_SIGNAL: 'SIGUSR2' } }, preload);
+    await log.waitFor('child started');
+    proc.kill('SIGUSR2');
+    const result = await proc;
+    assert.equal(result.exitCode, 70, log.text);
+    assert.ok(log.find('stopping the child'));
+    assert.equal(log.find('child exited')!.signal, 'SIGTERM');
+    assert.deepEqual(b.leftovers(), []);
   });
 });
