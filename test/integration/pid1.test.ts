@@ -7,6 +7,8 @@ import { orphansScript } from '../helpers/orphans.ts';
 import { isRoot, needs } from '../helpers/tools.ts';
 
 const ORPHANS = orphansScript(100);
+// A Node PID 1 that runs its argv and waits for that child only, as Node does: it reaps no orphan.
+const PLAIN_PID1 = `require('child_process').spawn(process.argv[1], process.argv.slice(2), { stdio: 'inherit' }).on('exit', (c) => process.exit(c));`;
 
 function inNamespace(t: TestContext): boolean {
   if (!needs(t, 'unshare', 'apt-get install util-linux')) return false;
@@ -33,8 +35,7 @@ describe('as PID 1 in a PID namespace', () => {
 
   test('control: a Node PID 1 that does not reap leaves the zombies behind', async (t) => {
     if (!inNamespace(t)) return;
-    const plain = `require('child_process').spawn('sh', ['-c', process.argv[1]], { stdio: 'inherit' }).on('exit', (c) => process.exit(c));`;
-    const { proc } = startCommand([...UNSHARE, node, '-e', plain, ORPHANS]);
+    const { proc } = startCommand([...UNSHARE, node, '-e', PLAIN_PID1, 'sh', '-c', ORPHANS]);
     const result = await proc;
     assert.equal(result.stdout, 'zombies=100 sleeps=100');
   });
@@ -54,16 +55,23 @@ describe('as PID 1 in a PID namespace', () => {
 });
 
 describe('not PID 1', () => {
-  test('--subreaper reaps orphans of the child', async () => {
-    // Zombies whose parent is the init ($PPID of the shell) after the orphans are gone.
-    const script = ORPHANS.replace(
-      `grep -s ') Z ' /proc/[0-9]*/stat | wc -l`,
-      `for f in /proc/[0-9]*/stat; do read -r l < $f 2>/dev/null || continue; r=\${l##*) }; set -- $r; [ "$1" = Z ] && [ "$2" = $PPID ] && echo z; done | wc -l`,
-    );
-    const { result, code, log } = await runInit(['--subreaper', '--', 'sh', '-c', script]);
-    assert.equal(code, 7, log.text);
-    assert.equal(result.stdout, 'zombies=0 sleeps=0', log.text);
-    assert.equal(log.find('not PID 1'), undefined);
+  test('--subreaper reaps orphans of the child (and without it, nobody does)', async (t) => {
+    // In a PID namespace of its own (so that /proc shows only this test's processes), under a
+    // plain Node PID 1 that reaps nothing but its own child: the init is not PID 1 there.
+    if (!inNamespace(t)) return;
+    const run = async (subreaper: boolean) => {
+      const init = [node, '--disable-sigusr1', bundle, ...(subreaper ? ['--subreaper'] : []), '--', 'sh', '-c', ORPHANS];
+      const { proc, log } = startCommand([...UNSHARE, node, '-e', PLAIN_PID1, ...init]);
+      const result = await proc;
+      assert.equal(result.exitCode, 7, log.text);
+      assert.notEqual(log.find('tee-init starting')!.pid, 1);
+      return { stdout: result.stdout, log };
+    };
+    const reaped = await run(true);
+    assert.equal(reaped.stdout, 'zombies=0 sleeps=0', reaped.log.text);
+    assert.equal(reaped.log.find('not PID 1'), undefined);
+    const control = await run(false);
+    assert.equal(control.stdout, 'zombies=100 sleeps=100');
   });
 
   test('without --subreaper it says that orphans will not be reaped', async () => {
