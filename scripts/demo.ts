@@ -18,6 +18,13 @@ const say = (s = '') => console.log(s);
 const step = (n: number, s: string) => say(`\n[${n}] ${s}`);
 const have = async (tool: string) => (await execa('sh', ['-c', `command -v ${tool}`], { reject: false })).exitCode === 0;
 
+// The throwaway PKI needs the openssl command; a fresh Debian may lack it.
+if (!(await have('openssl'))) {
+  if (process.getuid?.() !== 0) throw new Error('the demo needs openssl: apt-get install openssl');
+  console.log('installing openssl (apt-get) for the throwaway PKI');
+  await execa('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl'], { stdio: 'inherit' });
+}
+
 const shmBefore = new Set(readdirSync('/dev/shm'));
 const work = mkdtempSync(join(tmpdir(), 'tee-init-demo-'));
 const world = await startWorld();
