@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -89,30 +89,60 @@ else {
   },
 };
 
-const result = await build({
-  entryPoints: { 'tee-init': join(root, 'src/bin.ts') },
-  outdir: dist,
+// The start path is one file: every module the plain init needs, in dist/tee-init.js, so that
+// starting it reads and links a single module. Whatever runs only with a config (YAML, zod,
+// jose, the Google clients, TLS-PSK) is a second build, loaded by import() from dist/:
+// each dynamic import of the entry must be one of these.
+const LAZY = { pipeline: 'src/pipeline.ts', plan: 'src/config/plan.ts', psk: 'src/psk/index.ts' };
+const lazyByPath = new Map(Object.entries(LAZY).map(([name, file]) => [join(root, file), `./${name}.js`]));
+const lazyExternal = {
+  name: 'lazy-external',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) => {
+      if (args.kind !== 'dynamic-import') return undefined;
+      const target = lazyByPath.get(resolvePath(args.resolveDir, args.path));
+      if (!target) return { errors: [{ text: `dynamic import of ${args.path} is not one of the lazy entries in scripts/build.mjs` }] };
+      return { path: target, external: true };
+    });
+  },
+};
+
+// CommonJS dependencies call require() and read __dirname; ESM has neither.
+const banner = {
+  js: [
+    "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
+    "const __filename = process.getBuiltinModule('node:url').fileURLToPath(import.meta.url);",
+    "const __dirname = process.getBuiltinModule('node:path').dirname(__filename);",
+  ].join(' '),
+};
+const common = {
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node22',
-  chunkNames: '[name]-[hash]',
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: 'linked',
   metafile: true,
   logLevel: 'warning',
-  plugins: [stubPinoExtras, stubGrpc, builtinsWithoutFacades],
-  // CommonJS dependencies call require() and read __dirname; ESM has neither.
-  banner: {
-    js: [
-      "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
-      "const __filename = process.getBuiltinModule('node:url').fileURLToPath(import.meta.url);",
-      "const __dirname = process.getBuiltinModule('node:path').dirname(__filename);",
-    ].join(' '),
-  },
+  banner,
+};
+
+const startPath = await build({
+  ...common,
+  entryPoints: { 'tee-init': join(root, 'src/bin.ts') },
+  outdir: dist,
+  plugins: [lazyExternal, stubPinoExtras, builtinsWithoutFacades],
 });
+const lazy = await build({
+  ...common,
+  entryPoints: Object.fromEntries(Object.entries(LAZY).map(([name, file]) => [name, join(root, file)])),
+  outdir: dist,
+  splitting: true,
+  chunkNames: 'lazy-[hash]',
+  plugins: [stubPinoExtras, stubGrpc, builtinsWithoutFacades],
+});
+const result = { metafile: { inputs: {}, outputs: { ...startPath.metafile.outputs, ...lazy.metafile.outputs } } };
 
 // The bundle is ESM wherever dist/ is copied to.
 writeFileSync(join(dist, 'package.json'), '{ "type": "module" }\n');

@@ -1,11 +1,20 @@
 import { EXIT, type ExitCode } from './exit-codes.ts';
 
+const INIT_ERROR = Symbol.for('tee-init.InitError');
+const ABORTED = Symbol.for('tee-init.AbortedBySignal');
+
 /**
  * A failure tee-init reports as one line and a documented exit status.
  * `message` names the thing at fault and what to do; it is printed as is, so it must never
  * contain secret bytes. `detail` goes to the JSON log only (also never secret bytes).
  */
 export class InitError extends Error {
+  // The bundle's start path and its lazily loaded stages each hold a copy of this module;
+  // `instanceof` answers by this brand, not by which copy made the object.
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[INIT_ERROR] === true;
+  }
+  readonly [INIT_ERROR] = true;
   readonly exitCode: ExitCode;
   readonly detail: Record<string, unknown> | undefined;
 
@@ -25,6 +34,10 @@ export const dataError = (message: string, detail?: Record<string, unknown>) =>
 
 /** Bootstrap aborted by SIGINT/SIGTERM before the child existed. */
 export class AbortedBySignal extends Error {
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[ABORTED] === true;
+  }
+  readonly [ABORTED] = true;
   readonly signal: 'SIGINT' | 'SIGTERM';
   constructor(signal: 'SIGINT' | 'SIGTERM') {
     super(`bootstrap aborted by ${signal}`);

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { describeCredential } from '../credentials/identities.ts';
 import { formatDuration } from '../duration.ts';
-import { render } from '../render/index.ts';
+import { render, requiredSecrets } from '../render/index.ts';
 import { loadConfig } from './load.ts';
 import type { Config } from './schema.ts';
 
@@ -50,11 +50,14 @@ export function planText(configPath: string): string {
 function secretLines(config: Config, dir: string): string[] {
   const entries = Object.entries(config.secrets);
   if (entries.length === 0) return ['none'];
+  // A secret nothing refers to may still be read by the program at a fixed path; a typo in a
+  // placeholder or a share list shows up here first.
+  const referenced = new Set([...requiredSecrets(config.run), ...Object.values(config.psk?.identities ?? {}).flatMap((i) => i.shares)]);
   const w = Math.max(...entries.map(([n]) => n.length));
   return entries.map(([name, s]) => {
     const from = s.source === 'gcp' ? `${s.ref} as ${s.credentials}` : `file ${s.path}`;
     const to = s.file ? `${join(dir, s.file)} ${octal(s.mode ?? 0o400)}` : 'memory only';
-    return `${name.padEnd(w)}  ${from} -> ${to}`;
+    return `${name.padEnd(w)}  ${from} -> ${to}${referenced.has(name) ? '' : ' (not referenced by run or psk)'}`;
   });
 }
 
