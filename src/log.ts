@@ -47,7 +47,7 @@ export const stderrLine = {
  * Errors are reduced to type, message and a code: library errors (gaxios, google-gax) carry
  * their request config, headers included, and an Authorization header must never be logged.
  */
-export function errorFields(err: unknown): Record<string, unknown> {
+function errorFields(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { message: String(err) };
   const e = err as Error & { code?: unknown; status?: unknown };
   const out: Record<string, unknown> = { type: e.name, message: e.message };

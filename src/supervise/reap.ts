@@ -15,16 +15,11 @@ export class Reaper {
   readonly #log: Log;
   readonly #owned: () => ReadonlySet<number>;
   #timer: NodeJS.Timeout | undefined;
-  #reaped = 0;
 
   constructor(libc: Libc, log: Log, owned: () => ReadonlySet<number>) {
     this.#libc = libc;
     this.#log = log;
     this.#owned = owned;
-  }
-
-  get reapedCount(): number {
-    return this.#reaped;
   }
 
   start(intervalMs = 1000): void {
@@ -52,10 +47,7 @@ export class Reaper {
   };
 
   #reapOne(pid: number): void {
-    if (this.#libc.reap(pid)) {
-      this.#reaped++;
-      this.#log.debug({ pid }, 'reaped orphan');
-    }
+    if (this.#libc.reap(pid)) this.#log.debug({ pid }, 'reaped orphan');
   }
 
   /** Zombies among our children other than the ones Node is about to wait for itself. */

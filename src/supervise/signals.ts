@@ -59,10 +59,3 @@ export function signalNumber(name: string): number {
   if (n === undefined) throw new Error(`unknown signal ${name}`);
   return n;
 }
-
-const NAMES = new Map<number, string>();
-for (const [name, n] of Object.entries(constants.signals)) if (!NAMES.has(n)) NAMES.set(n, name);
-
-export function signalName(n: number): string {
-  return NAMES.get(n) ?? `signal ${n}`;
-}
