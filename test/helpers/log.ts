@@ -1,8 +1,17 @@
 import { createLog, type Log, type LogLevel } from '../../src/log.ts';
 
-/** A real pino logger writing into memory, for unit tests that check what was logged. */
-export function memoryLog(level: LogLevel = 'trace'): { log: Log; lines: string[]; records: () => Record<string, unknown>[] } {
+export interface MemoryLog {
+  log: Log;
+  lines: string[];
+  records: () => Record<string, unknown>[];
+  text: () => string;
+  messages: () => string[];
+}
+
+/** A real pino logger writing into memory, for tests that check what was logged. */
+export function memoryLog(level: LogLevel = 'trace'): MemoryLog {
   const lines: string[] = [];
   const log = createLog({ level, sink: { write: (l: string) => void lines.push(l) } });
-  return { log, lines, records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  const records = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { log, lines, records, text: () => lines.join(''), messages: () => records().map((r) => String(r.message)) };
 }

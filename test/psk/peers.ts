@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { createLog, type Log } from '../../src/log.ts';
 import { startPskProxy, type PskClientOptions, type PskProxy, type PskProxyOptions, type PskServerOptions } from '../../src/psk/index.ts';
 import { Lines } from '../helpers/lines.ts';
 import { needs } from '../helpers/tools.ts';
 import { freePort } from '../helpers/net.ts';
+import { memoryLog } from '../helpers/log.ts';
 
 // The psk.md test vector: alice and bob's shares and the key sha256-concat makes of them.
 export const ALICE = '2c6f63f8c0f53a565db041b91c0a95add8913fc102670589db3982228dbfed90';
@@ -22,7 +22,7 @@ export const KEY = Buffer.from(KEY_HEX, 'hex');
 export const WRONG_KEY_HEX = 'a'.repeat(32) + 'b'.repeat(32);
 export const IDENTITY = 'Client1';
 
-export { freePort };
+export { freePort, memoryLog };
 
 export const INSTALL = {
   openssl: 'apt-get install openssl',
@@ -30,12 +30,6 @@ export const INSTALL = {
   redis: 'apt-get install redis-server redis-tools',
 };
 
-/** A pino logger into memory (trace by default), to read what the proxy logged. */
-export function memoryLog(level: 'trace' | 'debug' | 'info' | 'warn' = 'trace'): { log: Log; lines: string[]; text: () => string; messages: () => string[] } {
-  const lines: string[] = [];
-  const log = createLog({ level, sink: { write: (l: string) => void lines.push(l) } });
-  return { log, lines, text: () => lines.join(''), messages: () => lines.map((l) => (JSON.parse(l) as { message: string }).message) };
-}
 
 export function tempDir(t: TestContext, prefix = 'tee-init-psk-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
