@@ -14,7 +14,7 @@ export interface ClientModeOptions {
 }
 
 export function createPskClient({ identity, key, tls }: ClientModeOptions, ctx: ModeContext): Server {
-  const { log, stats, timeouts } = ctx;
+  const { stats, timeouts } = ctx;
   const remote = formatHostPort(ctx.upstream);
   // One context for all connections: tls.connect would otherwise build a new one (an SSL_CTX)
   // per connection, which costs more than the rest of the handshake setup.
@@ -64,7 +64,7 @@ export function createPskClient({ identity, key, tls }: ClientModeOptions, ctx: 
       clearTimeout(timer);
       if (tcpUp) stats.handshakeFailures++;
       else stats.upstreamFailures++;
-      log.warn(
+      (tcpUp ? ctx.warnHandshake : ctx.warnUpstream)(
         { ...fields, remote, reason: reason(err) },
         tcpUp ? 'psk handshake with the remote peer failed; closing the local connection' : 'psk remote peer unreachable; closing the local connection',
       );

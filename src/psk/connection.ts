@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Log } from '../log.ts';
 import type { HostPort } from './address.ts';
+import type { LimitedWarn } from './log-limit.ts';
 import { pipeSockets } from './pipe.ts';
 import type { PskStats } from './stats.ts';
 
@@ -24,6 +25,9 @@ export interface ModeContext {
   upstream: HostPort;
   timeouts: Required<PskTimeouts>;
   log: Log;
+  /** Rate-limited warnings for per-connection failures, by kind. */
+  warnHandshake: LimitedWarn;
+  warnUpstream: LimitedWarn;
   stats: PskStats;
   /** Registers an upstream socket, so that close() can destroy it. */
   track(socket: Socket): void;

@@ -8,6 +8,7 @@ import { formatHostPort, type HostPort, toHostPort } from './address.ts';
 import { createPskClient } from './client.ts';
 import { type ModeContext, type PskTimeouts, TIMEOUT_DEFAULTS } from './connection.ts';
 import { type ReadyOptions, waitForPort } from './ready.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn, type LogLimit } from './log-limit.ts';
 import { createPskServer } from './server.ts';
 import { emptyStats, type PskStats } from './stats.ts';
 import { type PskTlsOptions, TLS12_PSK_SUITES, TLS13_SUITES } from './tls-options.ts';
@@ -30,6 +31,8 @@ interface CommonOptions {
   log: Log;
   /** Aborts start-up (the readiness wait); after start, call close(). */
   signal?: AbortSignal;
+  /** Per-connection failure lines: at most `burst` per `windowMs` of each kind, then a count. */
+  logLimit?: Partial<LogLimit>;
 }
 
 export interface PskServerOptions extends CommonOptions {
@@ -89,7 +92,12 @@ export async function startPskProxy(options: PskProxyOptions): Promise<PskProxy>
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   };
-  const ctx: ModeContext = { upstream, timeouts, log, stats, track };
+  const logLimit = { ...LOG_LIMIT_DEFAULTS, ...options.logLimit };
+  const ctx: ModeContext = {
+    upstream, timeouts, log, stats, track,
+    warnHandshake: limitedWarn(log, 'psk handshake failures', logLimit),
+    warnUpstream: limitedWarn(log, mode === 'server' ? 'psk upstream failures' : 'psk remote peer failures', logLimit),
+  };
 
   const wipe = () => {
     for (const k of keys) k.fill(0);

@@ -14,7 +14,7 @@ export interface ServerModeOptions {
 }
 
 export function createPskServer({ identities, tls }: ServerModeOptions, ctx: ModeContext): Server {
-  const { log, stats, timeouts } = ctx;
+  const { stats, timeouts, warnHandshake, warnUpstream } = ctx;
   const upstreamText = formatHostPort(ctx.upstream);
   // The identity a client presented, for the log line if its handshake then fails.
   const presented = new WeakMap<TLSSocket, string>();
@@ -40,7 +40,7 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
     socket.destroy();
     stats.handshakeFailures++;
     const identity = presented.get(socket);
-    log.warn(
+    warnHandshake(
       { peer: peerOf(socket), identity, knownIdentity: identity === undefined ? undefined : identities.has(identity), reason: reason(err) },
       'psk handshake failed',
     );
@@ -73,7 +73,7 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
       if (piping) return;
       clearTimeout(timer);
       stats.upstreamFailures++;
-      log.warn({ ...fields, upstream: upstreamText, reason: reason(err) }, 'psk upstream unreachable; closing the client connection');
+      warnUpstream({ ...fields, upstream: upstreamText, reason: reason(err) }, 'psk upstream unreachable; closing the client connection');
       // close_notify, then close: the client learns at once, and cleanly.
       client.end(() => client.destroy());
     });

@@ -72,3 +72,20 @@ test('a full session at trace level logs identities, peers and bytes, and never 
     }
   }
 });
+
+test('failed handshakes are logged one line each up to a burst, then counted once per window', async (t) => {
+  const backend = await freePort(); // nothing listens: the handshakes fail before it matters
+  const { log, records } = memoryLog('warn');
+  const server = await startProxy(t, serverOptions(backend, { log, ready: false, logLimit: { burst: 3, windowMs: 1500 } }));
+  const attempts = 10;
+  for (let i = 0; i < attempts; i++) {
+    await assert.rejects(pskConnect(server.address.port, { key: Buffer.alloc(32, 7) }));
+  }
+  await until(() => records().some((r) => r.kind === 'psk handshake failures'), 'the summary line', 5000);
+  const failures = records().filter((r) => r.message === 'psk handshake failed');
+  const summary = records().find((r) => r.kind === 'psk handshake failures')!;
+  assert.equal(failures.length, 3);
+  assert.equal(summary.suppressed, attempts - 3);
+  assert.match(String(summary.message), /psk handshake failures: 7 more in the last 1\.5s, not logged one by one/);
+  assert.equal(server.stats().handshakeFailures, attempts, 'every failure is still counted');
+});
