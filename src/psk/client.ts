@@ -3,7 +3,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { type ConnectionOptions, connect, createSecureContext } from 'node:tls';
 import { formatHostPort } from './address.ts';
-import { KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
+import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
 import { type PskTlsOptions, versionOptions } from './tls-options.ts';
 
 export interface ClientModeOptions {
@@ -37,31 +37,21 @@ export function createPskClient({ identity, key, tls }: ClientModeOptions, ctx: 
     const upstream = connect(connectOptions);
     ctx.track(upstream);
     let tcpUp = false;
-    let piping = false;
-    const timer = setTimeout(
-      () => upstream.destroy(Object.assign(new Error(`no TLS session within ${timeouts.handshakeMs} ms`), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })),
-      timeouts.handshakeMs,
+    const hold = holdUpstream(client, upstream, timeouts.handshakeMs, () =>
+      Object.assign(new Error(`no TLS session within ${timeouts.handshakeMs} ms`), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }),
     );
-    const giveUp = () => {
-      clearTimeout(timer);
-      upstream.destroy();
-    };
-    client.once('close', () => piping || giveUp());
-    client.on('error', () => piping || giveUp()); // after piping, pipe.ts handles errors
     upstream.once('connect', () => {
       tcpUp = true;
       upstream.setNoDelay(true);
       upstream.setKeepAlive(true, KEEPALIVE_MS);
     });
     upstream.once('secureConnect', () => {
-      clearTimeout(timer);
-      if (client.destroyed) return void upstream.destroy();
-      piping = true;
+      if (!hold.settle()) return;
       startPiping(ctx, client, upstream, upstream, fields, t0);
     });
     upstream.on('error', (err) => {
-      if (piping) return;
-      clearTimeout(timer);
+      if (hold.settled) return;
+      hold.cancel();
       if (tcpUp) stats.handshakeFailures++;
       else stats.upstreamFailures++;
       (tcpUp ? ctx.warnHandshake : ctx.warnUpstream)(

@@ -71,3 +71,44 @@ export function round(ms: number): number {
 export function reason(err: Error): string {
   return (err as NodeJS.ErrnoException).code ?? err.message;
 }
+
+/** The hold of an accepted client on its upstream socket until piping starts. */
+export interface UpstreamHold {
+  /** The upstream is up: stops the timer; false (upstream destroyed) if the client left meanwhile. */
+  settle(): boolean;
+  /** True once settled: from then on errors belong to pipe.ts. */
+  readonly settled: boolean;
+  /** Stops the timer (the upstream failed on its own). */
+  cancel(): void;
+}
+
+/**
+ * Until piping starts, the upstream is destroyed if the client goes away or if `ms` pass
+ * (with `timeoutError`, which the upstream's error handler then reports).
+ */
+export function holdUpstream(client: Socket, upstream: Socket, ms: number, timeoutError: () => Error): UpstreamHold {
+  let settled = false;
+  const timer = setTimeout(() => upstream.destroy(timeoutError()), ms);
+  const giveUp = () => {
+    if (settled) return;
+    clearTimeout(timer);
+    upstream.destroy();
+  };
+  client.once('close', giveUp);
+  client.on('error', giveUp); // after piping, pipe.ts handles errors
+  return {
+    settle() {
+      clearTimeout(timer);
+      if (client.destroyed) {
+        upstream.destroy();
+        return false;
+      }
+      settled = true;
+      return true;
+    },
+    get settled() {
+      return settled;
+    },
+    cancel: () => clearTimeout(timer),
+  };
+}

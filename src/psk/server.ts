@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { formatHostPort } from './address.ts';
-import { KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
+import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
 import { KEY_BYTES } from './combine.ts';
 import { type PskTlsOptions, versionOptions } from './tls-options.ts';
 
@@ -51,27 +51,17 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
     const fields = { peer: peerOf(client), identity: presented.get(client) };
     const upstream = connect({ host: ctx.upstream.host, port: ctx.upstream.port, allowHalfOpen: true, noDelay: true });
     ctx.track(upstream);
-    let piping = false;
-    const timer = setTimeout(
-      () => upstream.destroy(Object.assign(new Error(`no connection within ${timeouts.connectMs} ms`), { code: 'ETIMEDOUT' })),
-      timeouts.connectMs,
+    const hold = holdUpstream(client, upstream, timeouts.connectMs, () =>
+      Object.assign(new Error(`no connection within ${timeouts.connectMs} ms`), { code: 'ETIMEDOUT' }),
     );
-    const giveUp = () => {
-      clearTimeout(timer);
-      upstream.destroy();
-    };
-    client.once('close', () => piping || giveUp());
-    client.on('error', () => piping || giveUp()); // after piping, pipe.ts handles errors
     upstream.once('connect', () => {
-      clearTimeout(timer);
-      if (client.destroyed) return void upstream.destroy();
+      if (!hold.settle()) return;
       upstream.setKeepAlive(true, KEEPALIVE_MS);
-      piping = true;
       startPiping(ctx, client, upstream, client, fields, t0);
     });
     upstream.on('error', (err) => {
-      if (piping) return;
-      clearTimeout(timer);
+      if (hold.settled) return;
+      hold.cancel();
       stats.upstreamFailures++;
       warnUpstream({ ...fields, upstream: upstreamText, reason: reason(err) }, 'psk upstream unreachable; closing the client connection');
       // close_notify, then close: the client learns at once, and cleanly.
