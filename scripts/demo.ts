@@ -12,14 +12,16 @@ import { join } from 'node:path';
 import { startWorld } from '../test/fakes/world.ts';
 import { createPki } from '../test/helpers/pki.ts';
 import { LogTail, bundle, node, root } from '../test/helpers/init.ts';
-import { freePort, waitForPort } from '../test/helpers/net.ts';
+import { freePort } from '../test/helpers/net.ts';
+import { have } from '../test/helpers/tools.ts';
+import { createLog } from '../src/log.ts';
+import { waitForPort } from '../src/psk/ready.ts';
 
 const say = (s = '') => console.log(s);
 const step = (n: number, s: string) => say(`\n[${n}] ${s}`);
-const have = async (tool: string) => (await execa('sh', ['-c', `command -v ${tool}`], { reject: false })).exitCode === 0;
 
 // The throwaway PKI needs the openssl command; a fresh Debian may lack it.
-if (!(await have('openssl'))) {
+if (!have('openssl')) {
   if (process.getuid?.() !== 0) throw new Error('the demo needs openssl: apt-get install openssl');
   console.log('installing openssl (apt-get) for the throwaway PKI');
   await execa('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl'], { stdio: 'inherit' });
@@ -46,7 +48,7 @@ try {
   say('    bob holds the client CA; alice holds the server certificate and key');
 
   // DEMO_BACKEND=generic shows the fallback even where redis-server is installed.
-  const redis = process.env.DEMO_BACKEND !== 'generic' && (await have('redis-server'));
+  const redis = process.env.DEMO_BACKEND !== 'generic' && have('redis-server');
   const port = await freePort();
   const outDir = join('/dev/shm', `tee-init-demo-${process.pid}`);
   const run = redis
@@ -93,7 +95,7 @@ try {
   const started = await log.waitFor('child started', 30_000);
   say(`    child           pid ${started.pid}: ${(started.command as string[]).slice(0, 4).join(' ')} …`);
   say(`    files           ${readdirSync(outDir).map((f) => f).join(', ')} in ${outDir} (tmpfs, 0700)`);
-  await waitForPort(port, 15_000);
+  await waitForPort({ host: '127.0.0.1', port }, createLog({ level: 'error' }), { timeoutMs: 15_000 });
 
   step(4, 'A real mutual-TLS client connects');
   if (redis) {
