@@ -1,0 +1,57 @@
+// The contract between the run stage and the listener types (DESIGN.md, `listeners:`): a listener
+// is a unit whose work happens in the init's process (or its worker threads). Each type (psk,
+// tls, tunnel, http-proxy, metadata) is one entry of the table in ./types/index.ts.
+import type { z } from 'zod';
+import type { TokenSources } from '../credentials/token-types.ts';
+import type { Log } from '../log.ts';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** What the init hands a listener type when it starts one. */
+export interface ListenerEnv {
+  /** The listener's name: its key under `listeners:` (`psk` for the `psk:` shorthand). */
+  name: string;
+  /** Already bound with `{ listener: name }`. */
+  log: Log;
+  /**
+   * Secret bytes by config name, as currently materialized (after a rotation: the new ones).
+   * The listener copies what it keeps and wipes its copies on close/reload. Throws for a name
+   * that is not configured (the config check makes that a bug, not a user error).
+   */
+  secret(name: string): Buffer;
+  /** Tokens minted with the configured credentials (src/credentials/token-types.ts). */
+  tokens: TokenSources;
+  /** Aborts start-up (e.g. the wait for the upstream) when the init stops first. */
+  signal: AbortSignal;
+}
+
+export interface ListenerHandle {
+  /** The address actually bound (the real port when `listen` asked for port 0). */
+  readonly address: HostPort;
+  /** Counters and gauges for /metrics, by metric-style name (counters end in `_total`). */
+  stats(): Readonly<Record<string, number>>;
+  /**
+   * Rotation: re-read the secrets through env.secret() and use them for new connections; open
+   * connections keep theirs. Rejects, keeping the old material, when the new one is unusable.
+   */
+  reload(): Promise<void>;
+  /** Stops listening, closes every connection, wipes key copies. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** One listener type: its config schema and how to start it. */
+export interface ListenerType<C extends { type: string } = { type: string }> {
+  readonly type: C['type'];
+  /** Strict schema of this type's config object, `type` and the common fields included. */
+  readonly schema: z.ZodType<C>;
+  /** Secret names the config uses (each must be configured; checked by `tee-init check`). */
+  secrets(config: C): string[];
+  /** Credentials names it mints tokens with (each must be configured). */
+  credentials(config: C): string[];
+  /** The address that must accept TCP before the listener opens (what it fronts), if any. */
+  upstream(config: C): HostPort | undefined;
+  start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
+}
