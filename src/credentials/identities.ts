@@ -22,9 +22,16 @@ export interface IdentityContext {
   teeserverTimeoutMs: number;
 }
 
-export function describeCredential(name: string, c: CredentialConfig): string {
+/** `name (provider, as SA)`; with `endpoints`, also where its token comes from (for failures). */
+export function describeCredential(name: string, c: CredentialConfig, endpoints?: Endpoints): string {
   if (c.type === 'adc') return `${name} (application default credentials)`;
-  return `${name} (${c.provider}${c.serviceAccount ? `, as ${c.serviceAccount}` : ''})`;
+  const via = endpoints ? `; token from ${endpoints.sts}${c.serviceAccount ? ` then ${impersonationUrl(endpoints, c.serviceAccount)}` : ''}` : '';
+  return `${name} (${c.provider}${c.serviceAccount ? `, as ${c.serviceAccount}` : ''}${via})`;
+}
+
+/** IAM Credentials' generateAccessToken for `serviceAccount` (impersonation after the exchange). */
+export function impersonationUrl(endpoints: Endpoints, serviceAccount: string): string {
+  return `${endpoints.iamcredentials.replace(/\/+$/, '')}/v1/projects/-/serviceAccounts/${serviceAccount}:generateAccessToken`;
 }
 
 export async function createIdentities(credentials: Config['credentials'], names: Iterable<string>, ctx: IdentityContext): Promise<Map<string, Identity>> {
@@ -46,7 +53,7 @@ export async function createIdentities(credentials: Config['credentials'], names
       token_url: ctx.endpoints.sts,
       scopes: [CLOUD_PLATFORM],
       ...(c.serviceAccount
-        ? { service_account_impersonation_url: `${ctx.endpoints.iamcredentials.replace(/\/+$/, '')}/v1/projects/-/serviceAccounts/${c.serviceAccount}:generateAccessToken` }
+        ? { service_account_impersonation_url: impersonationUrl(ctx.endpoints, c.serviceAccount) }
         : {}),
       // The default token file is re-read at every exchange (the launcher refreshes it); a
       // custom audience comes fresh from the launcher's socket instead.

@@ -8,7 +8,7 @@ import type { Log } from '../log.ts';
 import { crc32cMatches } from './crc32c.ts';
 import { retrying, type RetryPolicy } from './retry.ts';
 import { readSecretFile } from './sources/file.ts';
-import { SecretManagerAccess } from './sources/gcp.ts';
+import { accessUrl, SecretManagerAccess } from './sources/gcp.ts';
 
 /** Secret Manager's own limit for a version's payload. */
 export const MAX_PAYLOAD = 64 * 1024;
@@ -67,7 +67,7 @@ export async function fetchSecrets(options: FetchOptions): Promise<Map<string, S
     // Building an identity is local, except ADC, which may ask the metadata server or the network.
     identities = await retrying('credentials', () => createIdentities(config.credentials, gcpNames, options.identity), policy, abort, log);
     for (const [name, identity] of identities) {
-      const what = `credentials ${describeCredential(name, config.credentials[name]!)}`;
+      const what = `credentials ${describeCredential(name, config.credentials[name]!, config.endpoints)}`;
       const p = retrying(what, () => identity.client.getAccessToken(), policy, abort, log);
       p.catch(() => {}); // observed by the secrets that await it
       tokens.set(name, p);
@@ -85,7 +85,7 @@ export async function fetchSecrets(options: FetchOptions): Promise<Map<string, S
           if (s.source === 'file') return check(name, readSecretFile(name, s.path), s.path, s.file !== undefined);
           await tokens.get(s.credentials);
           const identity = identities.get(s.credentials)!;
-          const what = `secret ${name} (${s.ref}, read as ${identity.label})`;
+          const what = `secret ${name} (${s.ref}, read as ${identity.label} at ${accessUrl(s.ref, config.endpoints.secretmanager)})`;
           const v = await retrying(what, () => access.access(identity, s.ref, policy.attemptTimeoutMs), policy, abort, log);
           if (v.crc32c === undefined) log.warn({ secret: name, version: v.name }, `secret ${name}: Secret Manager sent no CRC32C; integrity not verified`);
           else if (!crc32cMatches(v.data, v.crc32c)) {

@@ -4,6 +4,9 @@ import { constants } from 'node:os';
  * Signals tee-init listens for and passes on to the child as themselves.
  * Every catchable signal 1-31 is here except:
  *   SIGKILL, SIGSTOP            cannot be caught.
+ *   SIGPIPE                     stays ignored (Node's default). The only SIGPIPE an init really
+ *                               gets is its own write to a closed log pipe: with a listener that
+ *                               write raised it, and forwarding it killed the child (141).
  *   SIGCHLD                     is about the init's own children; it drives reaping instead.
  *   SIGSEGV, SIGBUS, SIGFPE, SIGILL
  *                               are raised by a fault in the init itself. With a JavaScript
@@ -27,7 +30,6 @@ export const FORWARDED_SIGNALS = [
   'SIGABRT', // 6  abort() in the init still terminates it: glibc re-raises with the default action
   'SIGUSR1', // 10
   'SIGUSR2', // 12
-  'SIGPIPE', // 13 sent by kill; the init's own broken pipes are EPIPE errors, never this
   'SIGALRM', // 14
   'SIGTERM', // 15 docker stop / Confidential Space shutdown; starts the grace period
   'SIGSTKFLT', // 16

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { takeEarlySignals } from '../early-signals.ts';
 import { AbortedBySignal, InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
@@ -57,6 +58,8 @@ export class Supervisor {
     this.gracePeriodMs = options.gracePeriodMs;
     this.#signalGroup = options.signalGroup;
     for (const sig of FORWARDED_SIGNALS) process.on(sig, this.#onSignal);
+    // Signals that arrived while the init was loading: acted on now, in order, as bootstrap ones.
+    for (const sig of takeEarlySignals()) this.#onSignal(sig);
   }
 
   /** Fires (with an AbortedBySignal reason) when SIGTERM/SIGINT arrives during bootstrap. */
@@ -82,20 +85,20 @@ export class Supervisor {
    */
   async spawn(spec: ChildSpec): Promise<number> {
     if (this.#phase !== 'bootstrap') throw new Error('spawn() called twice');
+    // A signal that reached the process before now is a bootstrap signal, even if Node has
+    // not dispatched it yet (signals reach listeners on the next turn of the event loop).
+    await new Promise((resolve) => setImmediate(resolve));
     if (this.#abort.signal.aborted) throw this.#abort.signal.reason;
     const [file, ...args] = spec.argv;
     if (file === undefined || file === '') throw new InitError(EXIT.config, 'the command to run is empty');
 
-    const child = spawn(file, args, {
-      stdio: 'inherit',
-      env: spec.env,
-      cwd: spec.cwd,
-      uid: spec.uid,
-      gid: spec.gid,
-      // Own session and process group: terminal-generated signals reach only the init,
-      // which forwards each exactly once, and --signal-group has a group to address.
-      detached: true,
-    });
+    let child: ChildProcess;
+    try {
+      child = spawnChild(file, args, spec);
+    } catch (err) {
+      // Refused before a process existed: a name or argument list the kernel will not take.
+      throw execError(file, err as NodeJS.ErrnoException, spec.env.PATH);
+    }
     if (child.pid === undefined) {
       const [err] = (await once(child, 'error')) as [NodeJS.ErrnoException];
       throw execError(file, err, spec.env.PATH);
@@ -200,12 +203,36 @@ export class Supervisor {
   }
 }
 
+function spawnChild(file: string, args: string[], spec: ChildSpec): ChildProcess {
+  return spawn(file, args, {
+    stdio: 'inherit',
+    env: spec.env,
+    cwd: spec.cwd,
+    uid: spec.uid,
+    gid: spec.gid,
+    // Own session and process group: terminal-generated signals reach only the init,
+    // which forwards each exactly once, and --signal-group has a group to address.
+    detached: true,
+  });
+}
+
+/** What the kernel's refusals mean for whoever wrote the command. */
+const SPAWN_REFUSED: Record<string, string> = {
+  EACCES: 'permission denied (not executable, or a directory)',
+  ENAMETOOLONG: 'the command name or path is too long for the kernel (ENAMETOOLONG)',
+  E2BIG: 'the arguments and environment are too large for the kernel (E2BIG: at most 128 KiB per argument, ~2 MiB in all)',
+  EINVAL: 'the command, an argument or the environment is invalid (EINVAL: a NUL byte?)',
+  EPERM: 'not permitted to switch to run.user (EPERM: tee-init is not root?)',
+  ERR_INVALID_ARG_VALUE: 'an argument or environment value contains a NUL byte',
+};
+
 function execError(file: string, err: NodeJS.ErrnoException, path: string | undefined): InitError {
   const where = file.includes('/') ? '' : ` (searched PATH=${path ?? ''})`;
   if (err.code === 'ENOENT') {
     return new InitError(EXIT.notFound, `cannot run ${JSON.stringify(file)}: command not found${where}`);
   }
-  const why = err.code === 'EACCES' ? 'permission denied (not executable, or a directory)' : `${err.code ?? err.message}`;
-  return new InitError(EXIT.notExecutable, `cannot run ${JSON.stringify(file)}: ${why}${where}`, { code: err.code });
+  const why = SPAWN_REFUSED[err.code ?? ''] ?? `${err.code ?? err.message}`;
+  const name = file.length > 200 ? `${JSON.stringify(file.slice(0, 200))}... (${file.length} characters)` : JSON.stringify(file);
+  return new InitError(EXIT.notExecutable, `cannot run ${name}: ${why}${where}`, { code: err.code });
 }
 

@@ -20,6 +20,11 @@ export function endpointFor(ref: string, override: string | undefined): URL {
   return new URL(region ? `https://secretmanager.${region}.rep.googleapis.com` : 'https://secretmanager.googleapis.com');
 }
 
+/** The URL a read of `ref` goes to, for messages (the one a 3 a.m. reader can test with curl). */
+export function accessUrl(ref: string, override: string | undefined): string {
+  return `${endpointFor(ref, override).origin}/v1/${ref}:access`;
+}
+
 export class SecretManagerAccess {
   readonly #clients = new Map<string, SecretManagerServiceClient>();
   readonly #override: string | undefined;
