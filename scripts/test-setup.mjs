@@ -24,6 +24,9 @@ const TOOLS = {
   openssl: 'openssl',
   unshare: 'util-linux',
   python3: 'python3', // a listener that never accepts, for the PSK connect-timeout test
+  '/usr/bin/python3': 'python3', // Debian's, with ctypes renameat2: the racer of the hostile-child test
+  setpriv: 'util-linux', // a child or init of another uid
+  '/usr/bin/time': 'time', // the peak RSS of an init reading /dev/zero as a secret
 };
 
 const missing = [...new Set(Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg))];

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describeCredential } from '../credentials/identities.ts';
 import { formatDuration } from '../duration.ts';
 import { render, requiredSecrets } from '../render/index.ts';
+import { checkSecretFile } from '../secrets/sources/file.ts';
 import { loadConfig } from './load.ts';
 import type { Config } from './schema.ts';
 
@@ -14,6 +15,8 @@ const octal = (m: number) => `0${m.toString(8)}`;
 /** The plan as text; throws InitError(78) for any config problem, like a real boot would. */
 export function planText(configPath: string): string {
   const { config, path } = loadConfig(configPath);
+  // A file secret the boot could not read fails here too (exists, regular, readable, size).
+  for (const [name, s] of Object.entries(config.secrets)) if (s.source === 'file') checkSecretFile(name, s.path);
   const dir = config.output.dir ?? PLACEHOLDER_DIR;
   const rendered = render({
     run: config.run,

@@ -1,18 +1,25 @@
-// The directory that holds the secrets as files: on tmpfs, 0700, created by us, wiped on exit.
+// The directory that holds the secrets as files: on tmpfs, 0700, created by us, locked, wiped
+// on exit. It is held by a file descriptor from creation to wipe and never found by path again
+// (dir-fd.ts, wipe.ts): the child owns it and may rename it or what is in it.
+import { randomBytes } from 'node:crypto';
 import {
-  chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync,
-  readdirSync, readSync, rmdirSync, statfsSync, unlinkSync, writeSync,
+  closeSync, constants, fchmodSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync,
+  readdirSync, readSync, rmdirSync, statfsSync, writeSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
-import tmp from 'tmp';
+import { basename, dirname, join } from 'node:path';
 import type { Cleanup } from '../cleanup.ts';
 import { configError, InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
+import { libc } from '../supervise/libc.ts';
+import { at, DIR_FLAGS, fdPath, requireProc } from './dir-fd.ts';
+import { wipeEntries, zeroFd } from './wipe.ts';
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
 const DEFAULT_PARENT = '/dev/shm';
+/** A child still writing while the wipe runs gets this many passes, then a warning. */
+const WIPE_PASSES = 3;
 
 export interface OutputDirOptions {
   dir?: string | undefined;
@@ -21,43 +28,53 @@ export interface OutputDirOptions {
   owner?: { uid: number; gid: number } | undefined;
 }
 
+/** What create() opened: the directory, and (when we made it) its parent, to remove it by name. */
+interface Held {
+  path: string;
+  fd: number;
+  parentFd: number;
+  name: string;
+  created: boolean;
+}
+
 /**
- * Files are created with O_CREAT|O_EXCL|O_NOFOLLOW: a file or symlink already in the way is an
- * error, never a target. Every file is registered for wiping before it is created, so a failure
- * half-way still leaves nothing behind; wiping overwrites with zeros (on tmpfs that rewrites
- * the very pages), then unlinks, then removes the directory if we created it.
+ * Files are created with O_CREAT|O_EXCL|O_NOFOLLOW at the directory's fd: a file or symlink
+ * already in the way is an error, never a target. The O_RDWR fd of every file written stays
+ * open until the wipe, which zeroes and truncates the file through it (wherever the child
+ * moved or linked it), then empties the directory from its fd and removes it by name only if
+ * that name still refers to it. An flock on the directory's fd (released by the kernel when
+ * the init dies) keeps a second init out of it.
  */
 export class OutputDir {
   readonly path: string;
-  readonly #created: boolean;
+  readonly #held: Held;
+  readonly #dev: number;
+  readonly #ino: number;
   readonly #owner: { uid: number; gid: number } | undefined;
   readonly #log: Log;
+  /** fds of the files this init wrote, open for writing until the wipe. */
+  readonly #written: number[] = [];
   #wiped = false;
 
-  private constructor(path: string, created: boolean, owner: OutputDirOptions['owner'], log: Log) {
-    this.path = path;
-    this.#created = created;
+  private constructor(held: Held, owner: OutputDirOptions['owner'], log: Log) {
+    this.path = held.path;
+    this.#held = held;
+    const st = fstatSync(held.fd);
+    this.#dev = st.dev;
+    this.#ino = st.ino;
     this.#owner = owner;
     this.#log = log;
   }
 
   static create(options: OutputDirOptions, cleanup: Cleanup, log: Log): OutputDir {
     const owner = effectiveOwner(options.owner);
-    let path: string;
-    let created: boolean;
-    if (options.dir === undefined) {
-      path = freshDirUnder(DEFAULT_PARENT);
-      created = true;
-    } else {
-      path = options.dir;
-      created = ensureDir(path);
-    }
-    const out = new OutputDir(path, created, owner, log);
+    const held = options.dir === undefined ? freshDirUnder(DEFAULT_PARENT) : openOrMake(options.dir);
+    const out = new OutputDir(held, owner, log);
     cleanup.add('wipe the output directory', () => out.wipe());
     try {
       out.#checkFilesystem(options.allowNonTmpfs);
-      if (owner) chownPath(path, owner);
-      log.debug({ dir: path, created, owner }, 'output directory ready');
+      if (owner) fchownSync(held.fd, owner.uid, owner.gid);
+      log.debug({ dir: held.path, created: held.created, owner }, 'output directory ready');
       return out;
     } catch (err) {
       out.wipe();
@@ -66,7 +83,7 @@ export class OutputDir {
   }
 
   #checkFilesystem(allowNonTmpfs: boolean): void {
-    const type = statfsSync(this.path).type;
+    const type = statfsSync(fdPath(this.#held.fd)).type;
     if (type === TMPFS_MAGIC || type === RAMFS_MAGIC) return;
     if (allowNonTmpfs) {
       this.#log.warn({ dir: this.path }, `output.dir ${this.path} is not on tmpfs: secrets will be written to a persistent filesystem (output.allowNonTmpfs)`);
@@ -75,7 +92,7 @@ export class OutputDir {
     throw configError(`output.dir ${this.path} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there (tee-mount) or use /dev/shm`);
   }
 
-  /** Path of `name` in the directory (whether or not written yet). */
+  /** Path of `name` in the directory (whether or not written yet), for the child. */
   pathOf(name: string): string {
     return join(this.path, name);
   }
@@ -87,37 +104,70 @@ export class OutputDir {
     const file = this.pathOf(name);
     let fd: number;
     try {
-      fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600) // libuv adds O_CLOEXEC itself;
+      // libuv adds O_CLOEXEC itself: the child never inherits these fds.
+      fd = openSync(at(this.#held.fd, name), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === 'EEXIST' || code === 'ELOOP' ? 'something is already in the way (a file or symlink)' : code;
       throw configError(`${what}: cannot create ${file}: ${why}`);
     }
-    try {
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off, data.length - off, off);
-      if (this.#owner) fchownSync(fd, this.#owner.uid, this.#owner.gid);
-      fchmodSync(fd, mode); // after chown: chown clears nothing we set, and umask does not apply
-      verify(fd, file, data, mode, this.#owner, what);
-    } finally {
-      closeSync(fd);
-    }
+    this.#written.push(fd); // before the first byte: a failure half-way is still wiped
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off, off);
+    if (this.#owner) fchownSync(fd, this.#owner.uid, this.#owner.gid);
+    fchmodSync(fd, mode); // after chown: chown clears nothing we set, and umask does not apply
+    verify(fd, file, data, mode, this.#owner, what);
     this.#log.debug({ file, mode: `0${mode.toString(8)}`, bytes: data.length }, `wrote ${what}`);
     return file;
   }
 
-  /** Overwrites and removes everything in the directory, then the directory if we made it. Idempotent. */
+  /**
+   * Zeroes every file this init wrote (through its fd), empties the directory (through its fd),
+   * removes it if we made it and it is still where we made it, and releases the lock. Idempotent.
+   */
   wipe(): void {
     if (this.#wiped) return;
     this.#wiped = true;
-    let count = 0;
-    try {
-      count = wipeTree(this.path);
-      if (this.#created) rmdirSync(this.path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const { fd, path } = this.#held;
+    for (const f of this.#written.splice(0)) {
+      try {
+        zeroFd(f);
+      } catch (err) {
+        this.#log.error({ dir: path, err }, `wipe of ${path}: a secret file cannot be zeroed (${(err as NodeJS.ErrnoException).code})`);
+      } finally {
+        closeSync(f);
+      }
     }
-    this.#log.debug({ dir: this.path, files: count, removedDir: this.#created }, 'output directory wiped');
+    const scope = { uid: this.#owner?.uid ?? process.getuid!(), dev: this.#dev, log: this.#log, path };
+    let count = 0;
+    let left: string[] = [];
+    for (let pass = 0; pass < WIPE_PASSES; pass++) {
+      count += wipeEntries(fd, scope);
+      left = readdirSync(fdPath(fd));
+      if (left.length === 0) break;
+    }
+    if (left.length > 0) this.#log.warn({ dir: path, left: left.slice(0, 10) }, `wipe of ${path}: ${left.length} entries could not be removed (a process still writing there?)`);
+    const removedDir = left.length === 0 && this.#removeSelf();
+    closeSync(fd); // releases the lock
+    closeSync(this.#held.parentFd);
+    this.#log.debug({ dir: path, files: count, removedDir }, 'output directory wiped');
+  }
+
+  /** rmdir by name in the parent we made it in, only while that name is still this directory. */
+  #removeSelf(): boolean {
+    const { parentFd, name, path, created } = this.#held;
+    if (!created) return false;
+    try {
+      const st = lstatSync(at(parentFd, name));
+      if (st.ino === this.#ino && st.dev === this.#dev) {
+        rmdirSync(at(parentFd, name));
+        return true;
+      }
+    } catch {
+      // gone: handled below
+    }
+    this.#log.warn({ dir: path }, `output directory ${path} was moved away while in use: its content is wiped, the empty directory stays wherever it was moved`);
+    return false;
   }
 }
 
@@ -129,39 +179,95 @@ function effectiveOwner(owner: OutputDirOptions['owner']): OutputDirOptions['own
   throw configError(`output.owner (uid ${owner.uid}) needs tee-init to run as root; it runs as uid ${uid}`);
 }
 
-function freshDirUnder(parent: string): string {
+/**
+ * The parent is opened once, before any child exists: a symlink in its chain (/var/run -> /run)
+ * is followed then, never again. Everything after that happens at the parent's fd.
+ */
+function openParent(parent: string, dir: string | undefined): number {
   try {
-    return tmp.dirSync({ tmpdir: parent, prefix: 'tee-init-', mode: 0o700 }).name;
+    const fd = openSync(parent, constants.O_RDONLY | constants.O_DIRECTORY);
+    requireProc(fd);
+    return fd;
   } catch (err) {
-    throw configError(`output.dir is not set and a directory cannot be created in ${parent} (${(err as NodeJS.ErrnoException).code}): set output.dir to a tmpfs path`);
+    if (err instanceof InitError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (dir === undefined) throw configError(`output.dir is not set and ${parent} cannot be opened (${code}): set output.dir to a tmpfs path`);
+    if (code === 'ENOENT') throw configError(`output.dir ${dir}: its parent ${parent} does not exist`);
+    if (code === 'ENOTDIR') throw configError(`output.dir ${dir}: its parent ${parent} is not a directory`);
+    throw configError(`output.dir ${dir}: its parent ${parent} cannot be opened (${code})`);
   }
 }
 
-/** Creates `path` (0700); an existing directory is accepted only if empty and really a directory (a tmpfs mount point). */
-function ensureDir(path: string): boolean {
+/** Opens the directory `name` at `parentFd` without following a symlink, and takes its lock. */
+function openAndLock(parentFd: number, name: string, path: string): number {
+  let fd: number;
   try {
-    mkdirSync(path, { mode: 0o700 });
-    chmodSync(path, 0o700); // umask
-    return true;
+    fd = openSync(at(parentFd, name), DIR_FLAGS);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw configError(`output.dir ${path}: its parent ${dirname(path)} does not exist`);
-    if (code !== 'EEXIST') throw configError(`output.dir ${path} cannot be created (${code})`);
+    if (code === 'ELOOP' || code === 'ENOTDIR') throw configError(`output.dir ${path} exists and is not a directory (a symlink or file is in the way)`);
+    throw configError(`output.dir ${path} cannot be opened (${code})`);
   }
-  const st = lstatSync(path);
-  if (!st.isDirectory()) throw configError(`output.dir ${path} exists and is not a directory (a symlink or file is in the way)`);
-  if (readdirSync(path).length > 0) throw configError(`output.dir ${path} exists and is not empty: tee-init writes only into a fresh or empty directory`);
-  if (st.uid !== process.getuid?.()) throw configError(`output.dir ${path} exists and belongs to uid ${st.uid}, not to tee-init`);
-  chmodSync(path, 0o700);
-  return false;
+  if (!libc().lockExclusive(fd)) {
+    closeSync(fd);
+    throw configError(`output.dir ${path} is in use by another tee-init (it holds the directory's lock): give each init its own output.dir`);
+  }
+  return fd;
 }
 
-function chownPath(path: string, owner: { uid: number; gid: number }): void {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+function freshDirUnder(parent: string): Held {
+  const parentFd = openParent(parent, undefined);
   try {
-    fchownSync(fd, owner.uid, owner.gid);
-  } finally {
-    closeSync(fd);
+    for (let attempt = 0; ; attempt++) {
+      const name = `tee-init-${randomBytes(6).toString('base64url')}`;
+      try {
+        mkdirSync(at(parentFd, name), { mode: 0o700 });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST' && attempt < 10) continue;
+        throw configError(`output.dir is not set and a directory cannot be created in ${parent} (${code}): set output.dir to a tmpfs path`);
+      }
+      const fd = openAndLock(parentFd, name, join(parent, name));
+      fchmodSync(fd, 0o700); // umask
+      return { path: join(parent, name), fd, parentFd, name, created: true };
+    }
+  } catch (err) {
+    closeSync(parentFd);
+    throw err;
+  }
+}
+
+/**
+ * Creates `path` (0700), or accepts an existing one only if it is really a directory (not a
+ * symlink), ours, empty and not locked by another init (a tmpfs mount point prepared for us).
+ * The checks run on the open, locked directory, not on the path.
+ */
+function openOrMake(path: string): Held {
+  const name = basename(path);
+  if (name === '' || name === '.' || name === '..') throw configError(`output.dir ${path} must name a directory (not / or a path ending in . or ..)`);
+  const parentFd = openParent(dirname(path), path);
+  let fd: number | undefined;
+  try {
+    let created = true;
+    try {
+      mkdirSync(at(parentFd, name), { mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw configError(`output.dir ${path} cannot be created (${code})`);
+      created = false;
+    }
+    fd = openAndLock(parentFd, name, path);
+    if (!created) {
+      const st = fstatSync(fd);
+      if (readdirSync(fdPath(fd)).length > 0) throw configError(`output.dir ${path} exists and is not empty: tee-init writes only into a fresh or empty directory`);
+      if (st.uid !== process.getuid?.()) throw configError(`output.dir ${path} exists and belongs to uid ${st.uid}, not to tee-init`);
+    }
+    fchmodSync(fd, 0o700);
+    return { path, fd, parentFd, name, created };
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    closeSync(parentFd);
+    throw err;
   }
 }
 
@@ -178,35 +284,4 @@ function verify(fd: number, file: string, data: Buffer, mode: number, owner: Out
     back.fill(0);
   }
   if (problems.length) throw new InitError(EXIT.software, `${what}: ${file} failed verification: ${problems.join(', ')}`);
-}
-
-/** Zeroes and unlinks every regular file below `dir` (the child may have added some), removes subdirectories. */
-function wipeTree(dir: string): number {
-  let count = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      count += wipeTree(p);
-      rmdirSync(p);
-      continue;
-    }
-    if (entry.isFile()) {
-      try {
-        const fd = openSync(p, constants.O_WRONLY | constants.O_NOFOLLOW);
-        try {
-          const size = fstatSync(fd).size;
-          const zeros = Buffer.alloc(Math.min(size, 1 << 20));
-          for (let off = 0; off < size; ) off += writeSync(fd, zeros, 0, Math.min(zeros.length, size - off), off);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-      } catch {
-        // Not writable or already gone: removing it is still right.
-      }
-    }
-    unlinkSync(p);
-    count++;
-  }
-  return count;
 }

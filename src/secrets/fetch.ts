@@ -9,9 +9,7 @@ import { crc32cMatches } from './crc32c.ts';
 import { retrying, type RetryPolicy } from './retry.ts';
 import { readSecretFile } from './sources/file.ts';
 import { accessUrl, SecretManagerAccess } from './sources/gcp.ts';
-
-/** Secret Manager's own limit for a version's payload. */
-export const MAX_PAYLOAD = 64 * 1024;
+import { MAX_PAYLOAD } from './limits.ts';
 
 export interface SecretValue {
   name: string;
@@ -82,7 +80,7 @@ export async function fetchSecrets(options: FetchOptions): Promise<Map<string, S
     const values = await Promise.all(
       entries.map(([name, s]) =>
         limit(async (): Promise<SecretValue> => {
-          if (s.source === 'file') return check(name, readSecretFile(name, s.path), s.path, s.file !== undefined);
+          if (s.source === 'file') return check(name, await readSecretFile(name, s.path), s.path, s.file !== undefined);
           await tokens.get(s.credentials);
           const identity = identities.get(s.credentials)!;
           const what = `secret ${name} (${s.ref}, read as ${identity.label} at ${accessUrl(s.ref, config.endpoints.secretmanager)})`;

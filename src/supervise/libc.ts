@@ -1,6 +1,6 @@
 // The libc calls Node does not expose: waitid/waitpid for orphans that libuv will never wait
-// for, prctl(PR_SET_CHILD_SUBREAPER), and pthread_sigmask to get SIGUSR1 back from
-// --disable-sigusr1. Bound with koffi (a prebuilt N-API module: no compiler needed).
+// for, prctl(PR_SET_CHILD_SUBREAPER), pthread_sigmask to get SIGUSR1 back from
+// --disable-sigusr1, and flock for the output directory's lock. Bound with koffi (a prebuilt N-API module: no compiler needed).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -12,6 +12,10 @@ const WEXITED = 4;
 const WNOWAIT = 0x01000000;
 const PR_SET_CHILD_SUBREAPER = 36;
 const SIG_UNBLOCK = 1;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+const EINTR = 4;
 
 export interface Libc {
   /** The pid of some child that can be waited for, without reaping it; 0 if none. */
@@ -21,6 +25,11 @@ export interface Libc {
   setSubreaper(): void;
   /** Unblocks `signal` (a number) for the calling thread. */
   unblockSignal(signal: number): void;
+  /**
+   * flock(fd, LOCK_EX|LOCK_NB): true when taken, false when another open file holds it. The
+   * kernel releases it when the last fd of this open file closes (also when the process dies).
+   */
+  lockExclusive(fd: number): boolean;
 }
 
 interface KoffiFn { (...args: unknown[]): number }
@@ -53,7 +62,7 @@ function loadKoffi(): Koffi {
   } catch (err) {
     errors.push(`${pkg}: ${(err as Error).message}`);
   }
-  throw new Error(`cannot load koffi (needed to reap orphans): ${errors.join('; ')}`);
+  throw new Error(`cannot load koffi (needed to reap orphans and to lock the output directory): ${errors.join('; ')}`);
 }
 
 let cached: Libc | undefined;
@@ -66,6 +75,7 @@ export function libc(): Libc {
   const waitpid = self.func('int waitpid(int pid, void *status, int options)');
   const prctl = self.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)');
   const sigmask = self.func('int pthread_sigmask(int how, void *set, void *old)');
+  const flock = self.func('int flock(int fd, int operation)');
   // siginfo_t: si_signo, si_errno, si_code, then (on 64-bit, after alignment padding) si_pid.
   const siPidOffset = koffi.sizeof('void *') === 8 ? 16 : 12;
   const info = Buffer.alloc(128);
@@ -91,6 +101,14 @@ export function libc(): Libc {
       set[(signal - 1) >> 3] = 1 << ((signal - 1) & 7);
       const err = sigmask(SIG_UNBLOCK, set, null);
       if (err !== 0) throw new Error(`pthread_sigmask failed: error ${err}`);
+    },
+    lockExclusive(fd) {
+      for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+        const errno = koffi.errno();
+        if (errno === EWOULDBLOCK) return false;
+        if (errno !== EINTR) throw new Error(`flock failed, errno ${errno}`);
+      }
     },
   };
   return cached;

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Cleanup } from '../../src/cleanup.ts';
 import { InitError } from '../../src/errors.ts';
 import { OutputDir } from '../../src/materialize/output-dir.ts';
 import { memoryLog } from '../helpers/log.ts';
+import { isRoot } from '../helpers/tools.ts';
 
 const { log } = memoryLog('warn');
 const shm = () => mkdtempSync('/dev/shm/tee-init-test-');
@@ -98,4 +99,138 @@ test('files the child added are wiped too; writes after the wipe are refused', (
 
 test('the parent must exist', () => {
   assert.throws(() => OutputDir.create({ dir: '/dev/shm/no-such-parent-xyz/out', allowNonTmpfs: false }, new Cleanup(), log), configError(/its parent .* does not exist/));
+});
+
+// The child is not trusted (issue 8, item 1): whatever it does to the directory, the wipe stays
+// inside the directory object the init created, and every secret file it wrote is zeroed.
+// Here the test process plays the child; test/integration/hostile-child.test.ts does it with a
+// real child running as another uid.
+
+const victim = (parent: string) => {
+  const dir = join(parent, 'victim');
+  mkdirSync(dir);
+  for (const f of ['server.key', 'precious']) writeFileSync(join(dir, f), `root data ${f}`);
+  return dir;
+};
+const intact = (dir: string) => {
+  assert.deepEqual(readdirSync(dir).sort(), ['precious', 'server.key']);
+  for (const f of ['precious', 'server.key']) assert.equal(readFileSync(join(dir, f), 'utf8'), `root data ${f}`);
+};
+
+test('the directory renamed away and a symlink put in its place: the wipe empties the real one, never the target', () => {
+  const parent = shm();
+  try {
+    const target = victim(parent);
+    const cleanup = new Cleanup();
+    const out = OutputDir.create({ dir: join(parent, 'out'), allowNonTmpfs: false }, cleanup, log);
+    out.write('server.key', Buffer.from('the secret'), 0o400, 'secret key');
+    renameSync(out.path, join(parent, 'moved'));
+    symlinkSync(target, out.path);
+    const keep = join(parent, 'kept-link');
+    linkSync(join(parent, 'moved', 'server.key'), keep);
+    cleanup.run();
+    intact(target);
+    assert.deepEqual(readdirSync(join(parent, 'moved')), [], 'the moved directory is emptied');
+    assert.equal(readFileSync(keep).length, 0, 'the secret is zeroed and truncated, also under another name');
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test('secret files moved or hard-linked out of the directory are zeroed through the fds the init kept', () => {
+  const parent = shm();
+  try {
+    const cleanup = new Cleanup();
+    const out = OutputDir.create({ dir: join(parent, 'out'), allowNonTmpfs: false }, cleanup, log);
+    out.write('a.key', Buffer.from('secret a'), 0o400, 'a');
+    out.write('b.key', Buffer.from('secret b'), 0o400, 'b');
+    renameSync(join(out.path, 'a.key'), join(parent, 'a-moved'));
+    linkSync(join(out.path, 'b.key'), join(parent, 'b-linked'));
+    cleanup.run();
+    assert.equal(readFileSync(join(parent, 'a-moved')).length, 0);
+    assert.equal(readFileSync(join(parent, 'b-linked')).length, 0);
+    assert.equal(existsSync(out.path), false);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test('a file hard-linked into the directory from elsewhere is unlinked there, never zeroed', () => {
+  const parent = shm();
+  try {
+    const target = victim(parent);
+    const cleanup = new Cleanup();
+    const out = OutputDir.create({ dir: join(parent, 'out'), allowNonTmpfs: false }, cleanup, log);
+    linkSync(join(target, 'precious'), join(out.path, 'dump.rdb'));
+    mkdirSync(join(out.path, 'sub'));
+    linkSync(join(target, 'server.key'), join(out.path, 'sub', 'server.key'));
+    cleanup.run();
+    intact(target);
+    assert.equal(existsSync(out.path), false);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test('a subdirectory swapped for a symlink is removed as a symlink, not followed', () => {
+  const parent = shm();
+  try {
+    const target = victim(parent);
+    const cleanup = new Cleanup();
+    const out = OutputDir.create({ dir: join(parent, 'out'), allowNonTmpfs: false }, cleanup, log);
+    symlinkSync(target, join(out.path, 'data'));
+    mkdirSync(join(out.path, 'real'));
+    symlinkSync(target, join(out.path, 'real', 'nested'));
+    cleanup.run();
+    intact(target);
+    assert.equal(existsSync(out.path), false);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test('with an owner, entries the owner does not own are not entered or zeroed (the wipe has no more power than the child)', { skip: !isRoot && 'needs root (chown)' }, () => {
+  const parent = shm();
+  try {
+    const target = victim(parent);
+    const cleanup = new Cleanup();
+    const out = OutputDir.create({ dir: join(parent, 'out'), allowNonTmpfs: false, owner: { uid: 65534, gid: 65534 } }, cleanup, log);
+    out.write('server.key', Buffer.from('secret'), 0o400, 'key');
+    assert.equal(statSync(join(out.path, 'server.key')).uid, 65534);
+    // A root-owned directory moved in (a child could only do that from a place it may write).
+    renameSync(target, join(out.path, 'moved-in'));
+    writeFileSync(join(out.path, 'child-file'), 'derived data');
+    chownSync(join(out.path, 'child-file'), 65534, 65534);
+    const zeroWatch = join(parent, 'watch');
+    linkSync(join(out.path, 'child-file'), zeroWatch);
+    cleanup.run();
+    intact(join(out.path, 'moved-in'));
+    assert.equal(readFileSync(zeroWatch, 'utf8'), 'derived data', 'a child file with another name is not zeroed');
+    assert.deepEqual(readdirSync(out.path), ['moved-in'], 'the rest is removed; the foreign directory stays');
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test('a second init on the same directory: 78 naming the directory and the other init; the first keeps its files', () => {
+  const parent = shm();
+  try {
+    const dir = join(parent, 'out');
+    const first = new Cleanup();
+    const out = OutputDir.create({ dir, allowNonTmpfs: false }, first, log);
+    assert.throws(() => OutputDir.create({ dir, allowNonTmpfs: false }, new Cleanup(), log), configError(/^output\.dir .*\/out is in use by another tee-init/));
+    out.write('server.key', Buffer.from('first'), 0o400, 'key');
+    const second = new Cleanup();
+    assert.throws(() => OutputDir.create({ dir, allowNonTmpfs: false }, second, log), configError(/in use by another tee-init/));
+    second.run();
+    assert.equal(readFileSync(join(dir, 'server.key'), 'utf8'), 'first');
+    first.run();
+    assert.equal(existsSync(dir), false);
+    // Released with the fd: the directory can be used again.
+    const again = new Cleanup();
+    OutputDir.create({ dir, allowNonTmpfs: false }, again, log);
+    again.run();
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
 });

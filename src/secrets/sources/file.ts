@@ -1,15 +1,101 @@
 // `source: file`: a local file, for runs outside a TEE, the embedded demo and tests.
-import { readFileSync } from 'node:fs';
-import { configError, InitError } from '../../errors.ts';
+// Only a regular file is a secret. A symlink to one is followed (podman and Kubernetes mount
+// secrets as symlinks into a read-only tree); a FIFO, device, socket or directory is refused
+// before a byte is read. The open uses O_NONBLOCK, so a FIFO without a writer cannot hang it,
+// the read is asynchronous (a SIGTERM still aborts the boot) and bounded: at most the limit + 1
+// bytes, whatever the file claims or grows to (/dev/zero, a 10 GB sparse file).
+import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { configError, dataError, InitError } from '../../errors.ts';
 import { EXIT } from '../../exit-codes.ts';
+import { MAX_PAYLOAD } from '../limits.ts';
 
-export function readSecretFile(name: string, path: string): Buffer {
+const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+const KINDS: [(s: Stats) => boolean, string][] = [
+  [(s) => s.isDirectory(), 'a directory'],
+  [(s) => s.isFIFO(), 'a FIFO (named pipe)'],
+  [(s) => s.isCharacterDevice(), 'a character device'],
+  [(s) => s.isBlockDevice(), 'a block device'],
+  [(s) => s.isSocket(), 'a socket'],
+];
+
+const field = (name: string) => `secrets.${name}.path`;
+const tooBig = (name: string, path: string, size: string) =>
+  dataError(`secret ${name} (${path}) is ${size} bytes: more than a secret can hold (64 KiB)`);
+
+function openError(name: string, path: string, err: unknown): InitError {
+  const code = (err as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return configError(`secret ${name}: file ${path} does not exist (${field(name)})`);
+    case 'ENOTDIR':
+      return configError(`secret ${name}: ${path} is not a path to a file: one of its directories is a file (${field(name)})`);
+    case 'EACCES':
+    case 'EPERM':
+      return configError(`secret ${name}: file ${path} cannot be read by tee-init (uid ${process.getuid?.()}): permission denied (${field(name)})`);
+    case 'ELOOP':
+      return configError(`secret ${name}: ${path} is a symlink loop (${field(name)})`);
+    case 'ENXIO':
+      return configError(`secret ${name}: ${path} is a socket or device, not a regular file (${field(name)})`);
+    default:
+      return new InitError(EXIT.noInput, `secret ${name}: file ${path} cannot be read (${code})`);
+  }
+}
+
+/** The one rule for what an opened secret file may be, shared by the boot and `tee-init check`. */
+function checkOpened(name: string, path: string, st: Stats, limit: number): void {
+  if (!st.isFile()) {
+    const kind = KINDS.find(([is]) => is(st))?.[1] ?? 'not a regular file';
+    throw configError(`secret ${name}: ${path} is ${kind}, not a regular file (${field(name)})`);
+  }
+  if (st.size > limit) throw tooBig(name, path, String(st.size));
+}
+
+/** Reads the secret file at `path` (already absolute) without blocking the event loop. */
+export async function readSecretFile(name: string, path: string, limit = MAX_PAYLOAD): Promise<Buffer> {
+  let file;
   try {
-    return readFileSync(path);
+    file = await open(path, FLAGS);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw configError(`secret ${name}: file ${path} does not exist (secrets.${name}.path)`);
-    if (code === 'EISDIR') throw configError(`secret ${name}: ${path} is a directory (secrets.${name}.path)`);
-    throw new InitError(EXIT.noInput, `secret ${name}: file ${path} cannot be read (${code})`);
+    throw openError(name, path, err);
+  }
+  try {
+    checkOpened(name, path, await file.stat(), limit);
+    const buf = Buffer.alloc(limit + 1);
+    let length = 0;
+    while (length < buf.length) {
+      const { bytesRead } = await file.read(buf, length, buf.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > limit) {
+      buf.fill(0);
+      throw tooBig(name, path, `more than ${limit}`);
+    }
+    return buf.subarray(0, length);
+  } catch (err) {
+    if (err instanceof InitError) throw err;
+    throw openError(name, path, err);
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * For `tee-init check`: the file exists, can be opened for reading, is a regular file and not
+ * over the limit, exactly as the boot would find it. Nothing is read.
+ */
+export function checkSecretFile(name: string, path: string, limit = MAX_PAYLOAD): void {
+  let fd: number;
+  try {
+    fd = openSync(path, FLAGS);
+  } catch (err) {
+    throw openError(name, path, err);
+  }
+  try {
+    checkOpened(name, path, fstatSync(fd), limit);
+  } finally {
+    closeSync(fd);
   }
 }
