@@ -186,7 +186,7 @@ describe('failures: one line naming the culprit, a documented status, no child, 
   test('Secret Manager hanging past fetch.deadline: 69 naming the secret, the identity and the URL', async () => {
     b.world.gcp.fault('sm', { hang: true }, { secret: 'projects/bob-proj/secrets/ca' });
     const config = b.config();
-    Object.assign(config.fetch as Record<string, unknown>, { deadline: '700ms', attemptTimeout: '200ms' });
+    Object.assign(config.fetch as Record<string, unknown>, { deadline: '3s', attemptTimeout: '500ms' });
     await fails(config, 69, /^secret ca \(projects\/bob-proj\/secrets\/ca\/versions\/latest, read as bob .* at http:\/\/127\.0\.0\.1:\d+\/v1\/projects\/bob-proj\/secrets\/ca\/versions\/latest:access\): still unavailable .*no answer within/);
     await restore();
   });
