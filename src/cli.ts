@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { parseDuration } from './duration.ts';
+import { checkDuration } from './duration.ts';
 import { usageError } from './errors.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 
@@ -13,13 +13,18 @@ export interface CliOptions {
   logLevel: LogLevel | undefined;
   signalGroup: boolean;
   subreaper: boolean;
+  /** check --show: also print the rendered argv, env and files. */
+  show: boolean;
   /** COMMAND [ARG...]; empty when the config's run.command is to be used. */
   command: string[];
 }
 
 export const USAGE = `Usage:
   tee-init [--config FILE] [options] [--] [COMMAND [ARG...]]
-  tee-init check --config FILE     validate the config and print the plan; fetches nothing
+  tee-init check --config FILE [--show] [--] [COMMAND [ARG...]]
+                                   validate the config (and the COMMAND a boot would get) and
+                                   print the plan; --show adds the rendered argv, env and files.
+                                   Reads no token, creates nothing, contacts nobody.
   tee-init --help | --version
 
 Runs COMMAND as its child and supervises it as a container init: forwards signals, reaps
@@ -47,6 +52,7 @@ const OPTIONS = {
   subreaper: { type: 'boolean', short: 's' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
+  show: { type: 'boolean' },
 } as const;
 
 const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--log-level']);
@@ -91,10 +97,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   const gracePeriodText = values['grace-period'] ?? env.TEE_INIT_GRACE_PERIOD;
   let gracePeriodMs: number | undefined;
   if (gracePeriodText !== undefined) {
-    gracePeriodMs = parseDuration(gracePeriodText);
-    if (gracePeriodMs === undefined) {
-      throw usageError(`--grace-period ${JSON.stringify(gracePeriodText)} is not a duration: use e.g. 10s, 500ms, 2m`);
-    }
+    const { ms, problem } = checkDuration(gracePeriodText);
+    const from = values['grace-period'] !== undefined ? '--grace-period' : 'TEE_INIT_GRACE_PERIOD';
+    if (problem !== undefined) throw usageError(`${from}: ${problem}`);
+    gracePeriodMs = ms;
   }
 
   const logLevelText = values['log-level'] ?? env.TEE_INIT_LOG_LEVEL;
@@ -110,12 +116,14 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     logLevel: logLevelText as LogLevel | undefined,
     signalGroup: values['signal-group'] ?? truthy('TEE_INIT_SIGNAL_GROUP', env.TEE_INIT_SIGNAL_GROUP),
     subreaper: values.subreaper ?? truthy('TEE_INIT_SUBREAPER', env.TEE_INIT_SUBREAPER),
+    show: values.show === true,
     command,
   };
 
   if (subcommand === 'check') {
     if (!configPath) throw usageError('check needs --config FILE (or TEE_INIT_CONFIG)');
-    if (command.length > 0) throw usageError(`check takes no command, got ${JSON.stringify(command[0])}`);
+  } else if (result.show && subcommand === 'run') {
+    throw usageError('--show goes with check: tee-init check --config FILE --show');
   }
   if (subcommand === 'run' && !configPath && command.length === 0) {
     throw usageError('nothing to run: give a COMMAND or --config FILE (see tee-init --help)');

@@ -45,7 +45,7 @@ describe('tee-init check', () => {
     assert.equal(code, 78);
     const lines = (result.stderr as string).trim().split('\n');
     assert.equal(lines.length, 1);
-    assert.match(lines[0]!, /^tee-init check: config .*: secrets\.key\.mode: "0666": a secret file must be readable by its owner and writable by nobody else/);
+    assert.match(lines[0]!, /^tee-init check: config .*: secrets\.key\.mode: found "0666", but a secret file must be readable by its owner and writable by nobody else: write e\.g\. "0400"/);
     assert.equal(result.stdout, '');
   });
 

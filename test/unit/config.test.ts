@@ -75,25 +75,25 @@ test('an empty file is an empty config', () => {
 });
 
 test('errors name the field path and what was expected', () => {
-  configErr('secrets: { key: { source: gcp, ref: nope, credentials: a } }', /secrets\.key\.ref: must be projects\/P\/secrets\/S\/versions\/V/);
+  configErr('secrets: { key: { source: gcp, ref: nope, credentials: a } }', /secrets\.key\.ref: found "nope", must be projects\/P\/secrets\/S\/versions\/V/);
   configErr('secrets: { key: { source: s3, path: x } }', /secrets\.key\.source|secrets\.key: source must be "gcp" or "file"/);
   configErr('fetch: { deadline: soon }', /fetch\.deadline: "soon" is not a duration/);
   configErr('fetch: { concurency: 3 }', /fetch: unknown field "concurency"/);
   configErr('bogus: 1', /unknown field "bogus"/);
-  configErr('secrets: { key: { source: file, path: x, file: ../x } }', /secrets\.key\.file: must be a plain file name/);
+  configErr('secrets: { key: { source: file, path: x, file: ../x } }', /secrets\.key\.file: found "\.\.\/x", write a plain file name/);
   configErr('secrets: { key: { source: file, path: x, file: k, mode: "0666" } }', /secrets\.key\.mode: .*writable by nobody else/);
-  configErr('credentials: { a: { type: confidential-space, provider: pools/x } }', /credentials\.a\.provider: must be projects\/NUMBER/);
+  configErr('credentials: { a: { type: confidential-space, provider: pools/x } }', /credentials\.a\.provider: found "pools\/x", must be projects\/NUMBER/);
   configErr('log: { level: loud }', /log\.level/);
   configErr('key: [unclosed', /is not valid YAML\/JSON/);
   configErr('a: 1\na: 2', /line 2, column 1 is not valid YAML\/JSON: Map keys must be unique/);
 });
 
 test('cross-references are checked', () => {
-  configErr('secrets: { x: { source: gcp, ref: projects/p/secrets/s/versions/1, credentials: nobody } }', /secrets\.x\.credentials: no credentials named "nobody" \(defined: none\)/);
+  configErr('secrets: { x: { source: gcp, ref: projects/p/secrets/s/versions/1, credentials: nobody } }', /secrets\.x\.credentials: found "nobody", but no credentials have that name: write one of \(none are defined/);
   configErr('secrets: { a: { source: file, path: x, file: f }, b: { source: file, path: y, file: f } }', /secrets\.b\.file: "f" is also the file of secrets\.a/);
   configErr('secrets: { a: { source: file, path: x, mode: "0400" } }', /secrets\.a\.mode: a mode needs a file/);
   const psk = (ident: string) => `secrets: { s1: { source: file, path: x }, s2: { source: file, path: y } }\npsk: { mode: server, listen: "0.0.0.0:1", connect: "127.0.0.1:2", identities: { C: ${ident} } }`;
-  configErr(psk('{ shares: [s1, s3], combine: sha256-concat }'), /psk\.identities\.C\.shares\[1\]: no secret named "s3"/);
+  configErr(psk('{ shares: [s1, s3], combine: sha256-concat }'), /psk\.identities\.C\.shares\[1\]: found "s3", but no secret has that name/);
   configErr(psk('{ shares: [s1, s2] }'), /combine must be sha256-concat or hkdf-sha256 \(there is no default\)/);
   configErr(psk('{ shares: [s1, s2], combine: hkdf-sha256, salt: x }'), /hkdf-sha256 needs both salt and info/);
   assert.ok(parseConfig(psk('{ shares: [s1, s2], combine: hkdf-sha256, salt: x, info: y }'), 'x').psk);
