@@ -15,16 +15,19 @@ export interface CliOptions {
   subreaper: boolean;
   /** check --show: also print the rendered argv, env and files. */
   show: boolean;
+  /** check --etc DIR: resolve users and groups from DIR/passwd and DIR/group (an image's /etc). */
+  etc: string | undefined;
   /** COMMAND [ARG...]; empty when the config's run.command is to be used. */
   command: string[];
 }
 
 export const USAGE = `Usage:
   tee-init [--config FILE] [options] [--] [COMMAND [ARG...]]
-  tee-init check --config FILE [--show] [--] [COMMAND [ARG...]]
+  tee-init check --config FILE [--show] [--etc DIR] [--] [COMMAND [ARG...]]
                                    validate the config (and the COMMAND a boot would get) and
-                                   print the plan; --show adds the rendered argv, env and files.
-                                   Reads no token, creates nothing, contacts nobody.
+                                   print the plan; --show adds the rendered argv, env and files;
+                                   --etc DIR looks users up in DIR/passwd, DIR/group (an image's
+                                   /etc) instead of /etc. Reads no token, contacts nobody.
   tee-init --help | --version
 
 Runs COMMAND as its child and supervises it as a container init: forwards signals, reaps
@@ -53,9 +56,10 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
   show: { type: 'boolean' },
+  etc: { type: 'string' },
 } as const;
 
-const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--log-level']);
+const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--log-level', '--etc']);
 const SUBCOMMANDS = new Set(['run', 'check']);
 
 /**
@@ -117,13 +121,14 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     signalGroup: values['signal-group'] ?? truthy('TEE_INIT_SIGNAL_GROUP', env.TEE_INIT_SIGNAL_GROUP),
     subreaper: values.subreaper ?? truthy('TEE_INIT_SUBREAPER', env.TEE_INIT_SUBREAPER),
     show: values.show === true,
+    etc: values.etc,
     command,
   };
 
   if (subcommand === 'check') {
     if (!configPath) throw usageError('check needs --config FILE (or TEE_INIT_CONFIG)');
-  } else if (result.show && subcommand === 'run') {
-    throw usageError('--show goes with check: tee-init check --config FILE --show');
+  } else if (subcommand === 'run' && (result.show || result.etc !== undefined)) {
+    throw usageError(`${result.show ? '--show' : '--etc'} goes with check: tee-init check --config FILE ${result.show ? '--show' : '--etc DIR'}`);
   }
   if (subcommand === 'run' && !configPath && command.length === 0) {
     throw usageError('nothing to run: give a COMMAND or --config FILE (see tee-init --help)');

@@ -54,14 +54,14 @@ function lookUp(spec: string, field: string, etc: string): UserIds {
   const byName = passwd.find((e) => e.name === userPart);
   const byId = /^\d+$/.test(userPart) ? passwd.find((e) => e.id === Number(userPart)) : undefined;
   const user = byName ?? byId;
-  if (!user && !/^\d+$/.test(userPart)) throw configError(`${field}: no user ${JSON.stringify(userPart)} in ${etc}/passwd`);
+  if (!user && !/^\d+$/.test(userPart)) throw configError(`${field}: found ${JSON.stringify(userPart)}, but there is no such user in ${etc}/passwd: create it in the image, or write a numeric uid (tee-init check --etc DIR checks against an image's /etc)`);
   const uid = user ? user.id : Number(userPart);
   let gid = user ? user.gid : uid;
   if (groupPart !== undefined) {
     if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
     else {
       const g = table(`${etc}/group`).find((e) => e.name === groupPart);
-      if (!g) throw configError(`${field}: no group ${JSON.stringify(groupPart)} in ${etc}/group`);
+      if (!g) throw configError(`${field}: found ${JSON.stringify(groupPart)}, but there is no such group in ${etc}/group: create it in the image, or write a numeric gid`);
       gid = g.id;
     }
   }
