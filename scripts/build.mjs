@@ -158,8 +158,26 @@ for (const pkg of existsSync(koromix) ? readdirSync(koromix) : []) {
   }
 }
 
-// Run directly as an executable, with the inspector's SIGUSR1 handler off from the first instant.
-writeFileSync(entry, `#!/usr/bin/env -S node --disable-sigusr1\n${readFileSync(entry, 'utf8')}`);
+// The oldest Node.js the bundle runs on: package.json's engines, the one place it is written.
+const MIN_NODE = Number(/^>=\s*(\d+)$/.exec(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines.node)?.[1]);
+if (!Number.isInteger(MIN_NODE)) throw new Error('package.json engines.node must read ">=N"');
+const refusal = (found) => `tee-init: needs Node.js ${MIN_NODE} or later, found ${found}: install Node.js ${MIN_NODE} LTS (or run the image, which ships it)`;
+
+// Run directly as an executable, with the inspector's SIGUSR1 handler off from the first
+// instant. The first two lines are both shell and JavaScript (for JS, line 2 is a comment):
+// /bin/sh asks node its version and execs `node --disable-sigusr1` on this file only when node
+// is new enough, else prints our one line. (An `env -S node --disable-sigusr1` shebang would
+// let an older node die on the flag, `node: bad option: --disable-sigusr1`, before any of our
+// code ran.) The cost, one `node --version`, is on this path only: the image starts node directly.
+// Then, before the banner touches anything newer (process.getBuiltinModule), the same check in
+// JavaScript for `node dist/tee-init.js` under an older node. The entry has no static imports,
+// so nothing runs before it.
+const shebang = [
+  '#!/bin/sh',
+  `//bin/true; v=$(node --version 2>/dev/null) || { echo 'tee-init: no node on PATH: install Node.js ${MIN_NODE} LTS' >&2; exit 127; }; m=\${v#v}; if [ "\${m%%.*}" -ge ${MIN_NODE} ] 2>/dev/null; then exec node --disable-sigusr1 "$0" "$@"; fi; echo "${refusal('Node.js $v at $(command -v node)')}" >&2; exit 78`,
+].join('\n');
+const check = `if(+process.versions.node.split('.')[0]<${MIN_NODE}){process.stderr.write(\`${refusal('Node.js v${process.versions.node} at ${process.execPath}')}\\n\`);process.exit(78)}`;
+writeFileSync(entry, `${shebang}\n${check}\n${readFileSync(entry, 'utf8')}`);
 chmodSync(entry, 0o755);
 
 writeFileSync(join(dist, 'meta.json'), JSON.stringify(result.metafile));

@@ -2,7 +2,8 @@
 // set-up on a fresh Debian machine:
 //  - Debian packages for the real peers: redis-server/redis-cli, stunnel, openssl, unshare;
 //    installed with apt-get when missing and running as root, otherwise named for you.
-//  - Node 22 from the npm registry into .cache/node22, to check the bundle runs on it.
+//  - Node 22 from the npm registry into .cache/node22: an older Node than the bundle supports
+//    (package.json engines), to check that it refuses it in one line.
 // Tests that need something still missing fail in CI (CI=true) and skip, saying so, elsewhere.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -45,13 +46,13 @@ if (missing.length > 0) {
 
 const node22Version = () => spawnSync(node22, ['--version'], { encoding: 'utf8' }).stdout?.trim();
 if (!existsSync(node22) || node22Version() !== `v${NODE22_VERSION}`) {
-  console.log(`test-setup: installing Node ${NODE22_VERSION} into .cache/node22 (to test the bundle on Node 22)`);
+  console.log(`test-setup: installing Node ${NODE22_VERSION} into .cache/node22 (to test that the bundle refuses an older Node)`);
   const prefix = join(root, '.cache', 'node22');
   mkdirSync(prefix, { recursive: true });
   const r = spawnSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', `node@${NODE22_VERSION}`], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   if (r.status !== 0 || node22Version() !== `v${NODE22_VERSION}`) {
-    console.warn('test-setup: could not install Node 22; the Node 22 test will fail in CI');
+    console.warn('test-setup: could not install Node 22; the older-Node refusal test will fail in CI');
   }
 }

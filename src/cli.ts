@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { parseDuration } from './duration.ts';
+import { checkDuration } from './duration.ts';
 import { usageError } from './errors.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 
@@ -13,13 +13,21 @@ export interface CliOptions {
   logLevel: LogLevel | undefined;
   signalGroup: boolean;
   subreaper: boolean;
+  /** check --show: also print the rendered argv, env and files. */
+  show: boolean;
+  /** check --etc DIR: resolve users and groups from DIR/passwd and DIR/group (an image's /etc). */
+  etc: string | undefined;
   /** COMMAND [ARG...]; empty when the config's run.command is to be used. */
   command: string[];
 }
 
 export const USAGE = `Usage:
   tee-init [--config FILE] [options] [--] [COMMAND [ARG...]]
-  tee-init check --config FILE     validate the config and print the plan; fetches nothing
+  tee-init check --config FILE [--show] [--etc DIR] [--] [COMMAND [ARG...]]
+                                   validate the config (and the COMMAND a boot would get) and
+                                   print the plan; --show adds the rendered argv, env and files;
+                                   --etc DIR looks users up in DIR/passwd, DIR/group (an image's
+                                   /etc) instead of /etc. Reads no token, contacts nobody.
   tee-init --help | --version
 
 Runs COMMAND as its child and supervises it as a container init: forwards signals, reaps
@@ -47,9 +55,11 @@ const OPTIONS = {
   subreaper: { type: 'boolean', short: 's' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
+  show: { type: 'boolean' },
+  etc: { type: 'string' },
 } as const;
 
-const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--log-level']);
+const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--log-level', '--etc']);
 const SUBCOMMANDS = new Set(['run', 'check']);
 
 /**
@@ -91,10 +101,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   const gracePeriodText = values['grace-period'] ?? env.TEE_INIT_GRACE_PERIOD;
   let gracePeriodMs: number | undefined;
   if (gracePeriodText !== undefined) {
-    gracePeriodMs = parseDuration(gracePeriodText);
-    if (gracePeriodMs === undefined) {
-      throw usageError(`--grace-period ${JSON.stringify(gracePeriodText)} is not a duration: use e.g. 10s, 500ms, 2m`);
-    }
+    const { ms, problem } = checkDuration(gracePeriodText);
+    const from = values['grace-period'] !== undefined ? '--grace-period' : 'TEE_INIT_GRACE_PERIOD';
+    if (problem !== undefined) throw usageError(`${from}: ${problem}`);
+    gracePeriodMs = ms;
   }
 
   const logLevelText = values['log-level'] ?? env.TEE_INIT_LOG_LEVEL;
@@ -110,12 +120,15 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     logLevel: logLevelText as LogLevel | undefined,
     signalGroup: values['signal-group'] ?? truthy('TEE_INIT_SIGNAL_GROUP', env.TEE_INIT_SIGNAL_GROUP),
     subreaper: values.subreaper ?? truthy('TEE_INIT_SUBREAPER', env.TEE_INIT_SUBREAPER),
+    show: values.show === true,
+    etc: values.etc,
     command,
   };
 
   if (subcommand === 'check') {
     if (!configPath) throw usageError('check needs --config FILE (or TEE_INIT_CONFIG)');
-    if (command.length > 0) throw usageError(`check takes no command, got ${JSON.stringify(command[0])}`);
+  } else if (subcommand === 'run' && (result.show || result.etc !== undefined)) {
+    throw usageError(`${result.show ? '--show' : '--etc'} goes with check: tee-init check --config FILE ${result.show ? '--show' : '--etc DIR'}`);
   }
   if (subcommand === 'run' && !configPath && command.length === 0) {
     throw usageError('nothing to run: give a COMMAND or --config FILE (see tee-init --help)');

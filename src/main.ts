@@ -38,7 +38,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   if (cli.subcommand === 'help') return line(1, USAGE), EXIT.ok;
   if (cli.subcommand === 'version') return line(1, `tee-init ${pkg.version}`), EXIT.ok;
-  if (cli.subcommand === 'check') return check(cli.configPath!);
+  if (cli.subcommand === 'check') return check(cli);
 
   const log = createLog({ level: cli.logLevel ?? 'info', redact: cli.configPath !== undefined });
   const cleanup = new Cleanup(log);
@@ -92,14 +92,14 @@ function onInternalError(log: Log, supervisor: Supervisor, cleanup: Cleanup): { 
   return state;
 }
 
-/** `tee-init check`: the plan on stdout, or one line on stderr and 78. Reads no token, contacts nothing. */
-async function check(configPath: string): Promise<number> {
+/** `tee-init check`: the plan on stdout, or one line per problem on stderr and 78. Reads no token, contacts nothing. */
+async function check(cli: CliOptions): Promise<number> {
+  const { planText, problemsOf } = await import('./config/plan.ts');
   try {
-    const { planText } = await import('./config/plan.ts');
-    line(1, planText(configPath));
+    line(1, planText(cli.configPath!, { command: cli.command, show: cli.show, etc: cli.etc }));
     return EXIT.ok;
   } catch (err) {
-    line(2, `tee-init check: ${(err as Error).message}`);
+    for (const problem of problemsOf(err)) line(2, `tee-init check: ${problem}`);
     return err instanceof InitError ? err.exitCode : EXIT.software;
   }
 }

@@ -6,8 +6,8 @@ import { readAttestationToken } from './attest/token-file.ts';
 import { checkClaims, claimsSummary } from './attest/claims.ts';
 import type { Cleanup } from './cleanup.ts';
 import { withoutInitSettings } from './cli.ts';
-import { configError } from './errors.ts';
 import { loadConfig } from './config/load.ts';
+import { runIdentities, runWithCommand } from './config/local.ts';
 import type { Config, PskConfig } from './config/schema.ts';
 import type { Log, LogLevel } from './log.ts';
 import { OutputDir } from './materialize/output-dir.ts';
@@ -17,7 +17,7 @@ import type { PskProxyOptions } from './psk/proxy.ts';
 import { render } from './render/index.ts';
 import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
 import type { ChildSpec } from './supervise/supervisor.ts';
-import { resolveUser, type UserIds } from './users.ts';
+import type { UserIds } from './users.ts';
 
 const DEFAULT_SECRET_MODE = 0o400;
 const DEFAULT_FILE_MODE = 0o400;
@@ -58,8 +58,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   if (input.logLevel === undefined) log.level = config.log.level;
   log.info({ config: path, secrets: Object.keys(config.secrets).length, preset: config.run.preset }, 'config loaded');
 
-  const user: UserIds | undefined = config.run.user ? resolveUser(config.run.user, 'run.user') : undefined;
-  const owner = config.output.owner ? resolveUser(config.output.owner, 'output.owner') : user;
+  const { user, owner } = runIdentities(config);
 
   // Local checks first: a bad output directory fails before anything remote is asked.
   const out = needsOutputDir(config)
@@ -133,15 +132,6 @@ function pskOptions(p: PskConfig, secrets: Map<string, SecretValue>, log: Log): 
 function wipeKeys(o: PskProxyOptions): void {
   if (o.mode === 'client') o.key.fill(0);
   else for (const k of o.identities.values()) k.fill(0);
-}
-
-/** COMMAND on the command line replaces run.command (placeholders and all). */
-function runWithCommand(config: Config, command: readonly string[]): Config['run'] {
-  if (command.length === 0) return config.run;
-  if (config.run.preset !== 'none') {
-    throw configError(`COMMAND was given on the command line, but run.preset ${config.run.preset} builds the command itself: pass extra arguments in run.with.args, or use preset: none`);
-  }
-  return { ...config.run, command: [...command] };
 }
 
 function materialize(out: OutputDir | undefined, files: SecretValue[], config: Config): Map<string, string> {

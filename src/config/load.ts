@@ -1,10 +1,11 @@
 // Reading, parsing and checking the config file. Every problem becomes one line that names the
-// file and the field path, with exit status 78.
-import { readFileSync } from 'node:fs';
+// file and the field path, with exit status 78; `check` shows all of them (problemsOf).
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
-import { configError } from '../errors.ts';
+import { parseDocument, type Tags } from 'yaml';
+import { configError, InitError } from '../errors.ts';
+import { checkReferences } from './references.ts';
+import { defaultMessage, describeIssues, fieldPath, found } from './messages.ts';
 import { configSchema, type Config } from './schema.ts';
 
 export interface LoadedConfig {
@@ -14,98 +15,127 @@ export interface LoadedConfig {
   config: Config;
 }
 
-function fieldPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else if (typeof p === 'string' && /^[A-Za-z_][A-Za-z0-9_-]*$/.test(p)) out += out ? `.${p}` : p;
-    else out += `[${JSON.stringify(String(p))}]`;
-  }
-  return out || '(top level)';
+/** A config is a few KiB; anything this large is a mistake (or /dev/zero). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Deeper than any sensible config; keeps rendering (recursive) far from the stack limit. */
+export const MAX_DEPTH = 32;
+
+/**
+ * YAML 1.2 reads 0o400 and 0x100 as the numbers 256: a `mode: 0o400` would be reported as
+ * "256". Kept as the text written, they are read as what they mean where a mode is expected,
+ * and reported as written anywhere else.
+ */
+const keepRadix = { default: true, tag: 'tag:yaml.org,2002:int', test: /^0[ox][0-9a-fA-F]+$/, resolve: (s: string) => s };
+const customTags = (tags: Tags) => [keepRadix, ...tags] as Tags;
+
+/** All the problems, one line each, most specific first; the first one leads the boot's message. */
+export function problemsOf(err: unknown): string[] {
+  const problems = err instanceof InitError ? err.detail?.problems : undefined;
+  return Array.isArray(problems) ? (problems as string[]) : [(err as Error).message];
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') {
-    const at = issue.path.length ? `${fieldPath(issue.path)}: ` : '';
-    return `${at}unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+/** One InitError(78) carrying every problem: its message is the first, and how many more. */
+export function configProblems(origin: string, problems: readonly string[]): InitError {
+  const lines = problems.map((p) => `config ${origin}: ${p}`);
+  const more = lines.length > 1 ? ` (and ${lines.length - 1} more: run tee-init check --config ${origin} to see them all)` : '';
+  return configError(`${lines[0]}${more}`, { problems: lines });
+}
+
+/** YAML/JSON text to plain data: one line for a syntax error, an unknown tag or an alias bomb. */
+function parseText(text: string, origin: string): unknown {
+  const fail = (where: string, what: string) => configError(`config ${origin}:${where} is not valid YAML/JSON: ${what.split('\n')[0]}`);
+  let doc;
+  try {
+    doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, customTags, logLevel: 'silent' });
+  } catch (err) {
+    throw fail('', (err as Error).message);
   }
-  return `${fieldPath(issue.path)}: ${issue.message}`;
+  const bad = doc.errors[0] ?? doc.warnings[0];
+  if (bad) throw fail(bad.linePos ? ` line ${bad.linePos[0].line}, column ${bad.linePos[0].col}` : '', bad.message);
+  try {
+    return doc.toJS({ maxAliasCount: 50 });
+  } catch (err) {
+    throw fail('', (err as Error).message);
+  }
+}
+
+/**
+ * Only what JSON can say gets past here: YAML tags that make sets, binary or dates, and nesting
+ * deep enough to exhaust the stack while rendering are refused.
+ */
+function plainDataProblem(value: unknown, path: (string | number)[] = []): string | undefined {
+  if (path.length > MAX_DEPTH) return `${fieldPath(path.slice(0, MAX_DEPTH))}: nested more than ${MAX_DEPTH} levels deep: flatten it`;
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined;
+  if (typeof value === 'number') return undefined; // NaN and infinities: each field's own check says what to write
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const p = plainDataProblem(value[i], [...path, i]);
+      if (p) return p;
+    }
+    return undefined;
+  }
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const [k, v] of Object.entries(value)) {
+      const p = plainDataProblem(v, [...path, k]);
+      if (p) return p;
+    }
+    return undefined;
+  }
+  const kind = value instanceof Set ? 'a set (!!set)' : value instanceof Map ? 'an ordered map (!!omap/!!pairs)' : value instanceof Uint8Array ? 'binary data (!!binary)' : value instanceof Date ? 'a timestamp (!!timestamp)' : typeof value;
+  return `${fieldPath(path)}: found ${kind}, write plain text, numbers, true/false, lists and mappings (no YAML tags)`;
 }
 
 /** Parses config text (YAML or JSON) into a checked Config. `origin` names it in messages. */
 export function parseConfig(text: string, origin: string): Config {
-  let data: unknown;
-  try {
-    data = parseYaml(text, { uniqueKeys: true, prettyErrors: true, maxAliasCount: 50 });
-  } catch (err) {
-    const where = err instanceof YAMLParseError && err.linePos ? ` line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
-    const what = (err as Error).message.split('\n')[0];
-    throw configError(`config ${origin}:${where} is not valid YAML/JSON: ${what}`);
-  }
+  let data = parseText(text, origin);
   if (data === null || data === undefined) data = {};
-  const result = configSchema.safeParse(data);
-  if (!result.success) {
-    const issues = result.error.issues.map(describeIssue);
-    const more = issues.length > 1 ? ` (and ${issues.length - 1} more: see the log)` : '';
-    throw configError(`config ${origin}: ${issues[0]}${more}`, { problems: issues });
-  }
-  checkReferences(result.data, origin);
+  const plain = plainDataProblem(data);
+  if (plain) throw configProblems(origin, [plain]);
+  const result = configSchema.safeParse(data, { error: defaultMessage, reportInput: true });
+  if (!result.success) throw configProblems(origin, describeIssues(result.error.issues));
+  const problems = checkReferences(result.data);
+  if (problems.length) throw configProblems(origin, problems);
   return result.data;
 }
 
-/** Cross-field rules the schema cannot express on its own. */
-function checkReferences(config: Config, origin: string): void {
-  const fail = (field: string, message: string) => {
-    throw configError(`config ${origin}: ${field}: ${message}`);
-  };
-  const files = new Map<string, string>();
-  for (const [name, s] of Object.entries(config.secrets)) {
-    if (s.source === 'gcp' && !(s.credentials in config.credentials)) {
-      const known = Object.keys(config.credentials);
-      fail(`secrets.${name}.credentials`, `no credentials named ${JSON.stringify(s.credentials)} (defined: ${known.length ? known.join(', ') : 'none'})`);
-    }
-    if (s.file !== undefined) {
-      const other = files.get(s.file);
-      if (other) fail(`secrets.${name}.file`, `${JSON.stringify(s.file)} is also the file of secrets.${other}`);
-      files.set(s.file, name);
-    }
-    if (s.mode !== undefined && s.file === undefined) fail(`secrets.${name}.mode`, 'a mode needs a file: (a secret without file: stays in memory)');
+/**
+ * The file's text. Opened non-blocking and checked to be a regular file before reading, so a
+ * FIFO or a device never blocks or floods the init; read up to the limit + 1 byte.
+ */
+function readConfigFile(abs: string): string {
+  const fail = (why: string) => configError(`config file ${abs} ${why}: check --config / TEE_INIT_CONFIG`);
+  let fd: number;
+  try {
+    fd = openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw fail(code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code})`);
   }
-  for (const f of config.run.files) {
-    const other = files.get(f.name);
-    if (other) fail(`run.files`, `${JSON.stringify(f.name)} is also the file of secrets.${other}`);
-    files.set(f.name, `run.files`);
-  }
-  if (config.psk) {
-    for (const [id, ident] of Object.entries(config.psk.identities)) {
-      ident.shares.forEach((share, i) => {
-        if (!(share in config.secrets)) fail(`psk.identities.${id}.shares[${i}]`, `no secret named ${JSON.stringify(share)}`);
-      });
-      if (ident.combine === 'hkdf-sha256' && (ident.salt === undefined || ident.info === undefined)) {
-        fail(`psk.identities.${id}`, 'hkdf-sha256 needs both salt and info (both peers must use the same)');
-      }
-      if (ident.combine === 'sha256-concat' && (ident.salt !== undefined || ident.info !== undefined)) {
-        fail(`psk.identities.${id}`, 'salt and info apply to hkdf-sha256 only');
-      }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw fail(st.isDirectory() ? 'is a directory, not a file' : 'is not a regular file');
+    const buf = Buffer.alloc(Math.min(st.size, MAX_CONFIG_BYTES) + 1);
+    let n = 0;
+    for (let got; n < buf.length && (got = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += got;
+    if (n > MAX_CONFIG_BYTES) throw fail(`is larger than ${MAX_CONFIG_BYTES / 1024} KiB`);
+    const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+    try {
+      return text.decode(buf.subarray(0, n));
+    } catch {
+      throw fail('is not UTF-8 text');
     }
-    if (config.psk.mode === 'client' && Object.keys(config.psk.identities).length !== 1) {
-      fail('psk.identities', 'client mode uses exactly one identity');
-    }
+  } catch (err) {
+    if (err instanceof InitError) throw err;
+    throw fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  } finally {
+    closeSync(fd);
   }
 }
 
 /** Reads and checks the config file at `path`. */
 export function loadConfig(path: string): LoadedConfig {
   const abs = resolve(path);
-  let text: string;
-  try {
-    text = readFileSync(abs, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code})`;
-    throw configError(`config file ${abs} ${why}: check --config / TEE_INIT_CONFIG`);
-  }
-  const config = parseConfig(text, abs);
+  const config = parseConfig(readConfigFile(abs), abs);
   const dir = dirname(abs);
   for (const s of Object.values(config.secrets)) {
     if (s.source === 'file' && !isAbsolute(s.path)) s.path = resolve(dir, s.path);

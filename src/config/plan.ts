@@ -1,28 +1,67 @@
-// `tee-init check --config FILE`: validate the config and print what a boot would do — which
-// secret from where with which identity, the files with their modes, the command — without
-// reading the token, creating anything or contacting anyone.
+// `tee-init check --config FILE [--] [COMMAND...]`: validate the config and print what a boot
+// would do — which secret from where with which identity, the files with their modes, the
+// command — without reading the token, creating anything or contacting anyone. It refuses what
+// a boot would refuse on this machine (users, output directory, COMMAND with a preset), and
+// reports every problem it finds, not just the first.
 import { join } from 'node:path';
 import { describeCredential } from '../credentials/identities.ts';
 import { formatDuration } from '../duration.ts';
-import { render, requiredSecrets } from '../render/index.ts';
+import { InitError } from '../errors.ts';
+import { describePlan, render, requiredSecrets, type RenderInput } from '../render/index.ts';
 import { checkSecretFile } from '../secrets/sources/file.ts';
-import { loadConfig } from './load.ts';
+import { configProblems, loadConfig } from './load.ts';
+
+export { problemsOf } from './load.ts';
+import { commandProblem, outputDirProblem, runIdentities, runWithCommand } from './local.ts';
 import type { Config } from './schema.ts';
 
 const PLACEHOLDER_DIR = '/dev/shm/tee-init-XXXXXX';
 const octal = (m: number) => `0${m.toString(8)}`;
 
-/** The plan as text; throws InitError(78) for any config problem, like a real boot would. */
-export function planText(configPath: string): string {
+export interface PlanOptions {
+  /** COMMAND as it would be given to the boot: replaces run.command. */
+  command?: readonly string[];
+  /** Append the rendered argv, env and the full content of every rendered file. */
+  show?: boolean;
+  /** Where passwd and group live (tests). */
+  etc?: string;
+}
+
+/** Runs each check, keeping every config problem (InitError 78) instead of stopping at the first. */
+function collector() {
+  const problems: string[] = [];
+  const attempt = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (err) {
+      if (!(err instanceof InitError) || err.exitCode !== 78) throw err;
+      problems.push(err.message);
+      return undefined;
+    }
+  };
+  return { problems, attempt };
+}
+
+/** The plan as text; throws InitError(78) carrying every problem, as a boot would for the first. */
+export function planText(configPath: string, options: PlanOptions = {}): string {
   const { config, path } = loadConfig(configPath);
+  const { problems, attempt } = collector();
   // A file secret the boot could not read fails here too (exists, regular, readable, size).
-  for (const [name, s] of Object.entries(config.secrets)) if (s.source === 'file') checkSecretFile(name, s.path);
+  for (const [name, s] of Object.entries(config.secrets)) if (s.source === 'file') attempt(() => checkSecretFile(name, s.path));
+  const ids = attempt(() => runIdentities(config, options.etc));
+  const dirProblem = outputDirProblem(config);
+  if (dirProblem) problems.push(dirProblem);
   const dir = config.output.dir ?? PLACEHOLDER_DIR;
-  const rendered = render({
-    run: config.run,
+  const run = attempt(() => runWithCommand(config, options.command ?? []));
+  const input: RenderInput | undefined = run && {
+    run,
     secrets: Object.fromEntries(Object.entries(config.secrets).map(([n, s]) => [n, { path: s.file ? join(dir, s.file) : undefined }])),
     outputDir: dir,
-  });
+  };
+  const rendered = input && attempt(() => render(input));
+  const tooLong = rendered && commandProblem(rendered.argv, rendered.env);
+  if (tooLong) problems.push(tooLong);
+  if (problems.length || !rendered || !input || !run) throw configProblems(path, problems);
 
   const rows: [string, string][] = [];
   const add = (section: string, ...lines: string[]) => lines.forEach((l, i) => rows.push([i === 0 ? section : '', l]));
@@ -31,10 +70,10 @@ export function planText(configPath: string): string {
   add('attestation', `token ${att.tokenFile} (waits up to ${formatDuration(att.waitFor)})`, ...(req.length ? [`require ${req.join(', ')}`] : ['require nothing']));
   const creds = Object.entries(config.credentials);
   add('identities', ...(creds.length ? creds.map(([n, c]) => describeCredential(n, c) + (c.type === 'confidential-space' && c.token ? ` with a teeserver token for audience ${c.token.audience}` : '')) : ['none']));
-  add('secrets', ...secretLines(config, dir));
-  add('output', `${config.output.dir ?? `${PLACEHOLDER_DIR} (a fresh directory)`}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${config.output.owner ? `, owner ${config.output.owner}` : ''}`);
+  add('secrets', ...secretLines(config, run, dir));
+  add('output', `${config.output.dir ?? `${PLACEHOLDER_DIR} (a fresh directory)`}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${ids?.owner ? `, owner ${ids.owner.uid}:${ids.owner.gid}` : ''}`);
   add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
-    ...(config.run.user ? [`as user ${config.run.user}`] : []),
+    ...(ids?.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
     ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []));
   if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
   if (config.psk) {
@@ -47,15 +86,19 @@ export function planText(configPath: string): string {
   add('endpoints', `sts ${e.sts}`, `iamcredentials ${e.iamcredentials}`, `secretmanager ${e.secretmanager ?? 'https://secretmanager.googleapis.com (regional refs: secretmanager.LOCATION.rep.googleapis.com)'}`, `teeserver ${e.teeserver}`);
 
   const width = Math.max(...rows.map(([s]) => s.length));
-  return [`config ${path}: OK`, '', ...rows.map(([s, l]) => `${s.padEnd(width)}  ${l}`)].join('\n');
+  const plan = [`config ${path}: OK`, '', ...rows.map(([s, l]) => `${s.padEnd(width)}  ${l}`)];
+  // Paths and config text only: no secret exists at this stage. Values of run.env are config
+  // text; the inherited environment is never part of a render.
+  if (options.show) plan.push('', '# what the program gets (--show)', describePlan(input).trimEnd());
+  return plan.join('\n');
 }
 
-function secretLines(config: Config, dir: string): string[] {
+function secretLines(config: Config, run: Config['run'], dir: string): string[] {
   const entries = Object.entries(config.secrets);
   if (entries.length === 0) return ['none'];
   // A secret nothing refers to may still be read by the program at a fixed path; a typo in a
   // placeholder or a share list shows up here first.
-  const referenced = new Set([...requiredSecrets(config.run), ...Object.values(config.psk?.identities ?? {}).flatMap((i) => i.shares)]);
+  const referenced = new Set([...requiredSecrets(run), ...Object.values(config.psk?.identities ?? {}).flatMap((i) => i.shares)]);
   const w = Math.max(...entries.map(([n]) => n.length));
   return entries.map(([name, s]) => {
     const from = s.source === 'gcp' ? `${s.ref} as ${s.credentials}` : `file ${s.path}`;

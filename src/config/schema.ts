@@ -1,7 +1,9 @@
 // The config contract (DESIGN.md, "Configuration"), as a zod schema. Parsing yields typed,
 // defaulted values: durations in milliseconds, modes as numbers, endpoints filled in.
 import { z } from 'zod';
-import { parseDuration } from '../duration.ts';
+import { checkDuration } from '../duration.ts';
+import { parseHostPort } from '../psk/address.ts';
+import { found } from './messages.ts';
 import { LOG_LEVELS } from '../log.ts';
 import { checkEndpointUrl } from './endpoints.ts';
 
@@ -15,32 +17,40 @@ export const DEFAULT_ENDPOINTS = {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 const name = (what: string) =>
-  z.string().regex(NAME, { error: `${what} must be a name: letters, digits, _ and -, starting with a letter or _` });
-
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = typeof v === 'number' ? Math.round(v * 1000) : parseDuration(v);
-  if (ms === undefined || ms < 0) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration: use e.g. 30s, 500ms, 2m` });
-    return z.NEVER;
-  }
-  return ms;
-});
+  z.string().regex(NAME, { error: `${what} must be a name: letters, digits, _ and - (at most 63), starting with a letter or _` });
 
 /**
- * File modes. YAML 1.2 reads an unquoted 0400 as the decimal number 400, so a number whose
- * decimal digits are all octal digits is read as the octal mode it was meant to be.
+ * A duration: "30s", "500ms", "2m", "1h", "1m30s", or a number of seconds. One rule for every
+ * duration field (checkDuration): at most Node's timer limit, at least `minMs`.
+ */
+const duration = (minMs = 0) =>
+  z.unknown().transform((v, ctx) => {
+    const { ms, problem } = checkDuration(v, minMs);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', message: problem });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/**
+ * File modes, best written as a quoted octal string ("0400"). YAML 1.2 reads an unquoted 0400
+ * as the decimal number 400, so a number whose decimal digits are all octal digits is read as
+ * the octal mode it was meant to be; 0o400 reaches us as text (see load.ts) and is read as octal.
  * Secrets are never group/other-writable and carry no setuid/setgid/sticky bits.
  */
-const mode = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const text = String(v).replace(/^0o/, '');
-  if (!/^[0-7]{3,4}$/.test(text)) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a file mode: write it as a string like "0400"` });
+const mode = z.unknown().transform((v, ctx) => {
+  const fail = (why: string) => {
+    ctx.addIssue({ code: 'custom', message: `found ${found(v)}, ${why}` });
     return z.NEVER;
-  }
+  };
+  if (typeof v !== 'string' && typeof v !== 'number') return fail('write an octal file mode as a quoted string, like "0400" or "0440"');
+  const text = String(v).replace(/^0o/, '');
+  if (!/^[0-7]{3,4}$/.test(text)) return fail('which is not an octal file mode: write it as a quoted string, like "0400" or "0440"');
   const m = Number.parseInt(text, 8);
   if ((m & ~0o755) !== 0 || (m & 0o400) === 0) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)}: a secret file must be readable by its owner and writable by nobody else (e.g. "0400", "0440")` });
-    return z.NEVER;
+    const read = typeof v === 'number' ? `read as the octal mode 0${text}, ` : '';
+    return fail(`${read}but a secret file must be readable by its owner and writable by nobody else: write e.g. "0400" or "0440"`);
   }
   return m;
 });
@@ -48,7 +58,7 @@ const mode = z.union([z.string(), z.number()]).transform((v, ctx) => {
 /** A file name inside the output directory: no directories, no dot names. */
 const fileName = z
   .string()
-  .regex(/^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/, { error: 'must be a plain file name (letters, digits, . _ -), no "/"' });
+  .regex(/^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/, { error: 'write a plain file name (letters, digits, . _ -, at most 128), no "/"' });
 
 const url = (field: string) =>
   z.string().superRefine((v, ctx) => {
@@ -97,7 +107,39 @@ const fileSecret = z.strictObject({
 });
 const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: 'source must be "gcp" or "file"' });
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'must be HOST:PORT' });
+/**
+ * HOST:PORT as the listener will parse it (parseHostPort), so that check refuses what the boot
+ * would refuse after the child started. Port 0 (any free port) only where a listener binds.
+ */
+/** As `docker run --user`; the ids themselves are checked when resolved (users.ts). */
+const userSpec = z.string().regex(/^([a-z_][a-z0-9_-]*\$?|\d+)(:([a-z_][a-z0-9_-]*|\d+))?$/, {
+  error: 'write USER, UID, USER:GROUP or UID:GID (e.g. redis, 999, redis:redis, 999:999)',
+});
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const envName = z.string().regex(ENV_NAME, {
+  error: (iss) => {
+    const fixed = String(iss.input).replace(/[^A-Za-z0-9_]/g, '_').replace(/^(?=\d)/, '_');
+    return `which is not an environment variable name: use letters, digits and _, not starting with a digit (e.g. ${fixed})`;
+  },
+});
+/** Numbers and true/false are taken as the text they read as (PORT: 8080), like docker compose. */
+const envValue = z.union([z.string(), z.number(), z.boolean()], { error: 'write text' }).transform(String);
+
+const hostPort = (field: string, allowPortZero: boolean) =>
+  z.string({ error: `write HOST:PORT, e.g. "${allowPortZero ? '0.0.0.0:8443' : '127.0.0.1:6379'}" (quoted)` }).superRefine((v, ctx) => {
+    try {
+      parseHostPort(v, field, allowPortZero);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(`${field}: `, '') });
+    }
+  });
+
+/** OpenSSL's PSK_MAX_IDENTITY_LEN counts bytes, not characters. */
+const MAX_IDENTITY_BYTES = 128;
+const pskIdentityName = z.string().refine((id) => id !== '' && Buffer.byteLength(id, 'utf8') <= MAX_IDENTITY_BYTES, {
+  error: `an identity must be 1-${MAX_IDENTITY_BYTES} bytes of UTF-8 text (OpenSSL's limit)`,
+});
 
 const pskIdentity = z.strictObject({
   shares: z.array(name('a share')).min(1),
@@ -111,7 +153,7 @@ export const configSchema = z.strictObject({
   attestation: z
     .strictObject({
       tokenFile: z.string().min(1).default(DEFAULT_TOKEN_FILE),
-      waitFor: duration.default(30_000),
+      waitFor: duration().default(30_000),
       require: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()])).min(1)])).default({}),
     })
     .default({ tokenFile: DEFAULT_TOKEN_FILE, waitFor: 30_000, require: {} }),
@@ -119,19 +161,19 @@ export const configSchema = z.strictObject({
   secrets: z.record(name('a secret name'), secret).default({}),
   fetch: z
     .strictObject({
-      deadline: duration.default(60_000),
+      deadline: duration(1).default(60_000),
       /** One request (token exchange, secret access) gets this long before it is retried. */
-      attemptTimeout: duration.default(15_000),
+      attemptTimeout: duration(1).default(15_000),
       concurrency: z.number().int().min(1).max(256).default(16),
       backoff: z
-        .strictObject({ initial: duration.default(200), max: duration.default(10_000) })
+        .strictObject({ initial: duration(1).default(200), max: duration(1).default(10_000) })
         .default({ initial: 200, max: 10_000 }),
     })
     .default({ deadline: 60_000, attemptTimeout: 15_000, concurrency: 16, backoff: { initial: 200, max: 10_000 } }),
   output: z
     .strictObject({
       dir: z.string().startsWith('/', { error: 'must be an absolute path' }).optional(),
-      owner: z.string().regex(/^([a-z_][a-z0-9_-]*\$?|\d+)(:([a-z_][a-z0-9_-]*|\d+))?$/, { error: 'must be USER, UID, USER:GROUP or UID:GID' }).optional(),
+      owner: userSpec.optional(),
       allowNonTmpfs: z.boolean().default(false),
     })
     .default({ allowNonTmpfs: false }),
@@ -140,7 +182,7 @@ export const configSchema = z.strictObject({
       preset: z.enum(['redis', 'envoy-http', 'envoy-network', 'none']).default('none'),
       with: z.record(z.string(), z.unknown()).default({}),
       command: z.array(z.string()).min(1).optional(),
-      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' }), z.string()).default({}),
+      env: z.record(envName, envValue).default({}),
       files: z
         .array(
           z.strictObject({
@@ -151,21 +193,22 @@ export const configSchema = z.strictObject({
           }),
         )
         .default([]),
-      user: z.string().regex(/^([a-z_][a-z0-9_-]*\$?|\d+)(:([a-z_][a-z0-9_-]*|\d+))?$/, { error: 'must be USER, UID, USER:GROUP or UID:GID' }).optional(),
-      gracePeriod: duration.optional(),
+      user: userSpec.optional(),
+      gracePeriod: duration().optional(),
     })
     .default({ preset: 'none', with: {}, env: {}, files: [] }),
   psk: z
     .strictObject({
       mode: z.enum(['server', 'client']),
-      listen: hostPort,
-      connect: hostPort,
-      identities: z.record(z.string().min(1).max(128), pskIdentity).refine((ids) => Object.keys(ids).length > 0, { error: 'needs at least one identity' }),
+      listen: hostPort('psk.listen', true),
+      connect: hostPort('psk.connect', false),
+      identities: z.record(pskIdentityName, pskIdentity).refine((ids) => Object.keys(ids).length > 0, { error: 'found none, add at least one identity' }),
       tls12: z.boolean().default(false),
-      handshakeTimeout: duration.default(10_000),
-      idleTimeout: duration.default(12 * 3_600_000),
+      handshakeTimeout: duration(1).default(10_000),
+      /** 0 = never. */
+      idleTimeout: duration().default(12 * 3_600_000),
       maxConnections: z.number().int().min(1).max(100_000).default(1024),
-      readyTimeout: duration.default(30_000),
+      readyTimeout: duration(1).default(30_000),
     })
     .optional(),
   endpoints: z

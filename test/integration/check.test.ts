@@ -1,10 +1,13 @@
 // `tee-init check --config FILE`: validates and prints the plan; reads no token, contacts nothing.
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { boot, type Boot } from '../helpers/boot.ts';
 import { root, runInit } from '../helpers/init.ts';
+
+const imageEtc = join(root, 'test', 'fixtures', 'image-etc');
+const problemLines = (stderr: unknown) => (stderr as string).trim().split('\n');
 
 describe('tee-init check', () => {
   let b: Boot;
@@ -45,7 +48,7 @@ describe('tee-init check', () => {
     assert.equal(code, 78);
     const lines = (result.stderr as string).trim().split('\n');
     assert.equal(lines.length, 1);
-    assert.match(lines[0]!, /^tee-init check: config .*: secrets\.key\.mode: "0666": a secret file must be readable by its owner and writable by nobody else/);
+    assert.match(lines[0]!, /^tee-init check: config .*: secrets\.key\.mode: found "0666", but a secret file must be readable by its owner and writable by nobody else: write e\.g\. "0400"/);
     assert.equal(result.stdout, '');
   });
 
@@ -60,8 +63,109 @@ describe('tee-init check', () => {
     const dirs = readdirSync(join(root, 'examples'), { withFileTypes: true }).filter((d) => d.isDirectory());
     assert.ok(dirs.length >= 5);
     for (const d of dirs) {
-      const { result, code } = await runInit(['check', '--config', join(root, 'examples', d.name, 'tee-init.yaml')]);
+      // The envoy examples run as the image's envoy user: checked against an image-like /etc.
+      const { result, code } = await runInit(['check', '--etc', imageEtc, '--config', join(root, 'examples', d.name, 'tee-init.yaml')]);
       assert.equal(code, 0, `${d.name}: ${result.stderr}`);
     }
+  });
+
+  test('every problem, one line each, the unknown field before the missing field it causes', async () => {
+    const config = b.config({ fetch: { concurrency: 0, attemptTimeout: '1000h' } });
+    const key = (config.secrets as Record<string, Record<string, unknown>>).key!;
+    key.credential = key.credentials;
+    delete key.credentials;
+    const { result, code } = await runInit(['check', '--config', b.writeConfig(config)]);
+    assert.equal(code, 78);
+    const lines = problemLines(result.stderr);
+    assert.equal(lines.length, 4, lines.join('\n'));
+    for (const l of lines) assert.match(l, /^tee-init check: config \/\S+: /);
+    assert.match(lines[0]!, /secrets\.key: unknown field "credential" \(did you mean "credentials"\?\): remove it or fix the spelling$/);
+    assert.match(lines[1]!, /secrets\.key\.credentials: missing: add it \(text\)$/);
+    assert.match(lines[2]!, /fetch\.attemptTimeout: "1000h" is longer than the longest timer Node\.js can run .*: write at most 596h$/);
+    assert.match(lines[3]!, /fetch\.concurrency: found the number 0, write a number at least 1$/);
+    assert.equal(result.stdout, '');
+  });
+
+  test('users: a missing user or group, an id out of range; checked against --etc DIR when given', async () => {
+    const cases: [Record<string, unknown>, Record<string, unknown>, RegExp][] = [
+      [{ user: 'no-such-user-here' }, {}, /run\.user: found "no-such-user-here", but there is no such user in \/etc\/passwd/],
+      [{ user: 'root:no-such-group' }, {}, /run\.user: found "no-such-group", but there is no such group in \/etc\/group/],
+      [{ user: '4294967295' }, {}, /run\.user: uid 4294967295 in "4294967295" is out of range: write a uid from 0 to 2147483647/],
+      [{ user: '2147483648' }, {}, /run\.user: uid 2147483648 .* out of range/],
+      [{}, { owner: '4294967296:1' }, /output\.owner: uid 4294967296 in "4294967296:1" is out of range: write a uid from 0 to 4294967294/],
+      [{}, { owner: '1:4294967295' }, /output\.owner: gid 4294967295 .* out of range/],
+      [{}, { owner: 'no-such-owner' }, /output\.owner: found "no-such-owner", but there is no such user/],
+    ];
+    for (const [run, output, pattern] of cases) {
+      const config = b.config();
+      Object.assign(config.run as object, run);
+      Object.assign(config.output as object, output);
+      const { result, code } = await runInit(['check', '--config', b.writeConfig(config)]);
+      assert.equal(code, 78, JSON.stringify({ run, output }));
+      const lines = problemLines(result.stderr);
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0]!, pattern);
+    }
+    const envoy = b.config({ run: { command: ['x'], user: 'envoy' }, output: { dir: b.outDir, owner: 'envoy:envoy' } });
+    const path = b.writeConfig(envoy);
+    assert.equal((await runInit(['check', '--config', path])).code, 78, 'no envoy user on this machine');
+    const { result, code } = await runInit(['check', '--etc', imageEtc, '--config', path]);
+    assert.equal(code, 0, result.stderr as string);
+    assert.match(result.stdout as string, new RegExp(`as user envoy \\(uid 101, gid 101 in ${imageEtc}\\)`));
+    assert.match(result.stdout as string, /owner 101:101/);
+  });
+
+  test('an output directory that exists and is not tmpfs', async () => {
+    const disk = mkdtempSync(join(root, '.tee-init-not-tmpfs-'));
+    try {
+      const config = b.config({ output: { dir: disk } });
+      const { result, code } = await runInit(['check', '--config', b.writeConfig(config)]);
+      assert.equal(code, 78);
+      assert.match(problemLines(result.stderr)[0]!, new RegExp(`output\\.dir ${disk} is not on tmpfs \\(filesystem type 0x[0-9a-f]+\\): secrets must not touch a disk`));
+      const allowed = b.config({ output: { dir: disk, allowNonTmpfs: true } });
+      assert.equal((await runInit(['check', '--config', b.writeConfig(allowed)])).code, 0);
+      assert.deepEqual(readdirSync(disk), [], 'check created nothing');
+    } finally {
+      rmSync(disk, { recursive: true, force: true });
+    }
+  });
+
+  test('COMMAND: replaces run.command in the plan; with a preset it is refused as the boot would', async () => {
+    const plain = b.writeConfig(b.config());
+    const ok = await runInit(['check', '--config', plain, '--', 'my-server', '--port', '1']);
+    assert.equal(ok.code, 0, ok.result.stderr as string);
+    assert.match(ok.result.stdout as string, /^run +my-server --port 1$/m);
+    const preset = b.writeConfig(b.config({ run: { preset: 'redis' } }));
+    const { result, code } = await runInit(['check', '--config', preset, 'redis-server']);
+    assert.equal(code, 78);
+    assert.match(problemLines(result.stderr)[0]!, /COMMAND was given on the command line, but run\.preset redis builds the command itself/);
+  });
+
+  test('a program name longer than a path can be (ENAMETOOLONG) is caught by check', async () => {
+    const config = b.config({ run: { command: ['x'.repeat(70_000)] } });
+    const { result, code } = await runInit(['check', '--config', b.writeConfig(config)]);
+    assert.equal(code, 78);
+    assert.match(problemLines(result.stderr)[0]!, /run\.command\[0\]: the program name is 70000 bytes; a path holds at most 4095 bytes/);
+  });
+
+  test('--show: the rendered argv, env and every rendered file with path, mode and content', async () => {
+    const config = b.config({
+      run: {
+        preset: 'redis',
+        env: { GREETING: 'hello {{output.dir}}' },
+        files: [{ name: 'app.json', template: { ca: '{{secrets.ca.path}}', port: 1 }, format: 'json', mode: '0440' }],
+      },
+    });
+    const { result, code } = await runInit(['check', '--show', '--config', b.writeConfig(config)], { env: { INHERITED_SECRET: 'do-not-print-me' } });
+    assert.equal(code, 0, result.stderr as string);
+    const out = result.stdout as string;
+    const shown = out.slice(out.indexOf('# what the program gets (--show)'));
+    assert.match(shown, /^argv:\n {2}- redis-server\n/m);
+    assert.match(shown, new RegExp(`--tls-cert-file\\n {2}- ${b.outDir}/server\\.crt`));
+    assert.match(shown, new RegExp(`GREETING: hello ${b.outDir}`));
+    assert.match(shown, new RegExp(`path: ${b.outDir}/app\\.json\\n {4}mode: "0440"\\n {4}content: \\|`));
+    assert.match(shown, new RegExp(`"ca": "${b.outDir}/ca\\.pem"`));
+    assert.doesNotMatch(out, /do-not-print-me|INHERITED_SECRET/);
+    assert.deepEqual(b.leftovers(), []);
   });
 });

@@ -55,7 +55,7 @@ test('usage errors: exit 64', () => {
   usage(['--grace-period', 'soon', 'true']);
   usage(['--log-level', 'loud', 'true']);
   usage(['check']); // check needs a config
-  usage(['check', '--config', 'x', 'extra']);
+  usage(['--show', '--config', 'x']); // --show goes with check
   usage(['true'], { TEE_INIT_SIGNAL_GROUP: 'maybe' });
   usage(['--config']); // missing value
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadConfig, parseConfig } from '../../src/config/load.ts';
+import { loadConfig, parseConfig, problemsOf } from '../../src/config/load.ts';
 import { checkEndpointUrl } from '../../src/config/endpoints.ts';
 import { InitError } from '../../src/errors.ts';
 
@@ -75,25 +76,25 @@ test('an empty file is an empty config', () => {
 });
 
 test('errors name the field path and what was expected', () => {
-  configErr('secrets: { key: { source: gcp, ref: nope, credentials: a } }', /secrets\.key\.ref: must be projects\/P\/secrets\/S\/versions\/V/);
+  configErr('secrets: { key: { source: gcp, ref: nope, credentials: a } }', /secrets\.key\.ref: found "nope", must be projects\/P\/secrets\/S\/versions\/V/);
   configErr('secrets: { key: { source: s3, path: x } }', /secrets\.key\.source|secrets\.key: source must be "gcp" or "file"/);
   configErr('fetch: { deadline: soon }', /fetch\.deadline: "soon" is not a duration/);
   configErr('fetch: { concurency: 3 }', /fetch: unknown field "concurency"/);
   configErr('bogus: 1', /unknown field "bogus"/);
-  configErr('secrets: { key: { source: file, path: x, file: ../x } }', /secrets\.key\.file: must be a plain file name/);
+  configErr('secrets: { key: { source: file, path: x, file: ../x } }', /secrets\.key\.file: found "\.\.\/x", write a plain file name/);
   configErr('secrets: { key: { source: file, path: x, file: k, mode: "0666" } }', /secrets\.key\.mode: .*writable by nobody else/);
-  configErr('credentials: { a: { type: confidential-space, provider: pools/x } }', /credentials\.a\.provider: must be projects\/NUMBER/);
+  configErr('credentials: { a: { type: confidential-space, provider: pools/x } }', /credentials\.a\.provider: found "pools\/x", must be projects\/NUMBER/);
   configErr('log: { level: loud }', /log\.level/);
   configErr('key: [unclosed', /is not valid YAML\/JSON/);
   configErr('a: 1\na: 2', /line 2, column 1 is not valid YAML\/JSON: Map keys must be unique/);
 });
 
 test('cross-references are checked', () => {
-  configErr('secrets: { x: { source: gcp, ref: projects/p/secrets/s/versions/1, credentials: nobody } }', /secrets\.x\.credentials: no credentials named "nobody" \(defined: none\)/);
+  configErr('secrets: { x: { source: gcp, ref: projects/p/secrets/s/versions/1, credentials: nobody } }', /secrets\.x\.credentials: found "nobody", but no credentials have that name: write one of \(none are defined/);
   configErr('secrets: { a: { source: file, path: x, file: f }, b: { source: file, path: y, file: f } }', /secrets\.b\.file: "f" is also the file of secrets\.a/);
   configErr('secrets: { a: { source: file, path: x, mode: "0400" } }', /secrets\.a\.mode: a mode needs a file/);
   const psk = (ident: string) => `secrets: { s1: { source: file, path: x }, s2: { source: file, path: y } }\npsk: { mode: server, listen: "0.0.0.0:1", connect: "127.0.0.1:2", identities: { C: ${ident} } }`;
-  configErr(psk('{ shares: [s1, s3], combine: sha256-concat }'), /psk\.identities\.C\.shares\[1\]: no secret named "s3"/);
+  configErr(psk('{ shares: [s1, s3], combine: sha256-concat }'), /psk\.identities\.C\.shares\[1\]: found "s3", but no secret has that name/);
   configErr(psk('{ shares: [s1, s2] }'), /combine must be sha256-concat or hkdf-sha256 \(there is no default\)/);
   configErr(psk('{ shares: [s1, s2], combine: hkdf-sha256, salt: x }'), /hkdf-sha256 needs both salt and info/);
   assert.ok(parseConfig(psk('{ shares: [s1, s2], combine: hkdf-sha256, salt: x, info: y }'), 'x').psk);
@@ -125,6 +126,67 @@ test('loadConfig: relative file paths are resolved against the config directory;
     assert.equal((config.secrets.a as { path: string }).path, join(dir, 's', 'a.pem'));
     assert.equal((config.secrets.b as { path: string }).path, '/abs/b');
     assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /config file .*missing\.yaml does not exist/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('messages in our words: field, what was found, what to write; never zod\'s', () => {
+  const problems = (text: string) => {
+    try {
+      parseConfig(text, 't.yaml');
+    } catch (e) {
+      return problemsOf(e).map((p) => p.replace(/^config t\.yaml: /, ''));
+    }
+    assert.fail('accepted');
+  };
+  assert.deepEqual(problems('run: { env: { CA-FILE: x } }'), ['run.env: found the key "CA-FILE", which is not an environment variable name: use letters, digits and _, not starting with a digit (e.g. CA_FILE)']);
+  assert.deepEqual(problems('psk: { mode: server, listen: 8081, connect: "127.0.0.1:1", identities: { a: { shares: [s], combine: sha256-concat } } }').slice(0, 1), [
+    'psk.listen: found the number 8081, write HOST:PORT, e.g. "0.0.0.0:8443" (quoted)',
+  ]);
+  // YAML 1.2 reads 0o400 as 256: it must be read as the mode that was written.
+  assert.equal(parseConfig('secrets: { a: { source: file, path: x, file: f, mode: 0o400 } }', 'x').secrets.a!.mode, 0o400);
+  assert.deepEqual(problems('secrets: { a: { source: file, path: x, file: f, mode: 0o666 } }'), [
+    'secrets.a.mode: found "0o666", but a secret file must be readable by its owner and writable by nobody else: write e.g. "0400" or "0440"',
+  ]);
+  assert.deepEqual(problems('secrets: { a: { source: file, path: x, file: f, mode: 256 } }'), [
+    'secrets.a.mode: found the number 256, read as the octal mode 0256, but a secret file must be readable by its owner and writable by nobody else: write e.g. "0400" or "0440"',
+  ]);
+  assert.deepEqual(problems('fetch: { concurrency: 0x10 }'), ['fetch.concurrency: found "0x10", write a number']);
+  assert.deepEqual(problems('secrets: { k: { source: gcp, ref: projects/p/secrets/s/versions/1, credential: a } }'), [
+    'secrets.k: unknown field "credential" (did you mean "credentials"?): remove it or fix the spelling',
+    'secrets.k.credentials: missing: add it (text)',
+  ]);
+  assert.deepEqual(problems('log: { level: verbose }\nrun: { command: [] }'), [
+    'log.level: found "verbose", write one of "trace", "debug", "info", "warn", "error"',
+    'run.command: found an empty list, write at least 1 item',
+  ]);
+  assert.deepEqual(problems('run: { env: { A: [x] } }'), ['run.env.A: found a list of 1, write text']);
+  assert.deepEqual(problems('credentials: { a: { type: confidential } }'), ['credentials.a.type: found "confidential", type must be "confidential-space" or "adc"']);
+  // Every line of every case above: none of zod's phrasings.
+  for (const text of ['run: { env: { CA-FILE: x } }', 'fetch: { concurrency: 1.5 }', 'fetch: 3', 'secrets: { "a b": { source: file, path: x } }', 'psk: { mode: x }']) {
+    for (const p of problems(text)) assert.doesNotMatch(p, /Invalid input|Invalid key|Too small|Too big|expected \w+, received|Unrecognized key/, p);
+  }
+  assert.equal(parseConfig('run: { command: [x], env: { PORT: 8080, ON: true } }', 'x').run.env.PORT, '8080', 'numbers in env are text');
+});
+
+test('YAML oddities: tags, anchors, deep nesting, huge and non-regular config files', () => {
+  configErr('run: { command: [x], with: !!set { a } }', /run\.with: found a set \(!!set\), write plain text, numbers/);
+  configErr('run: { command: !!binary aGVsbG8= }', /run\.command: found binary data \(!!binary\)/);
+  configErr('run: { command: [!foo x] }', /is not valid YAML\/JSON: Unresolved tag: !foo/);
+  configErr(`run: { command: [x], with: { a: ${'['.repeat(40)}${']'.repeat(40)} } }`, /nested more than 32 levels deep: flatten it/);
+  configErr('a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]', /is not valid YAML\/JSON: Excessive alias count/);
+  const dir = mkdtempSync(join(tmpdir(), 'tee-init-cfg-'));
+  try {
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, `# ${'x'.repeat(1024 * 1024)}\n`);
+    assert.throws(() => loadConfig(big), /config file .*big\.yaml is larger than 1024 KiB/);
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    assert.throws(() => loadConfig(join(dir, 'fifo')), /config file .*fifo is not a regular file: check --config/, 'a FIFO with no writer does not block');
+    assert.throws(() => loadConfig(dir), /is a directory, not a file/);
+    assert.throws(() => loadConfig('/dev/zero'), /is not a regular file/);
+    writeFileSync(join(dir, 'latin1.yaml'), Buffer.from([0x61, 0x3a, 0x20, 0xe9, 0x0a]));
+    assert.throws(() => loadConfig(join(dir, 'latin1.yaml')), /is not UTF-8 text/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,71 @@
+// What a boot checks on this machine before contacting anyone, shared with `tee-init check`
+// so that check refuses what the boot would: the users exist and their ids can be used, the
+// command line does not replace a preset's, the output directory (if it exists) is tmpfs, the
+// rendered command fits what execve() takes.
+import { statfsSync } from 'node:fs';
+import { configError } from '../errors.ts';
+import { resolveUser, type UserIds } from '../users.ts';
+import type { Config } from './schema.ts';
+
+export interface RunIdentities {
+  /** run.user: the child runs as it. */
+  user: UserIds | undefined;
+  /** output.owner, or else run.user: who owns the files. */
+  owner: UserIds | undefined;
+}
+
+/** Resolves run.user and output.owner; throws InitError(78) naming the field. */
+export function runIdentities(config: Config, etc?: string): RunIdentities {
+  const user = config.run.user ? resolveUser(config.run.user, 'run.user', 'spawn', etc) : undefined;
+  const owner = config.output.owner ? resolveUser(config.output.owner, 'output.owner', 'chown', etc) : user;
+  return { user, owner };
+}
+
+/** COMMAND on the command line replaces run.command (placeholders and all). */
+export function runWithCommand(config: Config, command: readonly string[]): Config['run'] {
+  if (command.length === 0) return config.run;
+  if (config.run.preset !== 'none') {
+    throw configError(`COMMAND was given on the command line, but run.preset ${config.run.preset} builds the command itself: pass extra arguments in run.with.args, or use preset: none`);
+  }
+  return { ...config.run, command: [...command] };
+}
+
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+/** Why output.dir cannot be used, if it exists already and is not tmpfs; undefined otherwise. */
+export function outputDirProblem(config: Config): string | undefined {
+  const dir = config.output.dir;
+  if (dir === undefined || config.output.allowNonTmpfs) return undefined;
+  let type: number;
+  try {
+    type = statfsSync(dir).type;
+  } catch {
+    return undefined; // created at boot, on whatever is mounted there then
+  }
+  if (type === TMPFS_MAGIC || type === RAMFS_MAGIC) return undefined;
+  return `output.dir ${dir} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there or use /dev/shm`;
+}
+
+// Linux limits on what execve() takes (include/uapi/linux/limits.h, binfmts.h).
+const NAME_MAX = 255;
+const PATH_MAX = 4096;
+const MAX_ARG_STRLEN = 32 * 4096;
+/** The usual ARG_MAX (a quarter of the default 8 MiB stack); the inherited env comes on top. */
+const ARG_MAX = 2 * 1024 * 1024;
+
+/** Why execve() would refuse this argv/env (ENAMETOOLONG, E2BIG), if it would. */
+export function commandProblem(argv: readonly string[], env: Readonly<Record<string, string>>): string | undefined {
+  const file = argv[0] ?? '';
+  const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+  const longPart = file.split('/').find((p) => bytes(p) > NAME_MAX);
+  if (bytes(file) >= PATH_MAX || longPart !== undefined) {
+    return `run.command[0]: the program name is ${bytes(file)} bytes; a path holds at most ${PATH_MAX - 1} bytes and ${NAME_MAX} per name (ENAMETOOLONG)`;
+  }
+  const strings = [...argv.map((a, i) => [`run.command[${i}]`, a] as const), ...Object.entries(env).map(([k, v]) => [`run.env.${k}`, `${k}=${v}`] as const)];
+  const long = strings.find(([, s]) => bytes(s) + 1 > MAX_ARG_STRLEN);
+  if (long) return `${long[0]}: ${bytes(long[1])} bytes; one argument or variable may hold at most ${MAX_ARG_STRLEN - 1} (E2BIG)`;
+  const total = strings.reduce((n, [, s]) => n + bytes(s) + 1 + 8, 0);
+  if (total > ARG_MAX) return `run.command and run.env: ${total} bytes together; the program could not be started with more than ${ARG_MAX} (E2BIG)`;
+  return undefined;
+}
