@@ -152,7 +152,7 @@ interface Bases {
 }
 
 /** Builds (or finds cached) stand-ins for the Dockerfile's three base images. */
-export function standInBases(variant: Variant, options: { rebuild?: boolean; log?: (s: string) => void } = {}): Bases {
+export function standInBases(name: string, variant: Variant, options: { rebuild?: boolean; log?: (s: string) => void } = {}): Bases {
   const log = options.log ?? console.log;
   const npm = npmDir();
   const recipe = {
@@ -169,9 +169,9 @@ export function standInBases(variant: Variant, options: { rebuild?: boolean; log
   };
   const key = createHash('sha256').update(JSON.stringify(recipe)).digest('hex').slice(0, 16);
   const bases: Bases = {
-    build: `localhost/tee-init-standin/build:${key}`,
-    runtime: `localhost/tee-init-standin/runtime:${key}`,
-    program: `localhost/tee-init-standin/${variant.program.arg.toLowerCase()}:${key}`,
+    build: `localhost/tee-init-standin/${name}-build:${key}`,
+    runtime: `localhost/tee-init-standin/${name}-runtime:${key}`,
+    program: `localhost/tee-init-standin/${name}-program:${key}`,
   };
   if (!options.rebuild && Object.values(bases).every(imageExists)) {
     log(`stand-in bases: cached (${key})`);
@@ -265,7 +265,7 @@ export function standInBases(variant: Variant, options: { rebuild?: boolean; log
 
   // Stand-ins of older recipes, and the extracted files, are no longer needed.
   rmSync(rootfs, { recursive: true, force: true });
-  const stale = run('podman', ['images', '--format', '{{.Repository}}:{{.Tag}}', '--filter', 'reference=localhost/tee-init-standin/*'], { capture: true })
+  const stale = run('podman', ['images', '--format', '{{.Repository}}:{{.Tag}}', '--filter', `reference=localhost/tee-init-standin/${name}-*`], { capture: true })
     .split('\n')
     .filter((ref) => ref && !ref.endsWith(`:${key}`));
   if (stale.length) spawnSync('podman', ['rmi', ...stale], { env: containersEnv(), stdio: 'ignore' });
@@ -297,7 +297,7 @@ export function buildImage(name = 'redis', options: { noCache?: boolean; rebuild
   if (!variant) throw new Error(`image: unknown variant "${name}" (one of ${Object.keys(VARIANTS).join(', ')})`);
   const log = options.log ?? console.log;
   const t0 = performance.now();
-  const bases = standInBases(variant, { rebuild: options.rebuildBases ?? false, log });
+  const bases = standInBases(name, variant, { rebuild: options.rebuildBases ?? false, log });
   const t1 = performance.now();
   log(`image: buildah bud ${variant.dockerfile} -> ${variant.tag}${options.noCache ? ' (no cache)' : ''}`);
   const args = [
@@ -312,6 +312,7 @@ export function buildImage(name = 'redis', options: { noCache?: boolean; rebuild
   // in as a build secret, which is in no layer of any image.
   const ca = process.env.NODE_EXTRA_CA_CERTS;
   if (ca && existsSync(ca)) args.push('--secret', `id=npm-ca,src=${ca}`);
+  seedNpmCache();
   run('buildah', [...args, '.'], { cwd: root, capture: true });
   const t2 = performance.now();
   return {
@@ -320,6 +321,19 @@ export function buildImage(name = 'redis', options: { noCache?: boolean; rebuild
     digest: manifestDigest(variant.tag),
     seconds: { bases: (t1 - t0) / 1000, image: (t2 - t1) / 1000 },
   };
+}
+
+/** The build stage's npm cache (a RUN --mount=type=cache, kept by buildah under TMPDIR) starts
+ *  as a copy of this machine's npm cache: `npm ci` of the clone has just fetched the same
+ *  packages, so the build need not download them again. A copy, never links: npm writes to it. */
+function seedNpmCache(): void {
+  const target = join(containersEnv().TMPDIR!, 'buildah-cache', 'root', '.npm', '_cacache');
+  const r = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8' });
+  const source = r.status === 0 ? join(r.stdout.trim(), '_cacache') : '';
+  if (existsSync(target) || !source || !existsSync(source)) return;
+  mkdirSync(dirname(target), { recursive: true });
+  cpSync(source, `${target}.tmp`, { recursive: true });
+  renameSync(`${target}.tmp`, target);
 }
 
 /** The manifest digest of the image as pushed to a registry (an OCI archive: deterministic). */
