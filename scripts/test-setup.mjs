@@ -1,6 +1,7 @@
 // Installs what the tests need beyond node_modules, so that `npm ci && npm test` is the whole
 // set-up on a fresh Debian machine:
-//  - Debian packages for the real peers: redis-server/redis-cli, stunnel, openssl, unshare;
+//  - Debian packages for the real peers: redis-server/redis-cli, stunnel, openssl, unshare,
+//    and the container tools test/image builds and runs the image with (buildah, podman, runc...);
 //    installed with apt-get when missing and running as root, otherwise named for you.
 //  - Node 22 from the npm registry into .cache/node22: an older Node than the bundle supports
 //    (package.json engines), to check that it refuses it in one line.
@@ -28,6 +29,15 @@ const TOOLS = {
   '/usr/bin/python3': 'python3', // Debian's, with ctypes renameat2: the racer of the hostile-child test
   setpriv: 'util-linux', // a child or init of another uid
   '/usr/bin/time': 'time', // the peak RSS of an init reading /dev/zero as a secret
+  // test/image: build the image (stand-in bases from Debian packages) and run it
+  buildah: 'buildah',
+  podman: 'podman',
+  runc: 'runc',
+  skopeo: 'skopeo',
+  mmdebstrap: 'mmdebstrap',
+  iptables: 'iptables', // podman's published ports
+  '/usr/lib/podman/netavark': 'netavark',
+  '/usr/lib/podman/aardvark-dns': 'aardvark-dns',
 };
 
 const missing = [...new Set(Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg))];

@@ -1,0 +1,225 @@
+// The redis image, built for real (scripts/image.ts: buildah on stand-in bases from Debian
+// packages) and run with podman + runc as Confidential Space would run it: tee-init PID 1, file
+// secrets mounted read-only, /dev/shm a tmpfs, a published port, `podman stop`. Needs root and
+// the container tools; under CI=true a missing one fails the test with the reason.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { buildImage, containersEnv, root, type Built } from '../../scripts/image.ts';
+import { Lines } from '../helpers/lines.ts';
+import { createPki, type Pki } from '../helpers/pki.ts';
+import { isRoot, needs } from '../helpers/tools.ts';
+
+const TOOLS: [string, string][] = [
+  ['buildah', 'apt-get install buildah'],
+  ['podman', 'apt-get install podman'],
+  ['runc', 'apt-get install runc'],
+  ['skopeo', 'apt-get install skopeo'],
+  ['mmdebstrap', 'apt-get install mmdebstrap'],
+  ['redis-cli', 'apt-get install redis-tools'],
+  ['openssl', 'apt-get install openssl'],
+];
+
+function ready(t: TestContext): boolean {
+  if (!isRoot) {
+    const message = 'building and running images needs root (rootful podman with private storage)';
+    if (process.env.CI) throw new Error(`${message}: CI runs as root`);
+    t.skip(message);
+    return false;
+  }
+  return TOOLS.every(([tool, install]) => needs(t, tool, install));
+}
+
+interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+const podman = (args: string[]): Ran => {
+  const r = spawnSync('podman', args, { env: containersEnv(), encoding: 'utf8', maxBuffer: 16 << 20 });
+  return { status: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
+};
+const podmanOk = (args: string[]): string => {
+  const r = podman(args);
+  assert.equal(r.status, 0, `podman ${args.join(' ')}:\n${r.stderr}`);
+  return r.stdout;
+};
+const redisCli = (pki: Pki, port: number, withCert: boolean) =>
+  spawnSync('redis-cli', ['--tls', '--cacert', pki.ca.cert, ...(withCert ? ['--cert', pki.client.cert, '--key', pki.client.key] : []), '-h', '127.0.0.1', '-p', String(port), 'ping'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+
+/** README "The image": the property table (user and launch-policy labels). */
+function readmeImageTable(): Map<string, string> {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## The image'), readme.indexOf('## Supervision'));
+  const rows = new Map<string, string>();
+  for (const m of section.matchAll(/^\| `?([\w.]+)`? \| `([^`]*)`/gm)) rows.set(m[1]!, m[2]!);
+  return rows;
+}
+
+const tmpConfig = (shm: string) => `
+# The redis example's shape with file secrets (a mounted read-only directory) instead of GCP.
+secrets:
+  ca:   { source: file, path: /secrets/ca.crt, file: ca.pem }
+  cert: { source: file, path: /secrets/server.crt, file: server.crt }
+  key:  { source: file, path: /secrets/server.key, file: server.key, mode: "0400" }
+output:
+  dir: ${shm}/tee-init
+  owner: "65532"
+run:
+  preset: redis
+  with: { tlsPort: 16379 }
+  user: "65532"
+  gracePeriod: 10s
+`;
+
+test('image: built on stand-in bases and run with podman as Confidential Space would', { timeout: 20 * 60_000 }, async (t) => {
+  if (!ready(t)) return;
+  const logs: string[] = [];
+  const built: Built = buildImage('redis', { log: (s) => logs.push(s) });
+  t.diagnostic(`built ${built.id} (digest ${built.digest}) in ${built.seconds.bases.toFixed(0)} s (bases) + ${built.seconds.image.toFixed(0)} s (image)`);
+  const img = built.tag;
+  const inspect = JSON.parse(podmanOk(['image', 'inspect', img]))[0] as { Config: { User?: string; Entrypoint: string[]; Labels: Record<string, string> }; Size: number };
+  t.diagnostic(`image size ${(inspect.Size / 1e6).toFixed(0)} MB`);
+
+  await t.test('the baked config (examples/redis) passes `tee-init check` inside the image', () => {
+    const r = podman(['run', '--rm', '--network', 'none', img, 'check']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^config \/etc\/tee-init\/tee-init\.yaml: OK/);
+    assert.match(r.stdout, /run +redis-server --port 0 --tls-port 16379 /);
+    const baked = readFileSync(join(root, 'examples', 'redis', 'tee-init.yaml'), 'utf8');
+    const inImage = podmanOk(['run', '--rm', '--network', 'none', '--entrypoint', '/nodejs/bin/node', img, '-e', 'process.stdout.write(require("fs").readFileSync("/etc/tee-init/tee-init.yaml","utf8"))']);
+    assert.equal(inImage, baked.trim());
+  });
+
+  await t.test('tee-init is PID 1 and returns the child\'s status', () => {
+    const r = podman(['run', '--rm', '--network', 'none', '-e', 'TEE_INIT_CONFIG=', img, '--', '/nodejs/bin/node', '-e', 'process.exit(process.ppid === 1 ? 3 : 4)']);
+    assert.equal(r.status, 3, `child's parent is not PID 1, or its status was lost:\n${r.stderr}`);
+    assert.match(r.stderr, /"pid":1,/);
+  });
+
+  await t.test('`podman stop` forwards SIGTERM and the container exits with the child\'s status', async () => {
+    const name = `tee-init-test-stop-${process.pid}`;
+    const trap = "process.on('SIGTERM', () => process.exit(42)); console.log('trapping'); setInterval(() => {}, 1000)";
+    let logs: ReturnType<typeof follow> | undefined;
+    try {
+      podmanOk(['run', '-d', '--name', name, '--network', 'none', '-e', 'TEE_INIT_CONFIG=', img, '--', '/nodejs/bin/node', '-e', trap]);
+      logs = follow(name);
+      await logs.out.until(/trapping/, 60_000);
+      podmanOk(['stop', '-t', '20', name]);
+      assert.equal(podmanOk(['inspect', '--format', '{{.State.ExitCode}}', name]), '42');
+    } finally {
+      logs?.stop();
+      podman(['rm', '-f', name]);
+    }
+  });
+
+  await t.test('redis with file secrets: PONG over mutual TLS on a published port; no certificate, no entry; stop leaves the tmpfs empty', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'tee-init-image-'));
+    // The container's /dev/shm is a host tmpfs directory, so the test sees what tee-init leaves.
+    const shm = mkdtempSync('/dev/shm/tee-init-image-');
+    const name = `tee-init-test-redis-${process.pid}`;
+    let logs: ReturnType<typeof follow> | undefined;
+    try {
+      const pki = createPki(join(work, 'pki'));
+      const secrets = join(work, 'secrets');
+      mkdirSync(secrets, { mode: 0o700 });
+      for (const f of ['ca.crt', 'server.crt', 'server.key']) copyFileSync(join(pki.dir, f), join(secrets, f));
+      writeFileSync(join(work, 'tee-init.yaml'), tmpConfig('/dev/shm'));
+      chmodSync(shm, 0o1777);
+      podmanOk([
+        'run', '-d', '--name', name,
+        '-p', '127.0.0.1::16379',
+        '-v', `${secrets}:/secrets:ro`,
+        '-v', `${join(work, 'tee-init.yaml')}:/config/tee-init.yaml:ro`,
+        '-v', `${shm}:/dev/shm`,
+        '-e', 'TEE_INIT_CONFIG=/config/tee-init.yaml',
+        img,
+      ]);
+      logs = follow(name);
+      await logs.out.until(/Ready to accept connections/, 60_000);
+      const port = Number(/:(\d+)$/.exec(podmanOk(['port', name, '16379/tcp']))![1]);
+
+      const pong = redisCli(pki, port, true);
+      assert.equal(pong.stdout.trim(), 'PONG', pong.stderr);
+      const refused = redisCli(pki, port, false);
+      assert.notEqual(refused.stdout.trim(), 'PONG');
+      assert.match(`${refused.stdout}${refused.stderr}`, /error|fail|reset|closed/i, 'a client without a certificate must be refused');
+
+      // tee-init is PID 1 as root; redis runs as nonroot (65532), its child.
+      const top = podmanOk(['top', name, 'pid', 'ppid', 'user', 'args']).split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+      const init = top.find((r) => r[0] === '1');
+      const redis = top.find((r) => r[3]?.includes('redis-server'));
+      assert.deepEqual([init?.[2], init?.[3]], ['root', '/nodejs/bin/node'], JSON.stringify(top));
+      assert.deepEqual([redis?.[1], redis?.[2]], ['1', 'nonroot'], JSON.stringify(top));
+
+      // The secrets: on the tmpfs, owned by the program's user, 0400, in a 0700 directory.
+      assert.equal(statSync(shm, { throwIfNoEntry: false }) !== undefined, true);
+      const out_ = join(shm, 'tee-init');
+      assert.equal(statSync(out_).mode & 0o777, 0o700);
+      for (const f of ['ca.pem', 'server.crt', 'server.key']) {
+        const st = statSync(join(out_, f));
+        assert.equal(st.uid, 65532, f);
+        assert.equal(st.mode & 0o777, 0o400, f);
+      }
+      // The secrets mount is read-only.
+      const mounts = JSON.parse(podmanOk(['inspect', '--format', '{{json .Mounts}}', name])) as { Destination: string; RW: boolean }[];
+      assert.equal(mounts.find((m) => m.Destination === '/secrets')?.RW, false);
+
+      podmanOk(['stop', '-t', '20', name]);
+      // redis exits 0 on SIGTERM; the container's status is the child's.
+      assert.equal(podmanOk(['inspect', '--format', '{{.State.ExitCode}}', name]), '0');
+      assert.deepEqual(readdirSync(shm), [], 'tee-init must leave the tmpfs empty');
+    } finally {
+      logs?.stop();
+      podman(['rm', '-f', name]);
+      rmSync(shm, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  await t.test('user and launch-policy labels are the README\'s', () => {
+    const table = readmeImageTable();
+    assert.ok(table.size >= 4, `README "The image" table: ${JSON.stringify([...table])}`);
+    const user = inspect.Config.User || 'root';
+    assert.equal(user === '0' ? 'root' : user, table.get('user'));
+    const skopeo = spawnSync('skopeo', ['inspect', `containers-storage:${img}`], { env: containersEnv(), encoding: 'utf8' });
+    assert.equal(skopeo.status, 0, skopeo.stderr);
+    const labels = (JSON.parse(skopeo.stdout) as { Labels: Record<string, string> }).Labels;
+    const policy = Object.entries(labels).filter(([k]) => k.startsWith('tee.launch_policy.'));
+    const documented = [...table].filter(([k]) => k.startsWith('tee.launch_policy.'));
+    assert.deepEqual(Object.fromEntries(policy), Object.fromEntries(documented));
+    assert.deepEqual(inspect.Config.Entrypoint, ['/nodejs/bin/node', '--disable-sigusr1', '/opt/tee-init/tee-init.js']);
+  });
+
+  await t.test('no shell in the image (no executable or link named like one)', () => {
+    const walk = `const fs = require('fs'), path = require('path'); const found = [];
+      (function walk(d) { for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) { if (!['/proc', '/sys', '/dev'].includes(p)) walk(p); }
+        else if (/^(sh|bash|dash|ash|zsh|busybox|toybox)$/.test(e.name) && (e.isSymbolicLink() || (fs.statSync(p).mode & 0o111))) found.push(p);
+      } })('/');
+      console.log(JSON.stringify(found));`;
+    assert.equal(podmanOk(['run', '--rm', '--network', 'none', '--entrypoint', '/nodejs/bin/node', img, '-e', walk]), '[]');
+    const sh = podman(['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', img, '-c', 'true']);
+    assert.notEqual(sh.status, 0);
+  });
+
+  await t.test('building again from scratch (no cache) gives the same image digest', () => {
+    const again = buildImage('redis', { noCache: true, log: (s) => logs.push(s) });
+    t.diagnostic(`rebuilt without cache in ${again.seconds.image.toFixed(0)} s`);
+    assert.equal(again.id, built.id);
+    assert.equal(again.digest, built.digest);
+  });
+});
+
+/** Follows the container's stdout (`podman logs -f`), to wait for a line rather than sleep. */
+function follow(name: string): { out: Lines; stop: () => void } {
+  const proc = spawn('podman', ['logs', '-f', name], { env: containersEnv(), stdio: ['ignore', 'pipe', 'ignore'] });
+  return { out: new Lines(proc.stdout), stop: () => proc.kill() };
+}
