@@ -16,6 +16,7 @@ const DEFAULT_GRACE_PERIOD_MS = 10_000;
 export interface Prepared {
   child: ChildSpec;
   gracePeriodMs?: number | undefined;
+  stopSignal?: NodeJS.Signals | undefined;
   psk?: PskProxyOptions | undefined;
 }
 
@@ -46,6 +47,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     log,
     gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS,
     signalGroup: cli.signalGroup,
+    stopSignal: cli.stopSignal,
   });
   log.info({ version: pkg.version, pid: process.pid, node: process.version }, 'tee-init starting');
   guardInspector(log);
@@ -55,6 +57,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   try {
     const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
+    if (cli.stopSignal === undefined && prepared.stopSignal !== undefined) supervisor.stopSignal = prepared.stopSignal;
     const pid = await supervisor.spawn(prepared.child);
     log.info({ pid, command: prepared.child.argv }, 'child started');
     if (prepared.psk) {
