@@ -90,7 +90,7 @@ export function render(input: RenderInput): Rendered {
   const env = { ...built.env, ...renderEnv(run.env, user) };
   const files = renderFiles(run.files, user);
   checkCollisions(built.files, files, user, preset.name);
-  return { argv, env, files: [...built.files, ...files] };
+  return { argv, env, files: [...built.files, ...files], stopSignal: preset.stopSignal, ready: preset.ready?.(params, presetScope) };
 }
 
 /**
