@@ -9,15 +9,21 @@ import { createLog, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
 import type { PskProxyOptions } from './psk/proxy.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
+import type { HealthConfig } from './config/schema-run.ts';
+import type { ProcessPlan } from './run/render-units.ts';
 
 const DEFAULT_GRACE_PERIOD_MS = 10_000;
 
 /** What the bootstrap (or, with no config, the command line alone) hands to the supervisor. */
 export interface Prepared {
-  child: ChildSpec;
+  /** The one process (run:, or COMMAND); absent when the config has processes:. */
+  child: ChildSpec | undefined;
   gracePeriodMs?: number | undefined;
   stopSignal?: NodeJS.Signals | undefined;
   psk?: PskProxyOptions | undefined;
+  /** processes:, rendered, in start order (src/run/). */
+  units?: ProcessPlan[] | undefined;
+  health?: HealthConfig | undefined;
 }
 
 function line(fd: 1 | 2, text: string): void {
@@ -56,6 +62,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 
   try {
     const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
+    if (prepared.units) {
+      const { runUnits } = await import('./run/index.ts');
+      const status = await runUnits({
+        log, supervisor, plans: prepared.units, psk: prepared.psk, health: prepared.health,
+        gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS, signalGroup: cli.signalGroup,
+      });
+      reaper?.reap();
+      return bug.happened ? EXIT.software : status;
+    }
+    if (!prepared.child) throw new Error('the bootstrap prepared nothing to run');
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
     if (cli.stopSignal === undefined && prepared.stopSignal !== undefined) supervisor.stopSignal = prepared.stopSignal;
     const pid = await supervisor.spawn(prepared.child);

@@ -6,6 +6,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { configError } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
+import { checkUnits } from './schema-run.ts';
 
 export interface LoadedConfig {
   path: string;
@@ -50,6 +51,7 @@ export function parseConfig(text: string, origin: string): Config {
     throw configError(`config ${origin}: ${issues[0]}${more}`, { problems: issues });
   }
   checkReferences(result.data, origin);
+  checkUnits(result.data, origin);
   return result.data;
 }
 
