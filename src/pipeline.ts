@@ -58,7 +58,9 @@ function needsAttestation(config: Config): boolean {
 
 function needsOutputDir(config: Config): boolean {
   const runs = config.processes ? Object.values(config.processes) : [config.run];
-  return Object.values(config.secrets).some((s) => s.file !== undefined) || runs.some((r) => r.files.length > 0 || r.preset !== 'none');
+  // Processes share the directory (a data dir, a socket, a ready file): a reference is a need.
+  const referenced = config.processes !== undefined && /\{\{[ \t]*output\.dir[ \t]*\}\}/.test(JSON.stringify(config.processes));
+  return referenced || Object.values(config.secrets).some((s) => s.file !== undefined) || runs.some((r) => r.files.length > 0 || r.preset !== 'none');
 }
 
 export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {

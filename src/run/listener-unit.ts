@@ -44,8 +44,9 @@ export class ListenerUnit {
       if (this.#stop.signal.aborted) throw err;
       this.#state = 'failed';
       const status = err instanceof InitError ? err.exitCode : EXIT.software;
-      this.#end({ status, decides: true });
-      throw new UnitFailure(status, `${this.spec.name}: ${(err as Error).message}`);
+      const failure = `${this.spec.name}: ${(err as Error).message}`;
+      this.#end({ status, decides: true, failure });
+      throw new UnitFailure(status, failure);
     }
     if (this.#stop.signal.aborted) {
       await this.#handle.close();

@@ -127,7 +127,7 @@ export class ProcessUnit {
     this.#state = status === 0 || this.#stop.signal.aborted ? 'done' : 'failed';
     if (failure !== undefined) this.#ready.reject(new UnitFailure(status, failure));
     else this.#ready.reject(this.#stop.signal.reason ?? new Error('ended'));
-    this.#ended.resolve({ status, decides });
+    this.#ended.resolve({ status, decides, failure });
   }
 
   async #loop(): Promise<void> {

@@ -54,7 +54,8 @@ export class Runner implements SignalTarget {
       });
       ready.set(unit.name, started);
       void unit.ended.then((end) => {
-        if (end.decides) this.#decide(unit.name, end.status, `${unit.name} ended with status ${end.status}: stopping the other units`);
+        if (end.failure !== undefined) this.#decide(unit.name, end.status, end.failure, true);
+        else if (end.decides) this.#decide(unit.name, end.status, `${unit.name} ended with status ${end.status}: stopping the other units`);
       });
     }
     Promise.all(ready.values()).then(

@@ -75,6 +75,8 @@ export interface UnitStatus {
 export interface UnitEnd {
   status: number;
   decides: boolean;
+  /** Why it is a failure (for the one error line), when it ended without being asked to. */
+  failure?: string | undefined;
 }
 
 /** A unit could not start (not ready in time, a listener that failed): the status the init exits with. */
