@@ -6,6 +6,7 @@ import { describeCredential } from '../credentials/identities.ts';
 import { formatDuration } from '../duration.ts';
 import { render, requiredSecrets } from '../render/index.ts';
 import { loadConfig } from './load.ts';
+import { unitsPlan } from '../run/plan-lines.ts';
 import type { Config } from './schema.ts';
 
 const PLACEHOLDER_DIR = '/dev/shm/tee-init-XXXXXX';
@@ -15,11 +16,9 @@ const octal = (m: number) => `0${m.toString(8)}`;
 export function planText(configPath: string): string {
   const { config, path } = loadConfig(configPath);
   const dir = config.output.dir ?? PLACEHOLDER_DIR;
-  const rendered = render({
-    run: config.run,
-    secrets: Object.fromEntries(Object.entries(config.secrets).map(([n, s]) => [n, { path: s.file ? join(dir, s.file) : undefined }])),
-    outputDir: dir,
-  });
+  const secretRefs = Object.fromEntries(Object.entries(config.secrets).map(([n, s]) => [n, { path: s.file ? join(dir, s.file) : undefined }]));
+  const units = unitsPlan(config, path, secretRefs, dir, shellQuote);
+  const rendered = units ? undefined : render({ run: config.run, secrets: secretRefs, outputDir: dir });
 
   const rows: [string, string][] = [];
   const add = (section: string, ...lines: string[]) => lines.forEach((l, i) => rows.push([i === 0 ? section : '', l]));
@@ -28,12 +27,18 @@ export function planText(configPath: string): string {
   add('attestation', `token ${att.tokenFile} (waits up to ${formatDuration(att.waitFor)})`, ...(req.length ? [`require ${req.join(', ')}`] : ['require nothing']));
   const creds = Object.entries(config.credentials);
   add('identities', ...(creds.length ? creds.map(([n, c]) => describeCredential(n, c) + (c.type === 'confidential-space' && c.token ? ` with a teeserver token for audience ${c.token.audience}` : '')) : ['none']));
-  add('secrets', ...secretLines(config, dir));
+  add('secrets', ...secretLines(config, dir, units?.referenced ?? []));
   add('output', `${config.output.dir ?? `${PLACEHOLDER_DIR} (a fresh directory)`}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${config.output.owner ? `, owner ${config.output.owner}` : ''}`);
-  add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
-    ...(config.run.user ? [`as user ${config.run.user}`] : []),
-    ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []));
-  if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
+  if (units) rows.push(...units.rows);
+  if (rendered) {
+    const stop = config.run.stopSignal ?? rendered.stopSignal;
+    add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
+      ...(config.run.user ? [`as user ${config.run.user}`] : []),
+      ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []),
+      ...(stop ? [`stop with ${stop}`] : []));
+    if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
+  }
+  if (config.health) add('health', `http://${config.health.listen}/healthz, /readyz, /metrics (loopback only)`);
   if (config.psk) {
     const p = config.psk;
     add('psk', `${p.mode}: listen ${p.listen} -> ${p.connect}${p.tls12 ? ' (TLS 1.2 PSK suites enabled)' : ''}`,
@@ -47,12 +52,12 @@ export function planText(configPath: string): string {
   return [`config ${path}: OK`, '', ...rows.map(([s, l]) => `${s.padEnd(width)}  ${l}`)].join('\n');
 }
 
-function secretLines(config: Config, dir: string): string[] {
+function secretLines(config: Config, dir: string, byProcesses: readonly string[]): string[] {
   const entries = Object.entries(config.secrets);
   if (entries.length === 0) return ['none'];
   // A secret nothing refers to may still be read by the program at a fixed path; a typo in a
   // placeholder or a share list shows up here first.
-  const referenced = new Set([...requiredSecrets(config.run), ...Object.values(config.psk?.identities ?? {}).flatMap((i) => i.shares)]);
+  const referenced = new Set([...(config.processes ? byProcesses : requiredSecrets(config.run)), ...Object.values(config.psk?.identities ?? {}).flatMap((i) => i.shares)]);
   const w = Math.max(...entries.map(([n]) => n.length));
   return entries.map(([name, s]) => {
     const from = s.source === 'gcp' ? `${s.ref} as ${s.credentials}` : `file ${s.path}`;
