@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { boot, SHARE_A, SHARE_B, type Boot } from '../helpers/boot.ts';
 import { freePort } from '../helpers/net.ts';
-import { needs } from '../helpers/tools.ts';
+import { needs, needsPython } from '../helpers/tools.ts';
 import { unit } from '../helpers/units.ts';
 
 const KEY = createHash('sha256').update(SHARE_A + SHARE_B).digest('hex');
@@ -45,7 +45,7 @@ describe('units with the PSK listener and the health endpoint', () => {
 
   test('/readyz follows the units; the listener opens after the processes; /metrics parses as Prometheus text', async (t) => {
     if (!needs(t, 'redis-server', 'apt-get install redis-server') || !needs(t, 'openssl', 'apt-get install openssl')) return;
-    if (!needs(t, 'python3', 'apt-get install python3-prometheus-client')) return;
+    if (!needsPython(t, 'prometheus_client.parser', 'apt-get install python3-prometheus-client')) return;
     const [listen, redisPort, healthPort] = [await freePort(), await freePort(), await freePort()];
     const go = join(b.dir, 'go');
     const config = b.config({
