@@ -7,7 +7,8 @@ import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { createLog, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
-import type { PskProxyOptions } from './psk/proxy.ts';
+import type { PskProxy, PskProxyOptions } from './psk/proxy.ts';
+import type { SingleView } from './run/single-health.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
 import type { HealthConfig } from './config/schema-run.ts';
 import type { ProcessPlan } from './run/render-units.ts';
@@ -74,13 +75,22 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     if (!prepared.child) throw new Error('the bootstrap prepared nothing to run');
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
     if (cli.stopSignal === undefined && prepared.stopSignal !== undefined) supervisor.stopSignal = prepared.stopSignal;
+    const view: SingleView = { psk: { wanted: prepared.psk !== undefined } };
+    if (prepared.health) {
+      // Before the child: an endpoint that cannot listen fails the boot with nothing started.
+      const { startSingleHealth } = await import('./run/index.ts');
+      const health = await startSingleHealth(prepared.health.listen, view, log);
+      cleanup.add('close the health endpoint', () => void health.close());
+    }
     const pid = await supervisor.spawn(prepared.child);
+    view.pid = pid;
     log.info({ pid, command: prepared.child.argv }, 'child started');
     if (prepared.psk) {
-      const failure = await startPsk(prepared.psk, supervisor, cleanup, log);
+      const failure = await startPsk(prepared.psk, supervisor, cleanup, log, (proxy) => (view.psk!.proxy = proxy));
       if (failure !== undefined) return failure;
     }
     const exit = await supervisor.wait();
+    view.exitStatus = exit.status;
     log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
     reaper?.reap();
     return bug.happened ? EXIT.software : exit.status;
@@ -156,13 +166,14 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
  * exits with the listener's failure (the child's status would hide the cause). Returns that
  * status, or undefined when the proxy runs (or the child is already gone).
  */
-async function startPsk(options: PskProxyOptions, supervisor: Supervisor, cleanup: Cleanup, log: Log): Promise<number | undefined> {
+async function startPsk(options: PskProxyOptions, supervisor: Supervisor, cleanup: Cleanup, log: Log, opened: (proxy: PskProxy) => void): Promise<number | undefined> {
   const { startPskProxy } = await import('./psk/index.ts');
   const childGone = new AbortController();
   void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the PSK listener opened')));
   try {
     const proxy = await startPskProxy({ ...options, signal: childGone.signal });
     cleanup.add('close the PSK listener', () => void proxy.close());
+    opened(proxy);
     void supervisor.wait().then(() => proxy.close());
     return undefined;
   } catch (err) {

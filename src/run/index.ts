@@ -11,6 +11,7 @@ import { Runner } from './runner.ts';
 import type { UnitSpec } from './types.ts';
 
 export { startHealth } from './health.ts';
+export { startSingleHealth } from './single-health.ts';
 export { pskMetrics } from './psk-listener.ts';
 
 export interface RunUnitsInput {

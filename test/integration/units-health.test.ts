@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { boot, SHARE_A, SHARE_B, type Boot } from '../helpers/boot.ts';
 import { freePort } from '../helpers/net.ts';
 import { needs, needsPython } from '../helpers/tools.ts';
-import { unit } from '../helpers/units.ts';
+import { startUnits, unit } from '../helpers/units.ts';
 
 const KEY = createHash('sha256').update(SHARE_A + SHARE_B).digest('hex');
 
@@ -109,6 +109,24 @@ describe('units with the PSK listener and the health endpoint', () => {
       assert.deepEqual(b.leftovers(), []);
     } finally {
       busy.close();
+    }
+  });
+});
+
+describe('the health endpoint with run: (one process)', () => {
+  test('/readyz and /metrics report the one child as unit "run"', async () => {
+    const port = await freePort();
+    const s = startUnits({ run: { command: unit('one') }, health: { listen: `127.0.0.1:${port}` } });
+    try {
+      await s.log.waitFor('child started');
+      assert.deepEqual(await get(port, '/readyz'), { status: 200, body: 'ready\n' });
+      const metrics = (await get(port, '/metrics')).body;
+      assert.match(metrics, /^tee_init_unit_ready\{unit="run",kind="process"\} 1$/m);
+      assert.match(metrics, /^tee_init_unit_state\{unit="run",state="ready"\} 1$/m);
+    } finally {
+      s.proc.kill('SIGTERM');
+      await s.proc;
+      s.cleanup();
     }
   });
 });
