@@ -89,7 +89,8 @@ export function describeReady(spec: ReadySpec): string {
 }
 
 /**
- * Polls until the check passes: resolves undefined. At the timeout, resolves the last reason.
+ * Polls until the check passes: resolves undefined. The pause between attempts starts short
+ * and doubles up to the configured interval. At the timeout, resolves the last reason.
  * Rejects with signal.reason when aborted (the unit exited, the init is stopping).
  */
 export async function waitReady(check: ReadyCheck, ctx: Omit<ProbeContext, 'attemptMs'>): Promise<string | undefined> {
@@ -97,13 +98,16 @@ export async function waitReady(check: ReadyCheck, ctx: Omit<ProbeContext, 'atte
   const attempt = ATTEMPTS[kind] as Attempt<ReadySpec>;
   const deadline = performance.now() + check.timeoutMs;
   let last: string | undefined;
+  let attempts = 0;
   for (;;) {
     ctx.signal.throwIfAborted();
     const left = deadline - performance.now();
     last = await attempt(check.spec, { ...ctx, attemptMs: Math.max(1, Math.min(left, 5_000)) });
     ctx.signal.throwIfAborted();
     if (last === undefined) return undefined;
-    if (performance.now() + check.intervalMs > deadline) return last;
-    await sleep(check.intervalMs, undefined, { signal: ctx.signal });
+    // A program that is nearly up should not cost a whole interval: 5 ms, 10, 20, ... up to it.
+    const pause = Math.min(check.intervalMs, 5 * 2 ** attempts++);
+    if (performance.now() + pause > deadline) return last;
+    await sleep(pause, undefined, { signal: ctx.signal });
   }
 }
