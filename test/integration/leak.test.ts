@@ -53,6 +53,7 @@ describe('no secret in any output', () => {
   test('several processes (and a oneshot) at trace level: no secret anywhere, the directory wiped', async () => {
     const config = b.config({
       log: { level: 'trace' },
+      fetch: { deadline: '60s', attemptTimeout: '10s', backoff: { initial: '20ms', max: '200ms' } },
       processes: {
         setup: { command: [node, '-e', CHILD, '--', '{{secrets.key.path}}'], oneshot: true, env: { CERT: '{{secrets.cert.path}}' } },
         server: { command: [node, '-e', `${CHILD}; setTimeout(() => {}, 200)`, '--', '{{secrets.ca.path}}'], after: ['setup'], env: { KEY: '{{secrets.key.path}}' } },

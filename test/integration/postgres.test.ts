@@ -51,6 +51,7 @@ describe('postgres preset with an initdb oneshot', () => {
     const env = { PATH: `${PG_BIN}:/usr/bin:/bin` };
     const config = b.config({
       log: { level: 'info' },
+      fetch: { deadline: '60s', attemptTimeout: '10s', backoff: { initial: '20ms', max: '200ms' } },
       output: { dir: out },
       processes: {
         initdb: { command: ['initdb', '-D', '{{output.dir}}/pgdata', '--no-sync', '-E', 'UTF8', '--locale=C', '-U', 'postgres'], oneshot: true, user: 'postgres', env },

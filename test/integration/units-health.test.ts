@@ -12,6 +12,9 @@ import { freePort } from '../helpers/net.ts';
 import { needs, needsPython } from '../helpers/tools.ts';
 import { startUnits, unit } from '../helpers/units.ts';
 
+// The fakes answer slowly when the machine is loaded: what is tested here is not the fetch.
+const LOADED_MACHINE_FETCH = { deadline: '60s', attemptTimeout: '10s', backoff: { initial: '20ms', max: '200ms' } };
+
 const KEY = createHash('sha256').update(SHARE_A + SHARE_B).digest('hex');
 
 /** Prometheus's reference parser (python3-prometheus-client): samples as [name, labels, value]. */
@@ -50,6 +53,7 @@ describe('units with the PSK listener and the health endpoint', () => {
     const go = join(b.dir, 'go');
     const config = b.config({
       log: { level: 'info' },
+      fetch: LOADED_MACHINE_FETCH,
       run: undefined,
       processes: {
         redis: { command: ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], ready: { tcp: `127.0.0.1:${redisPort}`, interval: '20ms' } },
@@ -61,13 +65,13 @@ describe('units with the PSK listener and the health endpoint', () => {
     delete (config as Record<string, unknown>).run;
     const { proc, log } = b.start(config);
     try {
-      await log.waitFor('redis ready', 15_000);
+      await log.waitFor('redis ready', 60_000);
       assert.equal((await get(healthPort, '/healthz')).status, 200);
       const waiting = await get(healthPort, '/readyz');
       assert.equal(waiting.status, 503);
       assert.match(waiting.body, /^not ready: slow \(starting\), psk \(waiting\)$/m);
       writeFileSync(go, '');
-      await log.waitFor('all units ready', 15_000);
+      await log.waitFor('all units ready', 60_000);
       assert.ok(log.records.findIndex((r) => r.message === 'psk ready') > log.records.findIndex((r) => r.message === 'slow ready'), 'the listener opened last');
       assert.deepEqual(await get(healthPort, '/readyz'), { status: 200, body: 'ready\n' });
       assert.equal(await pskPing(listen), true);
@@ -99,7 +103,7 @@ describe('units with the PSK listener and the health endpoint', () => {
     const busy = (await import('node:net')).createServer().listen(0, '127.0.0.1');
     await new Promise((r) => busy.once('listening', r));
     try {
-      const config = b.config({ processes: { a: { command: unit('a') } }, health: { listen: `127.0.0.1:${(busy.address() as { port: number }).port}` } });
+      const config = b.config({ fetch: LOADED_MACHINE_FETCH, processes: { a: { command: unit('a') } }, health: { listen: `127.0.0.1:${(busy.address() as { port: number }).port}` } });
       delete (config as Record<string, unknown>).run;
       const { proc, log } = b.start(config);
       const result = await proc;

@@ -11,7 +11,7 @@ const cleanups: (() => void)[] = [];
 /** Waits until each of `names` has reported `event`, in any order. */
 async function seenAll(out: Lines, names: string[], event: string): Promise<void> {
   const seen = () => new Set(events(out.all.join('\n')).filter((e) => e.event === event).map((e) => e.unit));
-  while (!names.every((n) => seen().has(n))) await out.next();
+  while (!names.every((n) => seen().has(n))) await out.next(60_000);
 }
 
 /** Started is not the same as handling signals: wait for each fixture's "up" (its handlers are in). */
@@ -37,8 +37,8 @@ describe('start order and readiness', () => {
     });
     cleanups.push(s.cleanup);
     const out = new Lines(s.proc.stdout!);
-    await out.until(/^front connected/);
-    await s.log.waitFor('all units ready');
+    await out.until(/^front connected/, 60_000);
+    await s.log.waitFor('all units ready', 60_000);
     s.proc.kill('SIGTERM');
     const result = await s.proc;
     const evs = events(out.all.join('\n'));
@@ -91,7 +91,7 @@ describe('start order and readiness', () => {
     }));
     cleanups.push(s.cleanup);
     const out = new Lines(s.proc.stdout!);
-    await s.log.waitFor('all units ready', 20_000);
+    await s.log.waitFor('all units ready', 60_000);
     await upLines(out, ['probe']);
     assert.match(s.log.find('web ready')!.check as string, /^http /);
     assert.match(s.log.find('probe ready')!.check as string, /^exec sh -c/);
@@ -160,7 +160,7 @@ describe('stopping', () => {
     });
     cleanups.push(s.cleanup);
     const out = new Lines(s.proc.stdout!);
-    await s.log.waitFor('all units ready');
+    await s.log.waitFor('all units ready', 60_000);
     await upLines(out, ['db', 'api', 'edge']);
     s.proc.kill('SIGTERM');
     const result = await s.proc;
@@ -187,7 +187,7 @@ describe('stopping', () => {
     });
     cleanups.push(s.cleanup);
     const out = new Lines(s.proc.stdout!);
-    await s.log.waitFor('all units ready');
+    await s.log.waitFor('all units ready', 60_000);
     await upLines(out, ['a', 'b', 'c']);
     s.proc.kill('SIGHUP');
     await seenAll(out, ['a', 'b'], 'got-SIGHUP');
@@ -216,7 +216,7 @@ describe('restarts', () => {
   test('always: restarted even after exit 0; a stop during the backoff ends it', async () => {
     const s = startUnits({ processes: { tick: { command: ['sh', '-c', 'exit 0'], restart: { policy: 'always', max: 100, backoff: { initial: '20ms', max: '20ms' } } } } });
     cleanups.push(s.cleanup);
-    await s.log.waitFor((r) => r.restart === 3);
+    await s.log.waitFor((r) => r.restart === 3, 60_000);
     s.proc.kill('SIGTERM');
     const result = await s.proc;
     assert.equal(result.exitCode, 0, s.log.text);
@@ -233,7 +233,7 @@ describe('run.stopSignal and --stop-signal (one process)', () => {
       const s = startUnits(config, [...args], { env });
       cleanups.push(s.cleanup);
       const out = new Lines(s.proc.stdout!);
-      await out.until(/^one up/);
+      await out.until(/^one up/, 60_000);
       s.proc.kill('SIGTERM');
       await out.until(/^one got-SIGINT/);
       assert.equal((await s.proc).exitCode, 0);
