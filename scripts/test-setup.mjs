@@ -40,7 +40,18 @@ const TOOLS = {
   '/usr/lib/podman/aardvark-dns': 'aardvark-dns',
 };
 
-const missing = [...new Set(Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg))];
+// Things that are not a command on PATH: a check, and the Debian package that satisfies it.
+const CHECKS = [
+  // /metrics is validated by Prometheus's own text parser (test/integration/units-health.test.ts).
+  [() => spawnSync('/usr/bin/python3', ['-c', 'import prometheus_client.parser'], { stdio: 'ignore' }).status === 0, 'python3-prometheus-client'],
+  // PostgreSQL's server binaries live outside PATH (test/integration/postgres.test.ts).
+  [() => existsSync('/usr/lib/postgresql/15/bin/postgres') && have('psql'), 'postgresql'],
+];
+
+const missing = [...new Set([
+  ...Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg),
+  ...CHECKS.filter(([ok]) => !ok()).map(([, pkg]) => pkg),
+])];
 if (missing.length > 0) {
   if (process.getuid?.() === 0 && have('apt-get')) {
     console.log(`test-setup: installing ${missing.join(' ')} with apt-get`);
@@ -48,7 +59,7 @@ if (missing.length > 0) {
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
     execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
     // Debian starts services on install; the tests start their own redis on their own ports.
-    spawnSync('sh', ['-c', 'service redis-server stop >/dev/null 2>&1 || true'], { stdio: 'ignore' });
+    spawnSync('sh', ['-c', 'service redis-server stop >/dev/null 2>&1 || true; service postgresql stop >/dev/null 2>&1 || true'], { stdio: 'ignore' });
   } else {
     console.warn(`test-setup: missing ${missing.join(' ')}; install them (apt-get install -y ${missing.join(' ')}), or the tests that need them will ${process.env.CI ? 'fail' : 'skip'}`);
   }

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { checkDuration } from './duration.ts';
 import { usageError } from './errors.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
+import { parseStopSignal } from './supervise/signals.ts';
 
 export type Subcommand = 'run' | 'check' | 'help' | 'version';
 
@@ -10,6 +11,8 @@ export interface CliOptions {
   subcommand: Subcommand;
   configPath: string | undefined;
   gracePeriodMs: number | undefined;
+  /** --stop-signal: what a SIGTERM from outside becomes for the single process (run.stopSignal). */
+  stopSignal: NodeJS.Signals | undefined;
   logLevel: LogLevel | undefined;
   signalGroup: boolean;
   subreaper: boolean;
@@ -37,6 +40,7 @@ attests, fetches the configured secrets to tmpfs and renders the command (see RE
 Options:
   -c, --config FILE          config file (YAML or JSON)        env TEE_INIT_CONFIG
       --grace-period DURATION  TERM/INT -> KILL delay (default 10s)  env TEE_INIT_GRACE_PERIOD
+      --stop-signal SIGNAL   send SIGNAL instead of SIGTERM to stop the child (e.g. SIGINT)  env TEE_INIT_STOP_SIGNAL
       --log-level LEVEL      trace|debug|info|warn|error (default info)  env TEE_INIT_LOG_LEVEL
   -g, --signal-group         forward signals to the child's process group  env TEE_INIT_SIGNAL_GROUP=1
   -s, --subreaper            reap orphans when not PID 1 (PR_SET_CHILD_SUBREAPER)  env TEE_INIT_SUBREAPER=1
@@ -50,6 +54,7 @@ denied or attestation policy not met; 78 configuration; 130/143 interrupted duri
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
   'grace-period': { type: 'string' },
+  'stop-signal': { type: 'string' },
   'log-level': { type: 'string' },
   'signal-group': { type: 'boolean', short: 'g' },
   subreaper: { type: 'boolean', short: 's' },
@@ -59,7 +64,7 @@ const OPTIONS = {
   etc: { type: 'string' },
 } as const;
 
-const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--log-level', '--etc']);
+const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--stop-signal', '--log-level', '--etc']);
 const SUBCOMMANDS = new Set(['run', 'check']);
 
 /**
@@ -107,6 +112,12 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     gracePeriodMs = ms;
   }
 
+  const stopSignalText = values['stop-signal'] ?? env.TEE_INIT_STOP_SIGNAL;
+  const stopSignal = stopSignalText === undefined ? undefined : parseStopSignal(stopSignalText);
+  if (stopSignalText !== undefined && stopSignal === undefined) {
+    throw usageError(`--stop-signal ${JSON.stringify(stopSignalText)} is not a signal tee-init can stop with: use e.g. SIGINT, SIGQUIT, SIGTERM`);
+  }
+
   const logLevelText = values['log-level'] ?? env.TEE_INIT_LOG_LEVEL;
   if (logLevelText !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevelText)) {
     throw usageError(`--log-level ${JSON.stringify(logLevelText)} is not one of ${LOG_LEVELS.join('|')}`);
@@ -117,6 +128,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     subcommand,
     configPath,
     gracePeriodMs,
+    stopSignal,
     logLevel: logLevelText as LogLevel | undefined,
     signalGroup: values['signal-group'] ?? truthy('TEE_INIT_SIGNAL_GROUP', env.TEE_INIT_SIGNAL_GROUP),
     subreaper: values.subreaper ?? truthy('TEE_INIT_SUBREAPER', env.TEE_INIT_SUBREAPER),

@@ -7,16 +7,24 @@ import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { createLog, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
-import type { PskProxyOptions } from './psk/proxy.ts';
+import type { PskProxy, PskProxyOptions } from './psk/proxy.ts';
+import type { SingleView } from './run/single-health.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
+import type { HealthConfig } from './config/schema-run.ts';
+import type { ProcessPlan } from './run/render-units.ts';
 
 const DEFAULT_GRACE_PERIOD_MS = 10_000;
 
 /** What the bootstrap (or, with no config, the command line alone) hands to the supervisor. */
 export interface Prepared {
-  child: ChildSpec;
+  /** The one process (run:, or COMMAND); absent when the config has processes:. */
+  child: ChildSpec | undefined;
   gracePeriodMs?: number | undefined;
+  stopSignal?: NodeJS.Signals | undefined;
   psk?: PskProxyOptions | undefined;
+  /** processes:, rendered, in start order (src/run/). */
+  units?: ProcessPlan[] | undefined;
+  health?: HealthConfig | undefined;
 }
 
 function line(fd: 1 | 2, text: string): void {
@@ -46,6 +54,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     log,
     gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS,
     signalGroup: cli.signalGroup,
+    stopSignal: cli.stopSignal,
   });
   log.info({ version: pkg.version, pid: process.pid, node: process.version }, 'tee-init starting');
   guardInspector(log);
@@ -54,14 +63,34 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 
   try {
     const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
+    if (prepared.units) {
+      const { runUnits } = await import('./run/index.ts');
+      const status = await runUnits({
+        log, supervisor, plans: prepared.units, psk: prepared.psk, health: prepared.health,
+        gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS, signalGroup: cli.signalGroup,
+      });
+      reaper?.reap();
+      return bug.happened ? EXIT.software : status;
+    }
+    if (!prepared.child) throw new Error('the bootstrap prepared nothing to run');
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
+    if (cli.stopSignal === undefined && prepared.stopSignal !== undefined) supervisor.stopSignal = prepared.stopSignal;
+    const view: SingleView = { psk: { wanted: prepared.psk !== undefined } };
+    if (prepared.health) {
+      // Before the child: an endpoint that cannot listen fails the boot with nothing started.
+      const { startSingleHealth } = await import('./run/index.ts');
+      const health = await startSingleHealth(prepared.health.listen, view, log);
+      cleanup.add('close the health endpoint', () => void health.close());
+    }
     const pid = await supervisor.spawn(prepared.child);
+    view.pid = pid;
     log.info({ pid, command: prepared.child.argv }, 'child started');
     if (prepared.psk) {
-      const failure = await startPsk(prepared.psk, supervisor, cleanup, log);
+      const failure = await startPsk(prepared.psk, supervisor, cleanup, log, (proxy) => (view.psk!.proxy = proxy));
       if (failure !== undefined) return failure;
     }
     const exit = await supervisor.wait();
+    view.exitStatus = exit.status;
     log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
     reaper?.reap();
     return bug.happened ? EXIT.software : exit.status;
@@ -137,13 +166,14 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
  * exits with the listener's failure (the child's status would hide the cause). Returns that
  * status, or undefined when the proxy runs (or the child is already gone).
  */
-async function startPsk(options: PskProxyOptions, supervisor: Supervisor, cleanup: Cleanup, log: Log): Promise<number | undefined> {
+async function startPsk(options: PskProxyOptions, supervisor: Supervisor, cleanup: Cleanup, log: Log, opened: (proxy: PskProxy) => void): Promise<number | undefined> {
   const { startPskProxy } = await import('./psk/index.ts');
   const childGone = new AbortController();
   void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the PSK listener opened')));
   try {
     const proxy = await startPskProxy({ ...options, signal: childGone.signal });
     cleanup.add('close the PSK listener', () => void proxy.close());
+    opened(proxy);
     void supervisor.wait().then(() => proxy.close());
     return undefined;
   } catch (err) {

@@ -6,6 +6,7 @@ import { readAttestationToken } from './attest/token-file.ts';
 import { checkClaims, claimsSummary } from './attest/claims.ts';
 import type { Cleanup } from './cleanup.ts';
 import { withoutInitSettings } from './cli.ts';
+import { configError } from './errors.ts';
 import { loadConfig } from './config/load.ts';
 import { runIdentities, runWithCommand } from './config/local.ts';
 import type { Config, PskConfig } from './config/schema.ts';
@@ -14,7 +15,9 @@ import { OutputDir } from './materialize/output-dir.ts';
 import { checkPemSecrets } from './materialize/pem.ts';
 import { combineShares } from './psk/combine.ts';
 import type { PskProxyOptions } from './psk/proxy.ts';
-import { render } from './render/index.ts';
+import { render, type Rendered } from './render/index.ts';
+import { renderUnits, type ProcessPlan } from './run/render-units.ts';
+import { checkUnits, type HealthConfig } from './config/schema-run.ts';
 import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
 import type { ChildSpec } from './supervise/supervisor.ts';
 import type { UserIds } from './users.ts';
@@ -35,8 +38,14 @@ export interface BootstrapInput {
 }
 
 export interface Bootstrapped {
-  child: ChildSpec;
+  /** The one process of run: (absent with processes:). */
+  child: ChildSpec | undefined;
   gracePeriodMs: number | undefined;
+  /** run.stopSignal, else the preset's (postgres: SIGINT). */
+  stopSignal: NodeJS.Signals | undefined;
+  /** processes:, rendered, in start order. */
+  units: ProcessPlan[] | undefined;
+  health: HealthConfig | undefined;
   /** The TLS-PSK proxy to start once the child runs (its keys already combined, in memory). */
   psk: PskProxyOptions | undefined;
 }
@@ -49,7 +58,10 @@ function needsAttestation(config: Config): boolean {
 }
 
 function needsOutputDir(config: Config): boolean {
-  return Object.values(config.secrets).some((s) => s.file !== undefined) || config.run.files.length > 0 || config.run.preset !== 'none';
+  const runs = config.processes ? Object.values(config.processes) : [config.run];
+  // Processes share the directory (a data dir, a socket, a ready file): a reference is a need.
+  const referenced = config.processes !== undefined && /\{\{[ \t]*output\.dir[ \t]*\}\}/.test(JSON.stringify(config.processes));
+  return referenced || Object.values(config.secrets).some((s) => s.file !== undefined) || runs.some((r) => r.files.length > 0 || r.preset !== 'none');
 }
 
 export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
@@ -58,7 +70,9 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   if (input.logLevel === undefined) log.level = config.log.level;
   log.info({ config: path, secrets: Object.keys(config.secrets).length, preset: config.run.preset }, 'config loaded');
 
-  const { user, owner } = runIdentities(config);
+  const { user, owner, processUsers } = runIdentities(config);
+  const order = checkUnits(config, path);
+  if (order && input.command.length > 0) throw configError(`COMMAND was given on the command line, but the config runs processes: (${order.join(', ')}); give the commands there`);
 
   // Local checks first: a bad output directory fails before anything remote is asked.
   const out = needsOutputDir(config)
@@ -86,17 +100,34 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   checkPemSecrets(files, log);
   const paths = materialize(out, files, config);
 
-  const rendered = render({
-    run: runWithCommand(config, input.command),
-    secrets: Object.fromEntries(Object.keys(config.secrets).map((name) => [name, { path: paths.get(name) }])),
-    outputDir: out?.path ?? '',
-  });
-  for (const f of rendered.files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
-
+  const secretRefs = Object.fromEntries(Object.keys(config.secrets).map((name) => [name, { path: paths.get(name) }]));
+  const writeAll = (files: Rendered['files']) => {
+    for (const f of files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
+  };
   const psk = config.psk ? pskOptions(config.psk, secrets, log) : undefined;
   if (psk) cleanup.add('wipe combined PSK keys', () => wipeKeys(psk));
+  const common = { psk, health: config.health };
+
+  if (config.processes && order) {
+    const { plans, files } = renderUnits({
+      processes: config.processes,
+      order,
+      secrets: secretRefs,
+      outputDir: out?.path ?? '',
+      childOf: (name, env) => {
+        const u = processUsers.get(name);
+        return { env: childEnv(input.env, env, u), uid: u?.uid, gid: u?.gid };
+      },
+    });
+    writeAll(files);
+    return { ...common, child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
+  }
+
+  const rendered = render({ run: runWithCommand(config, input.command), secrets: secretRefs, outputDir: out?.path ?? '' });
+  writeAll(rendered.files);
   return {
-    psk,
+    ...common,
+    units: undefined,
     child: {
       argv: rendered.argv,
       env: childEnv(input.env, rendered.env, user),
@@ -104,6 +135,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
       gid: user?.gid,
     },
     gracePeriodMs: config.run.gracePeriod,
+    stopSignal: config.run.stopSignal ?? rendered.stopSignal,
   };
 }
 

@@ -7,6 +7,7 @@ import { configError, InitError } from '../errors.ts';
 import { checkReferences } from './references.ts';
 import { defaultMessage, describeIssues, fieldPath, found } from './messages.ts';
 import { configSchema, type Config } from './schema.ts';
+import { checkUnits } from './schema-run.ts';
 
 export interface LoadedConfig {
   path: string;
@@ -95,6 +96,8 @@ export function parseConfig(text: string, origin: string): Config {
   if (!result.success) throw configProblems(origin, describeIssues(result.error.issues));
   const problems = checkReferences(result.data);
   if (problems.length) throw configProblems(origin, problems);
+  // processes: order (cycles, unknown names): one line, prefixed like the rest.
+  checkUnits(result.data, origin);
   return result.data;
 }
 

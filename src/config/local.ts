@@ -8,17 +8,28 @@ import { resolveUser, type UserIds } from '../users.ts';
 import type { Config } from './schema.ts';
 
 export interface RunIdentities {
-  /** run.user: the child runs as it. */
+  /** run.user: the one child runs as it. */
   user: UserIds | undefined;
-  /** output.owner, or else run.user: who owns the files. */
+  /** processes.NAME.user, by process. */
+  processUsers: ReadonlyMap<string, UserIds>;
+  /** output.owner, or else the user the program(s) run as: who owns the files. */
   owner: UserIds | undefined;
 }
 
-/** Resolves run.user and output.owner; throws InitError(78) naming the field. */
+/** Resolves run.user, processes.*.user and output.owner; throws InitError(78) naming the field. */
 export function runIdentities(config: Config, etc?: string): RunIdentities {
   const user = config.run.user ? resolveUser(config.run.user, 'run.user', 'spawn', etc) : undefined;
-  const owner = config.output.owner ? resolveUser(config.output.owner, 'output.owner', 'chown', etc) : user;
-  return { user, owner };
+  const processUsers = new Map<string, UserIds>();
+  for (const [name, p] of Object.entries(config.processes ?? {})) {
+    if (p.user) processUsers.set(name, resolveUser(p.user, `processes.${name}.user`, 'spawn', etc));
+  }
+  if (config.output.owner) return { user, processUsers, owner: resolveUser(config.output.owner, 'output.owner', 'chown', etc) };
+  if (!config.processes) return { user, processUsers, owner: user };
+  // Several processes: the files belong to the one user they run as; with several, say which.
+  const specs = [...new Set(Object.values(config.processes).flatMap((p) => (p.user ? [p.user] : [])))];
+  if (specs.length > 1) throw configError(`output.owner: the processes run as several users (${specs.join(', ')}); say which one owns the secret files`);
+  const first = Object.keys(config.processes).find((n) => processUsers.has(n));
+  return { user, processUsers, owner: first === undefined ? undefined : processUsers.get(first) };
 }
 
 /** COMMAND on the command line replaces run.command (placeholders and all). */

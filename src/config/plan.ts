@@ -13,6 +13,7 @@ import { configProblems, loadConfig } from './load.ts';
 
 export { problemsOf } from './load.ts';
 import { commandProblem, outputDirProblem, runIdentities, runWithCommand } from './local.ts';
+import { unitsPlan } from '../run/plan-lines.ts';
 import type { Config } from './schema.ts';
 
 const PLACEHOLDER_DIR = '/dev/shm/tee-init-XXXXXX';
@@ -52,16 +53,15 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   const dirProblem = outputDirProblem(config);
   if (dirProblem) problems.push(dirProblem);
   const dir = config.output.dir ?? PLACEHOLDER_DIR;
-  const run = attempt(() => runWithCommand(config, options.command ?? []));
-  const input: RenderInput | undefined = run && {
-    run,
-    secrets: Object.fromEntries(Object.entries(config.secrets).map(([n, s]) => [n, { path: s.file ? join(dir, s.file) : undefined }])),
-    outputDir: dir,
-  };
+  const secretRefs = Object.fromEntries(Object.entries(config.secrets).map(([n, s]) => [n, { path: s.file ? join(dir, s.file) : undefined }]));
+  // processes: (several units) or run: (the one process), never both (the schema says so).
+  const units = config.processes ? attempt(() => unitsPlan(config, path, secretRefs, dir, shellQuote)) : undefined;
+  const run = config.processes ? undefined : attempt(() => runWithCommand(config, options.command ?? []));
+  const input: RenderInput | undefined = run && { run, secrets: secretRefs, outputDir: dir };
   const rendered = input && attempt(() => render(input));
   const tooLong = rendered && commandProblem(rendered.argv, rendered.env);
   if (tooLong) problems.push(tooLong);
-  if (problems.length || !rendered || !input || !run) throw configProblems(path, problems);
+  if (problems.length || (config.processes ? !units : !rendered)) throw configProblems(path, problems);
 
   const rows: [string, string][] = [];
   const add = (section: string, ...lines: string[]) => lines.forEach((l, i) => rows.push([i === 0 ? section : '', l]));
@@ -70,12 +70,18 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   add('attestation', `token ${att.tokenFile} (waits up to ${formatDuration(att.waitFor)})`, ...(req.length ? [`require ${req.join(', ')}`] : ['require nothing']));
   const creds = Object.entries(config.credentials);
   add('identities', ...(creds.length ? creds.map(([n, c]) => describeCredential(n, c) + (c.type === 'confidential-space' && c.token ? ` with a teeserver token for audience ${c.token.audience}` : '')) : ['none']));
-  add('secrets', ...secretLines(config, run, dir));
+  add('secrets', ...secretLines(config, units?.referenced ?? requiredSecrets(run ?? config.run), dir));
   add('output', `${config.output.dir ?? `${PLACEHOLDER_DIR} (a fresh directory)`}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${ids?.owner ? `, owner ${ids.owner.uid}:${ids.owner.gid}` : ''}`);
-  add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
-    ...(ids?.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
-    ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []));
-  if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
+  if (units) rows.push(...units.rows);
+  if (rendered) {
+    const stop = config.run.stopSignal ?? rendered.stopSignal;
+    add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
+      ...(ids?.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
+      ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []),
+      ...(stop ? [`stop with ${stop}`] : []));
+    if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
+  }
+  if (config.health) add('health', `http://${config.health.listen}/healthz, /readyz, /metrics (loopback only)`);
   if (config.psk) {
     const p = config.psk;
     add('psk', `${p.mode}: listen ${p.listen} -> ${p.connect}${p.tls12 ? ' (TLS 1.2 PSK suites enabled)' : ''}`,
@@ -89,16 +95,16 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   const plan = [`config ${path}: OK`, '', ...rows.map(([s, l]) => `${s.padEnd(width)}  ${l}`)];
   // Paths and config text only: no secret exists at this stage. Values of run.env are config
   // text; the inherited environment is never part of a render.
-  if (options.show) plan.push('', '# what the program gets (--show)', describePlan(input).trimEnd());
+  if (options.show && input) plan.push('', '# what the program gets (--show)', describePlan(input).trimEnd());
   return plan.join('\n');
 }
 
-function secretLines(config: Config, run: Config['run'], dir: string): string[] {
+function secretLines(config: Config, usedByPrograms: readonly string[], dir: string): string[] {
   const entries = Object.entries(config.secrets);
   if (entries.length === 0) return ['none'];
   // A secret nothing refers to may still be read by the program at a fixed path; a typo in a
   // placeholder or a share list shows up here first.
-  const referenced = new Set([...requiredSecrets(run), ...Object.values(config.psk?.identities ?? {}).flatMap((i) => i.shares)]);
+  const referenced = new Set([...usedByPrograms, ...Object.values(config.psk?.identities ?? {}).flatMap((i) => i.shares)]);
   const w = Math.max(...entries.map(([n]) => n.length));
   return entries.map(([name, s]) => {
     const from = s.source === 'gcp' ? `${s.ref} as ${s.credentials}` : `file ${s.path}`;

@@ -6,6 +6,7 @@ import { parseHostPort } from '../psk/address.ts';
 import { found } from './messages.ts';
 import { LOG_LEVELS } from '../log.ts';
 import { checkEndpointUrl } from './endpoints.ts';
+import { withUnits } from './schema-run.ts';
 
 export const DEFAULT_TOKEN_FILE = '/run/container_launcher/attestation_verifier_claims_token';
 export const DEFAULT_ENDPOINTS = {
@@ -148,7 +149,7 @@ const pskIdentity = z.strictObject({
   info: z.string().min(1).optional(),
 });
 
-export const configSchema = z.strictObject({
+const baseSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
   attestation: z
     .strictObject({
@@ -179,7 +180,7 @@ export const configSchema = z.strictObject({
     .default({ allowNonTmpfs: false }),
   run: z
     .strictObject({
-      preset: z.enum(['redis', 'envoy-http', 'envoy-network', 'none']).default('none'),
+      preset: z.enum(['redis', 'envoy-http', 'envoy-network', 'postgres', 'none']).default('none'),
       with: z.record(z.string(), z.unknown()).default({}),
       command: z.array(z.string()).min(1).optional(),
       env: z.record(envName, envValue).default({}),
@@ -220,6 +221,10 @@ export const configSchema = z.strictObject({
     })
     .default({ sts: DEFAULT_ENDPOINTS.sts, iamcredentials: DEFAULT_ENDPOINTS.iamcredentials, teeserver: DEFAULT_ENDPOINTS.teeserver }),
 });
+
+// processes:, run.stopSignal, health: (src/config/schema-run.ts).
+export type BaseSchema = typeof baseSchema;
+export const configSchema = withUnits(baseSchema, { duration, hostPort, name });
 
 export type Config = z.infer<typeof configSchema>;
 export type CredentialConfig = Config['credentials'][string];

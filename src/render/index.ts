@@ -90,7 +90,11 @@ export function render(input: RenderInput): Rendered {
   const env = { ...built.env, ...renderEnv(run.env, user) };
   const files = renderFiles(run.files, user);
   checkCollisions(built.files, files, user, preset.name);
-  return { argv, env, files: [...built.files, ...files] };
+  const out: Rendered = { argv, env, files: [...built.files, ...files] };
+  // Only presets that have them (postgres): the plain render stays argv, env and files.
+  if (preset.stopSignal) out.stopSignal = preset.stopSignal;
+  if (preset.ready) out.ready = preset.ready(params, presetScope);
+  return out;
 }
 
 /**

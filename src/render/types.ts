@@ -1,7 +1,7 @@
 // The render stage's input and output. Input is the validated config's `run` section plus what
 // materialize produced (secret paths); output is what supervise runs and materialize writes.
 
-export const PRESET_NAMES = ['redis', 'envoy-http', 'envoy-network', 'none'] as const;
+export const PRESET_NAMES = ['redis', 'envoy-http', 'envoy-network', 'postgres', 'none'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** A config-file template of `run.files`. */
@@ -59,4 +59,8 @@ export interface Rendered {
   env: Record<string, string>;
   /** Written by materialize into the output directory; argv refers to them by full path. */
   files: RenderedFile[];
+  /** The preset's own stop signal (postgres: SIGINT), used when the config names none. */
+  stopSignal?: NodeJS.Signals | undefined;
+  /** The preset's own readiness check, used when a process's config gives no ready:. */
+  ready?: { unix: string } | { tcp: string } | undefined;
 }

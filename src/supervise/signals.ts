@@ -61,3 +61,15 @@ export function signalNumber(name: string): number {
   if (n === undefined) throw new Error(`unknown signal ${name}`);
   return n;
 }
+
+/** Signals a stop may use: any forwarded one, or SIGKILL. */
+export const STOP_SIGNAL_CHOICES: readonly NodeJS.Signals[] = [...FORWARDED_SIGNALS, 'SIGKILL'];
+
+/** "SIGINT", "INT", "int" or "2" → "SIGINT"; undefined when it is not a signal a stop may use. */
+export function parseStopSignal(text: string): NodeJS.Signals | undefined {
+  const t = text.trim().toUpperCase();
+  const name = /^\d+$/.test(t)
+    ? Object.entries(constants.signals as Record<string, number>).find(([, n]) => n === Number(t))?.[0]
+    : t.startsWith('SIG') ? t : `SIG${t}`;
+  return STOP_SIGNAL_CHOICES.find((s) => s === name);
+}

@@ -23,3 +23,16 @@ export function needs(t: TestContext, tool: string, install: string): boolean {
 }
 
 export const isRoot = process.getuid?.() === 0;
+
+/** A Python module for /usr/bin/python3 (Debian's python3-* packages); like needs(). */
+export function needsPython(t: TestContext, module: string, install: string): boolean {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    const message = `python module ${module} is not installed (${install})`;
+    if (process.env.CI) throw new Error(`${message}: CI must install it`);
+    t.skip(message);
+    return false;
+  }
+}

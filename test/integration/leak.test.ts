@@ -50,6 +50,25 @@ describe('no secret in any output', () => {
     assert.ok(initPid > 0);
   });
 
+  test('several processes (and a oneshot) at trace level: no secret anywhere, the directory wiped', async () => {
+    const config = b.config({
+      log: { level: 'trace' },
+      fetch: { deadline: '60s', attemptTimeout: '10s', backoff: { initial: '20ms', max: '200ms' } },
+      processes: {
+        setup: { command: [node, '-e', CHILD, '--', '{{secrets.key.path}}'], oneshot: true, env: { CERT: '{{secrets.cert.path}}' } },
+        server: { command: [node, '-e', `${CHILD}; setTimeout(() => {}, 200)`, '--', '{{secrets.ca.path}}'], after: ['setup'], env: { KEY: '{{secrets.key.path}}' } },
+      },
+    });
+    delete (config as Record<string, unknown>).run;
+    const { proc, log } = b.start(config, ['--log-level', 'trace']);
+    const result = await proc;
+    assert.equal(result.exitCode, 0, log.text);
+    assert.ok(log.find('setup exited') && log.find('server exited'));
+    const token = readFileSync(b.world.tokenFile, 'utf8').trim();
+    assert.deepEqual(scan(`${result.stdout}\n${result.stderr}`, needles(b, token)), []);
+    assert.deepEqual(b.leftovers(), [], 'the output directory is wiped after several processes too');
+  });
+
   test('failing boots log no secret either', async () => {
     const token = readFileSync(b.world.tokenFile, 'utf8').trim();
     const cases: [string, () => void][] = [

@@ -1,10 +1,13 @@
 // tee-init as PID 1 of a real PID namespace, and as a subreaper (issue 2, point 5).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { bundle, node, runInit, startCommand } from '../helpers/init.ts';
 import { orphansScript } from '../helpers/orphans.ts';
 import { isRoot, needs } from '../helpers/tools.ts';
+import { unit } from '../helpers/units.ts';
 
 const ORPHANS = orphansScript(100);
 // A Node PID 1 that runs its argv and waits for that child only, as Node does: it reaps no orphan.
@@ -51,6 +54,29 @@ describe('as PID 1 in a PID namespace', () => {
     const result = await proc;
     assert.equal(result.exitCode, 143);
     assert.equal(log.find('child exited')!.signal, 'SIGTERM');
+  });
+});
+
+describe('as PID 1 with several processes', () => {
+  test('orphans of one unit are reaped while every unit keeps its own status (and exec checks theirs)', async (t) => {
+    if (!inNamespace(t)) return;
+    const dir = mkdtempSync(join(tmpdir(), 'tee-init-pid1-units-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const config = join(dir, 'tee-init.json');
+    writeFileSync(config, JSON.stringify({
+      processes: {
+        // Ready only once an exec'd check exits 0: its status must reach Node, not the reaper.
+        keeper: { command: unit('keeper'), ready: { exec: ['sh', '-c', 'exit 0'], interval: '10ms' } },
+        orphans: { command: ['sh', '-c', ORPHANS], after: ['keeper'] },
+      },
+    }));
+    const { proc, log } = startCommand([...UNSHARE, node, '--disable-sigusr1', bundle, '--config', config]);
+    const result = await proc;
+    assert.equal(result.stdout.split('\n').find((l) => l.startsWith('zombies=')), 'zombies=0 sleeps=0', log.text);
+    assert.equal(result.exitCode, 7, 'the orphans unit decides, its status intact');
+    assert.equal(log.find('keeper ready')!.check, 'exec sh -c exit 0');
+    assert.equal(log.find('keeper exited')!.unit, 'keeper', 'the other unit was stopped and its exit seen');
+    assert.equal(log.find('tee-init starting')!.pid, 1);
   });
 });
 

@@ -17,6 +17,8 @@ const input = (run: RenderInput['run']): RenderInput => ({ run, secrets: SECRETS
 
 export const CASES: Record<string, RenderInput> = {
   'redis-defaults': input({ preset: 'redis' }),
+  'postgres-defaults': input({ preset: 'postgres' }),
+  'postgres-custom': input({ preset: 'postgres', with: { port: 15432, listenAddresses: ['127.0.0.1', '::1'], dataDir: '{{output.dir}}/db', ca: 'alice_ca', args: ['-c', 'max_connections=20'] } }),
   'redis-custom': input({
     preset: 'redis',
     with: { tlsPort: 16379, ca: 'alice_ca', bind: ['0.0.0.0', '::'], args: ['--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru'] },

@@ -13,23 +13,26 @@ import { needs } from '../helpers/tools.ts';
 import { envoyValidator, repoRoot } from './envoy-validator.ts';
 
 const examples = join(repoRoot, 'examples');
-const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'psk', 'endpoints'];
-const RUN_KEYS = ['preset', 'with', 'command', 'env', 'files', 'user', 'gracePeriod'];
+const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'processes', 'health', 'psk', 'endpoints'];
+const RUN_KEYS = ['preset', 'with', 'command', 'env', 'files', 'user', 'gracePeriod', 'stopSignal'];
+const PROCESS_KEYS = [...RUN_KEYS, 'after', 'ready', 'oneshot', 'restart', 'signals'];
 
 type Config = Record<string, any>;
 const load = (name: string): Config => parse(readFileSync(join(examples, name, 'tee-init.yaml'), 'utf8'));
 
 test('there is one example per use, each with a config and a README', () => {
   const dirs = readdirSync(examples).sort();
-  assert.deepEqual(dirs, ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']);
+  assert.deepEqual(dirs, ['envoy-http', 'envoy-network', 'local', 'postgres', 'psk', 'redis']);
   for (const d of dirs) for (const f of ['tee-init.yaml', 'README.md']) assert.ok(existsSync(join(examples, d, f)), `${d}/${f}`);
 });
 
-for (const name of ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']) {
-  test(`example ${name}: its run section renders`, async (t) => {
+for (const name of ['envoy-http', 'envoy-network', 'local', 'postgres', 'psk', 'redis']) {
+  test(`example ${name}: its run section (or each of its processes) renders`, async (t) => {
     const c = load(name);
     for (const key of Object.keys(c)) assert.ok(SECTIONS.includes(key), `unknown section ${key}`);
-    for (const key of Object.keys(c.run)) assert.ok(RUN_KEYS.includes(key), `unknown run.${key}`);
+    assert.ok((c.run === undefined) !== (c.processes === undefined), 'run: or processes:, one of them');
+    const runs: Config[] = c.run ? [c.run] : Object.values(c.processes);
+    for (const r of runs) for (const key of Object.keys(r)) assert.ok((c.run ? RUN_KEYS : PROCESS_KEYS).includes(key), `unknown key ${key}`);
     const secrets: Record<string, SecretRef> = {};
     for (const [sname, s] of Object.entries<Config>(c.secrets)) {
       assert.ok(['gcp', 'file'].includes(s.source), `secrets.${sname}.source`);
@@ -37,12 +40,14 @@ for (const name of ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']) {
       else assert.ok(!s.path.startsWith('/'), `secrets.${sname}.path is relative to the config`);
       secrets[sname] = s.file === undefined ? {} : { path: join(c.output.dir, s.file) };
     }
-    const { preset, with: w, command, env, files } = c.run as RunSpec;
-    const rendered = render({ run: { preset, with: w, command, env, files }, secrets, outputDir: c.output.dir });
-    if (preset?.startsWith('envoy')) {
-      const v = await envoyValidator(t);
-      if (!v) return;
-      assert.deepEqual(v.validate(v.parseText(rendered.files[0]!.content, 'envoy.yaml'), undefined, { canonical: true }).errors, []);
+    for (const r of runs) {
+      const { preset, with: w, command, env, files } = r as RunSpec;
+      const rendered = render({ run: { preset, with: w, command, env, files }, secrets, outputDir: c.output.dir });
+      if (preset?.startsWith('envoy')) {
+        const v = await envoyValidator(t);
+        if (!v) return;
+        assert.deepEqual(v.validate(v.parseText(rendered.files[0]!.content, 'envoy.yaml'), undefined, { canonical: true }).errors, []);
+      }
     }
     if (name === 'psk') {
       assert.deepEqual(Object.keys(c.psk.identities.Client1), ['shares', 'combine']);

@@ -59,3 +59,13 @@ test('usage errors: exit 64', () => {
   usage(['true'], { TEE_INIT_SIGNAL_GROUP: 'maybe' });
   usage(['--config']); // missing value
 });
+
+test('--stop-signal and TEE_INIT_STOP_SIGNAL: a signal name or number; anything else is a usage error', () => {
+  assert.equal(parseCli(['--stop-signal', 'SIGINT', '--', 'x'], {}).stopSignal, 'SIGINT');
+  assert.equal(parseCli(['--stop-signal=quit', '--', 'x'], {}).stopSignal, 'SIGQUIT');
+  assert.equal(parseCli(['--', 'x'], { TEE_INIT_STOP_SIGNAL: '2' }).stopSignal, 'SIGINT');
+  assert.equal(parseCli(['--stop-signal', 'SIGTERM', '--', 'x'], { TEE_INIT_STOP_SIGNAL: 'SIGINT' }).stopSignal, 'SIGTERM');
+  assert.equal(parseCli(['--', 'x'], {}).stopSignal, undefined);
+  usage(['--stop-signal', 'SIGSTOP', '--', 'x']);
+  usage(['--', 'x'], { TEE_INIT_STOP_SIGNAL: 'soon' });
+});

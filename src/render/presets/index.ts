@@ -3,6 +3,7 @@
 import type { PresetName } from '../types.ts';
 import { envoyHttp, envoyNetwork } from './envoy.ts';
 import { none } from './none.ts';
+import { postgres } from './postgres.ts';
 import type { Preset } from './preset.ts';
 import { redis } from './redis.ts';
 
@@ -10,5 +11,6 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   redis: redis,
   'envoy-http': envoyHttp,
   'envoy-network': envoyNetwork,
+  postgres,
   none,
 };

@@ -36,6 +36,10 @@ export interface Preset<P extends Record<string, unknown> = Record<string, unkno
    * anything else the preset computed; `run` is there for the `none` preset's command.
    */
   build(params: P, scope: Scope, run: RunSpec): PresetOutput;
+  /** What stops the program well when the config names no stopSignal (default SIGTERM). */
+  readonly stopSignal?: NodeJS.Signals;
+  /** How to tell the program is ready when the config gives no ready: check (processes only). */
+  ready?(params: P, scope: Scope): { unix: string } | { tcp: string };
 }
 
 /** Default file mode of rendered files: the same as secrets (DESIGN "files 0400 unless configured"). */

@@ -1,0 +1,90 @@
+// An in-process listener as a unit: started by whatever the listener engine provides (a start
+// function returning a ListenerHandle, src/proxy/listener.ts); ready once that resolves, which
+// for a listener means bound and its upstream accepting. Closing it at the init's stop does not
+// decide the exit status; failing to start does, with the listener's own exit code.
+import { InitError } from '../errors.ts';
+import { EXIT } from '../exit-codes.ts';
+import type { Log } from '../log.ts';
+import type { ListenerHandle } from '../proxy/listener.ts';
+import { UnitFailure, type ListenerUnitSpec, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
+
+export class ListenerUnit {
+  readonly spec: ListenerUnitSpec;
+  readonly #log: Log;
+  #state: UnitState = 'waiting';
+  #handle: ListenerHandle | undefined;
+  #starting: Promise<void> | undefined;
+  readonly #stop = new AbortController();
+  #end!: (e: UnitEnd) => void;
+  readonly ended: Promise<UnitEnd> = new Promise((resolve) => (this.#end = resolve));
+
+  constructor(spec: ListenerUnitSpec, log: Log) {
+    this.spec = spec;
+    this.#log = log;
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get after(): readonly string[] {
+    return this.spec.after;
+  }
+
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    this.#state = 'starting';
+    try {
+      this.#handle = await this.spec.start(this.#stop.signal);
+    } catch (err) {
+      if (this.#stop.signal.aborted) throw err;
+      this.#state = 'failed';
+      const status = err instanceof InitError ? err.exitCode : EXIT.software;
+      const failure = `${this.spec.name}: ${(err as Error).message}`;
+      this.#end({ status, decides: true, failure });
+      throw new UnitFailure(status, failure);
+    }
+    if (this.#stop.signal.aborted) {
+      await this.#handle.close();
+      throw this.#stop.signal.reason;
+    }
+    this.#state = 'ready';
+    this.#log.info({ address: this.#handle.address }, `${this.spec.name} ready`);
+  }
+
+  /** Signals are for processes; a listener has nothing to pass them to. */
+  forward(): void {}
+
+  async stop(): Promise<void> {
+    if (!this.#stop.signal.aborted) {
+      this.#stop.abort(new Error('stopping'));
+      const failed = this.#state === 'failed';
+      if (!failed) this.#state = 'stopping';
+      await this.#starting?.catch(() => {});
+      if (this.#handle) {
+        await this.#handle.close();
+        this.#log.info(`${this.spec.name} closed`);
+      }
+      if (!failed) this.#state = 'done';
+      this.#end({ status: 0, decides: false });
+    }
+    await this.ended;
+  }
+
+  status(): UnitStatus {
+    return {
+      name: this.spec.name,
+      kind: 'listener',
+      state: this.#state,
+      ready: this.#state === 'ready',
+      pid: undefined,
+      restarts: 0,
+      exitStatus: undefined,
+      stats: this.#handle?.stats(),
+    };
+  }
+}

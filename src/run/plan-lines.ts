@@ -1,0 +1,44 @@
+// `tee-init check` for processes:: the start order and, per unit, what it runs and how it is
+// started, checked and stopped (rendered like a boot would, with the secrets' future paths).
+import { join } from 'node:path';
+import { formatDuration } from '../duration.ts';
+import type { Config } from '../config/schema.ts';
+import { checkUnits, PSK_UNIT } from '../config/schema-run.ts';
+import { requiredSecrets, type SecretRef } from '../render/index.ts';
+import { describeReady } from './ready.ts';
+import { renderUnits } from './render-units.ts';
+
+export interface UnitsPlan {
+  order: string[];
+  /** [section, line] rows for the plan table. */
+  rows: [string, string][];
+  /** Secrets the processes refer to (for the "not referenced" note). */
+  referenced: string[];
+}
+
+export function unitsPlan(config: Config, origin: string, secrets: Readonly<Record<string, SecretRef>>, outputDir: string, quote: (argv: readonly string[]) => string): UnitsPlan | undefined {
+  const order = checkUnits(config, origin);
+  if (!order || !config.processes) return undefined;
+  const { plans, files } = renderUnits({ processes: config.processes, order, secrets, outputDir, childOf: () => ({ env: {} }) });
+  const rows: [string, string][] = [['units', `start order: ${order.join(', ')} (stopped in reverse)`]];
+  for (const p of plans) {
+    const c = config.processes[p.name]!;
+    const how = [
+      p.oneshot ? 'oneshot (must exit 0)' : undefined,
+      p.after.length ? `after ${p.after.join(', ')}` : undefined,
+      p.ready ? `ready: ${describeReady(p.ready.spec)} (every ${formatDuration(p.ready.intervalMs)}, up to ${formatDuration(p.ready.timeoutMs)})` : p.oneshot ? undefined : 'ready when started',
+      p.restart.policy !== 'never' ? `restart ${p.restart.policy}, at most ${p.restart.max} (backoff ${formatDuration(p.restart.backoff.initialMs)}..${formatDuration(p.restart.backoff.maxMs)})` : undefined,
+      p.stopSignal ? `stop with ${p.stopSignal}` : undefined,
+      p.gracePeriodMs !== undefined ? `grace period ${formatDuration(p.gracePeriodMs)}` : undefined,
+      c.user ? `as user ${c.user}` : undefined,
+      p.signals ? `gets only ${[...p.signals].join(', ')}` : undefined,
+    ].filter((x) => x !== undefined);
+    rows.push([`process ${p.name}`, quote(p.child.argv)], ...how.map((h): [string, string] => ['', h]));
+  }
+  files.forEach((f, i) => rows.push([i === 0 ? 'files' : '', `${join(outputDir, f.name)} 0${f.mode.toString(8)} (rendered)`]));
+  if (config.psk && order.includes(PSK_UNIT)) {
+    rows.push([`listener ${PSK_UNIT}`, config.psk.mode === 'server' ? 'opens after every process is ready' : 'opens first: processes may be after it']);
+  }
+  const referenced = Object.values(config.processes).flatMap((p) => requiredSecrets({ preset: p.preset, with: p.with, command: p.command, env: p.env, files: p.files }));
+  return { order, rows, referenced };
+}

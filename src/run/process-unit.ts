@@ -1,0 +1,224 @@
+// One process unit: spawn, readiness, restarts with backoff, its own stop signal and grace.
+// The runner (./runner.ts) decides the order and the exit status; this only reports.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InitError } from '../errors.ts';
+import { EXIT } from '../exit-codes.ts';
+import type { Log } from '../log.ts';
+import { formatDuration } from '../duration.ts';
+import { Child, type ChildExit } from '../supervise/child.ts';
+import { describeReady, waitReady } from './ready.ts';
+import { UnitFailure, type ProcessUnitSpec, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
+
+export interface UnitContext {
+  /** Bound with `{ unit: name }`. */
+  log: Log;
+  signalGroup: boolean;
+  /** Pids Node waits for itself (children and exec checks), shared with the reaper. */
+  owned: Set<number>;
+  /** A failure after the start (not ready again in time after a restart): the runner stops everything. */
+  fail(failure: UnitFailure): void;
+}
+
+/** Settles once; later calls are ignored. */
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  let settled = false;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => {}); // a start nobody awaits any more must not become an unhandled rejection
+  return {
+    promise,
+    get settled() {
+      return settled;
+    },
+    resolve: (v: T) => (settled ? undefined : ((settled = true), resolve(v))),
+    reject: (e: unknown) => (settled ? undefined : ((settled = true), reject(e))),
+  };
+}
+
+export class ProcessUnit {
+  readonly spec: ProcessUnitSpec;
+  readonly #ctx: UnitContext;
+  readonly #log: Log;
+  readonly #field: string;
+  #state: UnitState = 'waiting';
+  #restarts = 0;
+  #exitStatus: number | undefined;
+  #child: Child | undefined;
+  #started = false;
+  #stopSignal: NodeJS.Signals | undefined;
+  readonly #stop = new AbortController();
+  readonly #ready = deferred<void>();
+  readonly #ended = deferred<UnitEnd>();
+
+  constructor(spec: ProcessUnitSpec, ctx: UnitContext) {
+    this.spec = spec;
+    this.#ctx = ctx;
+    this.#log = ctx.log;
+    this.#field = `processes.${spec.name}`;
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get after(): readonly string[] {
+    return this.spec.after;
+  }
+
+  /** Resolves when the unit has ended for good (restarts do not end it). */
+  get ended(): Promise<UnitEnd> {
+    return this.#ended.promise;
+  }
+
+  /** Starts it; resolves once ready (a oneshot: once it exited 0), rejects with a UnitFailure. */
+  start(): Promise<void> {
+    if (!this.#started && !this.#stop.signal.aborted) {
+      this.#started = true;
+      void this.#loop();
+    }
+    return this.#ready.promise;
+  }
+
+  /** Passes a forwarded signal on, unless the unit narrowed its signals. */
+  forward(signal: NodeJS.Signals): void {
+    if (this.spec.signals && !this.spec.signals.has(signal)) return;
+    if (this.#child?.alive) this.#child.deliver(signal, false);
+  }
+
+  /** Its stop signal (or `signal`, what asked the init to stop), SIGKILL after the grace period; resolves once it ended. */
+  async stop(signal: NodeJS.Signals): Promise<void> {
+    if (!this.#stop.signal.aborted) {
+      this.#stopSignal = this.spec.stopSignal ?? signal;
+      this.#stop.abort(new Error('stopping'));
+      if (!this.#started) {
+        this.#state = 'done';
+        this.#ready.reject(this.#stop.signal.reason);
+        this.#ended.resolve({ status: 0, decides: false });
+      } else this.#signalStop();
+    }
+    await this.#ended.promise;
+  }
+
+  status(): UnitStatus {
+    const child = this.#child;
+    return {
+      name: this.spec.name,
+      kind: this.spec.oneshot ? 'oneshot' : 'process',
+      state: this.#state,
+      ready: this.#state === 'ready' || (this.spec.oneshot && this.#state === 'done' && this.#exitStatus === 0),
+      pid: child?.alive ? child.pid : undefined,
+      restarts: this.#restarts,
+      exitStatus: this.#exitStatus,
+    };
+  }
+
+  #signalStop(): void {
+    const child = this.#child;
+    if (!child?.alive) return;
+    const signal = this.#stopSignal!;
+    this.#state = 'stopping';
+    this.#log.info({ signal, pid: child.pid, gracePeriodMs: this.spec.gracePeriodMs }, `stopping ${this.spec.name} with ${signal}; SIGKILL after ${formatDuration(this.spec.gracePeriodMs)}`);
+    child.deliver(signal, true);
+    child.armKill(this.spec.gracePeriodMs);
+  }
+
+  #end(status: number, decides: boolean, failure?: string): void {
+    this.#state = status === 0 || this.#stop.signal.aborted ? 'done' : 'failed';
+    if (failure !== undefined) this.#ready.reject(new UnitFailure(status, failure));
+    else this.#ready.reject(this.#stop.signal.reason ?? new Error('ended'));
+    this.#ended.resolve({ status, decides, failure });
+  }
+
+  async #loop(): Promise<void> {
+    const { spec } = this;
+    for (;;) {
+      this.#state = 'starting';
+      let child: Child;
+      try {
+        child = await Child.spawn(spec.child, { log: this.#log, signalGroup: this.#ctx.signalGroup });
+      } catch (err) {
+        const status = err instanceof InitError ? err.exitCode : EXIT.software;
+        return this.#end(status, true, `${this.#field}: ${(err as Error).message}`);
+      }
+      this.#child = child;
+      this.#ctx.owned.add(child.pid);
+      this.#log.info({ pid: child.pid, command: spec.child.argv, restarts: this.#restarts }, `${spec.name} started`);
+      if (this.#stop.signal.aborted) this.#signalStop(); // the stop came while it was being spawned
+
+      if (!spec.oneshot) void this.#awaitReady(child);
+      const exit = await child.exit;
+      this.#ctx.owned.delete(child.pid);
+      this.#exitStatus = exit.status;
+      this.#logExit(exit);
+
+      if (this.#stop.signal.aborted) return this.#end(exit.status, true);
+      if (spec.oneshot && exit.status === 0) {
+        this.#state = 'done';
+        this.#ready.resolve();
+        this.#ended.resolve({ status: 0, decides: false });
+        return;
+      }
+      const { policy, max, backoff } = spec.restart;
+      const wanted = policy === 'always' || (policy === 'on-failure' && exit.status !== 0);
+      if (wanted && this.#restarts < max) {
+        const delayMs = Math.min(backoff.initialMs * 2 ** this.#restarts, backoff.maxMs);
+        this.#restarts++;
+        this.#state = 'restarting';
+        this.#log.warn({ status: exit.status, restart: this.#restarts, max, delayMs }, `${spec.name} exited with status ${exit.status}: restart ${this.#restarts} of ${max} in ${delayMs} ms`);
+        try {
+          await sleep(delayMs, undefined, { signal: this.#stop.signal });
+        } catch {
+          return this.#end(exit.status, true);
+        }
+        continue;
+      }
+      if (wanted) this.#log.error({ status: exit.status, restarts: this.#restarts }, `${spec.name} gave up after ${this.#restarts} restarts`);
+      const why = spec.oneshot
+        ? `${this.#field} (oneshot) failed with status ${exit.status}${describeExit(exit)}: the units after it are not started`
+        : `${this.#field} exited with status ${exit.status}${describeExit(exit)}${this.#ready.settled ? '' : ' before it was ready'}`;
+      return this.#end(exit.status, true, why);
+    }
+  }
+
+  /** Started = ready without a check; with one, ready once it passes (aborted by the exit or a stop). */
+  async #awaitReady(child: Child): Promise<void> {
+    const check = this.spec.ready;
+    if (check === undefined) return this.#becameReady(undefined);
+    const gone = new AbortController();
+    void child.exit.then(() => gone.abort(new Error('exited')));
+    const signal = AbortSignal.any([gone.signal, this.#stop.signal]);
+    const t0 = performance.now();
+    let why: string | undefined;
+    try {
+      why = await waitReady(check, { child: this.spec.child, owned: this.#ctx.owned, signal });
+    } catch {
+      return; // it exited (the loop reports that) or the init is stopping
+    }
+    if (why === undefined) return this.#becameReady(Math.round(performance.now() - t0));
+    const failure = new UnitFailure(
+      EXIT.unavailable,
+      `${this.#field}.ready: ${describeReady(check.spec)} did not pass within ${formatDuration(check.timeoutMs)} (last: ${why}); is the program listening there?`,
+    );
+    this.#ready.reject(failure);
+    this.#ctx.fail(failure);
+  }
+
+  #becameReady(ms: number | undefined): void {
+    if (this.#stop.signal.aborted) return;
+    this.#state = 'ready';
+    this.#log.info({ ...(ms === undefined ? {} : { ms }), check: this.spec.ready ? describeReady(this.spec.ready.spec) : 'started' }, `${this.spec.name} ready`);
+    this.#ready.resolve();
+  }
+
+  #logExit(exit: ChildExit): void {
+    const fields = { pid: this.#child?.pid, code: exit.code, signal: exit.signal, status: exit.status };
+    const expected = this.#stop.signal.aborted || (this.spec.oneshot && exit.status === 0);
+    if (expected) this.#log.info(fields, `${this.spec.name} exited`);
+    else this.#log.warn(fields, `${this.spec.name} exited`);
+  }
+}
+
+function describeExit(exit: ChildExit): string {
+  return exit.signal ? ` (killed by ${exit.signal})` : '';
+}

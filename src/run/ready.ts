@@ -1,0 +1,113 @@
+// Readiness checks that need no cooperation from the program (reference/processes.md): a TCP
+// port or unix socket accepting, a file appearing, a command exiting 0, an HTTP 2xx. One attempt
+// per kind in the table below; waitReady() polls under an overall timeout.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect, type NetConnectOpts } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ChildSpec } from '../supervise/child.ts';
+import type { ReadyCheck, ReadySpec } from './types.ts';
+
+/** What an attempt may use: the unit's environment and user (for exec), pid tracking, an abort. */
+export interface ProbeContext {
+  child: ChildSpec;
+  /** Pids Node waits for itself: the reaper must not take an exec check's status. */
+  owned: Set<number>;
+  signal: AbortSignal;
+  /** One attempt's own limit. */
+  attemptMs: number;
+}
+
+type Attempt<S> = (spec: S, ctx: ProbeContext) => Promise<string | undefined>;
+
+/** An attempt resolves undefined when ready, or a short reason why not. */
+const connects = (opts: NetConnectOpts, ctx: ProbeContext): Promise<string | undefined> =>
+  new Promise((resolve) => {
+    const socket = connect(opts);
+    const done = (why?: string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done('connect timed out'), ctx.attemptMs);
+    socket.once('connect', () => done());
+    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+  });
+
+const ATTEMPTS: { [K in keyof UnionToRecord]: Attempt<UnionToRecord[K]> } = {
+  tcp: ({ tcp }, ctx) => {
+    const i = tcp.lastIndexOf(':');
+    return connects({ host: tcp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(tcp.slice(i + 1)) }, ctx);
+  },
+  unix: ({ unix }, ctx) => connects({ path: unix }, ctx),
+  file: async ({ file }) => (existsSync(file) ? undefined : 'no such file yet'),
+  exec: ({ exec }, ctx) =>
+    new Promise((resolve) => {
+      const [file, ...args] = exec;
+      const proc = execFile(file!, args, { env: ctx.child.env, uid: ctx.child.uid, gid: ctx.child.gid, timeout: ctx.attemptMs, killSignal: 'SIGKILL' }, (err) => {
+        if (proc.pid !== undefined) ctx.owned.delete(proc.pid);
+        if (!err) return resolve(undefined);
+        const e = err as NodeJS.ErrnoException & { code?: unknown; signal?: unknown };
+        resolve(typeof e.code === 'number' ? `exit ${e.code}` : e.signal ? `killed by ${String(e.signal)}` : String(e.code ?? e.message));
+      });
+      if (proc.pid !== undefined) ctx.owned.add(proc.pid);
+      // The check's output is for the check: keep it out of the init's and the program's streams.
+      proc.stdout?.resume();
+      proc.stderr?.resume();
+    }),
+  http: ({ http }, ctx) =>
+    new Promise((resolve) => {
+      const req = request(http, { method: 'GET', timeout: ctx.attemptMs }, (res) => {
+        res.resume();
+        const code = res.statusCode ?? 0;
+        resolve(code >= 200 && code < 300 ? undefined : `HTTP ${code}`);
+      });
+      req.once('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      req.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      req.end();
+    }),
+};
+
+type UnionToRecord = {
+  tcp: Extract<ReadySpec, { tcp: string }>;
+  unix: Extract<ReadySpec, { unix: string }>;
+  file: Extract<ReadySpec, { file: string }>;
+  exec: Extract<ReadySpec, { exec: readonly string[] }>;
+  http: Extract<ReadySpec, { http: string }>;
+};
+
+export function kindOf(spec: ReadySpec): keyof UnionToRecord {
+  return Object.keys(spec)[0] as keyof UnionToRecord;
+}
+
+/** "tcp 127.0.0.1:7777", "exec pg_isready -h /run/x", for messages. */
+export function describeReady(spec: ReadySpec): string {
+  const kind = kindOf(spec);
+  const value = (spec as Record<string, unknown>)[kind];
+  return `${kind} ${Array.isArray(value) ? value.join(' ') : String(value)}`;
+}
+
+/**
+ * Polls until the check passes: resolves undefined. The pause between attempts starts short
+ * and doubles up to the configured interval. At the timeout, resolves the last reason.
+ * Rejects with signal.reason when aborted (the unit exited, the init is stopping).
+ */
+export async function waitReady(check: ReadyCheck, ctx: Omit<ProbeContext, 'attemptMs'>): Promise<string | undefined> {
+  const kind = kindOf(check.spec);
+  const attempt = ATTEMPTS[kind] as Attempt<ReadySpec>;
+  const deadline = performance.now() + check.timeoutMs;
+  let last: string | undefined;
+  let attempts = 0;
+  for (;;) {
+    ctx.signal.throwIfAborted();
+    const left = deadline - performance.now();
+    last = await attempt(check.spec, { ...ctx, attemptMs: Math.max(1, Math.min(left, 5_000)) });
+    ctx.signal.throwIfAborted();
+    if (last === undefined) return undefined;
+    // A program that is nearly up should not cost a whole interval: 5 ms, 10, 20, ... up to it.
+    const pause = Math.min(check.intervalMs, 5 * 2 ** attempts++);
+    if (performance.now() + pause > deadline) return last;
+    await sleep(pause, undefined, { signal: ctx.signal });
+  }
+}

@@ -1,0 +1,112 @@
+// The run stage (DESIGN.md, "The run stage: units"): start the units in dependency order, each
+// once everything it is after is ready; apply the exit rule; stop in reverse order; route signals.
+//  Exit rule: the init's status is that of the first unit to end that is neither a finished
+//  oneshot nor restarting (a listener that fails to start counts, with its own exit code; one
+//  closed by the stop does not); a unit that cannot start (not ready in time, a failing
+//  oneshot, a process gone before it was ready) decides the same way. Then every other unit is
+//  stopped in reverse start order, each with its stop signal and grace period.
+//  Signals: SIGTERM/SIGINT start the ordered stop; every other one goes to every running process
+//  (unless a unit narrows its signals).
+import type { Log } from '../log.ts';
+import { STOP_SIGNALS } from '../supervise/signals.ts';
+import type { SignalTarget } from '../supervise/supervisor.ts';
+import { ListenerUnit } from './listener-unit.ts';
+import { ProcessUnit } from './process-unit.ts';
+import { UnitFailure, type UnitSpec, type UnitStatus } from './types.ts';
+
+export interface RunnerOptions {
+  log: Log;
+  /** In start order (src/run/order.ts). */
+  units: readonly UnitSpec[];
+  signalGroup: boolean;
+}
+
+type Unit = ProcessUnit | ListenerUnit;
+
+export class Runner implements SignalTarget {
+  readonly #log: Log;
+  readonly #units: Unit[];
+  readonly #owned = new Set<number>();
+  #status: number | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: RunnerOptions) {
+    this.#log = options.log;
+    this.#units = options.units.map((spec) => {
+      const log = options.log.child({ unit: spec.name });
+      if (spec.kind === 'listener') return new ListenerUnit(spec, log);
+      return new ProcessUnit(spec, { log, signalGroup: options.signalGroup, owned: this.#owned, fail: (f) => this.#failed(spec.name, f) });
+    });
+  }
+
+  /** Runs every unit to its end; resolves with the init's exit status. */
+  async run(): Promise<number> {
+    const t0 = performance.now();
+    const ready = new Map<string, Promise<void>>();
+    for (const unit of this.#units) {
+      const started = (async () => {
+        await Promise.all(unit.after.map((name) => ready.get(name)));
+        if (this.#stopping) throw new Error('stopping');
+        await unit.start();
+      })();
+      started.catch((err: unknown) => {
+        if (err instanceof UnitFailure) this.#failed(unit.name, err);
+      });
+      ready.set(unit.name, started);
+      void unit.ended.then((end) => {
+        if (end.failure !== undefined) this.#decide(unit.name, end.status, end.failure, true);
+        else if (end.decides) this.#decide(unit.name, end.status, `${unit.name} ended with status ${end.status}: stopping the other units`);
+      });
+    }
+    Promise.all(ready.values()).then(
+      () => this.#log.info({ units: this.#units.map((u) => u.name), ms: Math.round(performance.now() - t0) }, 'all units ready'),
+      () => {},
+    );
+    await Promise.all(this.#units.map((u) => u.ended));
+    await this.#stopping;
+    return this.#status ?? 0;
+  }
+
+  onSignal(signal: NodeJS.Signals): void {
+    if (STOP_SIGNALS.has(signal)) {
+      if (this.#stopping) return void this.#log.debug({ signal }, `${signal} while stopping: the grace periods apply`);
+      this.#log.info({ signal }, `${signal}: stopping the units in reverse order`);
+      this.#stopAll(signal);
+      return;
+    }
+    for (const unit of this.#units) unit.forward(signal);
+  }
+
+  ownedPids(): ReadonlySet<number> {
+    return this.#owned;
+  }
+
+  stop(reason: string): void {
+    this.#log.warn({ reason }, 'stopping every unit');
+    this.#stopAll('SIGTERM');
+  }
+
+  status(): UnitStatus[] {
+    return this.#units.map((u) => u.status());
+  }
+
+  #failed(unit: string, failure: UnitFailure): void {
+    this.#decide(unit, failure.status, failure.message, true);
+  }
+
+  /** The first to come decides the status; any of them starts the ordered stop. */
+  #decide(unit: string, status: number, message: string, error = false): void {
+    if (this.#status === undefined) {
+      this.#status = status;
+      if (error) this.#log.error({ unit, exitCode: status }, message);
+      else this.#log.info({ unit, status }, message);
+    }
+    this.#stopAll('SIGTERM');
+  }
+
+  #stopAll(signal: NodeJS.Signals): void {
+    this.#stopping ??= (async () => {
+      for (const unit of [...this.#units].reverse()) await unit.stop(signal);
+    })();
+  }
+}

@@ -1,0 +1,90 @@
+// The run stage's units (DESIGN.md, "The run stage: units"): what the pipeline hands over, and
+// what each unit reports to the runner and the health endpoint.
+import type { ListenerHandle } from '../proxy/listener.ts';
+import type { ChildSpec } from '../supervise/child.ts';
+
+export type ReadySpec =
+  | { tcp: string }
+  | { unix: string }
+  | { file: string }
+  | { exec: readonly string[] }
+  | { http: string };
+
+export interface ReadyCheck {
+  spec: ReadySpec;
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+export interface RestartPolicy {
+  policy: 'never' | 'on-failure' | 'always';
+  /** Restarts in total; then the unit ends for good. */
+  max: number;
+  backoff: { initialMs: number; maxMs: number };
+}
+
+/** A child process unit, rendered: nothing here is a template any more. */
+export interface ProcessUnitSpec {
+  kind: 'process';
+  name: string;
+  after: readonly string[];
+  child: ChildSpec;
+  /** Absent: started = ready. */
+  ready?: ReadyCheck | undefined;
+  oneshot: boolean;
+  restart: RestartPolicy;
+  /** What the init's stop sends; absent: the signal that asked the init to stop (TERM or INT). */
+  stopSignal?: NodeJS.Signals | undefined;
+  gracePeriodMs: number;
+  /** The forwarded signals (other than stops) it gets; absent: all. */
+  signals?: ReadonlySet<string> | undefined;
+}
+
+/**
+ * An in-process listener unit: generic over the listener engine (src/proxy/listener.ts).
+ * start() resolves once it is bound and its upstream accepts (that is its readiness).
+ */
+export interface ListenerUnitSpec {
+  kind: 'listener';
+  name: string;
+  after: readonly string[];
+  start(signal: AbortSignal): Promise<ListenerHandle>;
+}
+
+export type UnitSpec = ProcessUnitSpec | ListenerUnitSpec;
+
+export const UNIT_STATES = ['waiting', 'starting', 'ready', 'restarting', 'stopping', 'done', 'failed'] as const;
+export type UnitState = (typeof UNIT_STATES)[number];
+
+/** One unit as /readyz and /metrics see it. */
+export interface UnitStatus {
+  name: string;
+  kind: 'process' | 'oneshot' | 'listener';
+  state: UnitState;
+  /** Ready in the DESIGN sense: running and ready, or a oneshot that finished. */
+  ready: boolean;
+  pid: number | undefined;
+  restarts: number;
+  /** The last exit status (128+N for signal N), once it has exited. */
+  exitStatus: number | undefined;
+  /** A listener's counters and gauges (ListenerHandle.stats()). */
+  stats?: Readonly<Record<string, number>> | undefined;
+}
+
+/** How a unit ended for good. `decides`: whether the exit rule counts it (see runner.ts). */
+export interface UnitEnd {
+  status: number;
+  decides: boolean;
+  /** Why it is a failure (for the one error line), when it ended without being asked to. */
+  failure?: string | undefined;
+}
+
+/** A unit could not start (not ready in time, a listener that failed): the status the init exits with. */
+export class UnitFailure extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'UnitFailure';
+    this.status = status;
+  }
+}

@@ -1,0 +1,162 @@
+// One supervised child process: spawn it in its own session, deliver signals the way an init
+// must (job-control rewrite, waking a stopped child for a stop signal), keep its exit status,
+// and SIGKILL it after a grace period. Used by the single-process Supervisor and by each
+// process unit of the run stage (src/run/), so both behave the same.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { InitError } from '../errors.ts';
+import { EXIT } from '../exit-codes.ts';
+import type { Log } from '../log.ts';
+import { processState, signalDisposition } from './proc.ts';
+import { JOB_CONTROL_SIGNALS, signalNumber } from './signals.ts';
+
+/** What to run: already rendered; nothing here is a template any more. */
+export interface ChildSpec {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd?: string | undefined;
+  uid?: number | undefined;
+  gid?: number | undefined;
+}
+
+export interface ChildExit {
+  /** The init's exit status: the child's code, or 128+N when signal N killed it. */
+  status: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ChildOptions {
+  /** Bound with whatever names this child in the init's log (e.g. `{ unit }`). */
+  log: Log;
+  /** Send signals to the child's process group rather than the child alone. */
+  signalGroup: boolean;
+}
+
+export class Child {
+  readonly pid: number;
+  /** Resolves once the child has exited (never rejects). */
+  readonly exit: Promise<ChildExit>;
+  readonly #proc: ChildProcess;
+  readonly #log: Log;
+  readonly #signalGroup: boolean;
+  #alive = true;
+  #killTimer: NodeJS.Timeout | undefined;
+
+  private constructor(proc: ChildProcess, options: ChildOptions) {
+    this.#proc = proc;
+    this.pid = proc.pid!;
+    this.#log = options.log;
+    this.#signalGroup = options.signalGroup;
+    this.exit = new Promise((resolve) => {
+      proc.once('exit', (code, signal) => {
+        this.#alive = false;
+        clearTimeout(this.#killTimer);
+        resolve({ status: code ?? 128 + signalNumber(signal!), code, signal });
+      });
+    });
+    // Errors after a successful spawn (e.g. kill() failing) must not become uncaught.
+    proc.on('error', (err) => this.#log.warn({ err }, 'child process error'));
+  }
+
+  /**
+   * Starts `spec`. Resolves once it runs; rejects with an InitError: 127 (not found), 126 (not
+   * executable), 78 (empty command).
+   */
+  static async spawn(spec: ChildSpec, options: ChildOptions): Promise<Child> {
+    const [file, ...args] = spec.argv;
+    if (file === undefined || file === '') throw new InitError(EXIT.config, 'the command to run is empty');
+    let proc: ChildProcess;
+    try {
+      proc = spawn(file, args, {
+        stdio: 'inherit',
+        env: spec.env,
+        cwd: spec.cwd,
+        uid: spec.uid,
+        gid: spec.gid,
+        // Own session and process group: terminal-generated signals reach only the init,
+        // which forwards each exactly once, and --signal-group has a group to address.
+        detached: true,
+      });
+    } catch (err) {
+      // Refused before a process existed: a name or argument list the kernel will not take.
+      throw execError(file, err as NodeJS.ErrnoException, spec.env.PATH);
+    }
+    if (proc.pid === undefined) {
+      const [err] = (await once(proc, 'error')) as [NodeJS.ErrnoException];
+      throw execError(file, err, spec.env.PATH);
+    }
+    return new Child(proc, options);
+  }
+
+  /** True until the exit event (Node has reaped it: a recycled pid is never signalled). */
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  /** Sends `signal` as is (to the group with --signal-group); false when nothing was there. */
+  send(signal: NodeJS.Signals): boolean {
+    if (!this.#alive) return false;
+    try {
+      // child.kill() does nothing once Node has reaped the child, so a recycled pid is never hit.
+      if (!this.#signalGroup) return this.#proc.kill(signal);
+      process.kill(-this.pid, signal);
+      return true;
+    } catch {
+      return false; // ESRCH: the group is already gone; the exit event is on its way.
+    }
+  }
+
+  /**
+   * Delivers a forwarded signal. `wake`: the signal means "stop", and a stopped child would keep
+   * it pending forever, so it also gets SIGCONT.
+   */
+  deliver(signal: NodeJS.Signals, wake: boolean): boolean {
+    const sent = this.send(this.#asDelivered(signal));
+    this.#log.debug({ signal, pid: this.pid, group: this.#signalGroup, sent }, `forwarded ${signal}`);
+    if (sent && wake && processState(this.pid) === 'T') this.send('SIGCONT');
+    return sent;
+  }
+
+  /**
+   * The child runs in its own session, so its process group is "orphaned" and the kernel
+   * discards SIGTSTP/SIGTTIN/SIGTTOU whose default action would stop it. To keep their meaning
+   * ("stop"), a child that neither catches nor ignores one gets SIGSTOP instead; a child that
+   * handles it gets the signal itself.
+   */
+  #asDelivered(signal: NodeJS.Signals): NodeJS.Signals {
+    if (!JOB_CONTROL_SIGNALS.has(signal)) return signal;
+    return signalDisposition(this.pid, signalNumber(signal)) === 'default' ? 'SIGSTOP' : signal;
+  }
+
+  /** SIGKILL after `graceMs` unless it exits first. Only the first call arms; returns whether this one did. */
+  armKill(graceMs: number): boolean {
+    if (this.#killTimer || !this.#alive) return false;
+    this.#killTimer = setTimeout(() => {
+      if (!this.#alive) return;
+      this.#log.warn({ gracePeriodMs: graceMs, pid: this.pid }, 'grace period over: sending SIGKILL');
+      this.send('SIGKILL');
+    }, graceMs);
+    return true;
+  }
+}
+
+/** What the kernel's refusals mean for whoever wrote the command. */
+const SPAWN_REFUSED: Record<string, string> = {
+  EACCES: 'permission denied (not executable, or a directory)',
+  ENAMETOOLONG: 'the command name or path is too long for the kernel (ENAMETOOLONG)',
+  E2BIG: 'the arguments and environment are too large for the kernel (E2BIG: at most 128 KiB per argument, ~2 MiB in all)',
+  EINVAL: 'the command, an argument or the environment is invalid (EINVAL: a NUL byte?)',
+  EPERM: 'not permitted to switch to the configured user (EPERM: tee-init is not root?)',
+  ERR_INVALID_ARG_VALUE: 'an argument or environment value contains a NUL byte',
+};
+
+function execError(file: string, err: NodeJS.ErrnoException, path: string | undefined): InitError {
+  const where = file.includes('/') ? '' : ` (searched PATH=${path ?? ''})`;
+  if (err.code === 'ENOENT') {
+    return new InitError(EXIT.notFound, `cannot run ${JSON.stringify(file)}: command not found${where}`);
+  }
+  const why = SPAWN_REFUSED[err.code ?? ''] ?? `${err.code ?? err.message}`;
+  const name = file.length > 200 ? `${JSON.stringify(file.slice(0, 200))}... (${file.length} characters)` : JSON.stringify(file);
+  return new InitError(EXIT.notExecutable, `cannot run ${name}: ${why}${where}`, { code: err.code });
+}

@@ -1,0 +1,71 @@
+// `tee-init check` with processes: prints the start order, and rejects what a boot would:
+// a cycle, an unknown name, run: and processes: together, a non-loopback health endpoint.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { planText } from '../../src/config/plan.ts';
+import { InitError } from '../../src/errors.ts';
+import { runInit } from '../helpers/init.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'tee-init-units-check-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+async function check(config: Record<string, unknown>) {
+  const file = join(dir, `c${n++}.json`);
+  writeFileSync(file, JSON.stringify(config));
+  const { result, code } = await runInit(['check', '--config', file]);
+  return { code, out: String(result.stdout), err: String(result.stderr).trim() };
+}
+
+describe('tee-init check with processes:', () => {
+  test('prints the start order and each unit: its command, after, readiness, restart, stop signal', async () => {
+    const { code, out, err } = await check({
+      processes: {
+        envoy: { command: ['envoy', '-c', 'x'], after: ['backend'], stopSignal: 'SIGQUIT' },
+        backend: { command: ['/server', '127.0.0.1:7777'], ready: { tcp: '127.0.0.1:7777', timeout: '5s' }, restart: { policy: 'on-failure', max: 3 } },
+        migrate: { command: ['migrate'], oneshot: true },
+      },
+      health: { listen: '127.0.0.1:9090' },
+    });
+    assert.equal(code, 0, err);
+    assert.match(out, /^units +start order: backend, envoy, migrate \(stopped in reverse\)$/m);
+    assert.match(out, /^process backend +\/server 127\.0\.0\.1:7777\n +ready: tcp 127\.0\.0\.1:7777 \(every 100ms, up to 5s\)\n +restart on-failure, at most 3 \(backoff 1s\.\.30s\)$/m);
+    assert.match(out, /^process envoy +envoy -c x\n +after backend\n +ready when started\n +stop with SIGQUIT$/m);
+    assert.match(out, /^process migrate +migrate\n +oneshot \(must exit 0\)$/m);
+    assert.match(out, /^health +http:\/\/127\.0\.0\.1:9090\/healthz/m);
+  });
+
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['a cycle', { processes: { a: { command: ['a'], after: ['b'] }, b: { command: ['b'], after: ['a'] } } }, /processes\.a\.after: a cycle in after: a -> b -> a/],
+    ['an unknown name', { processes: { a: { command: ['a'], after: ['bakend'] } } }, /processes\.a\.after\[0\]: no unit named "bakend" \(units: a\)/],
+    ['itself', { processes: { a: { command: ['a'], after: ['a'] } } }, /processes\.a\.after\[0\]: a cannot be after itself/],
+    ['run and processes', { run: { command: ['x'] }, processes: { a: { command: ['a'] } } }, /processes: use either run: \(one process\) or processes: \(several\), not both/],
+    ['a health endpoint on the network', { run: { command: ['x'] }, health: { listen: '0.0.0.0:9090' } }, /health\.listen: must be a loopback address/],
+    ['a ready check on a oneshot', { processes: { a: { command: ['a'], oneshot: true, ready: { file: '/x' } } } }, /processes\.a\.ready: a oneshot is ready when it has exited 0/],
+    ['two checks at once', { processes: { a: { command: ['a'], ready: { file: '/x', tcp: '127.0.0.1:1' } } } }, /processes\.a\.ready: give exactly one check of tcp, unix, file, exec, http \(got tcp, file\)/],
+    ['an http check off loopback', { processes: { a: { command: ['a'], ready: { http: 'http://example.com/' } } } }, /processes\.a\.ready\.http: must be a plain http:\/\/ URL on a loopback address/],
+    ['an unknown stop signal', { processes: { a: { command: ['a'], stopSignal: 'SIGFOO' } } }, /processes\.a\.stopSignal: "SIGFOO" is not a signal to stop with/],
+    ['a bad restart policy', { processes: { a: { command: ['a'], restart: 'sometimes' } } }, /processes\.a\.restart/],
+    ['a preset parameter that is wrong, named under processes', { processes: { db: { preset: 'postgres', with: { prot: 1 } } } }, /processes\.db\.with\.prot: not a parameter of the postgres preset/],
+    ['two processes writing the same file', { output: { dir: '/dev/shm/x' }, processes: { a: { command: ['a'], files: [{ name: 'f.txt', template: 'x' }] }, b: { command: ['b'], files: [{ name: 'f.txt', template: 'y' }] } } }, /processes\.b: writes "f\.txt", which processes\.a writes too/],
+    ['run.stopSignal that is not a signal', { run: { command: ['x'], stopSignal: 'NOPE' } }, /run\.stopSignal: "NOPE" is not a signal to stop with/],
+  ];
+  test('a bad config through the command line: one line on stderr naming the field, exit 78', async () => {
+    const { code, out, err } = await check(bad[0]![1]);
+    assert.equal(code, 78, out);
+    assert.equal(err.split('\n').length, 1, err);
+    assert.match(err, /^tee-init check: config .*: processes\.a\.after: a cycle/);
+  });
+
+  // The same code path in-process (planText is what check runs), to keep the suite fast.
+  for (const [what, config, message] of bad) {
+    test(`${what}: a config error (78) naming the field`, () => {
+      const file = join(dir, `c${n++}.json`);
+      writeFileSync(file, JSON.stringify(config));
+      assert.throws(() => planText(file), (e: unknown) => e instanceof InitError && e.exitCode === 78 && message.test(e.message) && !e.message.includes('\n'));
+    });
+  }
+});
