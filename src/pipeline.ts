@@ -84,7 +84,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   if (abort.aborted) throw abort.reason;
 
   const files = [...secrets.values()].filter((s) => config.secrets[s.name]!.file !== undefined);
-  checkPemSecrets(files, log);
+  checkPemSecrets(files.map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
   const paths = materialize(out, files, config);
 
   const rendered = render({
