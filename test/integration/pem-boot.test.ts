@@ -33,14 +33,14 @@ function expiredCertificate(at: string): { cert: string; key: string } {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 let n = 0;
-function boot(cert: string, key: string, extra: Record<string, unknown> = {}) {
+function boot(cert: string, key: string, extra: Record<string, unknown> = {}, keyFile: string | undefined = 'server.key') {
   const out = join(dir, `out-${n}`);
   const marker = join(dir, `started-${n}`);
   const config = join(dir, `config-${n++}.json`);
   writeFileSync(config, JSON.stringify({
     secrets: {
       cert: { source: 'file', path: cert, file: 'server.crt', ...extra },
-      key: { source: 'file', path: key, file: 'server.key' },
+      key: { source: 'file', path: key, ...(keyFile ? { file: keyFile } : {}) },
     },
     output: { dir: out },
     run: { command: ['touch', marker] },
@@ -75,4 +75,12 @@ test('a CA certificate as the server cert with an unrelated key: 65', async () =
   assert.match(log.records.find((r) => r.severity === 'ERROR')!.message, /^secret key: private key matches no certificate among the secrets \(cert\)/);
   assert.equal(existsSync(b.marker), false);
   assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('out-')), []);
+});
+
+test('a key kept in memory (no file:) is checked too', async () => {
+  const b = boot(pki.ca.cert, pki.server.key, {}, undefined);
+  const { code, log } = await b.run();
+  assert.equal(code, 65, log.text);
+  assert.match(log.records.find((r) => r.severity === 'ERROR')!.message, /^secret key: private key matches no certificate among the secrets \(cert\)/);
+  assert.equal(existsSync(b.marker), false);
 });
