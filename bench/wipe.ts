@@ -52,9 +52,12 @@ if (values.compare) {
 }
 
 const times: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
-for (const argv of Object.values(cases)) wall(argv); // warm-up
-for (let i = 0; i < runs; i++) for (const [k, argv] of Object.entries(cases)) times[k]!.push(wall(argv)); // interleaved
-rmSync(dir, { recursive: true, force: true });
+try {
+  for (const argv of Object.values(cases)) wall(argv); // warm-up
+  for (let i = 0; i < runs; i++) for (const [k, argv] of Object.entries(cases)) times[k]!.push(wall(argv)); // interleaved
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
 
 const base = percentile(times['node -e 0 (baseline)']!, 50);
 console.log(`\n## Output directory: write 20 secrets, wipe (${runs} runs each, interleaved, ${cpus().length} cores)\n`);
