@@ -97,7 +97,8 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   if (abort.aborted) throw abort.reason;
 
   const files = [...secrets.values()].filter((s) => config.secrets[s.name]!.file !== undefined);
-  checkPemSecrets(files, log);
+  // Every secret, not only the files: a key kept in memory (for a listener) must match too.
+  checkPemSecrets([...secrets.values()].map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
   const paths = materialize(out, files, config);
 
   const secretRefs = Object.fromEntries(Object.keys(config.secrets).map((name) => [name, { path: paths.get(name) }]));

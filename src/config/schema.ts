@@ -99,12 +99,14 @@ const gcpSecret = z.strictObject({
   credentials: name('credentials'),
   file: fileName.optional(),
   mode: mode.optional(),
+  allowExpired: z.boolean().optional(), // an expired certificate in it is announced, not refused
 });
 const fileSecret = z.strictObject({
   source: z.literal('file'),
   path: z.string().min(1),
   file: fileName.optional(),
   mode: mode.optional(),
+  allowExpired: z.boolean().optional(), // an expired certificate in it is announced, not refused
 });
 const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: 'source must be "gcp" or "file"' });
 

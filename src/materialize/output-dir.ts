@@ -140,16 +140,20 @@ export class OutputDir {
     }
     const scope = { uid: this.#owner?.uid ?? process.getuid!(), dev: this.#dev, log: this.#log, path };
     let count = 0;
-    let left: string[] = [];
-    for (let pass = 0; pass < WIPE_PASSES; pass++) {
-      count += wipeEntries(fd, scope);
-      left = readdirSync(fdPath(fd));
-      if (left.length === 0) break;
+    let removedDir = false;
+    try {
+      let left: string[] = [];
+      for (let pass = 0; pass < WIPE_PASSES; pass++) {
+        count += wipeEntries(fd, scope);
+        left = readdirSync(fdPath(fd));
+        if (left.length === 0) break;
+      }
+      if (left.length > 0) this.#log.warn({ dir: path, left: left.slice(0, 10) }, `wipe of ${path}: ${left.length} entries could not be removed (a process still writing there?)`);
+      removedDir = left.length === 0 && this.#removeSelf();
+    } finally {
+      closeSync(fd); // releases the lock
+      closeSync(this.#held.parentFd);
     }
-    if (left.length > 0) this.#log.warn({ dir: path, left: left.slice(0, 10) }, `wipe of ${path}: ${left.length} entries could not be removed (a process still writing there?)`);
-    const removedDir = left.length === 0 && this.#removeSelf();
-    closeSync(fd); // releases the lock
-    closeSync(this.#held.parentFd);
     this.#log.debug({ dir: path, files: count, removedDir }, 'output directory wiped');
   }
 

@@ -252,7 +252,7 @@ describe('PEM sanity at boot', () => {
     const { proc, log } = b.start(b.config());
     const result = await proc;
     assert.equal(result.exitCode, 65, log.text);
-    assert.match(log.records.find((r) => r.severity === 'ERROR')!.message, /secret key: private key matches no certificate among the secrets \(cert\)/);
+    assert.match(log.records.find((r) => r.severity === 'ERROR')!.message, /secret key: private key matches no certificate among the secrets \(ca, cert\)/, "every certificate counts, the CA too");
     assert.equal(existsSync(b.marker), false);
     assert.deepEqual(b.leftovers(), []);
   });

@@ -2,10 +2,12 @@
 // fail in the ways that log the most, with everything the init and its child printed scanned
 // for every secret (raw, trimmed, base64, hex) and for every token.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { boot, type Boot } from '../helpers/boot.ts';
-import { node } from '../helpers/init.ts';
+import { node, startInit } from '../helpers/init.ts';
+import { createPki } from '../helpers/pki.ts';
 
 // The child prints its whole argv and environment, so they are scanned too.
 const CHILD = `console.log(JSON.stringify({ argv: process.argv, env: process.env }))`;
@@ -88,5 +90,45 @@ describe('no secret in any output', () => {
       assert.deepEqual(scan(`${result.stdout}\n${result.stderr}`, needles(b, token)), [], what);
     }
     b.world.gcp.clearFaults();
+  });
+});
+
+describe('no key bytes when PEM checks or file sources refuse a secret', () => {
+  test('mismatched, cut-off or oversized key material at trace level', async () => {
+    const dir = mkdtempSync('/dev/shm/tee-init-leak-pem-');
+    try {
+      const pki = createPki(join(dir, 'pki'));
+      const key = readFileSync(pki.server.key, 'utf8');
+      // Every base64 line of the key body, and the body as one string: none may be printed.
+      const body = key.split('\n').filter((l) => l && !l.startsWith('-----'));
+      const keyNeedles = new Map(body.map((l, i) => [`server key line ${i}`, l]));
+      keyNeedles.set('server key body', body.join(''));
+      const cut = join(dir, 'cut.key');
+      writeFileSync(cut, key.replace(/-----END [A-Z ]+-----\s*$/, ''));
+      const big = join(dir, 'big.key');
+      writeFileSync(big, key.repeat(400));
+      const cases: [string, string, string][] = [
+        ['a CA as server cert with an unrelated key', pki.ca.cert, pki.server.key],
+        ['a key cut before its END line', pki.server.cert, cut],
+        ['a key file over 64 KiB', pki.server.cert, big],
+      ];
+      for (const [what, cert, keyPath] of cases) {
+        const config = join(dir, 'config.json');
+        writeFileSync(config, JSON.stringify({
+          log: { level: 'trace' },
+          secrets: { cert: { source: 'file', path: cert, file: 'server.crt' }, key: { source: 'file', path: keyPath, file: 'server.key' } },
+          output: { dir: join(dir, 'out') },
+          run: { command: ['true'] },
+        }));
+        const { proc } = startInit(['--config', config, '--log-level', 'trace']);
+        const result = await proc;
+        assert.equal(result.exitCode, 65, `${what}: ${result.stderr}`);
+        assert.deepEqual(scan(`${result.stdout}\n${result.stderr}`, keyNeedles), [], what);
+        const check = await startInit(['check', '--config', config]).proc;
+        assert.deepEqual(scan(`${check.stdout}\n${check.stderr}`, keyNeedles), [], `${what} (check)`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -234,3 +234,23 @@ test('a second init on the same directory: 78 naming the directory and the other
     rmSync(parent, { recursive: true, force: true });
   }
 });
+
+test('a tree deeper than the wipe descends is left with one warning naming the directory; the secrets are still zeroed', () => {
+  const parent = shm();
+  try {
+    const { log, records } = memoryLog('warn');
+    const cleanup = new Cleanup();
+    const out = OutputDir.create({ dir: join(parent, 'out'), allowNonTmpfs: false }, cleanup, log);
+    out.write('server.key', Buffer.from('secret'), 0o400, 'key');
+    const keep = join(parent, 'linked');
+    linkSync(join(out.path, 'server.key'), keep);
+    mkdirSync(join(out.path, ...Array.from({ length: 70 }, () => 'd')), { recursive: true });
+    cleanup.run();
+    assert.equal(readFileSync(keep).length, 0);
+    const warnings = records().filter((r) => r.severity === 'WARNING').map((r) => String(r.message));
+    assert.ok(warnings.some((w) => /^wipe of .*\/out: subdirectory d is not entered \(deeper than 64 levels\); left as is$/.test(w)), warnings.join('\n'));
+    assert.ok(warnings.some((w) => /^wipe of .*\/out: 1 entries could not be removed/.test(w)), warnings.join('\n'));
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});

@@ -1,11 +1,12 @@
 // `source: file`: a local file, for runs outside a TEE, the embedded demo and tests.
 // Only a regular file is a secret. A symlink to one is followed (podman and Kubernetes mount
 // secrets as symlinks into a read-only tree); a FIFO, device, socket or directory is refused
-// before a byte is read. The open uses O_NONBLOCK, so a FIFO without a writer cannot hang it,
-// the read is asynchronous (a SIGTERM still aborts the boot) and bounded: at most the limit + 1
-// bytes, whatever the file claims or grows to (/dev/zero, a 10 GB sparse file).
-import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+// by stat, before it is opened. The open uses O_NONBLOCK, so a FIFO swapped in after the stat
+// cannot hang it, and what was opened is checked again (fstat). The read is asynchronous (a
+// SIGTERM still aborts the boot) and bounded: at most the limit + 1 bytes, whatever the file
+// claims or grows to (a /proc file that says 0 bytes, a 10 GB sparse file).
+import { closeSync, constants, fstatSync, openSync, statSync, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { configError, dataError, InitError } from '../../errors.ts';
 import { EXIT } from '../../exit-codes.ts';
 import { MAX_PAYLOAD } from '../limits.ts';
@@ -56,12 +57,14 @@ function checkOpened(name: string, path: string, st: Stats, limit: number): void
 export async function readSecretFile(name: string, path: string, limit = MAX_PAYLOAD): Promise<Buffer> {
   let file;
   try {
+    // stat first: a device is refused without being opened (opening some has side effects).
+    checkOpened(name, path, await stat(path), limit);
     file = await open(path, FLAGS);
   } catch (err) {
-    throw openError(name, path, err);
+    throw err instanceof InitError ? err : openError(name, path, err);
   }
   try {
-    checkOpened(name, path, await file.stat(), limit);
+    checkOpened(name, path, await file.stat(), limit); // again on what was opened: it may have been swapped
     const buf = Buffer.alloc(limit + 1);
     let length = 0;
     while (length < buf.length) {
@@ -89,9 +92,10 @@ export async function readSecretFile(name: string, path: string, limit = MAX_PAY
 export function checkSecretFile(name: string, path: string, limit = MAX_PAYLOAD): void {
   let fd: number;
   try {
+    checkOpened(name, path, statSync(path), limit);
     fd = openSync(path, FLAGS);
   } catch (err) {
-    throw openError(name, path, err);
+    throw err instanceof InitError ? err : openError(name, path, err);
   }
   try {
     checkOpened(name, path, fstatSync(fd), limit);
