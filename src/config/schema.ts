@@ -128,6 +128,10 @@ const envValue = z.union([z.string(), z.number(), z.boolean()], { error: 'write 
 
 const hostPort = (field: string, allowPortZero: boolean) =>
   z.string({ error: `write HOST:PORT, e.g. "${allowPortZero ? '0.0.0.0:8443' : '127.0.0.1:6379'}" (quoted)` }).superRefine((v, ctx) => {
+    if (!/^(\[[0-9a-fA-F:.]{2,45}\]|[A-Za-z0-9._-]{1,253}):\d{1,5}$/.test(v)) {
+      ctx.addIssue({ code: 'custom', message: `found ${found(v)}, write HOST:PORT (IPv6 in brackets, e.g. [::1]:6379)` });
+      return;
+    }
     try {
       parseHostPort(v, field, allowPortZero);
     } catch (err) {
