@@ -2,7 +2,8 @@
 // so that check refuses what the boot would: the users exist and their ids can be used, the
 // command line does not replace a preset's, the output directory (if it exists) is tmpfs, the
 // rendered command fits what execve() takes.
-import { statfsSync } from 'node:fs';
+import { existsSync, lstatSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { configError } from '../errors.ts';
 import { resolveUser, type UserIds } from '../users.ts';
 import type { Config } from './schema.ts';
@@ -33,16 +34,22 @@ export function runWithCommand(config: Config, command: readonly string[]): Conf
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
 
-/** Why output.dir cannot be used, if it exists already and is not tmpfs; undefined otherwise. */
+/**
+ * Why output.dir cannot be used, as far as this machine can tell before the boot: its parent is
+ * missing, something other than a directory is in the way, or it exists and is not tmpfs.
+ */
 export function outputDirProblem(config: Config): string | undefined {
   const dir = config.output.dir;
-  if (dir === undefined || config.output.allowNonTmpfs) return undefined;
-  let type: number;
+  if (dir === undefined) return undefined;
+  let st;
   try {
-    type = statfsSync(dir).type;
+    st = lstatSync(dir);
   } catch {
-    return undefined; // created at boot, on whatever is mounted there then
+    return existsSync(dirname(dir)) ? undefined : `output.dir ${dir}: its parent ${dirname(dir)} does not exist: create it in the image, or use a directory under /dev/shm`;
   }
+  if (!st.isDirectory()) return `output.dir ${dir} exists and is not a directory (a symlink or file is in the way)`;
+  if (config.output.allowNonTmpfs) return undefined;
+  const type = statfsSync(dir).type;
   if (type === TMPFS_MAGIC || type === RAMFS_MAGIC) return undefined;
   return `output.dir ${dir} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there or use /dev/shm`;
 }
