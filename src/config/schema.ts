@@ -86,9 +86,10 @@ const confidentialSpace = z.strictObject({
     .optional(),
 });
 const adc = z.strictObject({ type: z.literal('adc') });
-const credential = z.discriminatedUnion('type', [confidentialSpace, adc], {
-  error: 'type must be "confidential-space" or "adc"',
-});
+/** A discriminated union's message: for an entry that is not a mapping, and for a wrong kind. */
+const kindError = (key: string, kinds: string) => (iss: { code: string }) =>
+  iss.code === 'invalid_type' ? `write a mapping with ${key}: ${kinds} and the fields that go with it` : `${key} must be ${kinds}`;
+const credential = z.discriminatedUnion('type', [confidentialSpace, adc], { error: kindError('type', '"confidential-space" or "adc"') });
 
 const gcpSecret = z.strictObject({
   source: z.literal('gcp'),
@@ -105,7 +106,7 @@ const fileSecret = z.strictObject({
   file: fileName.optional(),
   mode: mode.optional(),
 });
-const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: 'source must be "gcp" or "file"' });
+const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: kindError('source', '"gcp" or "file"') });
 
 /**
  * HOST:PORT as the listener will parse it (parseHostPort), so that check refuses what the boot
