@@ -15,10 +15,15 @@ export interface RunIdentities {
   owner: UserIds | undefined;
 }
 
-/** Resolves run.user and output.owner; throws InitError(78) naming the field. */
-export function runIdentities(config: Config, etc?: string): RunIdentities {
-  const user = config.run.user ? resolveUser(config.run.user, 'run.user', 'spawn', etc) : undefined;
-  const owner = config.output.owner ? resolveUser(config.output.owner, 'output.owner', 'chown', etc) : user;
+/**
+ * Resolves run.user and output.owner; throws InitError(78) naming the field. `attempt` lets
+ * check go on to the second after a problem with the first.
+ */
+export function runIdentities(config: Config, etc?: string, attempt = <T>(resolve: () => T): T | undefined => resolve()): RunIdentities {
+  const { user: userSpec } = config.run;
+  const { owner: ownerSpec } = config.output;
+  const user = userSpec ? attempt(() => resolveUser(userSpec, 'run.user', 'spawn', etc)) : undefined;
+  const owner = ownerSpec ? attempt(() => resolveUser(ownerSpec, 'output.owner', 'chown', etc)) : user;
   return { user, owner };
 }
 

@@ -45,7 +45,7 @@ function collector() {
 export function planText(configPath: string, options: PlanOptions = {}): string {
   const { config, path } = loadConfig(configPath);
   const { problems, attempt } = collector();
-  const ids = attempt(() => runIdentities(config, options.etc));
+  const ids = runIdentities(config, options.etc, attempt);
   const dirProblem = outputDirProblem(config);
   if (dirProblem) problems.push(dirProblem);
   const dir = config.output.dir ?? PLACEHOLDER_DIR;
@@ -68,9 +68,9 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   const creds = Object.entries(config.credentials);
   add('identities', ...(creds.length ? creds.map(([n, c]) => describeCredential(n, c) + (c.type === 'confidential-space' && c.token ? ` with a teeserver token for audience ${c.token.audience}` : '')) : ['none']));
   add('secrets', ...secretLines(config, run, dir));
-  add('output', `${config.output.dir ?? `${PLACEHOLDER_DIR} (a fresh directory)`}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${ids?.owner ? `, owner ${ids.owner.uid}:${ids.owner.gid}` : ''}`);
+  add('output', `${config.output.dir ?? `${PLACEHOLDER_DIR} (a fresh directory)`}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${ids.owner ? `, owner ${ids.owner.uid}:${ids.owner.gid}` : ''}`);
   add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
-    ...(ids?.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
+    ...(ids.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
     ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []));
   if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
   if (config.psk) {

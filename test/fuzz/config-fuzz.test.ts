@@ -5,7 +5,7 @@
 // output directory, or a started child for a config that is refused.
 //  - all of them through `check`'s own code, in this process (fast);
 //  - a sample through the real bundle: `tee-init check`, and a boot (file secrets, no network).
-// The seed is printed; FUZZ_SEED=N reproduces a run, FUZZ_COUNT=N changes its size.
+// The seed is printed; FUZZ_SEED=N reproduces a run, FUZZ_COUNT=N and FUZZ_BOOTS=N change its size.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { root, startInit } from '../helpers/init.ts';
 const SEED = Number(process.env.FUZZ_SEED ?? 0x7ee1);
 const COUNT = Number(process.env.FUZZ_COUNT ?? 600);
 const BUNDLE_CHECKS = 16;
-const BUNDLE_BOOTS = 16;
+const BUNDLE_BOOTS = Number(process.env.FUZZ_BOOTS ?? 16);
 const BOOT_TIMEOUT_MS = 60_000;
 
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
