@@ -51,6 +51,12 @@ describe('limits refused before the child starts', () => {
 
   test('run.gracePeriod: 1000h is a config error', () => refused({}, /run\.gracePeriod: "1000h" is longer than the longest timer/, (c) => (c.run.gracePeriod = '1000h')));
 
+  test('several problems: the boot names the first and sends to check for the rest', () =>
+    refused({}, /fetch\.deadline: "0s" is too short: write at least 1ms \(and 1 more: run tee-init check --config \S+ to see them all\)$/, (c) => {
+      c.fetch.deadline = '0s';
+      c.run.gracePeriod = -1;
+    }));
+
   test('fetch.attemptTimeout: 1000h is a config error (it made every attempt fail at once)', () =>
     refused({}, /fetch\.attemptTimeout: "1000h" is longer than the longest timer/, (c) => (c.fetch.attemptTimeout = '1000h')));
 
