@@ -3,6 +3,7 @@
 // command — without reading the token, creating anything or contacting anyone. It refuses what
 // a boot would refuse on this machine (users, output directory, COMMAND with a preset), and
 // reports every problem it finds, not just the first.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeCredential } from '../credentials/identities.ts';
 import { formatDuration } from '../duration.ts';
@@ -45,6 +46,7 @@ function collector() {
 export function planText(configPath: string, options: PlanOptions = {}): string {
   const { config, path } = loadConfig(configPath);
   const { problems, attempt } = collector();
+  if (options.etc !== undefined && !existsSync(join(options.etc, 'passwd'))) problems.push(`--etc ${options.etc}: there is no passwd file in it: give the image's /etc directory`);
   const ids = runIdentities(config, options.etc, attempt);
   const dirProblem = outputDirProblem(config);
   if (dirProblem) problems.push(dirProblem);

@@ -204,6 +204,10 @@ test('check in-process: both users wrong gives two problems; --etc resolves an i
     });
     writeFileSync(path, 'run: { command: [x], user: envoy }\n');
     assert.match(planText(path, { etc: join(import.meta.dirname, '..', 'fixtures', 'image-etc') }), /as user envoy \(uid 101, gid 101 in /);
+    assert.throws(() => planText(path, { etc: dir }), (e: unknown) => {
+      assert.match(problemsOf(e)[0]!, /--etc \S+: there is no passwd file in it: give the image's \/etc directory$/);
+      return true;
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
