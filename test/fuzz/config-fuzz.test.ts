@@ -171,7 +171,8 @@ describe(`config fuzzer (seed ${SEED}, ${COUNT} configs)`, () => {
       const path = join(dir, `in-process-${n}.yaml`);
       writeFileSync(path, c.text);
       try {
-        planText(path, { show: true });
+        // Some with a COMMAND, as `check --config F -- COMMAND` (refused with a preset).
+        planText(path, { show: true, command: n % 7 === 0 ? ['my-server', '--flag'] : [] });
         ok++;
       } catch (err) {
         if (!(err instanceof InitError) || err.exitCode !== 78) {
