@@ -37,7 +37,8 @@ export function problemsOf(err: unknown): string[] {
 
 /** One InitError(78) carrying every problem: its message is the first, and how many more. */
 export function configProblems(origin: string, problems: readonly string[]): InitError {
-  const lines = problems.map((p) => `config ${origin}: ${p}`);
+  // One line each, whatever a message quoted: control characters are shown escaped.
+  const lines = problems.map((p) => `config ${origin}: ${p}`.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1)));
   const more = lines.length > 1 ? ` (and ${lines.length - 1} more: run tee-init check --config ${origin} to see them all)` : '';
   return configError(`${lines[0]}${more}`, { problems: lines });
 }

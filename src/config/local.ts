@@ -2,7 +2,8 @@
 // so that check refuses what the boot would: the users exist and their ids can be used, the
 // command line does not replace a preset's, the output directory (if it exists) is tmpfs, the
 // rendered command fits what execve() takes.
-import { statfsSync } from 'node:fs';
+import { existsSync, lstatSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { configError } from '../errors.ts';
 import { resolveUser, type UserIds } from '../users.ts';
 import type { Config } from './schema.ts';
@@ -16,18 +17,29 @@ export interface RunIdentities {
   owner: UserIds | undefined;
 }
 
-/** Resolves run.user, processes.*.user and output.owner; throws InitError(78) naming the field. */
-export function runIdentities(config: Config, etc?: string): RunIdentities {
-  const user = config.run.user ? resolveUser(config.run.user, 'run.user', 'spawn', etc) : undefined;
+/**
+ * Resolves run.user, processes.*.user and output.owner; throws InitError(78) naming the field.
+ * `attempt` lets check go on to the next after a problem with one.
+ */
+export function runIdentities(config: Config, etc?: string, attempt = <T>(resolve: () => T): T | undefined => resolve()): RunIdentities {
+  const spawnUser = (spec: string, field: string) => attempt(() => resolveUser(spec, field, 'spawn', etc));
+  const user = config.run.user ? spawnUser(config.run.user, 'run.user') : undefined;
   const processUsers = new Map<string, UserIds>();
   for (const [name, p] of Object.entries(config.processes ?? {})) {
-    if (p.user) processUsers.set(name, resolveUser(p.user, `processes.${name}.user`, 'spawn', etc));
+    const u = p.user ? spawnUser(p.user, `processes.${name}.user`) : undefined;
+    if (u) processUsers.set(name, u);
   }
-  if (config.output.owner) return { user, processUsers, owner: resolveUser(config.output.owner, 'output.owner', 'chown', etc) };
+  const ownerSpec = config.output.owner;
+  if (ownerSpec) return { user, processUsers, owner: attempt(() => resolveUser(ownerSpec, 'output.owner', 'chown', etc)) };
   if (!config.processes) return { user, processUsers, owner: user };
   // Several processes: the files belong to the one user they run as; with several, say which.
   const specs = [...new Set(Object.values(config.processes).flatMap((p) => (p.user ? [p.user] : [])))];
-  if (specs.length > 1) throw configError(`output.owner: the processes run as several users (${specs.join(', ')}); say which one owns the secret files`);
+  if (specs.length > 1) {
+    attempt(() => {
+      throw configError(`output.owner: the processes run as several users (${specs.join(', ')}); say which one owns the secret files`);
+    });
+    return { user, processUsers, owner: undefined };
+  }
   const first = Object.keys(config.processes).find((n) => processUsers.has(n));
   return { user, processUsers, owner: first === undefined ? undefined : processUsers.get(first) };
 }
@@ -44,16 +56,22 @@ export function runWithCommand(config: Config, command: readonly string[]): Conf
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
 
-/** Why output.dir cannot be used, if it exists already and is not tmpfs; undefined otherwise. */
+/**
+ * Why output.dir cannot be used, as far as this machine can tell before the boot: its parent is
+ * missing, something other than a directory is in the way, or it exists and is not tmpfs.
+ */
 export function outputDirProblem(config: Config): string | undefined {
   const dir = config.output.dir;
-  if (dir === undefined || config.output.allowNonTmpfs) return undefined;
-  let type: number;
+  if (dir === undefined) return undefined;
+  let st;
   try {
-    type = statfsSync(dir).type;
+    st = lstatSync(dir);
   } catch {
-    return undefined; // created at boot, on whatever is mounted there then
+    return existsSync(dirname(dir)) ? undefined : `output.dir ${dir}: its parent ${dirname(dir)} does not exist: create it in the image, or use a directory under /dev/shm`;
   }
+  if (!st.isDirectory()) return `output.dir ${dir} exists and is not a directory (a symlink or file is in the way)`;
+  if (config.output.allowNonTmpfs) return undefined;
+  const type = statfsSync(dir).type;
   if (type === TMPFS_MAGIC || type === RAMFS_MAGIC) return undefined;
   return `output.dir ${dir} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there or use /dev/shm`;
 }

@@ -143,11 +143,8 @@ function describeIssue(issue: Issue, missing: readonly Issue[]): string {
   if (issue.code === 'custom') return `${fieldPath(issue.path)}: ${issue.message}`;
   let input = (issue as { input?: unknown }).input;
   const discriminator = (issue as { discriminator?: unknown }).discriminator;
-  if (issue.code === 'invalid_union' && typeof discriminator === 'string') {
+  if (issue.code === 'invalid_union' && typeof discriminator === 'string' && typeof input === 'object' && input !== null) {
     // zod reports the whole entry; what is wrong is the value of its discriminating field.
-    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-      return `${fieldPath(issue.path.slice(0, -1))}: found ${found(input)}, write a mapping with ${discriminator}: and the fields that go with it`;
-    }
     input = (input as Record<string, unknown>)[discriminator];
   }
   if (input === undefined) return `${fieldPath(issue.path)}: ${issue.code === 'invalid_type' ? '' : 'missing: '}${issue.message}`;

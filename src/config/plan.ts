@@ -3,6 +3,7 @@
 // command — without reading the token, creating anything or contacting anyone. It refuses what
 // a boot would refuse on this machine (users, output directory, COMMAND with a preset), and
 // reports every problem it finds, not just the first.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeCredential } from '../credentials/identities.ts';
 import { formatDuration } from '../duration.ts';
@@ -49,7 +50,8 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   const { problems, attempt } = collector();
   // A file secret the boot could not read fails here too (exists, regular, readable, size).
   for (const [name, s] of Object.entries(config.secrets)) if (s.source === 'file') attempt(() => checkSecretFile(name, s.path));
-  const ids = attempt(() => runIdentities(config, options.etc));
+  if (options.etc !== undefined && !existsSync(join(options.etc, 'passwd'))) problems.push(`--etc ${options.etc}: there is no passwd file in it: give the image's /etc directory`);
+  const ids = runIdentities(config, options.etc, attempt);
   const dirProblem = outputDirProblem(config);
   if (dirProblem) problems.push(dirProblem);
   const dir = config.output.dir ?? PLACEHOLDER_DIR;
@@ -71,12 +73,12 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   const creds = Object.entries(config.credentials);
   add('identities', ...(creds.length ? creds.map(([n, c]) => describeCredential(n, c) + (c.type === 'confidential-space' && c.token ? ` with a teeserver token for audience ${c.token.audience}` : '')) : ['none']));
   add('secrets', ...secretLines(config, units?.referenced ?? requiredSecrets(run ?? config.run), dir));
-  add('output', `${config.output.dir ?? `${PLACEHOLDER_DIR} (a fresh directory)`}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${ids?.owner ? `, owner ${ids.owner.uid}:${ids.owner.gid}` : ''}`);
+  add('output', `${config.output.dir ?? `${PLACEHOLDER_DIR} (a fresh directory)`}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${ids.owner ? `, owner ${ids.owner.uid}:${ids.owner.gid}` : ''}`);
   if (units) rows.push(...units.rows);
   if (rendered) {
     const stop = config.run.stopSignal ?? rendered.stopSignal;
     add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
-      ...(ids?.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
+      ...(ids.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
       ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []),
       ...(stop ? [`stop with ${stop}`] : []));
     if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));

@@ -87,9 +87,10 @@ const confidentialSpace = z.strictObject({
     .optional(),
 });
 const adc = z.strictObject({ type: z.literal('adc') });
-const credential = z.discriminatedUnion('type', [confidentialSpace, adc], {
-  error: 'type must be "confidential-space" or "adc"',
-});
+/** A discriminated union's message: for an entry that is not a mapping, and for a wrong kind. */
+const kindError = (key: string, kinds: string) => (iss: { code: string }) =>
+  iss.code === 'invalid_type' ? `write a mapping with ${key}: ${kinds} and the fields that go with it` : `${key} must be ${kinds}`;
+const credential = z.discriminatedUnion('type', [confidentialSpace, adc], { error: kindError('type', '"confidential-space" or "adc"') });
 
 const gcpSecret = z.strictObject({
   source: z.literal('gcp'),
@@ -108,7 +109,7 @@ const fileSecret = z.strictObject({
   mode: mode.optional(),
   allowExpired: z.boolean().optional(), // an expired certificate in it is announced, not refused
 });
-const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: 'source must be "gcp" or "file"' });
+const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: kindError('source', '"gcp" or "file"') });
 
 /**
  * HOST:PORT as the listener will parse it (parseHostPort), so that check refuses what the boot
@@ -131,6 +132,10 @@ const envValue = z.union([z.string(), z.number(), z.boolean()], { error: 'write 
 
 const hostPort = (field: string, allowPortZero: boolean) =>
   z.string({ error: `write HOST:PORT, e.g. "${allowPortZero ? '0.0.0.0:8443' : '127.0.0.1:6379'}" (quoted)` }).superRefine((v, ctx) => {
+    if (!/^(\[[0-9a-fA-F:.]{2,45}\]|[A-Za-z0-9._-]{1,253}):\d{1,5}$/.test(v)) {
+      ctx.addIssue({ code: 'custom', message: `found ${found(v)}, write HOST:PORT (IPv6 in brackets, e.g. [::1]:6379)` });
+      return;
+    }
     try {
       parseHostPort(v, field, allowPortZero);
     } catch (err) {

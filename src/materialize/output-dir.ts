@@ -89,7 +89,7 @@ export class OutputDir {
       this.#log.warn({ dir: this.path }, `output.dir ${this.path} is not on tmpfs: secrets will be written to a persistent filesystem (output.allowNonTmpfs)`);
       return;
     }
-    throw configError(`output.dir ${this.path} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there (tee-mount) or use /dev/shm`);
+    throw configError(`output.dir ${this.path} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there (podman run --tmpfs DIR, or --shm-size) or use /dev/shm`);
   }
 
   /** Path of `name` in the directory (whether or not written yet), for the child. */

@@ -220,7 +220,7 @@ describe('failures: one line naming the culprit, a documented status, no child, 
   test('a config error: 78 naming the field', async () => {
     const config = b.config();
     (config.secrets as Record<string, Record<string, unknown>>).key!.credentials = 'carol';
-    await fails(config, 78, /secrets\.key\.credentials: no credentials named "carol" \(defined: alice, bob\)/);
+    await fails(config, 78, /secrets\.key\.credentials: found "carol", but no credentials have that name: write one of alice, bob/);
   });
 
   test('a transient 503 is retried and the boot succeeds', async () => {

@@ -116,7 +116,7 @@ describe('tee-init check', () => {
     assert.match(result.stdout as string, /owner 101:101/);
   });
 
-  test('an output directory that exists and is not tmpfs', async () => {
+  test('an output directory that exists and is not tmpfs, is not a directory, or has no parent', async () => {
     const disk = mkdtempSync(join(root, '.tee-init-not-tmpfs-'));
     try {
       const config = b.config({ output: { dir: disk } });
@@ -126,6 +126,11 @@ describe('tee-init check', () => {
       const allowed = b.config({ output: { dir: disk, allowNonTmpfs: true } });
       assert.equal((await runInit(['check', '--config', b.writeConfig(allowed)])).code, 0);
       assert.deepEqual(readdirSync(disk), [], 'check created nothing');
+      const orphan = await runInit(['check', '--config', b.writeConfig(b.config({ output: { dir: join(b.dir, 'no-parent', 'out') } }))]);
+      assert.equal(orphan.code, 78);
+      assert.match(problemLines(orphan.result.stderr)[0]!, /output\.dir .*\/no-parent\/out: its parent .*\/no-parent does not exist/);
+      const file = b.writeConfig(b.config({ output: { dir: join(root, 'package.json') } }));
+      assert.match(problemLines((await runInit(['check', '--config', file])).result.stderr)[0]!, /package\.json exists and is not a directory/);
     } finally {
       rmSync(disk, { recursive: true, force: true });
     }

@@ -24,7 +24,7 @@ test('--version', async () => {
 for (const [args, pattern] of [
   [['--bogus', 'true'], /Unknown option '--bogus'/],
   [[], /nothing to run/],
-  [['--grace-period', 'soon', 'true'], /--grace-period "soon" is not a duration/],
+  [['--grace-period', 'soon', 'true'], /--grace-period: "soon" is not a duration: write e\.g\. 500ms/],
   [['--log-level', 'loud', 'true'], /--log-level "loud" is not one of/],
 ] as const) {
   test(`usage error ${JSON.stringify(args)}: one line, exit 64, nothing started`, async () => {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { boot, type Boot } from '../helpers/boot.ts';
-import { runInit, type LogRecord } from '../helpers/init.ts';
+import { Lines } from '../helpers/lines.ts';
+import { runInit, startInit, type LogRecord } from '../helpers/init.ts';
 
 const errors = (records: LogRecord[]) => records.filter((r) => r.severity === 'ERROR' || r.severity === 'CRITICAL');
 
@@ -42,15 +43,19 @@ describe('limits refused before the child starts', () => {
 
   test('a grace period at the limit still works: TERM, and the child exits 5 by itself', async () => {
     const script = `trap 'exit 5' TERM; echo up; while :; do sleep 0.01; done`;
-    const { startInit } = await import('../helpers/init.ts');
-    const { proc, log } = startInit(['--grace-period', '596h', '--', 'sh', '-c', script], { stdout: 'pipe' });
-    await log.waitFor('child started');
-    await new Promise<void>((resolve) => proc.stdout!.once('data', () => resolve()));
+    const { proc } = startInit(['--grace-period', '596h', '--', 'sh', '-c', script], { stdout: 'pipe' });
+    await new Lines(proc.stdout!).until(/^up$/);
     proc.kill('SIGTERM');
     assert.equal((await proc).exitCode, 5);
   });
 
   test('run.gracePeriod: 1000h is a config error', () => refused({}, /run\.gracePeriod: "1000h" is longer than the longest timer/, (c) => (c.run.gracePeriod = '1000h')));
+
+  test('several problems: the boot names the first and sends to check for the rest', () =>
+    refused({}, /fetch\.deadline: "0s" is too short: write at least 1ms \(and 1 more: run tee-init check --config \S+ to see them all\)$/, (c) => {
+      c.fetch.deadline = '0s';
+      c.run.gracePeriod = -1;
+    }));
 
   test('fetch.attemptTimeout: 1000h is a config error (it made every attempt fail at once)', () =>
     refused({}, /fetch\.attemptTimeout: "1000h" is longer than the longest timer/, (c) => (c.fetch.attemptTimeout = '1000h')));

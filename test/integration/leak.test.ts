@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { boot, type Boot } from '../helpers/boot.ts';
-import { node, startInit } from '../helpers/init.ts';
+import { node, runInit, startInit } from '../helpers/init.ts';
 import { createPki } from '../helpers/pki.ts';
 
 // The child prints its whole argv and environment, so they are scanned too.
@@ -90,6 +90,27 @@ describe('no secret in any output', () => {
       assert.deepEqual(scan(`${result.stdout}\n${result.stderr}`, needles(b, token)), [], what);
     }
     b.world.gcp.clearFaults();
+  });
+
+  test('check --show and check\'s problem lines: paths and config text only, never a secret', async () => {
+    const token = readFileSync(b.world.tokenFile, 'utf8').trim();
+    const keyFile = join(b.dir, 'local-key');
+    writeFileSync(keyFile, b.values.key!);
+    const config = b.config({
+      run: {
+        command: [node, '-e', CHILD, '{{secrets.key.path}}', '{{secrets.local.path}}'],
+        env: { KEY: '{{secrets.local.path}}' },
+        files: [{ name: 'app.conf', template: 'key={{secrets.local.path}}\nca={{secrets.ca.path}}\n', format: 'text' }],
+      },
+    });
+    (config.secrets as Record<string, unknown>).local = { source: 'file', path: keyFile, file: 'local.key' };
+    const shown = await runInit(['check', '--show', '--config', b.writeConfig(config)], { env: { SOME_TOKEN: token } });
+    assert.equal(shown.code, 0, shown.result.stderr as string);
+    assert.match(shown.result.stdout as string, /key=.*local\.key/);
+    (config.secrets as Record<string, Record<string, unknown>>).local!.mode = '0666';
+    const refused = await runInit(['check', '--show', '--config', b.writeConfig(config)]);
+    assert.equal(refused.code, 78);
+    for (const r of [shown.result, refused.result]) assert.deepEqual(scan(`${r.stdout}\n${r.stderr}`, needles(b, token)), []);
   });
 });
 

@@ -69,3 +69,22 @@ test('--stop-signal and TEE_INIT_STOP_SIGNAL: a signal name or number; anything 
   usage(['--stop-signal', 'SIGSTOP', '--', 'x']);
   usage(['--', 'x'], { TEE_INIT_STOP_SIGNAL: 'soon' });
 });
+
+test('check: --show, --etc DIR and a COMMAND after the config, as the boot would take it', () => {
+  const cli = parseCli(['check', '--config', 'x.yaml', '--show', '--etc', '/img/etc', '--', 'my-server', '--port', '1'], {});
+  assert.equal(cli.subcommand, 'check');
+  assert.equal(cli.show, true);
+  assert.equal(cli.etc, '/img/etc');
+  assert.deepEqual(cli.command, ['my-server', '--port', '1']);
+  usage(['--etc', '/x', '--config', 'x']); // --etc goes with check
+});
+
+test('the grace period follows the one duration rule: at most 596h, from the option or the variable', () => {
+  assert.equal(parseCli(['--grace-period', '596h', 'x'], {}).gracePeriodMs, 596 * 3_600_000);
+  assert.equal(parseCli(['--grace-period', '0', 'x'], {}).gracePeriodMs, 0);
+  for (const bad of ['1000h', '597h', '9'.repeat(400), '1e400', '-1s', 'NaN']) {
+    usage(['--grace-period', bad, 'x']);
+    usage(['x'], { TEE_INIT_GRACE_PERIOD: bad });
+  }
+  assert.throws(() => parseCli(['x'], { TEE_INIT_GRACE_PERIOD: '1000h' }), /^InitError: TEE_INIT_GRACE_PERIOD: "1000h" is longer than the longest timer/);
+});

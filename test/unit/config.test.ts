@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig, parseConfig, problemsOf } from '../../src/config/load.ts';
 import { checkEndpointUrl } from '../../src/config/endpoints.ts';
+import { planText } from '../../src/config/plan.ts';
 import { InitError } from '../../src/errors.ts';
 
 const DESIGN_EXAMPLE = `
@@ -187,6 +188,26 @@ test('YAML oddities: tags, anchors, deep nesting, huge and non-regular config fi
     assert.throws(() => loadConfig('/dev/zero'), /is not a regular file/);
     writeFileSync(join(dir, 'latin1.yaml'), Buffer.from([0x61, 0x3a, 0x20, 0xe9, 0x0a]));
     assert.throws(() => loadConfig(join(dir, 'latin1.yaml')), /is not UTF-8 text/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('check in-process: both users wrong gives two problems; --etc resolves an image\'s users', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tee-init-cfg-'));
+  try {
+    const path = join(dir, 'c.yaml');
+    writeFileSync(path, 'run: { command: [x], user: "no-such-user" }\noutput: { owner: "1:4294967295" }\n');
+    assert.throws(() => planText(path), (e: unknown) => {
+      assert.deepEqual(problemsOf(e).map((p) => p.replace(/^config \S+: /, '').replace(/:.*/, '')), ['run.user', 'output.owner']);
+      return true;
+    });
+    writeFileSync(path, 'run: { command: [x], user: envoy }\n');
+    assert.match(planText(path, { etc: join(import.meta.dirname, '..', 'fixtures', 'image-etc') }), /as user envoy \(uid 101, gid 101 in /);
+    assert.throws(() => planText(path, { etc: dir }), (e: unknown) => {
+      assert.match(problemsOf(e)[0]!, /--etc \S+: there is no passwd file in it: give the image's \/etc directory$/);
+      return true;
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
