@@ -117,6 +117,41 @@ describe('units with the PSK listener and the health endpoint', () => {
   });
 });
 
+describe('a listener unit that cannot start', () => {
+  let b: Boot;
+  before(async () => {
+    b = await boot();
+  });
+  after(() => b.close());
+
+  test('decides the status with its own code (78), and the processes are stopped', async (t) => {
+    if (!needs(t, 'redis-server', 'apt-get install redis-server')) return;
+    const busy = (await import('node:net')).createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => busy.once('listening', r));
+    const taken = (busy.address() as { port: number }).port;
+    try {
+      const redisPort = await freePort();
+      const config = b.config({
+        fetch: LOADED_MACHINE_FETCH,
+        processes: { redis: { command: ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], ready: { tcp: `127.0.0.1:${redisPort}` } } },
+        psk: { mode: 'server', listen: `127.0.0.1:${taken}`, connect: `127.0.0.1:${redisPort}`, identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } } },
+      });
+      delete (config as Record<string, unknown>).run;
+      const { proc, log } = b.start(config);
+      const result = await proc;
+      assert.equal(result.exitCode, 78, log.text);
+      const error = log.records.find((r) => r.severity === 'ERROR')!;
+      assert.equal(error.unit, 'psk');
+      assert.match(error.message, new RegExp(`^psk: psk\\.listen 127\\.0\\.0\\.1:${taken}: cannot listen \\(EADDRINUSE\\)`));
+      assert.equal(log.find('stopping redis with SIGTERM')!.unit, 'redis');
+      assert.ok(log.find('redis exited'));
+      assert.deepEqual(b.leftovers(), []);
+    } finally {
+      busy.close();
+    }
+  });
+});
+
 describe('the health endpoint with run: (one process)', () => {
   test('/readyz and /metrics report the one child as unit "run"', async () => {
     const port = await freePort();
