@@ -152,6 +152,40 @@ describe('a listener unit that cannot start', () => {
   });
 });
 
+describe('a client-mode psk listener as a unit', () => {
+  let b: Boot;
+  before(async () => {
+    b = await boot();
+  });
+  after(() => b.close());
+
+  test('opens first; a process after it talks through it to a TLS-PSK server (openssl s_server)', async (t) => {
+    if (!needs(t, 'openssl', 'apt-get install openssl')) return;
+    const [remote, local] = [await freePort(), await freePort()];
+    const server = execa('openssl', ['s_server', '-accept', `127.0.0.1:${remote}`, '-nocert', '-psk', KEY, '-psk_identity', 'Client1', '-tls1_3', '-rev'], { reject: false, stdin: 'pipe' });
+    try {
+      await new Promise<void>((resolve) => server.stdout!.on('data', (d: Buffer) => String(d).includes('ACCEPT') && resolve()));
+      const app = `const s = require('net').connect(${local}, '127.0.0.1', () => s.write('hello\\n'));
+        s.on('data', (d) => { console.log('app got ' + String(d).trim()); process.exit(0); });`;
+      const config = b.config({
+        fetch: LOADED_MACHINE_FETCH,
+        processes: { app: { command: [process.execPath, '-e', app], after: ['psk'] } },
+        psk: { mode: 'client', listen: `127.0.0.1:${local}`, connect: `127.0.0.1:${remote}`, identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } } },
+      });
+      delete (config as Record<string, unknown>).run;
+      const { proc, log } = b.start(config);
+      const result = await proc;
+      assert.equal(result.exitCode, 0, log.text);
+      assert.match(String(result.stdout), /^app got olleh$/m);
+      assert.ok(log.records.findIndex((r) => r.message === 'psk ready') < log.records.findIndex((r) => r.message === 'app started'), 'the listener opened first');
+      assert.deepEqual(b.leftovers(), []);
+    } finally {
+      server.kill('SIGTERM');
+      await server;
+    }
+  });
+});
+
 describe('the health endpoint with run: (one process)', () => {
   test('/readyz and /metrics report the one child as unit "run"', async () => {
     const port = await freePort();
