@@ -39,7 +39,7 @@ async function pskPing(port: number): Promise<boolean> {
   return r.stdout.includes('+PONG');
 }
 
-describe('units with the PSK listener and the health endpoint', () => {
+describe('units with listener units (psk) and the health endpoint', () => {
   let b: Boot;
   before(async () => {
     b = await boot();
@@ -115,16 +115,8 @@ describe('units with the PSK listener and the health endpoint', () => {
       busy.close();
     }
   });
-});
 
-describe('a listener unit that cannot start', () => {
-  let b: Boot;
-  before(async () => {
-    b = await boot();
-  });
-  after(() => b.close());
-
-  test('decides the status with its own code (78), and the processes are stopped', async (t) => {
+  test('a listener unit that cannot start decides the status with its own code (78); the processes are stopped', async (t) => {
     if (!needs(t, 'redis-server', 'apt-get install redis-server')) return;
     const busy = (await import('node:net')).createServer().listen(0, '127.0.0.1');
     await new Promise((r) => busy.once('listening', r));
@@ -150,16 +142,8 @@ describe('a listener unit that cannot start', () => {
       busy.close();
     }
   });
-});
 
-describe('a client-mode psk listener as a unit', () => {
-  let b: Boot;
-  before(async () => {
-    b = await boot();
-  });
-  after(() => b.close());
-
-  test('opens first; a process after it talks through it to a TLS-PSK server (openssl s_server)', async (t) => {
+  test('a client-mode psk listener unit opens first; a process after it talks through it to a TLS-PSK server (openssl s_server)', async (t) => {
     if (!needs(t, 'openssl', 'apt-get install openssl')) return;
     const [remote, local] = [await freePort(), await freePort()];
     const server = execa('openssl', ['s_server', '-accept', `127.0.0.1:${remote}`, '-nocert', '-psk', KEY, '-psk_identity', 'Client1', '-tls1_3', '-rev'], { reject: false, stdin: 'pipe' });
