@@ -68,7 +68,8 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   const { log, cleanup, abort } = input;
   const { config, path } = loadConfig(input.configPath);
   if (input.logLevel === undefined) log.level = config.log.level;
-  log.info({ config: path, secrets: Object.keys(config.secrets).length, preset: config.run.preset }, 'config loaded');
+  const runs = config.processes ? { processes: Object.keys(config.processes) } : { preset: config.run.preset };
+  log.info({ config: path, secrets: Object.keys(config.secrets).length, ...runs }, 'config loaded');
 
   const { user, owner, processUsers } = runIdentities(config);
   const order = checkUnits(config, path);
@@ -105,9 +106,12 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   const writeAll = (files: Rendered['files']) => {
     for (const f of files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
   };
-  const psk = config.psk ? pskOptions(config.psk, secrets, log) : undefined;
-  if (psk) cleanup.add('wipe combined PSK keys', () => wipeKeys(psk));
-  const common = { psk, health: config.health };
+  // After rendering, as before processes: existed: a config error is reported before a bad share.
+  const withPsk = () => {
+    const psk = config.psk ? pskOptions(config.psk, secrets, log) : undefined;
+    if (psk) cleanup.add('wipe combined PSK keys', () => wipeKeys(psk));
+    return { psk, health: config.health };
+  };
 
   if (config.processes && order) {
     const { plans, files } = renderUnits({
@@ -121,13 +125,13 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
       },
     });
     writeAll(files);
-    return { ...common, child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
+    return { ...withPsk(), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
   }
 
   const rendered = render({ run: runWithCommand(config, input.command), secrets: secretRefs, outputDir: out?.path ?? '' });
   writeAll(rendered.files);
   return {
-    ...common,
+    ...withPsk(),
     units: undefined,
     child: {
       argv: rendered.argv,

@@ -20,6 +20,9 @@ async function check(config: Record<string, unknown>) {
   return { code, out: String(result.stdout), err: String(result.stderr).trim() };
 }
 
+const PSK_SECRETS = { s1: { source: 'file', path: '/nonexistent/s1' } };
+const psk = (mode: 'server' | 'client') => ({ mode, listen: '127.0.0.1:7000', connect: '127.0.0.1:7001', identities: { Client1: { shares: ['s1'], combine: 'sha256-concat' } } });
+
 describe('tee-init check with processes:', () => {
   test('prints the start order and each unit: its command, after, readiness, restart, stop signal', async () => {
     const { code, out, err } = await check({
@@ -51,8 +54,20 @@ describe('tee-init check with processes:', () => {
     ['a bad restart policy', { processes: { a: { command: ['a'], restart: 'sometimes' } } }, /processes\.a\.restart/],
     ['a preset parameter that is wrong, named under processes', { processes: { db: { preset: 'postgres', with: { prot: 1 } } } }, /processes\.db\.with\.prot: not a parameter of the postgres preset/],
     ['two processes writing the same file', { output: { dir: '/dev/shm/x' }, processes: { a: { command: ['a'], files: [{ name: 'f.txt', template: 'x' }] }, b: { command: ['b'], files: [{ name: 'f.txt', template: 'y' }] } } }, /processes\.b: writes "f\.txt", which processes\.a writes too/],
+    ['a process after a server-mode psk listener', { secrets: PSK_SECRETS, processes: { a: { command: ['a'], after: ['psk'] } }, psk: psk('server') }, /processes\.a\.after: the psk listener in server mode opens after every process; a cannot wait for it/],
+    ['a process named psk beside psk:', { secrets: PSK_SECRETS, processes: { psk: { command: ['a'] } }, psk: psk('client') }, /processes\.psk: the name psk is the psk: listener's/],
     ['run.stopSignal that is not a signal', { run: { command: ['x'], stopSignal: 'NOPE' } }, /run\.stopSignal: "NOPE" is not a signal to stop with/],
   ];
+  test('the psk listener is a unit: after every process in server mode, first in client mode', () => {
+    const write = (config: Record<string, unknown>) => {
+      const file = join(dir, `c${n++}.json`);
+      writeFileSync(file, JSON.stringify(config));
+      return planText(file);
+    };
+    assert.match(write({ secrets: PSK_SECRETS, processes: { a: { command: ['a'] }, b: { command: ['b'] } }, psk: psk('server') }), /start order: a, b, psk /);
+    assert.match(write({ secrets: PSK_SECRETS, processes: { app: { command: ['app'], after: ['psk'] } }, psk: psk('client') }), /start order: psk, app /);
+  });
+
   test('a bad config through the command line: one line on stderr naming the field, exit 78', async () => {
     const { code, out, err } = await check(bad[0]![1]);
     assert.equal(code, 78, out);

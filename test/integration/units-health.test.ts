@@ -39,7 +39,7 @@ async function pskPing(port: number): Promise<boolean> {
   return r.stdout.includes('+PONG');
 }
 
-describe('units with the PSK listener and the health endpoint', () => {
+describe('units with listener units (psk) and the health endpoint', () => {
   let b: Boot;
   before(async () => {
     b = await boot();
@@ -113,6 +113,59 @@ describe('units with the PSK listener and the health endpoint', () => {
       assert.deepEqual(b.leftovers(), []);
     } finally {
       busy.close();
+    }
+  });
+
+  test('a listener unit that cannot start decides the status with its own code (78); the processes are stopped', async (t) => {
+    if (!needs(t, 'redis-server', 'apt-get install redis-server')) return;
+    const busy = (await import('node:net')).createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => busy.once('listening', r));
+    const taken = (busy.address() as { port: number }).port;
+    try {
+      const redisPort = await freePort();
+      const config = b.config({
+        fetch: LOADED_MACHINE_FETCH,
+        processes: { redis: { command: ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], ready: { tcp: `127.0.0.1:${redisPort}` } } },
+        psk: { mode: 'server', listen: `127.0.0.1:${taken}`, connect: `127.0.0.1:${redisPort}`, identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } } },
+      });
+      delete (config as Record<string, unknown>).run;
+      const { proc, log } = b.start(config);
+      const result = await proc;
+      assert.equal(result.exitCode, 78, log.text);
+      const error = log.records.find((r) => r.severity === 'ERROR')!;
+      assert.equal(error.unit, 'psk');
+      assert.match(error.message, new RegExp(`^psk: psk\\.listen 127\\.0\\.0\\.1:${taken}: cannot listen \\(EADDRINUSE\\)`));
+      assert.equal(log.find('stopping redis with SIGTERM')!.unit, 'redis');
+      assert.ok(log.find('redis exited'));
+      assert.deepEqual(b.leftovers(), []);
+    } finally {
+      busy.close();
+    }
+  });
+
+  test('a client-mode psk listener unit opens first; a process after it talks through it to a TLS-PSK server (openssl s_server)', async (t) => {
+    if (!needs(t, 'openssl', 'apt-get install openssl')) return;
+    const [remote, local] = [await freePort(), await freePort()];
+    const server = execa('openssl', ['s_server', '-accept', `127.0.0.1:${remote}`, '-nocert', '-psk', KEY, '-psk_identity', 'Client1', '-tls1_3', '-rev'], { reject: false, stdin: 'pipe' });
+    try {
+      await new Promise<void>((resolve) => server.stdout!.on('data', (d: Buffer) => String(d).includes('ACCEPT') && resolve()));
+      const app = `const s = require('net').connect(${local}, '127.0.0.1', () => s.write('hello\\n'));
+        s.on('data', (d) => { console.log('app got ' + String(d).trim()); process.exit(0); });`;
+      const config = b.config({
+        fetch: LOADED_MACHINE_FETCH,
+        processes: { app: { command: [process.execPath, '-e', app], after: ['psk'] } },
+        psk: { mode: 'client', listen: `127.0.0.1:${local}`, connect: `127.0.0.1:${remote}`, identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } } },
+      });
+      delete (config as Record<string, unknown>).run;
+      const { proc, log } = b.start(config);
+      const result = await proc;
+      assert.equal(result.exitCode, 0, log.text);
+      assert.match(String(result.stdout), /^app got olleh$/m);
+      assert.ok(log.records.findIndex((r) => r.message === 'psk ready') < log.records.findIndex((r) => r.message === 'app started'), 'the listener opened first');
+      assert.deepEqual(b.leftovers(), []);
+    } finally {
+      server.kill('SIGTERM');
+      await server;
     }
   });
 });
