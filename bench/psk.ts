@@ -18,7 +18,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { createLog } from '../src/log.ts';
-import { waitForPort } from '../src/psk/index.ts';
+import { waitForPort } from '../src/proxy/types/psk/index.ts';
 import { markdownTable, percentile, root } from './lib.ts';
 import { freePort } from '../test/helpers/net.ts';
 

@@ -7,7 +7,7 @@ import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { createLog, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
-import type { PskProxyOptions } from './psk/proxy.ts';
+import type { PskProxyOptions } from './proxy/types/psk/proxy.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
 
 const DEFAULT_GRACE_PERIOD_MS = 10_000;
@@ -138,7 +138,7 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
  * status, or undefined when the proxy runs (or the child is already gone).
  */
 async function startPsk(options: PskProxyOptions, supervisor: Supervisor, cleanup: Cleanup, log: Log): Promise<number | undefined> {
-  const { startPskProxy } = await import('./psk/index.ts');
+  const { startPskProxy } = await import('./proxy/types/psk/index.ts');
   const childGone = new AbortController();
   void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the PSK listener opened')));
   try {

@@ -3,9 +3,9 @@
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { InitError } from '../../src/errors.ts';
-import { combineShares, type CombineSpec, type Share } from '../../src/psk/index.ts';
-import { have } from '../helpers/tools.ts';
+import { InitError } from '../../../src/errors.ts';
+import { combineShares, type CombineSpec, type Share } from '../../../src/proxy/types/psk/index.ts';
+import { have } from '../../helpers/tools.ts';
 import { ALICE, BOB, KEY_HEX } from './peers.ts';
 
 const SHA = { method: 'sha256-concat' } as const;

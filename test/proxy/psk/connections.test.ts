@@ -6,8 +6,8 @@ import { once } from 'node:events';
 import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { execa } from 'execa';
-import { Lines, until } from '../helpers/lines.ts';
-import { needs } from '../helpers/tools.ts';
+import { Lines, until } from '../../helpers/lines.ts';
+import { needs } from '../../helpers/tools.ts';
 import {
   clientOptions, closedWithin, echoServer, freePort, INSTALL, listenLocal, memoryLog, pskConnect, readAll, replyAtEof, sClient,
   serverOptions, startProxy, startStunnel,

@@ -2,8 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { formatHostPort } from './address.ts';
-import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
+import { formatHostPort } from '../../address.ts';
+import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from '../../connection.ts';
 import { KEY_BYTES } from './combine.ts';
 import { type PskTlsOptions, versionOptions } from './tls-options.ts';
 

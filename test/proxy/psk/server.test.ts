@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { describe, test, type TestContext } from 'node:test';
-import { needs } from '../helpers/tools.ts';
+import { needs } from '../../helpers/tools.ts';
 import {
   IDENTITY, INSTALL, KEY, memoryLog, pskConnect, sClient, serverOptions, startProxy, startRedis, startStunnel, WRONG_KEY_HEX,
 } from './peers.ts';

@@ -5,9 +5,9 @@ import { execa } from 'execa';
 import { connect as tcpConnect } from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { combineShares } from '../../src/psk/index.ts';
-import { until } from '../helpers/lines.ts';
-import { needs } from '../helpers/tools.ts';
+import { combineShares } from '../../../src/proxy/types/psk/index.ts';
+import { until } from '../../helpers/lines.ts';
+import { needs } from '../../helpers/tools.ts';
 import { ALICE, BOB, clientOptions, freePort, INSTALL, memoryLog, pskConnect, readAll, sClient, serverOptions, startProxy, startRedis } from './peers.ts';
 
 /** Every encoding in which a secret could plausibly be written. */

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as tcpConnect, createServer } from 'node:net';
 import { test } from 'node:test';
-import { InitError } from '../../src/errors.ts';
-import { waitForPort } from '../../src/psk/index.ts';
-import { until } from '../helpers/lines.ts';
+import { InitError } from '../../../src/errors.ts';
+import { waitForPort } from '../../../src/proxy/types/psk/index.ts';
+import { until } from '../../helpers/lines.ts';
 import { freePort, memoryLog, pskConnect, serverOptions, startProxy } from './peers.ts';
 
 async function refusedAt(port: number): Promise<boolean> {

@@ -2,8 +2,8 @@
 // init in server mode, stunnel, any TLS-PSK server).
 import { createServer, type Server, type Socket } from 'node:net';
 import { type ConnectionOptions, connect, createSecureContext } from 'node:tls';
-import { formatHostPort } from './address.ts';
-import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
+import { formatHostPort } from '../../address.ts';
+import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from '../../connection.ts';
 import { type PskTlsOptions, versionOptions } from './tls-options.ts';
 
 export interface ClientModeOptions {

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { startPskProxy, type PskClientOptions, type PskProxy, type PskProxyOptions, type PskServerOptions } from '../../src/psk/index.ts';
-import { Lines } from '../helpers/lines.ts';
-import { needs } from '../helpers/tools.ts';
-import { freePort } from '../helpers/net.ts';
-import { memoryLog } from '../helpers/log.ts';
+import { startPskProxy, type PskClientOptions, type PskProxy, type PskProxyOptions, type PskServerOptions } from '../../../src/proxy/types/psk/index.ts';
+import { Lines } from '../../helpers/lines.ts';
+import { needs } from '../../helpers/tools.ts';
+import { freePort } from '../../helpers/net.ts';
+import { memoryLog } from '../../helpers/log.ts';
 
 // The psk.md test vector: alice and bob's shares and the key sha256-concat makes of them.
 export const ALICE = '2c6f63f8c0f53a565db041b91c0a95add8913fc102670589db3982228dbfed90';

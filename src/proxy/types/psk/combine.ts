@@ -14,7 +14,7 @@
 // Share problems are data errors (exit 65) naming the secret, never showing its bytes; problems
 // in the shape of the config (method, salt, info, number of shares) are config errors (exit 78).
 import { createHash, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { configError, dataError } from '../errors.ts';
+import { configError, dataError } from '../../../errors.ts';
 
 export const COMBINE_METHODS = ['sha256-concat', 'hkdf-sha256'] as const;
 export type CombineMethod = (typeof COMBINE_METHODS)[number];

@@ -2,15 +2,15 @@
 // listener, and returns a handle with the bound address, live stats and close().
 import { once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { configError } from '../errors.ts';
-import type { Log } from '../log.ts';
-import { formatHostPort, type HostPort, toHostPort } from './address.ts';
+import { configError } from '../../../errors.ts';
+import type { Log } from '../../../log.ts';
+import { formatHostPort, type HostPort, toHostPort } from '../../address.ts';
 import { createPskClient } from './client.ts';
-import { type ModeContext, type PskTimeouts, TIMEOUT_DEFAULTS } from './connection.ts';
-import { type ReadyOptions, waitForPort } from './ready.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn, type LogLimit } from './log-limit.ts';
+import { type ModeContext, type PskTimeouts, TIMEOUT_DEFAULTS } from '../../connection.ts';
+import { type ReadyOptions, waitForPort } from '../../ready.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn, type LogLimit } from '../../log-limit.ts';
 import { createPskServer } from './server.ts';
-import { emptyStats, type PskStats } from './stats.ts';
+import { emptyStats, type PskStats } from '../../stats.ts';
 import { type PskTlsOptions, TLS12_PSK_SUITES, TLS13_SUITES } from './tls-options.ts';
 
 interface CommonOptions {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
-import { InitError } from '../../src/errors.ts';
-import { parseHostPort, startPskProxy, type PskProxyOptions } from '../../src/psk/index.ts';
+import { InitError } from '../../../src/errors.ts';
+import { parseHostPort, startPskProxy, type PskProxyOptions } from '../../../src/proxy/types/psk/index.ts';
 import { clientOptions, IDENTITY, KEY, pskConnect, serverOptions, startProxy } from './peers.ts';
 
 function configError(fn: () => unknown, message: RegExp): void {

@@ -5,9 +5,9 @@ import { execa } from 'execa';
 import { once } from 'node:events';
 import { connect as tcpConnect } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { combineShares } from '../../src/psk/index.ts';
-import { Lines } from '../helpers/lines.ts';
-import { needs } from '../helpers/tools.ts';
+import { combineShares } from '../../../src/proxy/types/psk/index.ts';
+import { Lines } from '../../helpers/lines.ts';
+import { needs } from '../../helpers/tools.ts';
 import { ALICE, BOB, clientOptions, INSTALL, memoryLog, serverOptions, sServer, startProxy, startRedis, startStunnel, WRONG_KEY_HEX } from './peers.ts';
 
 describe('client mode with openssl s_server -nocert -psk', () => {
