@@ -1,13 +1,13 @@
-// What server and client mode share: the per-proxy context and the start of piping.
+// What every mode of every type shares: the per-listener context and the start of piping.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Log } from '../log.ts';
 import type { HostPort } from './address.ts';
 import type { LimitedWarn } from './log-limit.ts';
 import { pipeSockets } from './pipe.ts';
-import type { PskStats } from './stats.ts';
+import type { ProxyStats } from './stats.ts';
 
-export interface PskTimeouts {
+export interface ProxyTimeouts {
   /** TLS handshake, from TCP accept (server) or TCP connect start (client). Default 10 s. */
   handshakeMs?: number;
   /** Plain TCP connect to the upstream (server mode). Default 5 s. */
@@ -16,19 +16,21 @@ export interface PskTimeouts {
   idleMs?: number;
 }
 
-export const TIMEOUT_DEFAULTS: Required<PskTimeouts> = { handshakeMs: 10_000, connectMs: 5_000, idleMs: 12 * 3_600_000 };
+export const TIMEOUT_DEFAULTS: Required<ProxyTimeouts> = { handshakeMs: 10_000, connectMs: 5_000, idleMs: 12 * 3_600_000 };
 
 // Finds peers that vanished without a FIN (a VM gone, a NAT entry dropped) long before idleMs.
 export const KEEPALIVE_MS = 60_000;
 
 export interface ModeContext {
+  /** Prefixes log messages: `psk`, `tls`. */
+  label: string;
   upstream: HostPort;
-  timeouts: Required<PskTimeouts>;
+  timeouts: Required<ProxyTimeouts>;
   log: Log;
   /** Rate-limited warnings for per-connection failures, by kind. */
   warnHandshake: LimitedWarn;
   warnUpstream: LimitedWarn;
-  stats: PskStats;
+  stats: ProxyStats;
   /** Registers an upstream socket, so that close() can destroy it. */
   track(socket: Socket): void;
 }
@@ -45,7 +47,7 @@ export function startPiping(
   ctx.stats.established++;
   // Guarded: building the record (two calls into OpenSSL) costs even when debug is off.
   if (ctx.log.isLevelEnabled('debug')) {
-    ctx.log.debug({ ...fields, protocol: secure.getProtocol(), cipher: secure.getCipher()?.name, setupMs: round(performance.now() - t0) }, 'psk connection open');
+    ctx.log.debug({ ...fields, protocol: secure.getProtocol(), cipher: secure.getCipher()?.name, setupMs: round(performance.now() - t0) }, `${ctx.label} connection open`);
   }
   pipeSockets(client, upstream, {
     idleTimeoutMs: ctx.timeouts.idleMs,
@@ -58,7 +60,7 @@ export function startPiping(
           ...fields, end: r.end, bytesFromClient: r.bytesFromClient, bytesToClient: r.bytesToClient,
           ms: round(performance.now() - t0), ...(r.error ? { reason: reason(r.error) } : {}),
         },
-        'psk connection closed',
+        `${ctx.label} connection closed`,
       );
     },
   });

@@ -6,7 +6,7 @@
 // The connection is over when both sockets have closed; an error or the idle timeout on either
 // side destroys both.
 import type { Socket } from 'node:net';
-import type { PskStats } from './stats.ts';
+import type { ProxyStats } from './stats.ts';
 
 export type PipeEnd = 'closed' | 'idle' | 'error';
 
@@ -22,7 +22,7 @@ export interface PipeOptions {
   /** Destroy both sides after this long with no traffic either way; 0 = never. */
   idleTimeoutMs: number;
   /** Live byte counters, shared by all connections of a proxy. */
-  stats: PskStats;
+  stats: ProxyStats;
   onClose(result: PipeResult): void;
 }
 

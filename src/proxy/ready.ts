@@ -1,4 +1,4 @@
-// Waits for the supervised program's port before the PSK listener opens: the child takes a
+// Waits for the supervised program's port before a listener opens: the child takes a
 // moment to start, and a client let in before that would only see its connection dropped.
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +12,10 @@ export interface ReadyOptions {
   timeoutMs?: number;
   /** Pause between attempts. Default 50 ms. */
   intervalMs?: number;
+  /** Prefixes log messages (default `psk`). */
+  label?: string;
+  /** The config field the target comes from, for the error (default `psk.connect`). */
+  field?: string;
 }
 
 export const READY_DEFAULTS = { timeoutMs: 30_000, intervalMs: 50 } as const;
@@ -21,7 +25,7 @@ export const READY_DEFAULTS = { timeoutMs: 30_000, intervalMs: 50 } as const;
  * `signal.reason` when aborted, or an InitError (exit 69) at the deadline.
  */
 export async function waitForPort(target: HostPort, log: Log, options: ReadyOptions & { signal?: AbortSignal } = {}): Promise<void> {
-  const { timeoutMs = READY_DEFAULTS.timeoutMs, intervalMs = READY_DEFAULTS.intervalMs, signal } = options;
+  const { timeoutMs = READY_DEFAULTS.timeoutMs, intervalMs = READY_DEFAULTS.intervalMs, signal, label = 'psk', field = 'psk.connect' } = options;
   const t0 = performance.now();
   const deadline = t0 + timeoutMs;
   let attempts = 0;
@@ -32,19 +36,19 @@ export async function waitForPort(target: HostPort, log: Log, options: ReadyOpti
     const left = deadline - performance.now();
     try {
       await probe(target, Math.max(1, Math.min(left, 1000)), signal);
-      log.debug({ target: formatHostPort(target), attempts, ms: Math.round(performance.now() - t0) }, 'psk upstream accepts connections');
+      log.debug({ target: formatHostPort(target), attempts, ms: Math.round(performance.now() - t0) }, `${label} upstream accepts connections`);
       return;
     } catch (err) {
       signal?.throwIfAborted();
       last = err as Error;
-      if (attempts === 1) log.debug({ target: formatHostPort(target), reason: code(last) }, 'psk upstream not ready yet; polling');
+      if (attempts === 1) log.debug({ target: formatHostPort(target), reason: code(last) }, `${label} upstream not ready yet; polling`);
     }
     if (performance.now() + intervalMs > deadline) break;
     await sleep(intervalMs, undefined, signal ? { signal } : {});
   }
   throw new InitError(
     EXIT.unavailable,
-    `psk.connect ${formatHostPort(target)} did not accept a connection within ${timeoutMs} ms (${code(last)}); is the program listening there?`,
+    `${field} ${formatHostPort(target)} did not accept a connection within ${timeoutMs} ms (${code(last)}); is the program listening there?`,
     { target: formatHostPort(target), attempts, reason: code(last) },
   );
 }

@@ -8,12 +8,12 @@ import { type PskTlsOptions, versionOptions } from './tls-options.ts';
 
 export interface ClientModeOptions {
   identity: string;
-  /** Read during handshakes only; the caller keeps the buffer alive and unchanged. */
-  key: Buffer;
+  /** identity → key, read at each handshake (a rekey swaps it); the caller keeps the buffers alive. */
+  keys: ReadonlyMap<string, Buffer>;
   tls: PskTlsOptions;
 }
 
-export function createPskClient({ identity, key, tls }: ClientModeOptions, ctx: ModeContext): Server {
+export function createPskClient({ identity, keys, tls }: ClientModeOptions, ctx: ModeContext): Server {
   const { stats, timeouts } = ctx;
   const remote = formatHostPort(ctx.upstream);
   // One context for all connections: tls.connect would otherwise build a new one (an SSL_CTX)
@@ -31,7 +31,7 @@ export function createPskClient({ identity, key, tls }: ClientModeOptions, ctx: 
       allowHalfOpen: true,
       // Called once with hint null for a TLS 1.3 ClientHello, again with the server's hint if 1.2
       // is chosen: the answer is the same. No certificate is involved, so nothing to check.
-      pskCallback: () => ({ psk: key, identity }),
+      pskCallback: () => ({ psk: keys.get(identity)!, identity }),
       checkServerIdentity: () => undefined,
     };
     const upstream = connect(connectOptions);
