@@ -7,7 +7,7 @@ import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { createLog, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
-import type { PskProxyOptions } from './proxy/types/psk/proxy.ts';
+import type { Listeners } from './pipeline.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
 
 const DEFAULT_GRACE_PERIOD_MS = 10_000;
@@ -16,7 +16,7 @@ const DEFAULT_GRACE_PERIOD_MS = 10_000;
 export interface Prepared {
   child: ChildSpec;
   gracePeriodMs?: number | undefined;
-  psk?: PskProxyOptions | undefined;
+  listeners?: Listeners | undefined;
 }
 
 function line(fd: 1 | 2, text: string): void {
@@ -57,8 +57,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
     const pid = await supervisor.spawn(prepared.child);
     log.info({ pid, command: prepared.child.argv }, 'child started');
-    if (prepared.psk) {
-      const failure = await startPsk(prepared.psk, supervisor, cleanup, log);
+    if (prepared.listeners) {
+      const failure = await runListeners(prepared.listeners, supervisor, cleanup, log);
       if (failure !== undefined) return failure;
     }
     const exit = await supervisor.wait();
@@ -132,24 +132,32 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
 }
 
 /**
- * Opens the TLS-PSK listener beside the running child (once its port accepts). The child's exit
- * ends the wait; if the listener cannot start, the child is stopped as by a SIGTERM and the init
- * exits with the listener's failure (the child's status would hide the cause). Returns that
- * status, or undefined when the proxy runs (or the child is already gone).
+ * Opens the configured listeners beside the running child (each once what it fronts accepts).
+ * The child's exit ends the wait; if a listener cannot start, the child is stopped as by a
+ * SIGTERM and the init exits with the listener's failure (the child's status would hide the
+ * cause). Returns that status, or undefined when the listeners run (or the child is gone).
  */
-async function startPsk(options: PskProxyOptions, supervisor: Supervisor, cleanup: Cleanup, log: Log): Promise<number | undefined> {
-  const { startPskProxy } = await import('./proxy/types/psk/index.ts');
+async function runListeners(listeners: Listeners, supervisor: Supervisor, cleanup: Cleanup, log: Log): Promise<number | undefined> {
+  const { startListeners } = await import('./proxy/start.ts');
   const childGone = new AbortController();
-  void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the PSK listener opened')));
+  void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the listeners opened')));
   try {
-    const proxy = await startPskProxy({ ...options, signal: childGone.signal });
-    cleanup.add('close the PSK listener', () => void proxy.close());
-    void supervisor.wait().then(() => proxy.close());
+    const running = await startListeners({
+      listeners: listeners.list,
+      secret: listeners.secret,
+      // psk and tls mint no tokens; the credentials work wires the real sources at merge.
+      tokens: { source: () => { throw new Error('no token sources are configured in this build'); } },
+      log,
+      signal: childGone.signal,
+    });
+    const closeAll = () => Promise.all(running.map((r) => r.handle.close()));
+    cleanup.add('close the listeners', () => void closeAll());
+    void supervisor.wait().then(closeAll);
     return undefined;
   } catch (err) {
     if (childGone.signal.aborted) return undefined;
     const status = failed(log, err);
-    supervisor.stop('the PSK listener could not start');
+    supervisor.stop('a listener could not start');
     await supervisor.wait();
     return status;
   }

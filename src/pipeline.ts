@@ -8,12 +8,12 @@ import type { Cleanup } from './cleanup.ts';
 import { withoutInitSettings } from './cli.ts';
 import { configError } from './errors.ts';
 import { loadConfig } from './config/load.ts';
-import type { Config, PskConfig } from './config/schema.ts';
+import type { Config } from './config/schema.ts';
+import { configuredListeners } from './config/schema-listeners.ts';
 import type { Log, LogLevel } from './log.ts';
 import { OutputDir } from './materialize/output-dir.ts';
 import { checkPemSecrets } from './materialize/pem.ts';
-import { combineShares } from './proxy/types/psk/combine.ts';
-import type { PskProxyOptions } from './proxy/types/psk/proxy.ts';
+import type { PlannedListener } from './proxy/start.ts';
 import { render } from './render/index.ts';
 import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
 import type { ChildSpec } from './supervise/supervisor.ts';
@@ -37,8 +37,14 @@ export interface BootstrapInput {
 export interface Bootstrapped {
   child: ChildSpec;
   gracePeriodMs: number | undefined;
-  /** The TLS-PSK proxy to start once the child runs (its keys already combined, in memory). */
-  psk: PskProxyOptions | undefined;
+  /** In-process listeners to start once the child runs, with the secrets they read. */
+  listeners: Listeners | undefined;
+}
+
+export interface Listeners {
+  list: PlannedListener[];
+  /** Secret bytes by name, as fetched (zeroed by the cleanup when the init ends). */
+  secret(name: string): Buffer;
 }
 
 /** Whether the attestation token must be read: an identity needs it, or the config checks claims. */
@@ -94,10 +100,9 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   });
   for (const f of rendered.files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
 
-  const psk = config.psk ? pskOptions(config.psk, secrets, log) : undefined;
-  if (psk) cleanup.add('wipe combined PSK keys', () => wipeKeys(psk));
+  const listeners = planListeners(config, secrets);
   return {
-    psk,
+    listeners,
     child: {
       argv: rendered.argv,
       env: childEnv(input.env, rendered.env, user),
@@ -108,31 +113,21 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   };
 }
 
-/** Combines each identity's shares into its key; the shares themselves never leave memory. */
-function pskOptions(p: PskConfig, secrets: Map<string, SecretValue>, log: Log): PskProxyOptions {
-  const keys = new Map<string, Buffer>();
-  for (const [identity, ident] of Object.entries(p.identities)) {
-    const shares = ident.shares.map((name) => ({ name, value: secrets.get(name)!.data }));
-    const spec = ident.combine === 'hkdf-sha256' ? { method: ident.combine, salt: ident.salt!, info: ident.info! } : { method: ident.combine };
-    keys.set(identity, combineShares(shares, spec, identity));
-  }
-  log.info({ identities: [...keys.keys()], mode: p.mode }, 'PSK keys combined');
-  const common = {
-    listen: p.listen,
-    connect: p.connect,
-    tls: { tls12: p.tls12 },
-    timeouts: { handshakeMs: p.handshakeTimeout, idleMs: p.idleTimeout },
-    maxConnections: p.maxConnections,
-    log,
+/**
+ * The listeners and read access to their secrets. Each type checks its secret material here
+ * (keys combine, certificates match their keys), so a bad secret stops the boot before any
+ * program starts.
+ */
+function planListeners(config: Config, secrets: Map<string, SecretValue>): Listeners | undefined {
+  const planned = configuredListeners(config);
+  if (planned.length === 0) return undefined;
+  const secret = (name: string): Buffer => {
+    const s = secrets.get(name);
+    if (!s) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
+    return s.data;
   };
-  if (p.mode === 'server') return { ...common, mode: 'server', identities: keys, ready: { timeoutMs: p.readyTimeout } };
-  const [[identity, key]] = [...keys] as [[string, Buffer]];
-  return { ...common, mode: 'client', identity, key };
-}
-
-function wipeKeys(o: PskProxyOptions): void {
-  if (o.mode === 'client') o.key.fill(0);
-  else for (const k of o.identities.values()) k.fill(0);
+  for (const l of planned) l.type.check?.(l.config, secret);
+  return { list: planned.map(({ name, field, config: c }) => ({ name, field, config: c })), secret };
 }
 
 /** COMMAND on the command line replaces run.command (placeholders and all). */

@@ -6,6 +6,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { configError } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
+import { checkListenerReferences } from './schema-listeners.ts';
 
 export interface LoadedConfig {
   path: string;
@@ -55,7 +56,7 @@ export function parseConfig(text: string, origin: string): Config {
 
 /** Cross-field rules the schema cannot express on its own. */
 function checkReferences(config: Config, origin: string): void {
-  const fail = (field: string, message: string) => {
+  const fail = (field: string, message: string): never => {
     throw configError(`config ${origin}: ${field}: ${message}`);
   };
   const files = new Map<string, string>();
@@ -76,22 +77,7 @@ function checkReferences(config: Config, origin: string): void {
     if (other) fail(`run.files`, `${JSON.stringify(f.name)} is also the file of secrets.${other}`);
     files.set(f.name, `run.files`);
   }
-  if (config.psk) {
-    for (const [id, ident] of Object.entries(config.psk.identities)) {
-      ident.shares.forEach((share, i) => {
-        if (!(share in config.secrets)) fail(`psk.identities.${id}.shares[${i}]`, `no secret named ${JSON.stringify(share)}`);
-      });
-      if (ident.combine === 'hkdf-sha256' && (ident.salt === undefined || ident.info === undefined)) {
-        fail(`psk.identities.${id}`, 'hkdf-sha256 needs both salt and info (both peers must use the same)');
-      }
-      if (ident.combine === 'sha256-concat' && (ident.salt !== undefined || ident.info !== undefined)) {
-        fail(`psk.identities.${id}`, 'salt and info apply to hkdf-sha256 only');
-      }
-    }
-    if (config.psk.mode === 'client' && Object.keys(config.psk.identities).length !== 1) {
-      fail('psk.identities', 'client mode uses exactly one identity');
-    }
-  }
+  checkListenerReferences(config, fail);
 }
 
 /** Reads and checks the config file at `path`. */

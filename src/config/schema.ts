@@ -1,9 +1,11 @@
 // The config contract (DESIGN.md, "Configuration"), as a zod schema. Parsing yields typed,
 // defaulted values: durations in milliseconds, modes as numbers, endpoints filled in.
 import { z } from 'zod';
-import { parseDuration } from '../duration.ts';
 import { LOG_LEVELS } from '../log.ts';
 import { checkEndpointUrl } from './endpoints.ts';
+import { pskShorthandSchema } from '../proxy/types/psk/config.ts';
+import { duration, name } from './fields.ts';
+import { listenersSchema } from './schema-listeners.ts';
 
 export const DEFAULT_TOKEN_FILE = '/run/container_launcher/attestation_verifier_claims_token';
 export const DEFAULT_ENDPOINTS = {
@@ -12,19 +14,6 @@ export const DEFAULT_ENDPOINTS = {
   secretmanager: 'https://secretmanager.googleapis.com',
   teeserver: '/run/container_launcher/teeserver.sock',
 } as const;
-
-const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
-const name = (what: string) =>
-  z.string().regex(NAME, { error: `${what} must be a name: letters, digits, _ and -, starting with a letter or _` });
-
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = typeof v === 'number' ? Math.round(v * 1000) : parseDuration(v);
-  if (ms === undefined || ms < 0) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration: use e.g. 30s, 500ms, 2m` });
-    return z.NEVER;
-  }
-  return ms;
-});
 
 /**
  * File modes. YAML 1.2 reads an unquoted 0400 as the decimal number 400, so a number whose
@@ -97,15 +86,6 @@ const fileSecret = z.strictObject({
 });
 const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: 'source must be "gcp" or "file"' });
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'must be HOST:PORT' });
-
-const pskIdentity = z.strictObject({
-  shares: z.array(name('a share')).min(1),
-  combine: z.enum(['sha256-concat', 'hkdf-sha256'], { error: 'combine must be sha256-concat or hkdf-sha256 (there is no default)' }),
-  salt: z.string().min(1).optional(),
-  info: z.string().min(1).optional(),
-});
-
 export const configSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
   attestation: z
@@ -155,19 +135,9 @@ export const configSchema = z.strictObject({
       gracePeriod: duration.optional(),
     })
     .default({ preset: 'none', with: {}, env: {}, files: [] }),
-  psk: z
-    .strictObject({
-      mode: z.enum(['server', 'client']),
-      listen: hostPort,
-      connect: hostPort,
-      identities: z.record(z.string().min(1).max(128), pskIdentity).refine((ids) => Object.keys(ids).length > 0, { error: 'needs at least one identity' }),
-      tls12: z.boolean().default(false),
-      handshakeTimeout: duration.default(10_000),
-      idleTimeout: duration.default(12 * 3_600_000),
-      maxConnections: z.number().int().min(1).max(100_000).default(1024),
-      readyTimeout: duration.default(30_000),
-    })
-    .optional(),
+  /** Shorthand for one listener named psk (src/proxy/types/psk/config.ts). */
+  psk: pskShorthandSchema.optional(),
+  listeners: listenersSchema,
   endpoints: z
     .strictObject({
       sts: url('endpoints.sts').default(DEFAULT_ENDPOINTS.sts),
