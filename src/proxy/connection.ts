@@ -1,8 +1,8 @@
 // What every mode of every type shares: the per-listener context and the start of piping.
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Log } from '../log.ts';
-import type { HostPort } from './address.ts';
+import { formatHostPort, type HostPort } from './address.ts';
 import type { LimitedWarn } from './log-limit.ts';
 import { pipeSockets } from './pipe.ts';
 import type { ProxyStats } from './stats.ts';
@@ -40,15 +40,40 @@ export function peerOf(socket: Socket): string {
   return a === undefined ? 'unknown' : `${a.includes(':') ? `[${a}]` : a}:${socket.remotePort}`;
 }
 
-/** Both sides are up: count it, log it, pipe until both close. `secure` is the TLS side. */
-export function startPiping(
-  ctx: ModeContext, client: Socket, upstream: Socket, secure: TLSSocket, fields: { peer: string; identity: string | undefined }, t0: number,
+export type Fields = { peer: string } & Record<string, unknown>;
+
+/**
+ * Server side: a client is in (its TLS session up, or a plaintext client let in): connect to
+ * the upstream, then hand both sockets to `serve` (default: pipe them). A failed upstream
+ * closes the client cleanly and is logged, rate-limited.
+ */
+export function forwardToUpstream(
+  ctx: ModeContext, client: Socket, secure: TLSSocket | undefined, fields: Fields, t0: number,
+  serve: (upstream: Socket) => void = (upstream) => startPiping(ctx, client, upstream, secure, fields, t0),
 ): void {
-  ctx.stats.established++;
-  // Guarded: building the record (two calls into OpenSSL) costs even when debug is off.
-  if (ctx.log.isLevelEnabled('debug')) {
-    ctx.log.debug({ ...fields, protocol: secure.getProtocol(), cipher: secure.getCipher()?.name, setupMs: round(performance.now() - t0) }, `${ctx.label} connection open`);
-  }
+  const upstream = connect({ host: ctx.upstream.host, port: ctx.upstream.port, allowHalfOpen: true, noDelay: true });
+  ctx.track(upstream);
+  const hold = holdUpstream(client, upstream, ctx.timeouts.connectMs, () =>
+    Object.assign(new Error(`no connection within ${ctx.timeouts.connectMs} ms`), { code: 'ETIMEDOUT' }),
+  );
+  upstream.once('connect', () => {
+    if (!hold.settle()) return;
+    upstream.setKeepAlive(true, KEEPALIVE_MS);
+    serve(upstream);
+  });
+  upstream.on('error', (err) => {
+    if (hold.settled) return;
+    hold.cancel();
+    ctx.stats.upstreamFailures++;
+    ctx.warnUpstream({ ...fields, upstream: formatHostPort(ctx.upstream), reason: reason(err) }, `${ctx.label} upstream unreachable; closing the client connection`);
+    // close_notify, then close: the client learns at once, and cleanly.
+    client.end(() => client.destroy());
+  });
+}
+
+/** Both sides are up: count it, log it, pipe until both close. `secure` is the TLS side, if any. */
+export function startPiping(ctx: ModeContext, client: Socket, upstream: Socket, secure: TLSSocket | undefined, fields: Fields, t0: number): void {
+  opened(ctx, secure, fields, t0);
   pipeSockets(client, upstream, {
     idleTimeoutMs: ctx.timeouts.idleMs,
     stats: ctx.stats,
@@ -64,6 +89,16 @@ export function startPiping(
       );
     },
   });
+}
+
+/** Counts an established connection and logs it at debug. */
+export function opened(ctx: ModeContext, secure: TLSSocket | undefined, fields: Fields, t0: number): void {
+  ctx.stats.established++;
+  // Guarded: building the record (two calls into OpenSSL) costs even when debug is off.
+  if (ctx.log.isLevelEnabled('debug')) {
+    const tls = secure ? { protocol: secure.getProtocol(), cipher: secure.getCipher()?.name } : { protocol: 'plaintext' };
+    ctx.log.debug({ ...fields, ...tls, setupMs: round(performance.now() - t0) }, `${ctx.label} connection open`);
+  }
 }
 
 export function round(ms: number): number {

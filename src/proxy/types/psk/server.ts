@@ -1,9 +1,7 @@
 // Server mode: TLS-PSK in, plain TCP out to the supervised program.
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { formatHostPort } from '../../address.ts';
-import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from '../../connection.ts';
+import { forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason } from '../../connection.ts';
 import { KEY_BYTES } from './combine.ts';
 import { type PskTlsOptions, versionOptions } from './tls-options.ts';
 
@@ -14,8 +12,7 @@ export interface ServerModeOptions {
 }
 
 export function createPskServer({ identities, tls }: ServerModeOptions, ctx: ModeContext): Server {
-  const { stats, timeouts, warnHandshake, warnUpstream } = ctx;
-  const upstreamText = formatHostPort(ctx.upstream);
+  const { stats, timeouts, warnHandshake } = ctx;
   // The identity a client presented, for the log line if its handshake then fails.
   const presented = new WeakMap<TLSSocket, string>();
 
@@ -47,26 +44,7 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
   });
 
   server.on('secureConnection', (client: TLSSocket) => {
-    const t0 = performance.now();
-    const fields = { peer: peerOf(client), identity: presented.get(client) };
-    const upstream = connect({ host: ctx.upstream.host, port: ctx.upstream.port, allowHalfOpen: true, noDelay: true });
-    ctx.track(upstream);
-    const hold = holdUpstream(client, upstream, timeouts.connectMs, () =>
-      Object.assign(new Error(`no connection within ${timeouts.connectMs} ms`), { code: 'ETIMEDOUT' }),
-    );
-    upstream.once('connect', () => {
-      if (!hold.settle()) return;
-      upstream.setKeepAlive(true, KEEPALIVE_MS);
-      startPiping(ctx, client, upstream, client, fields, t0);
-    });
-    upstream.on('error', (err) => {
-      if (hold.settled) return;
-      hold.cancel();
-      stats.upstreamFailures++;
-      warnUpstream({ ...fields, upstream: upstreamText, reason: reason(err) }, 'psk upstream unreachable; closing the client connection');
-      // close_notify, then close: the client learns at once, and cleanly.
-      client.end(() => client.destroy());
-    });
+    forwardToUpstream(ctx, client, client, { peer: peerOf(client), identity: presented.get(client) }, performance.now());
   });
 
   return server;
