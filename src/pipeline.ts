@@ -126,7 +126,7 @@ function planListeners(config: Config, secrets: Map<string, SecretValue>): Liste
     if (!s) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
     return s.data;
   };
-  for (const l of planned) l.type.check?.(l.config, secret);
+  for (const l of planned) l.type.check?.(l.config, secret, l.field);
   return { list: planned.map(({ name, field, config: c }) => ({ name, field, config: c })), secret };
 }
 

@@ -64,6 +64,6 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
    * Checks the secret material (keys combine, certificate matches key) before any program
    * starts, so a bad secret fails the boot with its own exit code. Wipes what it derives.
    */
-  check?(config: C, secret: (name: string) => Buffer): void;
+  check?(config: C, secret: (name: string) => Buffer, field: string): void;
   start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
 }

@@ -65,6 +65,9 @@ function pump(from: Socket, to: Socket, count: (n: number) => void): void {
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => from.resume());
+  // A socket paused before piping began (permissive mode pauses it to look at its first bytes)
+  // does not start flowing by itself when a 'data' listener is added.
+  from.resume();
   from.on('end', () => to.end());
   // A socket that got its FIN before piping began (a client that connects and leaves at once)
   // has emitted 'end' already, with nobody listening.

@@ -33,7 +33,7 @@ test('a psk listener under listeners: parses with its defaults, and the shorthan
 });
 
 test('listener errors name the field path', () => {
-  configErr(`listeners: { in: { type: socks, listen: "0.0.0.0:1" } }`, /listeners\.in\.type: type must be one of psk.*got "socks"/);
+  configErr(`listeners: { in: { type: socks, listen: "0.0.0.0:1" } }`, /listeners\.in\.type: type must be one of psk, tls.*got "socks"/);
   configErr(`listeners: { in: 3 }`, /listeners\.in: must be an object with a type/);
   configErr(`${SECRETS}listeners: { in: ${PSK.replace('mode: server', 'mode: server, colour: red')} }`, /listeners\.in: unknown field "colour"/);
   configErr(`${SECRETS}listeners: { in: ${PSK.replace('[s1, s2]', '[s1, s3]')} }`, /listeners\.in\.identities\.C\.shares\[1\]: no secret named "s3"/);

@@ -2,7 +2,6 @@
 // both spellings, so the shorthand and a listener entry cannot drift apart.
 import { z } from 'zod';
 import { duration, hostPort, name } from '../../../config/fields.ts';
-import { MAX_CONNECTIONS_DEFAULT } from '../../engine.ts';
 
 const identity = z.strictObject({
   shares: z.array(name('a share')).min(1),
@@ -19,7 +18,7 @@ const fields = {
   tls12: z.boolean().default(false),
   handshakeTimeout: duration.default(10_000),
   idleTimeout: duration.default(12 * 3_600_000),
-  maxConnections: z.number().int().min(1).max(100_000).default(MAX_CONNECTIONS_DEFAULT),
+  maxConnections: z.number().int().min(1).max(100_000).default(1024),
   readyTimeout: duration.default(30_000),
   /** Worker threads serving the port (SO_REUSEPORT); 0 = in the init's own thread. */
   workers: z.number().int().min(0).max(64).optional(),
