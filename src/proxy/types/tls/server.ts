@@ -35,6 +35,11 @@ export interface TlsServers {
 export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsServers {
   const { stats, timeouts, label } = ctx;
   const deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  // Raw sockets the deadline destroyed: counted and logged once, by the deadline.
+  const expired = new WeakSet<Socket>();
+  // The TCP socket a TLSSocket wraps (Node keeps it as _parent); undefined if that ever changes,
+  // and then tls.Server's own handshakeTimeout still bounds the handshake.
+  const rawOf = (tls: TLSSocket) => (tls as TLSSocket & { _parent?: Socket })._parent;
 
   const tlsServer = createTlsServer({
     ...o.material().options,
@@ -50,12 +55,14 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
   tlsServer.on('tlsClientError', (err, socket) => {
     // Node leaves the socket open on a handshake timeout once this event has a listener.
     socket.destroy();
+    const raw = rawOf(socket);
+    if (raw && expired.has(raw)) return;
     stats.handshakeFailures++;
     ctx.warnHandshake({ peer: peerOf(socket), reason: reason(err) }, `${label} handshake failed`);
   });
 
   tlsServer.on('secureConnection', (client: TLSSocket) => {
-    const raw = (client as TLSSocket & { _parent?: Socket })._parent;
+    const raw = rawOf(client);
     if (raw) clearTimeout(deadlines.get(raw));
     const t0 = performance.now();
     const cert = client.getPeerX509Certificate();
@@ -83,6 +90,7 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     const t0 = performance.now();
     // From accept to the end of the handshake (or, in permissive mode, to the first plaintext bytes).
     deadlines.set(raw, setTimeout(() => {
+      expired.add(raw);
       stats.handshakeFailures++;
       ctx.warnHandshake({ peer: peerOf(raw), reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }, `${label} handshake failed`);
       raw.destroy();
@@ -103,7 +111,6 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       const fields = { peer: peerOf(raw), plaintext: true };
       o.warnPlaintext(fields, `${label} plaintext client on a permissive port`);
       serveClient(raw, undefined, undefined, fields, t0);
-      raw.resume();
     }, () => raw.destroy());
   });
 
