@@ -64,7 +64,7 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
     const client = who.get(req.socket);
     const up = request({
       host: ctx.upstream.host, port: ctx.upstream.port, method: req.method, path: req.url, agent,
-      headers: headersFor(req, client), setHost: false, timeout: ctx.timeouts.connectMs,
+      headers: headersFor(req, client), setHost: false,
     });
     let bytesIn = 0;
     req.on('data', (c: Buffer) => {
@@ -72,9 +72,15 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
       ctx.stats.bytesFromClient += c.length;
     });
     req.pipe(up);
-    up.on('socket', (s: Socket) => ctx.track(s));
+    up.on('socket', (s: Socket) => {
+      ctx.track(s);
+      // The connect timeout bounds a new connection only; a reused one is up already.
+      if (!s.connecting) return;
+      const timer = setTimeout(() => up.destroy(Object.assign(new Error(`no connection within ${ctx.timeouts.connectMs} ms`), { code: 'ETIMEDOUT' })), ctx.timeouts.connectMs);
+      s.once('connect', () => clearTimeout(timer));
+      s.once('close', () => clearTimeout(timer));
+    });
     up.on('response', (upRes) => {
-      up.setTimeout(0);
       const raw = upRes.rawHeaders;
       const headers: string[] = [];
       const connectionTokens = new Set(String(upRes.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim()).filter(Boolean));
@@ -87,7 +93,6 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
       upRes.pipe(res);
       upRes.on('error', () => res.destroy());
     });
-    up.on('timeout', () => up.destroy(Object.assign(new Error(`no connection within ${ctx.timeouts.connectMs} ms`), { code: 'ETIMEDOUT' })));
     up.on('error', (err) => {
       if (res.headersSent) {
         res.destroy();
@@ -109,6 +114,8 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
       opened(ctx, secure, fields, t0);
       if (ctx.timeouts.idleMs > 0) socket.setTimeout(ctx.timeouts.idleMs, () => socket.destroy());
       server.emit('connection', socket);
+      // Permissive mode paused a plaintext socket to look at its first bytes.
+      socket.resume();
     },
     close() {
       agent.destroy();
