@@ -1,0 +1,76 @@
+// 1 GiB through each mode, then a half-close: the backend hashes everything it got and answers
+// only after the client's FIN, so a lost, reordered or truncated byte, or a proxy that closes
+// both directions on the first end, fails the test.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { listenLocal, mtlsConnect, readAll, startTls, testPki, type TestPki } from './peers.ts';
+
+const GiB = 1 << 30;
+let pki: TestPki;
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tee-init-tls-bulk-'));
+  pki = testPki(dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Answers "<bytes> <sha256>" once the client has finished sending. */
+async function hashAtEof(t: TestContext): Promise<number> {
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    const h = createHash('sha256');
+    let n = 0;
+    s.on('data', (d: Buffer) => {
+      n += d.length;
+      h.update(d);
+    });
+    s.on('end', () => s.end(`${n} ${h.digest('hex')}\n`));
+    s.on('error', () => {});
+  });
+  return (await listenLocal(t, server)).port;
+}
+
+/** Sends `total` bytes (a random block repeated), ends its side, returns the expected answer. */
+async function send(s: Socket, total: number): Promise<string> {
+  const block = randomBytes(1 << 20);
+  const h = createHash('sha256');
+  for (let sent = 0; sent < total; sent += block.length) {
+    h.update(block);
+    if (!s.write(block)) await new Promise((r) => s.once('drain', r));
+  }
+  s.end();
+  return `${total} ${h.digest('hex')}\n`;
+}
+
+async function through(s: Socket): Promise<void> {
+  const [expected, answer] = await Promise.all([send(s, GiB), readAll(s)]);
+  assert.equal(answer.toString(), expected);
+}
+
+describe('1 GiB and a half-close through each mode', () => {
+  test('client mode → strict mode → backend', async (t) => {
+    const backend = await hashAtEof(t);
+    const strict = await startTls(t, pki, { mode: 'strict', connect: `127.0.0.1:${backend}` });
+    const client = await startTls(t, pki, { mode: 'client', connect: `127.0.0.1:${strict.port}` });
+    await through(tcpConnect({ host: '127.0.0.1', port: client.port, allowHalfOpen: true }));
+    assert.equal(strict.handle.stats().bytes_from_client_total, GiB);
+    assert.equal(client.handle.stats().bytes_from_client_total, GiB);
+  });
+
+  test('permissive mode, mutual TLS', async (t) => {
+    const backend = await hashAtEof(t);
+    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend}` });
+    await through(await mtlsConnect(l.port, pki, pki.client, true));
+  });
+
+  test('permissive mode, plaintext', async (t) => {
+    const backend = await hashAtEof(t);
+    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend}` });
+    await through(tcpConnect({ host: '127.0.0.1', port: l.port, allowHalfOpen: true }));
+    assert.equal(l.handle.stats().plaintext_connections_total, 1);
+  });
+});
