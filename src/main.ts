@@ -52,16 +52,19 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const reaper = startReaping({ log, subreaper: cli.subreaper, owned: () => supervisor.ownedPids() });
   const bug = onInternalError(log, supervisor, cleanup);
 
+  let closed: Promise<unknown> | undefined;
   try {
     const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
     const pid = await supervisor.spawn(prepared.child);
     log.info({ pid, command: prepared.child.argv }, 'child started');
     if (prepared.listeners) {
-      const failure = await runListeners(prepared.listeners, supervisor, cleanup, log);
-      if (failure !== undefined) return failure;
+      const started = await runListeners(prepared.listeners, supervisor, cleanup, log);
+      if (typeof started === 'number') return started;
+      closed = started.closed;
     }
     const exit = await supervisor.wait();
+    await closed; // the listeners close once the child is gone: let them finish (and log it)
     log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
     reaper?.reap();
     return bug.happened ? EXIT.software : exit.status;
@@ -135,9 +138,10 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
  * Opens the configured listeners beside the running child (each once what it fronts accepts).
  * The child's exit ends the wait; if a listener cannot start, the child is stopped as by a
  * SIGTERM and the init exits with the listener's failure (the child's status would hide the
- * cause). Returns that status, or undefined when the listeners run (or the child is gone).
+ * cause). Returns that status, or `closed`: settles once the listeners have closed after the
+ * child's exit.
  */
-async function runListeners(listeners: Listeners, supervisor: Supervisor, cleanup: Cleanup, log: Log): Promise<number | undefined> {
+async function runListeners(listeners: Listeners, supervisor: Supervisor, cleanup: Cleanup, log: Log): Promise<number | { closed: Promise<unknown> }> {
   const { startListeners } = await import('./proxy/start.ts');
   const childGone = new AbortController();
   void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the listeners opened')));
@@ -152,10 +156,9 @@ async function runListeners(listeners: Listeners, supervisor: Supervisor, cleanu
     });
     const closeAll = () => Promise.all(running.map((r) => r.handle.close()));
     cleanup.add('close the listeners', () => void closeAll());
-    void supervisor.wait().then(closeAll);
-    return undefined;
+    return { closed: supervisor.wait().then(closeAll) };
   } catch (err) {
-    if (childGone.signal.aborted) return undefined;
+    if (childGone.signal.aborted) return { closed: Promise.resolve() };
     const status = failed(log, err);
     supervisor.stop('a listener could not start');
     await supervisor.wait();
