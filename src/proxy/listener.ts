@@ -66,4 +66,10 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
    */
   check?(config: C, secret: (name: string) => Buffer, field: string): void;
   start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
+  /**
+   * start() may run in a worker thread: it needs only its config and secrets (no tokens, no
+   * state of the init's thread). Such listeners serve from `workers:` threads (default: one
+   * per core, at most 4).
+   */
+  readonly workerSafe?: boolean;
 }

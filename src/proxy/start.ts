@@ -2,12 +2,23 @@
 // fronts accepts (the program takes a moment to start), then start it through its type. All
 // start together; if one fails, those already up are closed again and the failure is thrown.
 // Loaded lazily by main.ts (a LAZY entry of scripts/build.mjs).
+import { availableParallelism } from 'node:os';
 import type { TokenSources } from '../credentials/token-types.ts';
 import type { Log } from '../log.ts';
 import type { ListenerConfig } from '../config/schema-listeners.ts';
 import type { ListenerHandle } from './listener.ts';
 import { READY_DEFAULTS, waitForPort } from './ready.ts';
-import { LISTENER_TYPES } from './types/index.ts';
+import { type AnyListenerType, LISTENER_TYPES } from './types/index.ts';
+import { startInWorkers } from './workers.ts';
+
+const MAX_DEFAULT_WORKERS = 4;
+
+/** `workers:` if set, else one per core (at most 4) for types that can run in a worker; 0 = the init's thread. */
+export function workerCount(type: AnyListenerType, config: ListenerConfig): number {
+  if (!type.workerSafe) return 0;
+  if (typeof config.workers === 'number') return config.workers;
+  return Math.min(availableParallelism(), MAX_DEFAULT_WORKERS);
+}
 
 /** One listener as the bootstrap hands it over: plain data, so it can cross to a worker too. */
 export interface PlannedListener {
@@ -42,7 +53,10 @@ export async function startListeners(input: StartInput): Promise<RunningListener
         const timeoutMs = typeof l.config.readyTimeout === 'number' ? l.config.readyTimeout : READY_DEFAULTS.timeoutMs;
         await waitForPort(upstream, log, { timeoutMs, signal: input.signal, label: l.config.type, field: `${l.field}.connect` });
       }
-      const handle = await type.start(l.config, { name: l.name, field: l.field, log, secret: input.secret, tokens: input.tokens, signal: input.signal });
+      const count = workerCount(type, l.config);
+      const handle = count > 0
+        ? await startInWorkers({ name: l.name, field: l.field, config: l.config, type, count, secret: input.secret, log })
+        : await type.start(l.config, { name: l.name, field: l.field, log, secret: input.secret, tokens: input.tokens, signal: input.signal });
       running.push({ name: l.name, handle });
     }),
   );

@@ -32,6 +32,7 @@ export const pskType: ListenerType<PskListenerConfig> = {
   schema: pskListenerSchema,
   secrets: (c) => [...new Set(Object.values(c.identities).flatMap((i) => i.shares))],
   credentials: () => [],
+  workerSafe: true,
   upstream: (c) => (c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined),
   check(c, secret) {
     wipe(combineKeys(c, secret));
