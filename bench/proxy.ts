@@ -61,13 +61,15 @@ function spawnTracked(argv: string[]): ChildProcess {
   p.stderr!.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-4000)));
   p.once('exit', (code) => {
     children.delete(p);
-    if (code !== 0 && code !== null) console.error(`${argv[0]} exited ${code}:\n${err}`);
+    if (code !== 0 && code !== null && !stopping.has(p)) console.error(`${argv[0]} exited ${code}:\n${err}`);
   });
   return p;
 }
 
+const stopping = new WeakSet<ChildProcess>();
 async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
+  stopping.add(p);
   p.kill('SIGTERM');
   await once(p, 'exit');
 }

@@ -2,28 +2,20 @@
 // thread, counters summed over the workers, reload and close reaching every worker, and the
 // secrets handed over by message as fresh copies (the init's own are untouched).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { tlsListenerSchema } from '../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../src/proxy/types/tls/type.ts';
 import { startInWorkers } from '../../src/proxy/workers.ts';
 import { until } from '../helpers/lines.ts';
 import { memoryLog } from '../helpers/log.ts';
-import { echoServer, mtlsConnect, readAll, replyAtEof, testPki, type TestPki } from './tls/peers.ts';
+import { echoServer, filePki, mtlsConnect, readAll, replyAtEof } from './tls/peers.ts';
 
-let pki: TestPki;
-let dir: string;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tee-init-workers-'));
-  pki = testPki(dir);
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const shared = filePki('tee-init-workers-');
 
 function secrets(): Map<string, Buffer> {
-  return new Map([['ca', readFileSync(pki.ca.cert)], ['cert', readFileSync(pki.server.cert)], ['key', readFileSync(pki.server.key)]]);
+  return new Map([['ca', readFileSync(shared.pki.ca.cert)], ['cert', readFileSync(shared.pki.server.cert)], ['key', readFileSync(shared.pki.server.key)]]);
 }
 
 test('two workers on one port: TLS and plaintext served, counters summed, closed cleanly', async (t) => {
@@ -38,7 +30,7 @@ test('two workers on one port: TLS and plaintext served, counters summed, closed
   assert.match(held.get('key')!.toString(), /PRIVATE KEY/);
 
   for (let i = 0; i < 8; i++) {
-    const s = i % 2 ? await mtlsConnect(handle.address.port, pki, pki.client, true) : tcpConnect({ host: '127.0.0.1', port: handle.address.port, allowHalfOpen: true });
+    const s = i % 2 ? await mtlsConnect(handle.address.port, shared.pki, shared.pki.client, true) : tcpConnect({ host: '127.0.0.1', port: handle.address.port, allowHalfOpen: true });
     s.end('abc');
     assert.equal((await readAll(s)).toString(), 'got 3 bytes\n');
   }
@@ -56,10 +48,10 @@ test('reload reaches every worker; a bad key is refused with 65 by the workers a
   const config = tlsListenerSchema.parse({ type: 'tls', mode: 'strict', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } });
   const handle = await startInWorkers({ name: 'w', field: 'listeners.w', config, type: tlsType, count: 2, secret: (n) => held.get(n)!, log: memoryLog('warn').log });
   t.after(() => handle.close());
-  held.set('key', readFileSync(pki.client.key));
+  held.set('key', readFileSync(shared.pki.client.key));
   await assert.rejects(handle.reload(), (err: Error & { exitCode?: number }) => err.exitCode === 65 && /listeners\.w\.tls\.key/.test(err.message));
-  const s = await mtlsConnect(handle.address.port, pki);
+  const s = await mtlsConnect(handle.address.port, shared.pki);
   s.destroy();
-  held.set('key', readFileSync(pki.server.key));
+  held.set('key', readFileSync(shared.pki.server.key));
   await handle.reload();
 });

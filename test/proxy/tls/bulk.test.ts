@@ -3,21 +3,12 @@
 // both directions on the first end, fails the test.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test, type TestContext } from 'node:test';
-import { listenLocal, mtlsConnect, readAll, startTls, testPki, type TestPki } from './peers.ts';
+import { describe, test, type TestContext } from 'node:test';
+import { filePki, listenLocal, mtlsConnect, readAll, startTls } from './peers.ts';
 
 const GiB = 1 << 30;
-let pki: TestPki;
-let dir: string;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tee-init-tls-bulk-'));
-  pki = testPki(dir);
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const shared = filePki('tee-init-tls-bulk-');
 
 /** Answers "<bytes> <sha256>" once the client has finished sending. */
 async function hashAtEof(t: TestContext): Promise<number> {
@@ -54,8 +45,8 @@ async function through(s: Socket): Promise<void> {
 describe('1 GiB and a half-close through each mode', () => {
   test('client mode → strict mode → backend', async (t) => {
     const backend = await hashAtEof(t);
-    const strict = await startTls(t, pki, { mode: 'strict', connect: `127.0.0.1:${backend}` });
-    const client = await startTls(t, pki, { mode: 'client', connect: `127.0.0.1:${strict.port}` });
+    const strict = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend}` });
+    const client = await startTls(t, shared.pki, { mode: 'client', connect: `127.0.0.1:${strict.port}` });
     await through(tcpConnect({ host: '127.0.0.1', port: client.port, allowHalfOpen: true }));
     assert.equal(strict.handle.stats().bytes_from_client_total, GiB);
     assert.equal(client.handle.stats().bytes_from_client_total, GiB);
@@ -63,13 +54,13 @@ describe('1 GiB and a half-close through each mode', () => {
 
   test('permissive mode, mutual TLS', async (t) => {
     const backend = await hashAtEof(t);
-    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend}` });
-    await through(await mtlsConnect(l.port, pki, pki.client, true));
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend}` });
+    await through(await mtlsConnect(l.port, shared.pki, shared.pki.client, true));
   });
 
   test('permissive mode, plaintext', async (t) => {
     const backend = await hashAtEof(t);
-    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend}` });
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend}` });
     await through(tcpConnect({ host: '127.0.0.1', port: l.port, allowHalfOpen: true }));
     assert.equal(l.handle.stats().plaintext_connections_total, 1);
   });

@@ -3,12 +3,13 @@
 // files, curl and openssl as clients, and small loopback backends.
 import { execa } from 'execa';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { ListenerHandle } from '../../../src/proxy/listener.ts';
 import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
@@ -137,4 +138,18 @@ export function records(log: MemoryLog, message: string): Record<string, unknown
 
 export function pkiFor(t: TestContext): TestPki {
   return testPki(tempDir(t, 'tee-init-tls-'));
+}
+
+/**
+ * One PKI for a whole test file (key generation is the slow part): call at module level; the
+ * returned object's fields are set before the first test and the directory removed after the last.
+ */
+export function filePki(prefix: string): { pki: TestPki; dir: string } {
+  const shared = {} as { pki: TestPki; dir: string };
+  before(() => {
+    shared.dir = mkdtempSync(join(tmpdir(), prefix));
+    shared.pki = testPki(shared.dir);
+  });
+  after(() => rmSync(shared.dir, { recursive: true, force: true }));
+  return shared;
 }

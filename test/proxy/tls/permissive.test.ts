@@ -1,33 +1,24 @@
 // type: tls, mode: permissive: mutual TLS and plaintext on one port, decided by the first bytes;
 // slow and silent clients are dropped at the handshake deadline.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { until } from '../../helpers/lines.ts';
 import { needs } from '../../helpers/tools.ts';
 import { closedWithin } from '../psk/peers.ts';
-import { curl, httpBackend, mtlsConnect, readAll, records, replyAtEof, startTls, testPki, type TestPki } from './peers.ts';
+import { curl, filePki, httpBackend, mtlsConnect, readAll, records, replyAtEof, startTls } from './peers.ts';
 
-let pki: TestPki;
-let dir: string;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tee-init-tls-permissive-'));
-  pki = testPki(dir);
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const shared = filePki('tee-init-tls-permissive-');
 
 describe('permissive mode', () => {
   test('plaintext curl and mutual-TLS curl on the same port; plaintext counted and logged', async (t) => {
     if (!needs(t, 'curl', 'apt-get install curl')) return;
     const backend = await httpBackend(t);
-    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}` });
-    const plain = await curl(l.port, pki, { plain: true, path: '/plain' });
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}` });
+    const plain = await curl(l.port, shared.pki, { plain: true, path: '/plain' });
     assert.equal(plain.code, 0, plain.stderr);
     assert.equal(JSON.parse(plain.stdout).url, '/plain');
-    const tls = await curl(l.port, pki, { path: '/tls' });
+    const tls = await curl(l.port, shared.pki, { path: '/tls' });
     assert.equal(tls.code, 0, tls.stderr);
     assert.equal(JSON.parse(tls.stdout).url, '/tls');
     const s = l.handle.stats();
@@ -41,16 +32,16 @@ describe('permissive mode', () => {
   test('TLS without a certificate, or from another CA, is still refused: permissive is not "anything goes"', async (t) => {
     if (!needs(t, 'curl', 'apt-get install curl')) return;
     const backend = await httpBackend(t);
-    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}` });
-    assert.notEqual((await curl(l.port, pki, { client: null })).code, 0);
-    assert.notEqual((await curl(l.port, pki, { client: pki.stranger })).code, 0);
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}` });
+    assert.notEqual((await curl(l.port, shared.pki, { client: null })).code, 0);
+    assert.notEqual((await curl(l.port, shared.pki, { client: shared.pki.stranger })).code, 0);
     assert.equal(backend.seen.length, 0);
     assert.equal(l.handle.stats().clients_refused_total, 2);
   });
 
   test('slowloris: a client trickling a TLS record header is dropped at the handshake deadline', async (t) => {
     const backend = await replyAtEof(t);
-    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, handshakeTimeout: '300ms' });
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, handshakeTimeout: '300ms' });
     const c = tcpConnect({ host: '127.0.0.1', port: l.port });
     c.on('error', () => {});
     c.write(Buffer.from([0x16]));
@@ -64,7 +55,7 @@ describe('permissive mode', () => {
 
   test('slowloris past the sniff: a TLS ClientHello that never completes is dropped at the same deadline', async (t) => {
     const backend = await replyAtEof(t);
-    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, handshakeTimeout: '300ms' });
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, handshakeTimeout: '300ms' });
     const c = tcpConnect({ host: '127.0.0.1', port: l.port });
     c.on('error', () => {});
     c.write(Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x01])); // a record header and the start of a ClientHello
@@ -75,7 +66,7 @@ describe('permissive mode', () => {
 
   test('a silent client is dropped too, and a plaintext client that speaks is not', async (t) => {
     const backend = await replyAtEof(t);
-    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, handshakeTimeout: '300ms' });
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, handshakeTimeout: '300ms' });
     const silent = tcpConnect({ host: '127.0.0.1', port: l.port });
     silent.on('error', () => {});
     await closedWithin(silent);
@@ -88,8 +79,8 @@ describe('permissive mode', () => {
 
   test('mutual TLS half-close through permissive: the answer after the FIN arrives', async (t) => {
     const backend = await replyAtEof(t);
-    const l = await startTls(t, pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}` });
-    const c = await mtlsConnect(l.port, pki, pki.client, true);
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}` });
+    const c = await mtlsConnect(l.port, shared.pki, shared.pki.client, true);
     c.end('hello over tls');
     assert.equal((await readAll(c)).toString(), 'got 14 bytes\n');
   });
