@@ -1,7 +1,11 @@
 // `listeners:` in the config: each entry checked by its type's schema from the listener table,
 // the `psk:` shorthand, and the cross-references (secrets, ports).
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { planText } from '../../src/config/plan.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { configuredListeners } from '../../src/config/schema-listeners.ts';
 import { InitError } from '../../src/errors.ts';
@@ -45,4 +49,22 @@ test('listener errors name the field path', () => {
 test('cross-listener rules: psk: and listeners.psk both, two listeners on one port', () => {
   configErr(`${SECRETS}psk: ${PSK.replace('type: psk, ', '')}\nlisteners: { psk: ${PSK} }`, /psk: there is also a listener named psk/);
   configErr(`${SECRETS}listeners: { a: ${PSK}, b: ${PSK} }`, /listeners\.b\.listen: port 8081 is also the port of listeners\.a/);
+});
+
+test('tee-init check lists each listener with its type, mode, addresses and secrets', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tee-init-plan-'));
+  try {
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, `${SECRETS.replace('s2: { source: file, path: y }', 's2: { source: file, path: y }, c: { source: file, path: c }, k: { source: file, path: k }, a: { source: file, path: a }')}psk: ${PSK.replace('type: psk, ', '')}
+listeners:
+  mesh: { type: tls, mode: permissive, listen: "0.0.0.0:8443", connect: "127.0.0.1:8080", tls: { cert: c, key: k, ca: a } }
+run: { command: [sleep, "1"] }
+`);
+    const text = planText(file);
+    assert.match(text, /^listeners +psk: psk server, listen 0\.0\.0\.0:8081 -> 127\.0\.0\.1:2 \(secrets s1, s2\)$/m);
+    assert.match(text, /^ +mesh: tls permissive, listen 0\.0\.0\.0:8443 -> 127\.0\.0\.1:8080 \(secrets c, k, a\)$/m);
+    assert.doesNotMatch(text, /not referenced/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,9 +2,11 @@
 // and with a wrong client certificate, a plaintext curl, an allow-list, TLS versions.
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
+import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { needs } from '../../helpers/tools.ts';
-import { CLIENT_URI, curl, filePki, httpBackend, records, startTls } from './peers.ts';
+import { until } from '../../helpers/lines.ts';
+import { CLIENT_URI, curl, filePki, httpBackend, mtlsConnect, records, startTls } from './peers.ts';
 
 const shared = filePki('tee-init-tls-strict-');
 
@@ -131,5 +133,19 @@ describe('strict mode with openssl s_client', () => {
     const ok = await sClient(with12.port, args);
     assert.match(ok.out, /Protocol *: TLSv1\.2/);
     assert.match(ok.out, /"url":"\/via-openssl"/);
+  });
+});
+
+describe('refusals at volume', () => {
+  test('refused clients are logged one by one up to the burst, then only counted', async (t) => {
+    const backend = await httpBackend(t);
+    const l = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}` });
+    for (let i = 0; i < 25; i++) {
+      const s = await mtlsConnect(l.port, shared.pki, shared.pki.stranger);
+      s.on('error', () => {});
+      if (!s.closed) await once(s, 'close');
+    }
+    await until(() => l.handle.stats().clients_refused_total === 25, 'all 25 refusals counted');
+    assert.equal(records(l.log, 'tls client refused').length, 20, 'the default burst is 20 lines a minute');
   });
 });
