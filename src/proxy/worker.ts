@@ -5,14 +5,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLog, type LogLevel } from '../log.ts';
 import type { ListenerHandle } from './listener.ts';
-import { LISTENER_TYPES } from './types/index.ts';
+import { WORKER_STARTS } from './types/starts.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const log = createLog({ level: init.logLevel as LogLevel }).child({ listener: init.name, worker: init.index });
 const post = (m: FromWorker) => port.postMessage(m);
-const type = LISTENER_TYPES[init.config.type]!;
+const start = WORKER_STARTS[init.config.type];
 const controller = new AbortController();
 let handle: ListenerHandle | undefined;
 let timer: NodeJS.Timeout | undefined;
@@ -37,7 +37,8 @@ async function withSecrets<T>(secrets: Record<string, Uint8Array>, run: () => Pr
 
 async function handle_(m: ToWorker): Promise<void> {
   if (m.op === 'start') {
-    handle = await withSecrets(m.secrets, () => type.start(init.config, {
+    if (!start) throw new Error(`listener type ${init.config.type} cannot run in a worker thread`);
+    handle = await withSecrets(m.secrets, () => start(init.config, {
       name: init.name, field: init.field, log, secret, signal: controller.signal, reusePort: true,
       tokens: { source: () => { throw new Error('listeners in worker threads mint no tokens'); } },
     }));
