@@ -6,7 +6,7 @@
 // Prints "listening PORT" once it listens; closes on SIGTERM.
 import { text } from 'node:stream/consumers';
 import { createLog, type LogLevel } from '../src/log.ts';
-import { startPskProxy } from '../src/psk/index.ts';
+import { startPskProxy } from '../src/proxy/types/psk/index.ts';
 
 const opts = JSON.parse(await text(process.stdin)) as {
   mode: 'server' | 'client'; listen: string; connect: string; identity: string; keyHex: string; maxConnections?: number; logLevel?: LogLevel;

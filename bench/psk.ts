@@ -18,8 +18,8 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { createLog } from '../src/log.ts';
-import { waitForPort } from '../src/psk/index.ts';
-import { markdownTable, percentile, root } from './lib.ts';
+import { waitForPort } from '../src/proxy/types/psk/index.ts';
+import { cpuSeconds, markdownTable, parseSize, percentile, root } from './lib.ts';
 import { freePort } from '../test/helpers/net.ts';
 
 const { values } = parseArgs({
@@ -59,14 +59,6 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
-
-function parseSize(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)([KMG]i?B?)?$/i.exec(s);
-  if (!m) throw new Error(`--bytes: ${s} is not a size like 256M or 1G`);
-  const unit = (m[2] ?? '').toUpperCase()[0];
-  return Math.round(Number(m[1]) * (unit === 'K' ? 1024 : unit === 'M' ? 1024 ** 2 : unit === 'G' ? 1024 ** 3 : 1));
-}
-
 
 /** Starts a process and resolves once a line on `stream` matches. */
 async function startProcess(argv: string[], stream: 'stdout' | 'stderr', ready: RegExp, input?: string): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
@@ -172,13 +164,6 @@ async function stopPaths(paths: Path[]): Promise<void> {
   await Promise.all(paths.flatMap((p) => p.hops.map((h) => h.stop())));
 }
 
-/** CPU seconds (user + system, all threads) a process has used: /proc/PID/stat fields 14 and 15. */
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
 /** Runs `fn` and returns its result with the CPU seconds each hop of `path` used meanwhile. */
 async function withCpu<T>(path: Path, fn: () => Promise<T> | T): Promise<{ value: T; cpu: number[] }> {
   const before = path.hops.map((h) => cpuSeconds(h.pid));

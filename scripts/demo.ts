@@ -15,7 +15,7 @@ import { LogTail, bundle, node, root } from '../test/helpers/init.ts';
 import { freePort } from '../test/helpers/net.ts';
 import { have } from '../test/helpers/tools.ts';
 import { createLog } from '../src/log.ts';
-import { waitForPort } from '../src/psk/ready.ts';
+import { waitForPort } from '../src/proxy/ready.ts';
 
 const say = (s = '') => console.log(s);
 const step = (n: number, s: string) => say(`\n[${n}] ${s}`);

@@ -7,7 +7,7 @@ import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { createLog, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
-import type { PskProxy, PskProxyOptions } from './psk/proxy.ts';
+import type { ListenerSet, RunningListener } from './proxy/start.ts';
 import type { SingleView } from './run/single-health.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
 import type { HealthConfig } from './config/schema-run.ts';
@@ -21,7 +21,8 @@ export interface Prepared {
   child: ChildSpec | undefined;
   gracePeriodMs?: number | undefined;
   stopSignal?: NodeJS.Signals | undefined;
-  psk?: PskProxyOptions | undefined;
+  /** In-process listeners (listeners: and psk:). */
+  listeners?: ListenerSet | undefined;
   /** processes:, rendered, in start order (src/run/). */
   units?: ProcessPlan[] | undefined;
   health?: HealthConfig | undefined;
@@ -61,12 +62,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const reaper = startReaping({ log, subreaper: cli.subreaper, owned: () => supervisor.ownedPids() });
   const bug = onInternalError(log, supervisor, cleanup);
 
+  let closed: Promise<unknown> | undefined;
   try {
     const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
     if (prepared.units) {
       const { runUnits } = await import('./run/index.ts');
       const status = await runUnits({
-        log, supervisor, plans: prepared.units, psk: prepared.psk, health: prepared.health,
+        log, supervisor, plans: prepared.units, listeners: prepared.listeners, health: prepared.health,
         gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS, signalGroup: cli.signalGroup,
       });
       reaper?.reap();
@@ -75,7 +77,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     if (!prepared.child) throw new Error('the bootstrap prepared nothing to run');
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
     if (cli.stopSignal === undefined && prepared.stopSignal !== undefined) supervisor.stopSignal = prepared.stopSignal;
-    const view: SingleView = { psk: { wanted: prepared.psk !== undefined } };
+    const view: SingleView = { listeners: prepared.listeners && { names: prepared.listeners.list.map((l) => l.name) } };
     if (prepared.health) {
       // Before the child: an endpoint that cannot listen fails the boot with nothing started.
       const { startSingleHealth } = await import('./run/index.ts');
@@ -85,12 +87,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     const pid = await supervisor.spawn(prepared.child);
     view.pid = pid;
     log.info({ pid, command: prepared.child.argv }, 'child started');
-    if (prepared.psk) {
-      const failure = await startPsk(prepared.psk, supervisor, cleanup, log, (proxy) => (view.psk!.proxy = proxy));
-      if (failure !== undefined) return failure;
+    if (prepared.listeners) {
+      const started = await runListeners(prepared.listeners, supervisor, cleanup, log, (running) => (view.listeners!.running = running));
+      if (typeof started === 'number') return started;
+      closed = started.closed;
     }
     const exit = await supervisor.wait();
     view.exitStatus = exit.status;
+    await closed; // the listeners close once the child is gone: let them finish (and log it)
     log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
     reaper?.reap();
     return bug.happened ? EXIT.software : exit.status;
@@ -161,25 +165,28 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
 }
 
 /**
- * Opens the TLS-PSK listener beside the running child (once its port accepts). The child's exit
- * ends the wait; if the listener cannot start, the child is stopped as by a SIGTERM and the init
- * exits with the listener's failure (the child's status would hide the cause). Returns that
- * status, or undefined when the proxy runs (or the child is already gone).
+ * Opens the configured listeners beside the running child (each once what it fronts accepts).
+ * The child's exit ends the wait; if a listener cannot start, the child is stopped as by a
+ * SIGTERM and the init exits with the listener's failure (the child's status would hide the
+ * cause). Returns that status, or `closed`: settles once the listeners have closed after the
+ * child's exit.
  */
-async function startPsk(options: PskProxyOptions, supervisor: Supervisor, cleanup: Cleanup, log: Log, opened: (proxy: PskProxy) => void): Promise<number | undefined> {
-  const { startPskProxy } = await import('./psk/index.ts');
+async function runListeners(
+  listeners: ListenerSet, supervisor: Supervisor, cleanup: Cleanup, log: Log, opened: (running: RunningListener[]) => void,
+): Promise<number | { closed: Promise<unknown> }> {
+  const { startListeners } = await import('./proxy/start.ts');
   const childGone = new AbortController();
-  void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the PSK listener opened')));
+  void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the listeners opened')));
   try {
-    const proxy = await startPskProxy({ ...options, signal: childGone.signal });
-    cleanup.add('close the PSK listener', () => void proxy.close());
-    opened(proxy);
-    void supervisor.wait().then(() => proxy.close());
-    return undefined;
+    const running = await startListeners({ listeners: listeners.list, secret: listeners.secret, tokens: listeners.tokens, log, signal: childGone.signal });
+    const closeAll = () => Promise.all(running.map((r) => r.handle.close()));
+    cleanup.add('close the listeners', () => void closeAll());
+    opened(running);
+    return { closed: supervisor.wait().then(closeAll) };
   } catch (err) {
-    if (childGone.signal.aborted) return undefined;
+    if (childGone.signal.aborted) return { closed: Promise.resolve() };
     const status = failed(log, err);
-    supervisor.stop('the PSK listener could not start');
+    supervisor.stop('a listener could not start');
     await supervisor.wait();
     return status;
   }

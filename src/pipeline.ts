@@ -9,12 +9,12 @@ import { withoutInitSettings } from './cli.ts';
 import { configError } from './errors.ts';
 import { loadConfig } from './config/load.ts';
 import { runIdentities, runWithCommand } from './config/local.ts';
-import type { Config, PskConfig } from './config/schema.ts';
+import type { Config } from './config/schema.ts';
+import { configuredListeners } from './config/schema-listeners.ts';
 import type { Log, LogLevel } from './log.ts';
 import { OutputDir } from './materialize/output-dir.ts';
 import { checkPemSecrets } from './materialize/pem.ts';
-import { combineShares } from './psk/combine.ts';
-import type { PskProxyOptions } from './psk/proxy.ts';
+import type { ListenerSet } from './proxy/start.ts';
 import { render, type Rendered } from './render/index.ts';
 import { renderUnits, type ProcessPlan } from './run/render-units.ts';
 import { checkUnits, type HealthConfig } from './config/schema-run.ts';
@@ -46,8 +46,8 @@ export interface Bootstrapped {
   /** processes:, rendered, in start order. */
   units: ProcessPlan[] | undefined;
   health: HealthConfig | undefined;
-  /** The TLS-PSK proxy to start once the child runs (its keys already combined, in memory). */
-  psk: PskProxyOptions | undefined;
+  /** In-process listeners (listeners: and psk:), with the secrets they read. */
+  listeners: ListenerSet | undefined;
 }
 
 /** Whether the attestation token must be read: an identity needs it, or the config checks claims. */
@@ -106,12 +106,8 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   const writeAll = (files: Rendered['files']) => {
     for (const f of files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
   };
-  // After rendering, as before processes: existed: a config error is reported before a bad share.
-  const withPsk = () => {
-    const psk = config.psk ? pskOptions(config.psk, secrets, log) : undefined;
-    if (psk) cleanup.add('wipe combined PSK keys', () => wipeKeys(psk));
-    return { psk, health: config.health };
-  };
+  // After rendering: a config error is reported before a bad share or certificate.
+  const withListeners = () => ({ listeners: planListeners(config, secrets), health: config.health });
 
   if (config.processes && order) {
     const { plans, files } = renderUnits({
@@ -125,13 +121,13 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
       },
     });
     writeAll(files);
-    return { ...withPsk(), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
+    return { ...withListeners(), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
   }
 
   const rendered = render({ run: runWithCommand(config, input.command), secrets: secretRefs, outputDir: out?.path ?? '' });
   writeAll(rendered.files);
   return {
-    ...withPsk(),
+    ...withListeners(),
     units: undefined,
     child: {
       argv: rendered.argv,
@@ -144,31 +140,24 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   };
 }
 
-/** Combines each identity's shares into its key; the shares themselves never leave memory. */
-function pskOptions(p: PskConfig, secrets: Map<string, SecretValue>, log: Log): PskProxyOptions {
-  const keys = new Map<string, Buffer>();
-  for (const [identity, ident] of Object.entries(p.identities)) {
-    const shares = ident.shares.map((name) => ({ name, value: secrets.get(name)!.data }));
-    const spec = ident.combine === 'hkdf-sha256' ? { method: ident.combine, salt: ident.salt!, info: ident.info! } : { method: ident.combine };
-    keys.set(identity, combineShares(shares, spec, identity));
-  }
-  log.info({ identities: [...keys.keys()], mode: p.mode }, 'PSK keys combined');
-  const common = {
-    listen: p.listen,
-    connect: p.connect,
-    tls: { tls12: p.tls12 },
-    timeouts: { handshakeMs: p.handshakeTimeout, idleMs: p.idleTimeout },
-    maxConnections: p.maxConnections,
-    log,
-  };
-  if (p.mode === 'server') return { ...common, mode: 'server', identities: keys, ready: { timeoutMs: p.readyTimeout } };
-  const [[identity, key]] = [...keys] as [[string, Buffer]];
-  return { ...common, mode: 'client', identity, key };
-}
+/**
+ * The listeners and read access to their secrets. Each type checks its secret material here
+ * (keys combine, certificates match their keys), so a bad secret stops the boot before any
+ * program starts.
+ */
+// Until the token sources are wired: a listener that needs a token says so at start.
+const NO_TOKENS = { source: () => ({ get: () => Promise.reject(new Error('no token sources in this build')) }) };
 
-function wipeKeys(o: PskProxyOptions): void {
-  if (o.mode === 'client') o.key.fill(0);
-  else for (const k of o.identities.values()) k.fill(0);
+function planListeners(config: Config, secrets: Map<string, SecretValue>): ListenerSet | undefined {
+  const planned = configuredListeners(config);
+  if (planned.length === 0) return undefined;
+  const secret = (name: string): Buffer => {
+    const s = secrets.get(name);
+    if (!s) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
+    return s.data;
+  };
+  for (const l of planned) l.type.check?.(l.config, secret, l.field);
+  return { list: planned.map(({ name, field, config: c }) => ({ name, field, config: c })), secret, tokens: NO_TOKENS };
 }
 
 function materialize(out: OutputDir | undefined, files: SecretValue[], config: Config): Map<string, string> {

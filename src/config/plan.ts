@@ -16,6 +16,7 @@ export { problemsOf } from './load.ts';
 import { commandProblem, outputDirProblem, runIdentities, runWithCommand } from './local.ts';
 import { unitsPlan } from '../run/plan-lines.ts';
 import type { Config } from './schema.ts';
+import { type ConfiguredListener, configuredListeners } from './schema-listeners.ts';
 
 const PLACEHOLDER_DIR = '/dev/shm/tee-init-XXXXXX';
 const octal = (m: number) => `0${m.toString(8)}`;
@@ -84,11 +85,8 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
     if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
   }
   if (config.health) add('health', `http://${config.health.listen}/healthz, /readyz, /metrics (loopback only)`);
-  if (config.psk) {
-    const p = config.psk;
-    add('psk', `${p.mode}: listen ${p.listen} -> ${p.connect}${p.tls12 ? ' (TLS 1.2 PSK suites enabled)' : ''}`,
-      ...Object.entries(p.identities).map(([id, i]) => `identity ${id} = ${i.combine}(${i.shares.join(', ')})`));
-  }
+  const listeners = configuredListeners(config);
+  if (listeners.length) add('listeners', ...listeners.map(describeListener));
   add('fetch', `deadline ${formatDuration(config.fetch.deadline)}, ${config.fetch.concurrency} at once`);
   const e = config.endpoints;
   add('endpoints', `sts ${e.sts}`, `iamcredentials ${e.iamcredentials}`, `secretmanager ${e.secretmanager ?? 'https://secretmanager.googleapis.com (regional refs: secretmanager.LOCATION.rep.googleapis.com)'}`, `teeserver ${e.teeserver}`);
@@ -106,13 +104,20 @@ function secretLines(config: Config, usedByPrograms: readonly string[], dir: str
   if (entries.length === 0) return ['none'];
   // A secret nothing refers to may still be read by the program at a fixed path; a typo in a
   // placeholder or a share list shows up here first.
-  const referenced = new Set([...usedByPrograms, ...Object.values(config.psk?.identities ?? {}).flatMap((i) => i.shares)]);
+  const referenced = new Set([...usedByPrograms, ...configuredListeners(config).flatMap((l) => l.type.secrets(l.config))]);
   const w = Math.max(...entries.map(([n]) => n.length));
   return entries.map(([name, s]) => {
     const from = s.source === 'gcp' ? `${s.ref} as ${s.credentials}` : `file ${s.path}`;
     const to = s.file ? `${join(dir, s.file)} ${octal(s.mode ?? 0o400)}` : 'memory only';
-    return `${name.padEnd(w)}  ${from} -> ${to}${referenced.has(name) ? '' : ' (not referenced by run or psk)'}`;
+    return `${name.padEnd(w)}  ${from} -> ${to}${referenced.has(name) ? '' : ' (not referenced by run or a listener)'}`;
   });
+}
+
+function describeListener({ name, type, config: c }: ConfiguredListener): string {
+  const mode = typeof c.mode === 'string' ? ` ${c.mode}` : '';
+  const to = typeof c.connect === 'string' ? ` -> ${c.connect}` : '';
+  const secrets = type.secrets(c);
+  return `${name}: ${c.type}${mode}, listen ${String(c.listen)}${to}${secrets.length ? ` (secrets ${secrets.join(', ')})` : ''}`;
 }
 
 function shellQuote(argv: readonly string[]): string {

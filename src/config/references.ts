@@ -1,10 +1,13 @@
 // Cross-field rules the schema cannot express on its own: names that must exist, files that
 // must not collide, combinations that go together. Every problem, one line each.
 import type { Config } from './schema.ts';
+import { checkListenerReferences } from './schema-listeners.ts';
 
 export function checkReferences(config: Config): string[] {
   const problems: string[] = [];
-  const fail = (field: string, message: string) => problems.push(`${field}: ${message}`);
+  const fail = (field: string, message: string): void => {
+    problems.push(`${field}: ${message}`);
+  };
   const files = new Map<string, string>();
   for (const [name, s] of Object.entries(config.secrets)) {
     if (s.source === 'gcp' && !(s.credentials in config.credentials)) {
@@ -23,21 +26,7 @@ export function checkReferences(config: Config): string[] {
     if (other) fail(`run.files[${i}].name`, `${JSON.stringify(f.name)} is also the file of ${other}: give each file its own name`);
     else files.set(f.name, `run.files[${i}]`);
   });
-  if (config.psk) {
-    for (const [id, ident] of Object.entries(config.psk.identities)) {
-      ident.shares.forEach((share, i) => {
-        if (!(share in config.secrets)) fail(`psk.identities.${id}.shares[${i}]`, `found ${JSON.stringify(share)}, but no secret has that name: write the name of a secret under secrets:`);
-      });
-      if (ident.combine === 'hkdf-sha256' && (ident.salt === undefined || ident.info === undefined)) {
-        fail(`psk.identities.${id}`, 'hkdf-sha256 needs both salt and info (both peers must use the same)');
-      }
-      if (ident.combine === 'sha256-concat' && (ident.salt !== undefined || ident.info !== undefined)) {
-        fail(`psk.identities.${id}`, 'salt and info apply to hkdf-sha256 only: remove them, or use combine: hkdf-sha256');
-      }
-    }
-    if (config.psk.mode === 'client' && Object.keys(config.psk.identities).length !== 1) {
-      fail('psk.identities', `client mode uses exactly one identity, found ${Object.keys(config.psk.identities).length}`);
-    }
-  }
+  // Listeners (and the psk: shorthand): their secrets, credentials and ports.
+  checkListenerReferences(config, fail);
   return problems;
 }

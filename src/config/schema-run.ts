@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { BaseSchema, Config } from './schema.ts';
 import { configError } from '../errors.ts';
 import { startOrder } from '../run/order.ts';
+import { configuredListeners, type ConfiguredListener, type ListenerConfig } from './schema-listeners.ts';
 import { FORWARDED_SIGNALS, parseStopSignal } from '../supervise/signals.ts';
 
 /** The building blocks schema.ts already has, passed in (schema.ts imports this file). */
@@ -119,12 +120,19 @@ export interface ProcessConfigFields {
 interface UnitsConfig {
   run: { preset: string; command?: unknown; user?: string | undefined; gracePeriod?: number | undefined; stopSignal?: string | undefined; env: object; files: unknown[]; with: object };
   processes?: Record<string, ProcessConfigFields> | undefined;
-  psk?: { mode: 'server' | 'client' } | undefined;
+  psk?: object | undefined;
+  listeners: Record<string, ListenerConfig>;
   output: { owner?: string | undefined };
 }
 
-/** Name of the unit the `psk:` listener becomes. */
-export const PSK_UNIT = 'psk';
+/**
+ * A listener that fronts the program (it waits for what it connects to: psk/tls server mode,
+ * a tunnel server) opens after every process and closes first; one the program connects
+ * through (client modes, egress proxy, metadata) opens first, and processes may be after it.
+ */
+export function frontsProcesses(l: ConfiguredListener): boolean {
+  return l.type.upstream(l.config) !== undefined;
+}
 
 /** Whether the config's run: section says anything (it has defaults even when absent). */
 function runGiven(run: UnitsConfig['run']): boolean {
@@ -133,8 +141,8 @@ function runGiven(run: UnitsConfig['run']): boolean {
 }
 
 /**
- * Cross-field rules of the run stage; returns the start order of the units (processes and the
- * PSK listener), or undefined for the single-process run:.
+ * Cross-field rules of the run stage; returns the start order of the units (processes and
+ * listeners), or undefined for the single-process run:.
  */
 export function checkUnits(config: UnitsConfig, origin: string): string[] | undefined {
   const fail = (field: string, message: string) => configError(`config ${origin}: ${field}: ${message}`);
@@ -147,17 +155,15 @@ export function checkUnits(config: UnitsConfig, origin: string): string[] | unde
     if (p.oneshot && p.ready) throw fail(`${field}.ready`, 'a oneshot is ready when it has exited 0; it takes no ready: check');
     if (p.oneshot && p.restart.policy === 'always') throw fail(`${field}.restart`, 'a oneshot cannot restart always (it is meant to finish); use on-failure or never');
   }
-  if (config.psk) {
-    if (Object.hasOwn(processes, PSK_UNIT)) throw fail(`processes.${PSK_UNIT}`, `the name ${PSK_UNIT} is the psk: listener's; rename the process`);
-    // A server-mode listener fronts the processes: it opens after all of them and closes first.
-    // A client-mode one is what processes connect through: they may be after it.
-    const server = config.psk.mode === 'server';
-    if (server) {
+  for (const l of configuredListeners(config)) {
+    if (Object.hasOwn(processes, l.name)) throw fail(`processes.${l.name}`, `the name ${l.name} is also a listener's (${l.field}); rename the process`);
+    const fronts = frontsProcesses(l);
+    if (fronts) {
       for (const n of nodes) {
-        if (n.after.includes(PSK_UNIT)) throw fail(n.field, `the psk listener in server mode opens after every process; ${n.name} cannot wait for it`);
+        if (n.after.includes(l.name)) throw fail(n.field, `listener ${l.name} fronts the processes and opens after every one of them; ${n.name} cannot wait for it`);
       }
     }
-    nodes.push({ name: PSK_UNIT, after: server ? Object.keys(processes) : [], field: 'psk' });
+    nodes.push({ name: l.name, after: fronts ? Object.keys(processes) : [], field: l.field });
   }
   try {
     return startOrder(nodes);

@@ -1,12 +1,13 @@
 // The config contract (DESIGN.md, "Configuration"), as a zod schema. Parsing yields typed,
 // defaulted values: durations in milliseconds, modes as numbers, endpoints filled in.
 import { z } from 'zod';
-import { checkDuration } from '../duration.ts';
-import { parseHostPort } from '../psk/address.ts';
 import { found } from './messages.ts';
 import { LOG_LEVELS } from '../log.ts';
 import { checkEndpointUrl } from './endpoints.ts';
 import { withUnits } from './schema-run.ts';
+import { pskShorthandSchema } from '../proxy/types/psk/config.ts';
+import { duration, hostPort, name } from './fields.ts';
+import { listenersSchema } from './schema-listeners.ts';
 
 export const DEFAULT_TOKEN_FILE = '/run/container_launcher/attestation_verifier_claims_token';
 export const DEFAULT_ENDPOINTS = {
@@ -15,24 +16,6 @@ export const DEFAULT_ENDPOINTS = {
   secretmanager: 'https://secretmanager.googleapis.com',
   teeserver: '/run/container_launcher/teeserver.sock',
 } as const;
-
-const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
-const name = (what: string) =>
-  z.string().regex(NAME, { error: `${what} must be a name: letters, digits, _ and - (at most 63), starting with a letter or _` });
-
-/**
- * A duration: "30s", "500ms", "2m", "1h", "1m30s", or a number of seconds. One rule for every
- * duration field (checkDuration): at most Node's timer limit, at least `minMs`.
- */
-const duration = (minMs = 0) =>
-  z.unknown().transform((v, ctx) => {
-    const { ms, problem } = checkDuration(v, minMs);
-    if (problem !== undefined) {
-      ctx.addIssue({ code: 'custom', message: problem });
-      return z.NEVER;
-    }
-    return ms;
-  });
 
 /**
  * File modes, best written as a quoted octal string ("0400"). YAML 1.2 reads an unquoted 0400
@@ -111,10 +94,6 @@ const fileSecret = z.strictObject({
 });
 const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: kindError('source', '"gcp" or "file"') });
 
-/**
- * HOST:PORT as the listener will parse it (parseHostPort), so that check refuses what the boot
- * would refuse after the child started. Port 0 (any free port) only where a listener binds.
- */
 /** As `docker run --user`; the ids themselves are checked when resolved (users.ts). */
 const userSpec = z.string().regex(/^([a-z_][a-z0-9_-]*\$?|\d+)(:([a-z_][a-z0-9_-]*|\d+))?$/, {
   error: 'write USER, UID, USER:GROUP or UID:GID (e.g. redis, 999, redis:redis, 999:999)',
@@ -129,32 +108,6 @@ const envName = z.string().regex(ENV_NAME, {
 });
 /** Numbers and true/false are taken as the text they read as (PORT: 8080), like docker compose. */
 const envValue = z.union([z.string(), z.number(), z.boolean()], { error: 'write text' }).transform(String);
-
-const hostPort = (field: string, allowPortZero: boolean) =>
-  z.string({ error: `write HOST:PORT, e.g. "${allowPortZero ? '0.0.0.0:8443' : '127.0.0.1:6379'}" (quoted)` }).superRefine((v, ctx) => {
-    if (!/^(\[[0-9a-fA-F:.]{2,45}\]|[A-Za-z0-9._-]{1,253}):\d{1,5}$/.test(v)) {
-      ctx.addIssue({ code: 'custom', message: `found ${found(v)}, write HOST:PORT (IPv6 in brackets, e.g. [::1]:6379)` });
-      return;
-    }
-    try {
-      parseHostPort(v, field, allowPortZero);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(`${field}: `, '') });
-    }
-  });
-
-/** OpenSSL's PSK_MAX_IDENTITY_LEN counts bytes, not characters. */
-const MAX_IDENTITY_BYTES = 128;
-const pskIdentityName = z.string().refine((id) => id !== '' && Buffer.byteLength(id, 'utf8') <= MAX_IDENTITY_BYTES, {
-  error: `an identity must be 1-${MAX_IDENTITY_BYTES} bytes of UTF-8 text (OpenSSL's limit)`,
-});
-
-const pskIdentity = z.strictObject({
-  shares: z.array(name('a share')).min(1),
-  combine: z.enum(['sha256-concat', 'hkdf-sha256'], { error: 'combine must be sha256-concat or hkdf-sha256 (there is no default)' }),
-  salt: z.string().min(1).optional(),
-  info: z.string().min(1).optional(),
-});
 
 const baseSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
@@ -205,20 +158,9 @@ const baseSchema = z.strictObject({
       gracePeriod: duration().optional(),
     })
     .default({ preset: 'none', with: {}, env: {}, files: [] }),
-  psk: z
-    .strictObject({
-      mode: z.enum(['server', 'client']),
-      listen: hostPort('psk.listen', true),
-      connect: hostPort('psk.connect', false),
-      identities: z.record(pskIdentityName, pskIdentity).refine((ids) => Object.keys(ids).length > 0, { error: 'found none, add at least one identity' }),
-      tls12: z.boolean().default(false),
-      handshakeTimeout: duration(1).default(10_000),
-      /** 0 = never. */
-      idleTimeout: duration().default(12 * 3_600_000),
-      maxConnections: z.number().int().min(1).max(100_000).default(1024),
-      readyTimeout: duration(1).default(30_000),
-    })
-    .optional(),
+  /** Shorthand for one listener named psk (src/proxy/types/psk/config.ts). */
+  psk: pskShorthandSchema.optional(),
+  listeners: listenersSchema,
   endpoints: z
     .strictObject({
       sts: url('endpoints.sts').default(DEFAULT_ENDPOINTS.sts),

@@ -26,6 +26,10 @@ export interface ListenerEnv {
   tokens: TokenSources;
   /** Aborts start-up (e.g. the wait for the upstream) when the init stops first. */
   signal: AbortSignal;
+  /** The config path of this listener for messages: `listeners.NAME`, or `psk` for the shorthand. */
+  field?: string;
+  /** Bind with SO_REUSEPORT: set when several worker threads serve the same port. */
+  reusePort?: boolean;
 }
 
 export interface ListenerHandle {
@@ -51,7 +55,21 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
   secrets(config: C): string[];
   /** Credentials names it mints tokens with (each must be configured). */
   credentials(config: C): string[];
-  /** The address that must accept TCP before the listener opens (what it fronts), if any. */
+  /**
+   * The address that must accept TCP before the listener opens (what it fronts), if any. The
+   * caller waits for it before start(); start() does not wait again.
+   */
   upstream(config: C): HostPort | undefined;
+  /**
+   * Checks the secret material (keys combine, certificate matches key) before any program
+   * starts, so a bad secret fails the boot with its own exit code. Wipes what it derives.
+   */
+  check?(config: C, secret: (name: string) => Buffer, field: string): void;
   start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
+  /**
+   * start() may run in a worker thread: it needs only its config and secrets (no tokens, no
+   * state of the init's thread). Such listeners serve from `workers:` threads (default: one
+   * per core, at most 4).
+   */
+  readonly workerSafe?: boolean;
 }

@@ -1,25 +1,24 @@
-// The run stage for `processes:` (loaded lazily by main.ts): the units, the PSK listener among
+// The run stage for `processes:` (loaded lazily by main.ts): the units, the listeners among
 // them, the health endpoint; the Supervisor hands every signal to the runner.
-import { PSK_UNIT, type HealthConfig } from '../config/schema-run.ts';
+import type { HealthConfig } from '../config/schema-run.ts';
 import type { Log } from '../log.ts';
-import type { PskProxyOptions } from '../psk/index.ts';
+import type { ListenerSet } from '../proxy/start.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
 import { startHealth } from './health.ts';
-import { pskListenerUnit } from './psk-listener.ts';
+import { listenerUnits } from './listener-units.ts';
 import type { ProcessPlan } from './render-units.ts';
 import { Runner } from './runner.ts';
 import type { UnitSpec } from './types.ts';
 
 export { startHealth } from './health.ts';
 export { startSingleHealth } from './single-health.ts';
-export { pskMetrics } from './psk-listener.ts';
 
 export interface RunUnitsInput {
   log: Log;
   supervisor: Supervisor;
   /** In start order. */
   plans: readonly ProcessPlan[];
-  psk: PskProxyOptions | undefined;
+  listeners: ListenerSet | undefined;
   health: HealthConfig | undefined;
   /** For units without their own gracePeriod: --grace-period, else the default. */
   gracePeriodMs: number;
@@ -29,12 +28,10 @@ export interface RunUnitsInput {
 /** Runs every unit to the end; resolves with the init's exit status. */
 export async function runUnits(input: RunUnitsInput): Promise<number> {
   const units: UnitSpec[] = input.plans.map((p) => ({ ...p, gracePeriodMs: p.gracePeriodMs ?? input.gracePeriodMs }));
-  if (input.psk) {
-    // Server mode fronts the processes: it opens after all of them (checkUnits keeps it so).
-    const server = input.psk.mode === 'server';
-    const unit = pskListenerUnit(PSK_UNIT, input.psk, server ? input.plans.map((p) => p.name) : []);
-    if (server) units.push(unit);
-    else units.unshift(unit);
+  if (input.listeners) {
+    const { first, last } = listenerUnits(input.listeners, input.plans.map((p) => p.name), input.log);
+    units.unshift(...first);
+    units.push(...last);
   }
   const runner = new Runner({ log: input.log, units, signalGroup: input.signalGroup });
   // Before any unit starts: an endpoint that cannot listen is a boot failure with nothing started.

@@ -3,7 +3,8 @@
 import { join } from 'node:path';
 import { formatDuration } from '../duration.ts';
 import type { Config } from '../config/schema.ts';
-import { checkUnits, PSK_UNIT } from '../config/schema-run.ts';
+import { checkUnits, frontsProcesses } from '../config/schema-run.ts';
+import { configuredListeners } from '../config/schema-listeners.ts';
 import { requiredSecrets, type SecretRef } from '../render/index.ts';
 import { describeReady } from './ready.ts';
 import { renderUnits } from './render-units.ts';
@@ -36,8 +37,8 @@ export function unitsPlan(config: Config, origin: string, secrets: Readonly<Reco
     rows.push([`process ${p.name}`, quote(p.child.argv)], ...how.map((h): [string, string] => ['', h]));
   }
   files.forEach((f, i) => rows.push([i === 0 ? 'files' : '', `${join(outputDir, f.name)} 0${f.mode.toString(8)} (rendered)`]));
-  if (config.psk && order.includes(PSK_UNIT)) {
-    rows.push([`listener ${PSK_UNIT}`, config.psk.mode === 'server' ? 'opens after every process is ready' : 'opens first: processes may be after it']);
+  for (const l of configuredListeners(config)) {
+    rows.push([`listener ${l.name}`, frontsProcesses(l) ? 'opens after every process is ready' : 'opens first: processes may be after it']);
   }
   const referenced = Object.values(config.processes).flatMap((p) => requiredSecrets({ preset: p.preset, with: p.with, command: p.command, env: p.env, files: p.files }));
   return { order, rows, referenced };

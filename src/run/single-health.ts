@@ -1,16 +1,15 @@
-// The health endpoint for the single process of run: (and its psk: listener): the same
+// The health endpoint for the single process of run: (and its listeners): the same
 // /healthz, /readyz and /metrics as with processes:, over a view of the Supervisor's one child.
 import type { Log } from '../log.ts';
-import type { PskProxy } from '../psk/index.ts';
+import type { RunningListener } from '../proxy/start.ts';
 import { startHealth, type Health } from './health.ts';
-import { pskMetrics } from './psk-listener.ts';
 import type { UnitStatus } from './types.ts';
 
 /** What main.ts knows about the one child and the listener, updated as they start and end. */
 export interface SingleView {
   pid?: number | undefined;
   exitStatus?: number | undefined;
-  psk?: { wanted: boolean; proxy?: PskProxy | undefined };
+  listeners?: { names: string[]; running?: RunningListener[] | undefined } | undefined;
 }
 
 export function startSingleHealth(listen: string, view: SingleView, log: Log): Promise<Health> {
@@ -20,9 +19,9 @@ export function startSingleHealth(listen: string, view: SingleView, log: Log): P
       name: 'run', kind: 'process', state: running ? 'ready' : view.exitStatus === undefined ? 'starting' : 'done', ready: running,
       pid: running ? view.pid : undefined, restarts: 0, exitStatus: view.exitStatus,
     }];
-    if (view.psk?.wanted) {
-      const proxy = view.psk.proxy;
-      out.push({ name: 'psk', kind: 'listener', state: proxy ? 'ready' : 'starting', ready: proxy !== undefined, pid: undefined, restarts: 0, exitStatus: undefined, stats: proxy ? pskMetrics(proxy.stats()) : undefined });
+    for (const name of view.listeners?.names ?? []) {
+      const handle = view.listeners?.running?.find((r) => r.name === name)?.handle;
+      out.push({ name, kind: 'listener', state: handle ? 'ready' : 'starting', ready: handle !== undefined, pid: undefined, restarts: 0, exitStatus: undefined, stats: handle?.stats() });
     }
     return out;
   };

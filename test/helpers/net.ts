@@ -1,4 +1,4 @@
-// A free port, shared by tests, benchmarks, the demo and the examples (readiness: src/psk/ready.ts).
+// A free port, shared by tests, benchmarks, the demo and the examples (readiness: src/proxy/ready.ts).
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 

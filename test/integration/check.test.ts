@@ -31,7 +31,7 @@ describe('tee-init check', () => {
     assert.match(out, /alice \(projects\/111\/.*alice-pool\/providers\/attestation, as tee-reader@alice-proj\.iam\.gserviceaccount\.com\)/);
     assert.match(out, new RegExp(`key +projects/alice-proj/secrets/server-key/versions/latest as alice -> ${b.outDir}/server\\.key 0400`));
     assert.match(out, new RegExp(`cert +.* -> ${b.outDir}/server\\.crt 0440`));
-    assert.match(out, /share_a +projects\/alice-proj\/secrets\/alice_psk\/versions\/latest as alice -> memory only \(not referenced by run or psk\)$/m);
+    assert.match(out, /share_a +projects\/alice-proj\/secrets\/alice_psk\/versions\/latest as alice -> memory only \(not referenced by run or a listener\)$/m);
     assert.match(out, /cert +.* 0440$/m, 'referenced by run.command');
     assert.match(out, /ca +.* 0400$/m, 'referenced by run.env');
     assert.match(out, new RegExp(`run +server --cert ${b.outDir}/server\\.crt`));

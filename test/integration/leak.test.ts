@@ -2,12 +2,16 @@
 // fail in the ways that log the most, with everything the init and its child printed scanned
 // for every secret (raw, trimmed, base64, hex) and for every token.
 import assert from 'node:assert/strict';
+import { execa } from 'execa';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { boot, type Boot } from '../helpers/boot.ts';
 import { node, runInit, startInit } from '../helpers/init.ts';
-import { createPki } from '../helpers/pki.ts';
+import { freePort } from '../helpers/net.ts';
+import { createPki, type Pki } from '../helpers/pki.ts';
+import { needs } from '../helpers/tools.ts';
 
 // The child prints its whole argv and environment, so they are scanned too.
 const CHILD = `console.log(JSON.stringify({ argv: process.argv, env: process.env }))`;
@@ -19,6 +23,8 @@ function needles(b: Boot, token: string): Map<string, string> {
     out.set(`${name} (raw)`, trimmed);
     out.set(`${name} (base64)`, v.toString('base64').replace(/=+$/, ''));
     out.set(`${name} (hex)`, Buffer.from(trimmed).toString('hex'));
+    // PEM: every full base64 line of the body on its own (a log could carry a fragment).
+    trimmed.split('\n').filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l)).forEach((l, i) => out.set(`${name} (PEM line ${i + 1})`, l));
   }
   out.set('attestation token', token);
   out.set('attestation token signature', token.split('.')[2]!);
@@ -151,5 +157,48 @@ describe('no key bytes when PEM checks or file sources refuse a secret', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('no secret in the output of a tls listener', () => {
+  let b: Boot;
+  let pki: Pki;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tee-init-leak-tls-'));
+    pki = createPki(dir);
+    b = await boot({ pem: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) } });
+  });
+  after(async () => {
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('trace level, accepted, refused and plaintext clients, XFCC and Client-Cert set: no key, cert or CA bytes logged', async (t) => {
+    if (!needs(t, 'curl', 'apt-get install curl')) return;
+    const [listen, backend] = [await freePort(), await freePort()];
+    const server = `require('http').createServer((q, s) => s.end(JSON.stringify(q.headers))).listen(${backend}, '127.0.0.1')`;
+    const config = b.config({
+      log: { level: 'trace' },
+      run: { command: [node, '-e', server] },
+      listeners: {
+        mesh: {
+          type: 'tls', mode: 'permissive', listen: `127.0.0.1:${listen}`, connect: `127.0.0.1:${backend}`,
+          tls: { cert: 'cert', key: 'key', ca: 'ca' }, http: { clientCert: true },
+        },
+      },
+    });
+    const { proc, log } = b.start(config, ['--log-level', 'trace']);
+    await log.waitFor('tls proxy listening', 15_000);
+    const https = ['-sS', '--noproxy', '*', '--cacert', pki.ca.cert, `https://127.0.0.1:${listen}/`];
+    const ok = await execa('curl', ['--cert', pki.client.cert, '--key', pki.client.key, ...https], { reject: false });
+    assert.match(ok.stdout, /x-forwarded-client-cert/);
+    await execa('curl', https, { reject: false }); // refused: no certificate
+    await execa('curl', ['-sS', '--noproxy', '*', `http://127.0.0.1:${listen}/`], { reject: false }); // plaintext
+    await log.waitFor('tls client refused');
+    proc.kill('SIGTERM');
+    const result = await proc;
+    const token = readFileSync(b.world.tokenFile, 'utf8').trim();
+    assert.deepEqual(scan(`${result.stdout}\n${result.stderr}`, needles(b, token)), []);
   });
 });

@@ -8,12 +8,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
+import { loadConfig } from '../../src/config/load.ts';
+import { configuredListeners } from '../../src/config/schema-listeners.ts';
 import { render, type RunSpec, type SecretRef } from '../../src/render/index.ts';
 import { needs } from '../helpers/tools.ts';
 import { envoyValidator, repoRoot } from './envoy-validator.ts';
 
 const examples = join(repoRoot, 'examples');
-const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'processes', 'health', 'psk', 'endpoints'];
+const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'processes', 'health', 'psk', 'listeners', 'endpoints'];
 const RUN_KEYS = ['preset', 'with', 'command', 'env', 'files', 'user', 'gracePeriod', 'stopSignal'];
 const PROCESS_KEYS = [...RUN_KEYS, 'after', 'ready', 'oneshot', 'restart', 'signals'];
 
@@ -21,12 +23,12 @@ type Config = Record<string, any>;
 const load = (name: string): Config => parse(readFileSync(join(examples, name, 'tee-init.yaml'), 'utf8'));
 
 test('there is one example per use, each with a config and a README', () => {
-  const dirs = readdirSync(examples).sort();
-  assert.deepEqual(dirs, ['envoy-http', 'envoy-network', 'local', 'postgres', 'psk', 'redis']);
+  const dirs = readdirSync(examples, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  for (const want of ['envoy-http', 'envoy-network', 'local', 'mtls-permissive', 'postgres', 'psk', 'redis']) assert.ok(dirs.includes(want), `examples/${want}`);
   for (const d of dirs) for (const f of ['tee-init.yaml', 'README.md']) assert.ok(existsSync(join(examples, d, f)), `${d}/${f}`);
 });
 
-for (const name of ['envoy-http', 'envoy-network', 'local', 'postgres', 'psk', 'redis']) {
+for (const name of readdirSync(examples, { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(join(examples, d.name, 'tee-init.yaml'))).map((d) => d.name)) {
   test(`example ${name}: its run section (or each of its processes) renders`, async (t) => {
     const c = load(name);
     for (const key of Object.keys(c)) assert.ok(SECTIONS.includes(key), `unknown section ${key}`);
@@ -38,11 +40,11 @@ for (const name of ['envoy-http', 'envoy-network', 'local', 'postgres', 'psk', '
       assert.ok(['gcp', 'file'].includes(s.source), `secrets.${sname}.source`);
       if (s.source === 'gcp') assert.ok(Object.hasOwn(c.credentials ?? {}, s.credentials), `secrets.${sname}.credentials names a credential`);
       else assert.ok(!s.path.startsWith('/'), `secrets.${sname}.path is relative to the config`);
-      secrets[sname] = s.file === undefined ? {} : { path: join(c.output.dir, s.file) };
+      secrets[sname] = s.file === undefined ? {} : { path: join(c.output?.dir ?? '/dev/shm/x', s.file) };
     }
     for (const r of runs) {
       const { preset, with: w, command, env, files } = r as RunSpec;
-      const rendered = render({ run: { preset, with: w, command, env, files }, secrets, outputDir: c.output.dir });
+      const rendered = render({ run: { preset, with: w, command, env, files }, secrets, outputDir: c.output?.dir ?? '' });
       if (preset?.startsWith('envoy')) {
         const v = await envoyValidator(t);
         if (!v) return;
@@ -66,4 +68,13 @@ test('examples/local: make-dev-secrets.sh creates the files the config reads, ch
   for (const s of Object.values<Config>(c.secrets)) assert.ok(existsSync(resolve(dir, s.path)), s.path);
   const secrets = join(dir, 'dev-secrets');
   execFileSync('openssl', ['verify', '-CAfile', join(secrets, 'ca.crt'), join(secrets, 'server.crt'), join(secrets, 'client.crt')], { stdio: 'ignore' });
+});
+
+test('examples/mtls-permissive: the full loader accepts it, and its listener is what the README says', () => {
+  const { config } = loadConfig(join(examples, 'mtls-permissive', 'tee-init.yaml'));
+  const [l] = configuredListeners(config);
+  assert.equal(l!.config.type, 'tls');
+  assert.equal(l!.config.mode, 'permissive');
+  assert.deepEqual(l!.config.http, { xfcc: 'sanitize-set', clientCert: false });
+  for (const n of ['ca', 'cert', 'key']) assert.equal(config.secrets[n]!.file, undefined, `${n} stays in memory`);
 });

@@ -1,0 +1,49 @@
+// Field types shared by the config schema and the listener types' schemas (which cannot import
+// schema.ts: it imports them). One rule per kind of field: every duration, name and HOST:PORT
+// of the config is checked the same way.
+import { z } from 'zod';
+import { checkDuration } from '../duration.ts';
+import { parseHostPort } from '../proxy/address.ts';
+import { found } from './messages.ts';
+
+export const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+export const name = (what: string) =>
+  z.string().regex(NAME, { error: `${what} must be a name: letters, digits, _ and - (at most 63), starting with a letter or _` });
+
+/**
+ * A duration: "30s", "500ms", "2m", "1h", "1m30s", or a number of seconds. One rule for every
+ * duration field (checkDuration): at most Node's timer limit, at least `minMs`.
+ */
+export const duration = (minMs = 0) =>
+  z.unknown().transform((v, ctx) => {
+    const { ms, problem } = checkDuration(v, minMs);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', message: problem });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/**
+ * HOST:PORT as the listener will parse it (parseHostPort), so that check refuses what the boot
+ * would refuse after the child started. Port 0 (any free port) only where a listener binds.
+ */
+export const hostPort = (field: string, allowPortZero: boolean) =>
+  z.string({ error: `write HOST:PORT, e.g. "${allowPortZero ? '0.0.0.0:8443' : '127.0.0.1:6379'}" (quoted)` }).superRefine((v, ctx) => {
+    if (!/^(\[[0-9a-fA-F:.]{2,45}\]|[A-Za-z0-9._-]{1,253}):\d{1,5}$/.test(v)) {
+      ctx.addIssue({ code: 'custom', message: `found ${found(v)}, write HOST:PORT (IPv6 in brackets, e.g. [::1]:6379)` });
+      return;
+    }
+    try {
+      parseHostPort(v, field, allowPortZero);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(`${field}: `, '') });
+    }
+  });
+
+/** OpenSSL's PSK_MAX_IDENTITY_LEN counts bytes, not characters. */
+export const MAX_IDENTITY_BYTES = 128;
+export const pskIdentityName = z.string().refine((id) => id !== '' && Buffer.byteLength(id, 'utf8') <= MAX_IDENTITY_BYTES, {
+  error: `an identity must be 1-${MAX_IDENTITY_BYTES} bytes of UTF-8 text (OpenSSL's limit)`,
+});
+

@@ -1,0 +1,78 @@
+// Starting the configured listeners beside the running program: for each, wait until what it
+// fronts accepts (the program takes a moment to start), then start it through its type. All
+// start together; if one fails, those already up are closed again and the failure is thrown.
+// Loaded lazily by main.ts (a LAZY entry of scripts/build.mjs).
+import { availableParallelism } from 'node:os';
+import type { TokenSources } from '../credentials/token-types.ts';
+import type { Log } from '../log.ts';
+import type { ListenerConfig } from '../config/schema-listeners.ts';
+import type { ListenerHandle } from './listener.ts';
+import { READY_DEFAULTS, waitForPort } from './ready.ts';
+import { type AnyListenerType, LISTENER_TYPES } from './types/index.ts';
+import { startInWorkers } from './workers.ts';
+
+const MAX_DEFAULT_WORKERS = 4;
+
+/** `workers:` if set, else one per core (at most 4) for types that can run in a worker; 0 = the init's thread. */
+export function workerCount(type: AnyListenerType, config: ListenerConfig): number {
+  if (!type.workerSafe) return 0;
+  if (typeof config.workers === 'number') return config.workers;
+  return Math.min(availableParallelism(), MAX_DEFAULT_WORKERS);
+}
+
+/** One listener as the bootstrap hands it over: plain data, so it can cross to a worker too. */
+export interface PlannedListener {
+  name: string;
+  field: string;
+  config: ListenerConfig;
+}
+
+/** What the bootstrap hands the run stage: the listeners and read access to their secrets. */
+export interface ListenerSet {
+  list: PlannedListener[];
+  /** Secret bytes by name, as fetched (zeroed by the cleanup when the init ends). */
+  secret(name: string): Buffer;
+  /** Tokens for the listeners that send them (http-proxy, metadata, tunnel). */
+  tokens: TokenSources;
+}
+
+export interface StartInput {
+  listeners: readonly PlannedListener[];
+  /** Secret bytes by name (the bootstrap's, wiped by its cleanup). */
+  secret(name: string): Buffer;
+  tokens: TokenSources;
+  log: Log;
+  /** Aborts the waits (the program exited, or the init is stopping). */
+  signal: AbortSignal;
+}
+
+export interface RunningListener {
+  name: string;
+  handle: ListenerHandle;
+}
+
+export async function startListeners(input: StartInput): Promise<RunningListener[]> {
+  const running: RunningListener[] = [];
+  const started = await Promise.allSettled(
+    input.listeners.map(async (l) => {
+      const type = LISTENER_TYPES[l.config.type]!;
+      const log = input.log.child({ listener: l.name });
+      const upstream = type.upstream(l.config);
+      if (upstream) {
+        const timeoutMs = typeof l.config.readyTimeout === 'number' ? l.config.readyTimeout : READY_DEFAULTS.timeoutMs;
+        await waitForPort(upstream, log, { timeoutMs, signal: input.signal, label: l.config.type, field: `${l.field}.connect` });
+      }
+      const count = workerCount(type, l.config);
+      const handle = count > 0
+        ? await startInWorkers({ name: l.name, field: l.field, config: l.config, type, count, secret: input.secret, log })
+        : await type.start(l.config, { name: l.name, field: l.field, log, secret: input.secret, tokens: input.tokens, signal: input.signal });
+      running.push({ name: l.name, handle });
+    }),
+  );
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(running.map((r) => r.handle.close()));
+    throw failed.reason;
+  }
+  return running;
+}

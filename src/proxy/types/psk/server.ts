@@ -1,0 +1,51 @@
+// Server mode: TLS-PSK in, plain TCP out to the supervised program.
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason } from '../../connection.ts';
+import { KEY_BYTES } from './combine.ts';
+import { type PskTlsOptions, versionOptions } from './tls-options.ts';
+
+export interface ServerModeOptions {
+  /** identity → key. Read during handshakes only; the caller keeps the buffers alive and unchanged. */
+  identities: ReadonlyMap<string, Buffer>;
+  tls: PskTlsOptions;
+}
+
+export function createPskServer({ identities, tls }: ServerModeOptions, ctx: ModeContext): Server {
+  const { stats, timeouts, warnHandshake } = ctx;
+  // The identity a client presented, for the log line if its handshake then fails.
+  const presented = new WeakMap<TLSSocket, string>();
+
+  const server = createServer({
+    ...versionOptions(tls),
+    allowHalfOpen: true,
+    noDelay: true,
+    keepAlive: true,
+    keepAliveInitialDelay: KEEPALIVE_MS,
+    handshakeTimeout: timeouts.handshakeMs,
+    pskCallback(socket, identity) {
+      presented.set(socket, identity);
+      // An unknown identity gets a fresh random key instead of null: the handshake then fails
+      // exactly as with a wrong key (bad binder), so a client cannot probe which identities exist.
+      // (null makes OpenSSL fall back to a certificate handshake, which fails differently.)
+      return identities.get(identity) ?? randomBytes(KEY_BYTES);
+    },
+  });
+
+  server.on('tlsClientError', (err, socket) => {
+    // Node leaves the socket open on a handshake timeout once this event has a listener.
+    socket.destroy();
+    stats.handshakeFailures++;
+    const identity = presented.get(socket);
+    warnHandshake(
+      { peer: peerOf(socket), identity, knownIdentity: identity === undefined ? undefined : identities.has(identity), reason: reason(err) },
+      'psk handshake failed',
+    );
+  });
+
+  server.on('secureConnection', (client: TLSSocket) => {
+    forwardToUpstream(ctx, client, client, { peer: peerOf(client), identity: presented.get(client) }, performance.now());
+  });
+
+  return server;
+}

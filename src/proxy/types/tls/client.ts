@@ -1,0 +1,31 @@
+// Client mode: plaintext in on a local port, mutual TLS out to a remote peer: our certificate,
+// the server's verified against the `ca` secret, and its name (or `servers:` rules) checked.
+import { X509Certificate } from 'node:crypto';
+import type { Server } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { createClientModeServer } from '../../client-mode.ts';
+import type { ModeContext } from '../../connection.ts';
+import type { TlsMaterial } from './context.ts';
+import { identityFields, peerIdentity, type PeerRule, ruleMatches } from './identity.ts';
+
+export interface ClientModeOptions {
+  material: () => TlsMaterial;
+  serverName: string | undefined;
+  servers: readonly PeerRule[] | undefined;
+}
+
+export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server {
+  const name = o.serverName ?? ctx.upstream.host;
+  const check = (host: string, cert: PeerCertificate): Error | undefined => {
+    if (!o.servers) return checkServerIdentity(name, cert);
+    const id = peerIdentity(new X509Certificate(cert.raw));
+    if (o.servers.some((r) => ruleMatches(r, id))) return undefined;
+    return Object.assign(new Error(`server certificate ${JSON.stringify(identityFields(id))} matches no servers: rule`), { code: 'ERR_TLS_SERVER_NOT_ALLOWED' });
+  };
+  return createClientModeServer(ctx, () => ({
+    secureContext: o.material().context,
+    ...(o.serverName ? { servername: o.serverName } : {}),
+    rejectUnauthorized: true,
+    checkServerIdentity: check,
+  }), { serverName: name });
+}

@@ -1,0 +1,61 @@
+// Who a peer is, from its certificate: the SANs that carry identities (URI for SPIFFE, DNS),
+// the subject, and the SHA-256 of the DER (XFCC's Hash). Rules of an allow-list match one of
+// them exactly or by prefix (reference/traffic.md §4: authorise by SAN, not by CN).
+import { createHash, type X509Certificate } from 'node:crypto';
+
+export interface PeerIdentity {
+  /** Hex SHA-256 of the certificate's DER. */
+  hash: string;
+  /** RFC 2253 order (most specific first), as Envoy prints it: "CN=client,O=Org". */
+  subject: string;
+  uris: string[];
+  dns: string[];
+  der: Buffer;
+}
+
+export type Match = string | { exact: string } | { prefix: string };
+export type PeerRule = { uri: Match } | { dns: Match } | { subject: string };
+
+export function peerIdentity(cert: X509Certificate): PeerIdentity {
+  const sans = parseSans(cert.subjectAltName);
+  return {
+    hash: createHash('sha256').update(cert.raw).digest('hex'),
+    subject: cert.subject.split('\n').reverse().join(','),
+    uris: sans.filter(([k]) => k === 'URI').map(([, v]) => v),
+    dns: sans.filter(([k]) => k === 'DNS').map(([, v]) => v),
+    der: cert.raw,
+  };
+}
+
+/**
+ * Node prints SANs as `DNS:a, URI:spiffe://x, IP Address:1.2.3.4`, with a value JSON-quoted
+ * when it holds a comma or a quote (so a crafted SAN cannot pose as two).
+ */
+export function parseSans(text: string | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  if (!text) return out;
+  const re = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/gy;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null && m[0] !== '') {
+    const raw = m[2]!;
+    out.push([m[1]!, raw.startsWith('"') ? (JSON.parse(raw) as string) : raw]);
+  }
+  return out;
+}
+
+function matchOne(m: Match, value: string): boolean {
+  if (typeof m === 'string') return value === m;
+  return 'exact' in m ? value === m.exact : value.startsWith(m.prefix);
+}
+
+export function ruleMatches(rule: PeerRule, id: PeerIdentity): boolean {
+  if ('uri' in rule) return id.uris.some((u) => matchOne(rule.uri, u));
+  if ('dns' in rule) return id.dns.some((d) => matchOne(rule.dns, d));
+  return id.subject === rule.subject;
+}
+
+/** Fields for a log line: who the peer says it is (never the certificate itself). */
+export function identityFields(id: PeerIdentity | undefined): Record<string, unknown> {
+  if (!id) return {};
+  return { subject: id.subject, ...(id.uris.length ? { uri: id.uris } : {}), ...(id.dns.length ? { dns: id.dns } : {}), certSha256: id.hash };
+}

@@ -1,0 +1,76 @@
+// Starting a tls listener (no schema here: this runs in worker threads too, which need not load
+// zod). The caller has waited for the upstream in server modes.
+import { parseHostPort, formatHostPort } from '../../address.ts';
+import { createEngine } from '../../engine.ts';
+import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../log-limit.ts';
+import { metrics } from '../../stats.ts';
+import { createTlsClient } from './client.ts';
+import type { TlsListenerConfig } from './config.ts';
+import { loadMaterial, type TlsMaterial } from './context.ts';
+import { createHttpForwarder, type HttpForwarder } from './http.ts';
+import { createTlsServers } from './server.ts';
+
+export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<ListenerHandle> {
+  const field = env.field ?? `listeners.${env.name}`;
+  const { log } = env;
+  let material: TlsMaterial = loadMaterial(c, env.secret, field);
+  const upstream = parseHostPort(c.connect, `${field}.connect`);
+  const engine = createEngine({
+    label: 'tls', field, upstream, log, upstreamKind: c.mode === 'client' ? 'remote peer' : 'upstream',
+    timeouts: { handshakeMs: c.handshakeTimeout, connectMs: c.connectTimeout, idleMs: c.idleTimeout },
+  });
+  let http: HttpForwarder | undefined;
+  let setMaterial = (m: TlsMaterial) => void (material = m);
+  let server;
+  if (c.mode === 'client') {
+    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers }, engine.ctx);
+  } else {
+    if (c.http) http = createHttpForwarder(engine.ctx, { xfcc: c.http.xfcc, clientCert: c.http.clientCert, own: () => material.own });
+    const servers = createTlsServers({
+      permissive: c.mode === 'permissive',
+      material: () => material,
+      clients: c.clients,
+      http,
+      warnRefused: limitedWarn(log, 'tls refused clients', LOG_LIMIT_DEFAULTS),
+      warnPlaintext: limitedWarn(log, 'tls plaintext clients', LOG_LIMIT_DEFAULTS),
+    }, engine.ctx);
+    server = servers.listener;
+    setMaterial = (m) => {
+      servers.setMaterial(m);
+      material = m;
+    };
+  }
+  let address;
+  try {
+    address = await engine.serve(server, parseHostPort(c.listen, `${field}.listen`, true), c.maxConnections, env.reusePort);
+  } catch (err) {
+    http?.close();
+    await engine.close();
+    throw err;
+  }
+  log.info({
+    mode: c.mode, listen: formatHostPort(address), connect: formatHostPort(upstream), tls: c.tls.tls12 ? 'TLSv1.2-1.3' : 'TLSv1.3',
+    certificate: material.own.subject, ...(material.own.uris.length ? { uri: material.own.uris } : {}),
+    ...(c.clients ? { clientRules: c.clients.length } : {}), ...(c.http ? { http: c.http } : {}), maxConnections: c.maxConnections,
+  }, 'tls proxy listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    stats: () => metrics(engine.stats),
+    async reload() {
+      const next = loadMaterial(c, env.secret, field); // throws, keeping the old material
+      setMaterial(next);
+      log.info({ certificate: next.own.subject, certSha256: next.own.hash }, 'tls certificates reloaded for new connections');
+    },
+    close() {
+      closing ??= (async () => {
+        http?.close();
+        await engine.close();
+        log.info({ mode: c.mode, ...engine.stats }, 'tls proxy closed');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,28 @@
+// Listeners (`listeners:` and the `psk:` shorthand) as units: each starts through the listener
+// engine (src/proxy/start.ts), waiting for its upstream like a boot with run: does. One that
+// fronts the processes (it connects to them) opens after all of them; one the processes
+// connect through opens first (checkUnits orders them the same way).
+import type { Log } from '../log.ts';
+import type { ListenerSet } from '../proxy/start.ts';
+import { LISTENER_TYPES } from '../proxy/types/index.ts';
+import type { ListenerUnitSpec } from './types.ts';
+
+export function listenerUnits(set: ListenerSet, processes: readonly string[], log: Log): { first: ListenerUnitSpec[]; last: ListenerUnitSpec[] } {
+  const first: ListenerUnitSpec[] = [];
+  const last: ListenerUnitSpec[] = [];
+  for (const planned of set.list) {
+    const fronts = LISTENER_TYPES[planned.config.type]!.upstream(planned.config) !== undefined;
+    const unit: ListenerUnitSpec = {
+      kind: 'listener',
+      name: planned.name,
+      after: fronts ? processes : [],
+      async start(signal) {
+        const { startListeners } = await import('../proxy/start.ts');
+        const [running] = await startListeners({ listeners: [planned], secret: set.secret, tokens: set.tokens, log, signal });
+        return running!.handle;
+      },
+    };
+    (fronts ? last : first).push(unit);
+  }
+  return { first, last };
+}

@@ -1,0 +1,70 @@
+// `listeners:` in the config: each entry checked by its type's schema from the listener table,
+// the `psk:` shorthand, and the cross-references (secrets, ports).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { planText } from '../../src/config/plan.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { configuredListeners } from '../../src/config/schema-listeners.ts';
+import { InitError } from '../../src/errors.ts';
+
+function configErr(text: string, pattern: RegExp): void {
+  assert.throws(() => parseConfig(text, 'c.yaml'), (err: unknown) => {
+    assert.ok(err instanceof InitError, String(err));
+    assert.equal(err.exitCode, 78);
+    assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+const SECRETS = 'secrets: { s1: { source: file, path: x }, s2: { source: file, path: y } }\n';
+const PSK = '{ type: psk, mode: server, listen: "0.0.0.0:8081", connect: "127.0.0.1:2", identities: { C: { shares: [s1, s2], combine: sha256-concat } } }';
+
+test('a psk listener under listeners: parses with its defaults, and the shorthand is the same listener', () => {
+  const c = parseConfig(`${SECRETS}listeners: { in: ${PSK} }`, 'c.yaml');
+  const [l] = configuredListeners(c);
+  assert.equal(l!.name, 'in');
+  assert.equal(l!.field, 'listeners.in');
+  assert.equal(l!.config.handshakeTimeout, 10_000);
+  assert.equal(l!.config.tls12, false);
+  const short = parseConfig(`${SECRETS}psk: ${PSK.replace('type: psk, ', '')}`, 'c.yaml');
+  const [s] = configuredListeners(short);
+  assert.equal(s!.name, 'psk');
+  assert.equal(s!.field, 'psk');
+  assert.deepEqual({ ...s!.config }, { ...l!.config });
+});
+
+test('listener errors name the field path', () => {
+  configErr(`listeners: { in: { type: socks, listen: "0.0.0.0:1" } }`, /listeners\.in\.type: type must be one of psk, tls.*got "socks"/);
+  configErr(`listeners: { in: 3 }`, /listeners\.in: must be an object with a type/);
+  configErr(`${SECRETS}listeners: { in: ${PSK.replace('mode: server', 'mode: server, colour: red')} }`, /listeners\.in: unknown field "colour"/);
+  configErr(`${SECRETS}listeners: { in: ${PSK.replace('[s1, s2]', '[s1, s3]')} }`, /listeners\.in\.identities\.C\.shares\[1\]: no secret named "s3"/);
+  configErr(`${SECRETS}listeners: { in: ${PSK.replace('combine: sha256-concat', 'combine: hkdf-sha256')} }`, /listeners\.in\.identities\.C: hkdf-sha256 needs both salt and info/);
+  configErr(`${SECRETS}listeners: { in: ${PSK.replace('"127.0.0.1:2"', 'nowhere')} }`, /listeners\.in\.connect: must be HOST:PORT/);
+  configErr(`${SECRETS}listeners: { "bad name": ${PSK} }`, /listeners\["bad name"\]: /);
+});
+
+test('cross-listener rules: psk: and listeners.psk both, two listeners on one port', () => {
+  configErr(`${SECRETS}psk: ${PSK.replace('type: psk, ', '')}\nlisteners: { psk: ${PSK} }`, /psk: there is also a listener named psk/);
+  configErr(`${SECRETS}listeners: { a: ${PSK}, b: ${PSK} }`, /listeners\.b\.listen: port 8081 is also the port of listeners\.a/);
+});
+
+test('tee-init check lists each listener with its type, mode, addresses and secrets', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tee-init-plan-'));
+  try {
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, `${SECRETS.replace('s2: { source: file, path: y }', 's2: { source: file, path: y }, c: { source: file, path: c }, k: { source: file, path: k }, a: { source: file, path: a }')}psk: ${PSK.replace('type: psk, ', '')}
+listeners:
+  mesh: { type: tls, mode: permissive, listen: "0.0.0.0:8443", connect: "127.0.0.1:8080", tls: { cert: c, key: k, ca: a } }
+run: { command: [sleep, "1"] }
+`);
+    const text = planText(file);
+    assert.match(text, /^listeners +psk: psk server, listen 0\.0\.0\.0:8081 -> 127\.0\.0\.1:2 \(secrets s1, s2\)$/m);
+    assert.match(text, /^ +mesh: tls permissive, listen 0\.0\.0\.0:8443 -> 127\.0\.0\.1:8080 \(secrets c, k, a\)$/m);
+    assert.doesNotMatch(text, /not referenced/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
