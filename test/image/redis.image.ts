@@ -1,3 +1,5 @@
+// Runs after the rest of `npm test`, alone (test/image/*.image.ts, not *.test.ts): building an
+// image keeps both cores busy for minutes, and the timing-sensitive tests must not share them.
 // The redis image, built for real (scripts/image.ts: buildah on stand-in bases from Debian
 // packages) and run with podman + runc as Confidential Space would run it: tee-init PID 1, file
 // secrets mounted read-only, /dev/shm a tmpfs, a published port, `podman stop`. Needs root and
