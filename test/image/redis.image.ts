@@ -177,6 +177,17 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
       // redis exits 0 on SIGTERM; the container's status is the child's.
       assert.equal(podmanOk(['inspect', '--format', '{{.State.ExitCode}}', name]), '0');
       assert.deepEqual(readdirSync(shm), [], 'tee-init must leave the tmpfs empty');
+
+      // No secret byte in anything the container printed (tee-init at its configured level,
+      // redis) nor in its recorded command line and environment.
+      const all = spawnSync('podman', ['logs', name], { env: containersEnv(), encoding: 'utf8' });
+      const printed = `${all.stdout}${all.stderr}${podmanOk(['inspect', name])}`;
+      assert.match(printed, /child started/);
+      for (const f of [pki.server.key, pki.server.cert, pki.ca.cert]) {
+        for (const line of readFileSync(f, 'utf8').split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))) {
+          assert.ok(!printed.includes(line), `${f}: a line of it was printed by the container`);
+        }
+      }
     } finally {
       logs?.stop();
       podman(['rm', '-f', name]);
