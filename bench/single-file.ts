@@ -100,19 +100,26 @@ function warmCompileCache(args: string[], env: NodeJS.ProcessEnv): string {
 const dirBytes = (dir: string): number =>
   readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).reduce((n, e) => n + statSync(join(e.parentPath, e.name)).size, 0);
 
-function wall(argv: string[], env: NodeJS.ProcessEnv): number {
+// Wall time, and the CPU time (user + system) of the command and its descendants, which a
+// loaded machine inflates much less than wall time: bash's `times` reports its children's
+// getrusage (ms resolution). bash's own start is outside both numbers' differences.
+interface Sample { wall: number; cpu: number }
+function measure(argv: string[], env: NodeJS.ProcessEnv): Sample {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env });
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return Number(process.hrtime.bigint() - t0) / 1e6;
+  const r = spawnSync('bash', ['-c', '"$@" >/dev/null 2>/tmp/.tee-init-bench-err </dev/null; s=$?; times; exit $s', 'bash', ...argv], { encoding: 'utf8', env });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${readFileSync('/tmp/.tee-init-bench-err', 'utf8')}`);
+  const children = r.stdout.trim().split('\n')[1] ?? '';
+  const secs = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return { wall, cpu: (secs.reduce((a, b) => a + b, 0)) * 1000 };
 }
 interface Case { argv: string[]; env?: NodeJS.ProcessEnv }
 // Interleaved, so drift in machine load hits every case alike.
-function compare(cases: Record<string, Case>): Record<string, number[]> {
-  const out: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+function compare(cases: Record<string, Case>): Record<string, Sample[]> {
+  const out: Record<string, Sample[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
   const env = (c: Case) => ({ ...process.env, ...c.env });
-  for (const c of Object.values(cases)) for (let i = 0; i < 3; i++) wall(c.argv, env(c));
-  for (let i = 0; i < runs; i++) for (const [k, c] of Object.entries(cases)) out[k]!.push(wall(c.argv, env(c)));
+  for (const c of Object.values(cases)) for (let i = 0; i < 3; i++) measure(c.argv, env(c));
+  for (let i = 0; i < runs; i++) for (const [k, c] of Object.entries(cases)) out[k]!.push(measure(c.argv, env(c)));
   return out;
 }
 
@@ -151,13 +158,15 @@ for (const [title, args] of sets) {
     SEA: { argv: [sea, ...args] },
     'SEA + code cache': { argv: [seaCached, ...args] },
   });
-  const base = percentile(r['node -e 0 (baseline)']!, 50);
-  const today = percentile(r['bundle (today)']!, 50);
+  const med = (k: string, f: keyof Sample) => percentile(r[k]!.map((x) => x[f]), 50);
+  const base = med('node -e 0 (baseline)', 'wall');
+  const today = med('bundle (today)', 'wall');
+  const todayCpu = med('bundle (today)', 'cpu');
   results.push(`\n## ${title} (${runs} runs each, interleaved)\n`);
-  results.push(markdownTable(['how', 'median ms', 'p90 ms', 'minus bare node ms', 'vs bundle'],
-    Object.entries(r).map(([k, v]) => {
-      const m = percentile(v, 50);
-      return [k, m.toFixed(1), percentile(v, 90).toFixed(1), (m - base).toFixed(1), (m / today).toFixed(2)];
+  results.push(markdownTable(['how', 'wall median ms', 'wall p90 ms', 'wall minus bare node', 'wall vs bundle', 'CPU median ms', 'CPU vs bundle'],
+    Object.keys(r).map((k) => {
+      const m = med(k, 'wall');
+      return [k, m.toFixed(1), percentile(r[k]!.map((x) => x.wall), 90).toFixed(1), (m - base).toFixed(1), (m / today).toFixed(2), med(k, 'cpu').toFixed(0), (med(k, 'cpu') / todayCpu).toFixed(2)];
     })));
 }
 rmSync(shm, { recursive: true, force: true });
