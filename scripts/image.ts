@@ -313,7 +313,14 @@ export function buildImage(name = 'redis', options: { noCache?: boolean; rebuild
   const ca = process.env.NODE_EXTRA_CA_CERTS;
   if (ca && existsSync(ca)) args.push('--secret', `id=npm-ca,src=${ca}`);
   seedNpmCache();
-  run('buildah', [...args, '.'], { cwd: root, capture: true });
+  try {
+    run('buildah', [...args, '.'], { cwd: root, capture: true });
+  } finally {
+    // buildah leaves a mounted working container for a stage that is only a COPY --from
+    // source (FROM ${REDIS} AS redis): remove them, or the clone's .cache cannot be deleted.
+    // The storage is this clone's alone, so every working container in it is ours.
+    spawnSync('buildah', ['rm', '--all'], { env: containersEnv(), stdio: 'ignore' });
+  }
   const t2 = performance.now();
   return {
     tag: variant.tag,
