@@ -229,6 +229,12 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
     assert.equal(again.id, built.id);
     assert.equal(again.digest, built.digest);
   });
+
+  await t.test('nothing is left behind: no container, no mounted working container', () => {
+    assert.equal(podmanOk(['ps', '-a', '-q']), '');
+    const working = spawnSync('buildah', ['containers', '-q'], { env: containersEnv(), encoding: 'utf8' });
+    assert.equal(working.stdout.trim(), '', 'buildah working containers keep layers mounted under .cache');
+  });
 });
 
 /** Follows the container's stdout (`podman logs -f`), to wait for a line rather than sleep. */
