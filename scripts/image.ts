@@ -1,4 +1,4 @@
-// `npm run image [-- VARIANT] [--no-cache] [--rebuild-bases]`: builds the container image with
+// `npm run image [-- VARIANT] [--no-cache] [--rebuild-bases]` (or `-- --clean`): builds the container image with
 // buildah from the project's Dockerfile, on stand-in base images made from Debian packages
 // (no registry is reachable here; production builds use the Dockerfile's distroless defaults).
 //
@@ -357,9 +357,23 @@ export function manifestDigest(ref: string): string {
 
 // ------------------------------------------------------------------------- command line
 
+/** Deletes the clone's container storage. containers/storage keeps its overlay directory
+ *  mounted, so `rm -rf .cache` alone fails with EBUSY: podman unmounts and removes it. */
+export function cleanStorage(): void {
+  spawnSync('buildah', ['rm', '--all'], { env: containersEnv(), stdio: 'ignore' });
+  run('podman', ['system', 'reset', '--force']);
+  rmSync(join(root, '.cache', 'containers'), { recursive: true, force: true });
+  rmSync(cache, { recursive: true, force: true });
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
   const name = argv.find((a) => !a.startsWith('--')) ?? 'redis';
+  if (argv.includes('--clean')) {
+    cleanStorage();
+    console.log('image: container storage and stand-ins removed from .cache/');
+    process.exit(0);
+  }
   try {
     const built = buildImage(name, { noCache: argv.includes('--no-cache'), rebuildBases: argv.includes('--rebuild-bases') });
     const size = podman(['image', 'inspect', '--format', '{{.Size}}', built.tag]);
