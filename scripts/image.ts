@@ -19,6 +19,8 @@ import { fileURLToPath } from 'node:url';
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cache = join(root, '.cache', 'image');
 const DEBIAN_SUITE = 'bookworm'; // distroless's -debian12
+// The machine's apt sources (mirror, proxy-friendly URIs), else Debian's CDN.
+const SOURCES = existsSync('/etc/apt/sources.list.d/debian.sources') ? '/etc/apt/sources.list.d/debian.sources' : 'http://deb.debian.org/debian';
 
 /** One image to build: the Dockerfile, and what stands in for the program's own image. */
 export interface Variant {
@@ -157,7 +159,7 @@ export function standInBases(name: string, variant: Variant, options: { rebuild?
   const npm = npmDir();
   const recipe = {
     suite: DEBIAN_SUITE,
-    sources: readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8'),
+    sources: SOURCES.startsWith('/') ? readFileSync(SOURCES, 'utf8') : SOURCES,
     runtime: RUNTIME_PACKAGES,
     build: BUILD_PACKAGES,
     program: variant.program,
@@ -185,7 +187,7 @@ export function standInBases(name: string, variant: Variant, options: { rebuild?
     const packages = [...RUNTIME_PACKAGES, ...BUILD_PACKAGES, ...variant.program.libraries, ...variant.program.packages];
     log(`stand-in bases: mmdebstrap ${DEBIAN_SUITE} (${packages.join(', ')})`);
     // extract: unpack the packages (and their dependencies), run no maintainer script.
-    run('mmdebstrap', ['--quiet', '--variant=extract', `--include=${packages.join(',')}`, '--skip=check/empty', DEBIAN_SUITE, `${rootfs}.tmp`, '/etc/apt/sources.list.d/debian.sources'], {
+    run('mmdebstrap', ['--quiet', '--variant=extract', `--include=${packages.join(',')}`, '--skip=check/empty', DEBIAN_SUITE, `${rootfs}.tmp`, SOURCES], {
       env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
     });
     renameSync(`${rootfs}.tmp`, rootfs);
