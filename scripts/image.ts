@@ -1,4 +1,4 @@
-// `npm run image [-- VARIANT] [--no-cache] [--rebuild-bases]`: builds the container image with
+// `npm run image [-- VARIANT] [--no-cache] [--rebuild-bases]` (or `-- --clean`): builds the container image with
 // buildah from the project's Dockerfile, on stand-in base images made from Debian packages
 // (no registry is reachable here; production builds use the Dockerfile's distroless defaults).
 //
@@ -19,6 +19,8 @@ import { fileURLToPath } from 'node:url';
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cache = join(root, '.cache', 'image');
 const DEBIAN_SUITE = 'bookworm'; // distroless's -debian12
+// The machine's apt sources (mirror, proxy-friendly URIs), else Debian's CDN.
+const SOURCES = existsSync('/etc/apt/sources.list.d/debian.sources') ? '/etc/apt/sources.list.d/debian.sources' : 'http://deb.debian.org/debian';
 
 /** One image to build: the Dockerfile, and what stands in for the program's own image. */
 export interface Variant {
@@ -157,7 +159,7 @@ export function standInBases(name: string, variant: Variant, options: { rebuild?
   const npm = npmDir();
   const recipe = {
     suite: DEBIAN_SUITE,
-    sources: readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8'),
+    sources: SOURCES.startsWith('/') ? readFileSync(SOURCES, 'utf8') : SOURCES,
     runtime: RUNTIME_PACKAGES,
     build: BUILD_PACKAGES,
     program: variant.program,
@@ -185,7 +187,7 @@ export function standInBases(name: string, variant: Variant, options: { rebuild?
     const packages = [...RUNTIME_PACKAGES, ...BUILD_PACKAGES, ...variant.program.libraries, ...variant.program.packages];
     log(`stand-in bases: mmdebstrap ${DEBIAN_SUITE} (${packages.join(', ')})`);
     // extract: unpack the packages (and their dependencies), run no maintainer script.
-    run('mmdebstrap', ['--quiet', '--variant=extract', `--include=${packages.join(',')}`, '--skip=check/empty', DEBIAN_SUITE, `${rootfs}.tmp`, '/etc/apt/sources.list.d/debian.sources'], {
+    run('mmdebstrap', ['--quiet', '--variant=extract', `--include=${packages.join(',')}`, '--skip=check/empty', DEBIAN_SUITE, `${rootfs}.tmp`, SOURCES], {
       env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
     });
     renameSync(`${rootfs}.tmp`, rootfs);
@@ -313,7 +315,14 @@ export function buildImage(name = 'redis', options: { noCache?: boolean; rebuild
   const ca = process.env.NODE_EXTRA_CA_CERTS;
   if (ca && existsSync(ca)) args.push('--secret', `id=npm-ca,src=${ca}`);
   seedNpmCache();
-  run('buildah', [...args, '.'], { cwd: root, capture: true });
+  try {
+    run('buildah', [...args, '.'], { cwd: root, capture: true });
+  } finally {
+    // buildah leaves a mounted working container for a stage that is only a COPY --from
+    // source (FROM ${REDIS} AS redis): remove them, or the clone's .cache cannot be deleted.
+    // The storage is this clone's alone, so every working container in it is ours.
+    spawnSync('buildah', ['rm', '--all'], { env: containersEnv(), stdio: 'ignore' });
+  }
   const t2 = performance.now();
   return {
     tag: variant.tag,
@@ -350,9 +359,23 @@ export function manifestDigest(ref: string): string {
 
 // ------------------------------------------------------------------------- command line
 
+/** Deletes the clone's container storage. containers/storage keeps its overlay directory
+ *  mounted, so `rm -rf .cache` alone fails with EBUSY: podman unmounts and removes it. */
+export function cleanStorage(): void {
+  spawnSync('buildah', ['rm', '--all'], { env: containersEnv(), stdio: 'ignore' });
+  run('podman', ['system', 'reset', '--force']);
+  rmSync(join(root, '.cache', 'containers'), { recursive: true, force: true });
+  rmSync(cache, { recursive: true, force: true });
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
   const name = argv.find((a) => !a.startsWith('--')) ?? 'redis';
+  if (argv.includes('--clean')) {
+    cleanStorage();
+    console.log('image: container storage and stand-ins removed from .cache/');
+    process.exit(0);
+  }
   try {
     const built = buildImage(name, { noCache: argv.includes('--no-cache'), rebuildBases: argv.includes('--rebuild-bases') });
     const size = podman(['image', 'inspect', '--format', '{{.Size}}', built.tag]);

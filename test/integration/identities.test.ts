@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { boot, type Boot } from '../helpers/boot.ts';
 import { node } from '../helpers/init.ts';
 import { isRoot } from '../helpers/tools.ts';
+import { nodeForOtherUsers } from '../helpers/node-for-others.ts';
 
 const HASHES = `const fs = require('fs'), c = require('crypto'); const out = {};
 for (const f of fs.readdirSync(process.env.OUT)) { const p = process.env.OUT + '/' + f, st = fs.statSync(p);
@@ -89,7 +90,9 @@ describe('identities and sources', () => {
   test('run.user drops the child to that user; the files are chowned to it (as root)', async (t) => {
     if (!isRoot) return t.skip('needs root to switch user');
     chmodSync(b.dir, 0o711); // let nobody through to the output dir
-    const config = b.config({ run: { command: [node, '-e', HASHES], env: { OUT: '{{output.dir}}' }, user: 'nobody' } });
+    const nobodysNode = nodeForOtherUsers(); // the clone may sit in root's 0700 home
+    t.after(() => nobodysNode.remove());
+    const config = b.config({ run: { command: [nobodysNode.path, '-e', HASHES], env: { OUT: '{{output.dir}}' }, user: 'nobody' } });
     const { proc, log } = b.start(config);
     const result = await proc;
     assert.equal(result.exitCode, 0, log.text);

@@ -1,3 +1,5 @@
+// Runs after the rest of `npm test`, alone (test/image/*.image.ts, not *.test.ts): building an
+// image keeps both cores busy for minutes, and the timing-sensitive tests must not share them.
 // The redis image, built for real (scripts/image.ts: buildah on stand-in bases from Debian
 // packages) and run with podman + runc as Confidential Space would run it: tee-init PID 1, file
 // secrets mounted read-only, /dev/shm a tmpfs, a published port, `podman stop`. Needs root and
@@ -175,6 +177,17 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
       // redis exits 0 on SIGTERM; the container's status is the child's.
       assert.equal(podmanOk(['inspect', '--format', '{{.State.ExitCode}}', name]), '0');
       assert.deepEqual(readdirSync(shm), [], 'tee-init must leave the tmpfs empty');
+
+      // No secret byte in anything the container printed (tee-init at its configured level,
+      // redis) nor in its recorded command line and environment.
+      const all = spawnSync('podman', ['logs', name], { env: containersEnv(), encoding: 'utf8' });
+      const printed = `${all.stdout}${all.stderr}${podmanOk(['inspect', name])}`;
+      assert.match(printed, /child started/);
+      for (const f of [pki.server.key, pki.server.cert, pki.ca.cert]) {
+        for (const line of readFileSync(f, 'utf8').split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))) {
+          assert.ok(!printed.includes(line), `${f}: a line of it was printed by the container`);
+        }
+      }
     } finally {
       logs?.stop();
       podman(['rm', '-f', name]);
@@ -215,6 +228,12 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
     t.diagnostic(`rebuilt without cache in ${again.seconds.image.toFixed(0)} s`);
     assert.equal(again.id, built.id);
     assert.equal(again.digest, built.digest);
+  });
+
+  await t.test('nothing is left behind: no container, no mounted working container', () => {
+    assert.equal(podmanOk(['ps', '-a', '-q']), '');
+    const working = spawnSync('buildah', ['containers', '-q'], { env: containersEnv(), encoding: 'utf8' });
+    assert.equal(working.stdout.trim(), '', 'buildah working containers keep layers mounted under .cache');
   });
 });
 
