@@ -17,7 +17,7 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 const name = (what: string) =>
   z.string().regex(NAME, { error: `${what} must be a name: letters, digits, _ and -, starting with a letter or _` });
 
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = typeof v === 'number' ? Math.round(v * 1000) : parseDuration(v);
   if (ms === undefined || ms < 0) {
     ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration: use e.g. 30s, 500ms, 2m` });
@@ -97,7 +97,7 @@ const fileSecret = z.strictObject({
 });
 const secret = z.discriminatedUnion('source', [gcpSecret, fileSecret], { error: 'source must be "gcp" or "file"' });
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'must be HOST:PORT' });
+export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'must be HOST:PORT' });
 
 const pskIdentity = z.strictObject({
   shares: z.array(name('a share')).min(1),

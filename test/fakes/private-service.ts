@@ -16,6 +16,8 @@ export interface PrivateServiceOptions {
   /** PEM certificate (chain) and key for its TLS. */
   cert: string | Buffer;
   key: string | Buffer;
+  /** Other audiences it accepts (Cloud Run's custom audiences); the URL always is one. */
+  audiences?: string[];
   /** Google's public keys (the fake GCP's googleKey.jwks). */
   jwks: JSONWebKeySet;
   /** The clock expiry is checked against (shared with the fake's, to move time in tests). */
@@ -57,7 +59,7 @@ export async function startPrivateService(options: PrivateServiceOptions): Promi
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     if (!m) return { ok: false, why: 'no bearer token' };
     try {
-      const { payload } = await jwtVerify(m[1]!, keys, { issuer: GOOGLE_ISSUER, audience, algorithms: ['RS256'], currentDate: new Date(now()) });
+      const { payload } = await jwtVerify(m[1]!, keys, { issuer: GOOGLE_ISSUER, audience: [audience, ...(options.audiences ?? [])], algorithms: ['RS256'], currentDate: new Date(now()) });
       return { ok: true, email: String(payload.email ?? '') };
     } catch (err) {
       return { ok: false, why: `${(err as { code?: string }).code ?? 'invalid'}: ${(err as Error).message}` };

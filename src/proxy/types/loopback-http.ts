@@ -1,0 +1,41 @@
+// What the http-proxy and metadata listeners share: an HTTP server that may listen on loopback
+// only (it hands out tokens to whoever connects), and a close that does not wait for keep-alive.
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { isLoopbackHost } from '../../config/endpoints.ts';
+import { parseHostPort } from '../../psk/address.ts';
+import type { HostPort } from '../listener.ts';
+
+/** `listen:` of a listener that must not be reachable from outside the VM. */
+export const loopbackListen = z.string().superRefine((v, ctx) => {
+  try {
+    const { host } = parseHostPort(v, 'listen', true);
+    if (!isLoopbackHost(host)) ctx.addIssue({ code: 'custom', message: `listen ${JSON.stringify(v)}: must be a loopback address (127.0.0.1:PORT or [::1]:PORT): it hands out tokens to whoever connects` });
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+export async function listenOn(server: Server, listen: string): Promise<HostPort> {
+  const { host, port } = parseHostPort(listen, 'listen', true);
+  server.listen({ host, port, exclusive: true });
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
+  const a = server.address() as AddressInfo;
+  return { host: a.address, port: a.port };
+}
+
+/** Stops listening and destroys every connection, idle or busy. */
+export async function closeServer(server: Server): Promise<void> {
+  if (!server.listening) return;
+  const closed = once(server, 'close');
+  server.close();
+  server.closeAllConnections();
+  await closed;
+}
+
+/** Whether a peer address is loopback (defence in depth behind the loopback bind). */
+export function fromLoopback(address: string | undefined): boolean {
+  return address !== undefined && isLoopbackHost(address.replace(/^::ffff:/, ''));
+}
