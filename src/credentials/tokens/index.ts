@@ -7,7 +7,7 @@ import type { Log } from '../../log.ts';
 import { errorText } from '../../secrets/classify.ts';
 import { retrying } from '../../secrets/retry.ts';
 import { createIdentities, type Identity, type IdentityContext, type IdentityOptions } from '../identities.ts';
-import type { Token, TokenConfig, TokenKind, TokenSource, TokenSources } from '../token-types.ts';
+import type { AccountInfo, Token, TokenConfig, TokenKind, TokenSource, TokenSources } from '../token-types.ts';
 import { accessToken } from './access-token.ts';
 import { attestation } from './attestation.ts';
 import { DEFAULT_TIMING, TokenCache, type CacheStats, type CacheTiming } from './cache.ts';
@@ -34,6 +34,17 @@ export interface TokenContext extends IdentityContext {
   retry: TokenRetry;
   now?: () => number;
   timing?: Partial<Omit<CacheTiming, 'now'>>;
+}
+
+/** What a credential's config tells about its account: no request is made. */
+export function accountOf(credential: CredentialConfig): AccountInfo {
+  if (credential.type === 'adc') return {};
+  const sa = credential.serviceAccount;
+  return {
+    email: sa,
+    projectId: sa === undefined ? undefined : /@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$/.exec(sa)?.[1],
+    projectNumber: /^projects\/(\d+)\//.exec(credential.provider)?.[1],
+  };
 }
 
 export interface ManagedTokenSources extends TokenSources {
@@ -119,6 +130,10 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
       let entry = sources.get(key);
       if (!entry) sources.set(key, (entry = build(config)));
       return entry.source;
+    },
+    account(name) {
+      const c = credentials[name];
+      return c === undefined ? undefined : accountOf(c);
     },
     stats() {
       const total: CacheStats = { hits: 0, mints: 0, failures: 0 };
