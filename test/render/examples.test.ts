@@ -21,7 +21,7 @@ const load = (name: string): Config => parse(readFileSync(join(examples, name, '
 
 test('there is one example per use, each with a config and a README', () => {
   const dirs = readdirSync(examples).sort();
-  assert.deepEqual(dirs, ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']);
+  assert.deepEqual(dirs, ['egress-id-token', 'envoy-http', 'envoy-network', 'local', 'psk', 'redis']);
   for (const d of dirs) for (const f of ['tee-init.yaml', 'README.md']) assert.ok(existsSync(join(examples, d, f)), `${d}/${f}`);
 });
 

@@ -146,3 +146,19 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
     },
   };
 }
+
+/** The token sources of a loaded config: its credentials, endpoints, and fetch timing (deadline, backoff). */
+export function tokenSourcesFor(config: Config, log: Log): ManagedTokenSources {
+  return createTokenSources(config.credentials, {
+    tokenFile: config.attestation.tokenFile,
+    endpoints: config.endpoints,
+    teeserverTimeoutMs: config.fetch.attemptTimeout,
+    log,
+    retry: {
+      deadlineMs: config.fetch.deadline,
+      initialBackoffMs: config.fetch.backoff.initial,
+      maxBackoffMs: config.fetch.backoff.max,
+      attemptTimeoutMs: config.fetch.attemptTimeout,
+    },
+  });
+}
