@@ -2,13 +2,14 @@
 // generateIdToken answers signed by the fake Google key, the real teeserver socket protocol.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createTokenSources, tokenConfigProblem, type ManagedTokenSources } from '../../src/credentials/tokens/index.ts';
+import { tokenConfigProblem, type ManagedTokenSources } from '../../src/credentials/tokens/index.ts';
 import type { TokenConfig } from '../../src/credentials/token-types.ts';
 import { InitError } from '../../src/errors.ts';
 import { EXIT } from '../../src/exit-codes.ts';
 import '../fakes/clients.ts';
 import { GOOGLE_ISSUER } from '../fakes/iamcredentials.ts';
 import { startWorld, type EmulatedWorld } from '../fakes/world.ts';
+import { worldCredentials, worldTokenSources } from '../helpers/egress.ts';
 import { memoryLog, type MemoryLog } from '../helpers/log.ts';
 
 describe('token sources', () => {
@@ -26,20 +27,10 @@ describe('token sources', () => {
     await w.close();
   });
 
-  const credentials = () => ({
-    alice: { type: 'confidential-space' as const, provider: w.providers.alice, serviceAccount: w.collaborators.alice.serviceAccount },
-    bob: { type: 'confidential-space' as const, provider: w.providers.bob },
-  });
+  const credentials = () => worldCredentials(w);
   const sources = () => {
     logs = memoryLog('trace');
-    const s = createTokenSources(credentials(), {
-      tokenFile: w.tokenFile,
-      endpoints: { ...w.endpoints, teeserver: w.endpoints.teeserver! },
-      teeserverTimeoutMs: 2000,
-      log: logs.log,
-      retry: { deadlineMs: 5000, initialBackoffMs: 10, maxBackoffMs: 50, attemptTimeoutMs: 2000 },
-      now,
-    });
+    const s = worldTokenSources(w, logs, now);
     made.push(s);
     return s;
   };

@@ -28,6 +28,26 @@ export interface IdentityBench {
   close(): Promise<void>;
 }
 
+/** alice (through her service account) and bob (direct), as the config would name them. */
+export function worldCredentials(world: EmulatedWorld) {
+  return {
+    alice: { type: 'confidential-space' as const, provider: world.providers.alice, serviceAccount: world.collaborators.alice.serviceAccount! },
+    bob: { type: 'confidential-space' as const, provider: world.providers.bob },
+  };
+}
+
+/** Real token sources against the world's fakes, with fast retries and the given clock. */
+export function worldTokenSources(world: EmulatedWorld, logs: MemoryLog, now: () => number): ManagedTokenSources {
+  return createTokenSources(worldCredentials(world), {
+    tokenFile: world.tokenFile,
+    endpoints: { ...world.endpoints, teeserver: world.endpoints.teeserver! },
+    teeserverTimeoutMs: 2000,
+    log: logs.log,
+    retry: { deadlineMs: 5000, initialBackoffMs: 10, maxBackoffMs: 100, attemptTimeoutMs: 2000 },
+    now,
+  });
+}
+
 export async function identityBench(options: { idTokenLifetimeS?: number } = {}): Promise<IdentityBench> {
   let offset = 0;
   const now = () => Date.now() + offset;
@@ -44,18 +64,8 @@ export async function identityBench(options: { idTokenLifetimeS?: number } = {})
     now,
   });
   const logs = memoryLog('trace');
-  const credentials = {
-    alice: { type: 'confidential-space' as const, provider: world.providers.alice, serviceAccount: world.collaborators.alice.serviceAccount! },
-    bob: { type: 'confidential-space' as const, provider: world.providers.bob },
-  };
-  const tokens = createTokenSources(credentials, {
-    tokenFile: world.tokenFile,
-    endpoints: { ...world.endpoints, teeserver: world.endpoints.teeserver! },
-    teeserverTimeoutMs: 2000,
-    log: logs.log,
-    retry: { deadlineMs: 5000, initialBackoffMs: 10, maxBackoffMs: 100, attemptTimeoutMs: 2000 },
-    now,
-  });
+  const credentials = worldCredentials(world);
+  const tokens = worldTokenSources(world, logs, now);
   const secrets: Record<string, Buffer> = { service_ca: readFileSync(pki.ca.cert) };
   const abort = new AbortController();
   return {

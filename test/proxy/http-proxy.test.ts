@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import type { ListenerHandle } from '../../src/proxy/listener.ts';
@@ -19,9 +21,23 @@ describe('http-proxy (egress) with curl and Python requests', () => {
   let b: IdentityBench;
   let proxy: ListenerHandle;
   let env: Record<string, string>;
+  let flaky: Server;
+  let flakyConnections = 0;
 
   before(async () => {
     b = await identityBench();
+    // Closes a kept-alive connection when its second request arrives, as a server whose idle
+    // timeout fires just as the proxy reuses the connection.
+    const perSocket = new WeakMap<object, number>();
+    flaky = createServer({ cert: readFileSync(b.pki.server.cert), key: readFileSync(b.pki.server.key) }, (req, res) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      if (n === 2) return void req.socket.destroy();
+      req.resume();
+      res.end(`connection ${flakyConnections}`);
+    });
+    flaky.on('secureConnection', () => flakyConnections++);
+    await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
     const address = `127.0.0.1:${b.service.port}`;
     const config = httpProxySchema.parse({
       type: 'http-proxy',
@@ -32,6 +48,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
         { hosts: ['serverless.a.run.app'], token: { kind: 'id-token', credentials: 'alice', audience: `https://${SERVICE_HOST}` }, header: 'x-serverless-authorization', ca: 'service_ca', address },
         { hosts: ['noca.a.run.app'], token: { kind: 'id-token', credentials: 'alice' }, address },
         { hosts: ['api.b.run.app'], pathPrefix: '/v1', token: { kind: 'id-token', credentials: 'alice' }, ca: 'service_ca', address },
+        { hosts: ['flaky.a.run.app'], ca: 'service_ca', address: `127.0.0.1:${(flaky.address() as AddressInfo).port}` },
         { hosts: ['*.a.run.app'], token: { kind: 'id-token', credentials: 'alice' }, ca: 'service_ca', address },
       ],
       tunnels: [address],
@@ -41,6 +58,8 @@ describe('http-proxy (egress) with curl and Python requests', () => {
   });
   after(async () => {
     await proxy?.close();
+    flaky?.closeAllConnections();
+    flaky?.close();
     await b?.close();
   });
 
@@ -179,6 +198,16 @@ print(json.dumps(out))`;
     const through = await curl(['--cacert', b.pki.ca.cert, `https://127.0.0.1:${b.service.port}/t`], { https_proxy: env.http_proxy!, NO_PROXY: '', no_proxy: '' });
     assert.match(through.head, /^HTTP\/1.1 200 Connection Established/m, through.stderr);
     assert.match(through.head, /^HTTP\/1.1 401/m, 'reached the service, which wants a token');
+  });
+
+  test('a kept-alive upstream connection the server closed: a body-less request is sent again on a new one, a POST is not', async () => {
+    const first = await curl(['http://flaky.a.run.app/1']);
+    assert.equal(first.stdout, 'connection 1');
+    const second = await curl(['http://flaky.a.run.app/2']);
+    assert.equal(second.stdout, 'connection 2', 'retried on a second connection');
+    const post = await curl(['--data-binary', 'x', 'http://flaky.a.run.app/3']);
+    assert.match(post.head, /^HTTP\/1.1 502/m);
+    assert.match(post.head, /^x-tee-init-reason: upstream flaky\.a\.run\.app: ECONNRESET/im);
   });
 
   test('a WebSocket upgrade is refused, not relayed', async () => {

@@ -1,7 +1,7 @@
 // One absolute-form request through the egress proxy: matched to a route, upgraded to https,
 // the route's token added, streamed both ways (bodies are never buffered), hop-by-hop headers
 // dropped, Host and SNI the destination's name. Anything not routed is refused with a reason.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { request, type Agent } from 'node:https';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -112,42 +112,53 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   headers.push(...endToEnd(req.rawHeaders, drop));
 
   const to = route.address ?? { host, port: upstreamPort };
-  const up = request({
-    host: to.host,
-    port: to.port,
-    ...(isIP(host) ? {} : { servername: host }),
-    method: req.method,
-    path: `${target.pathname}${target.search}`,
-    headers: headers as unknown as Record<string, string>,
-    agent: route.agent,
-    timeout: ctx.idleTimeoutMs,
-  });
-  let connectTimer: NodeJS.Timeout | undefined;
-  up.on('socket', (socket: TLSSocket) => {
-    if (!socket.connecting) return;
-    connectTimer = setTimeout(() => up.destroy(Object.assign(new Error(`no connection within ${ctx.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), ctx.connectTimeoutMs);
-    socket.once('secureConnect', () => clearTimeout(connectTimer));
-  });
-  up.on('timeout', () => up.destroy(Object.assign(new Error(`idle for ${ctx.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
-  up.on('error', (err: NodeJS.ErrnoException) => {
-    clearTimeout(connectTimer);
-    if (res.headersSent) return void res.destroy();
-    ctx.counters.upstreamErrors++;
-    const reason = upstreamReason(err, authority);
-    ctx.failed({ host, kind: 'upstream', code: err.code }, `egress proxy: ${reason}`);
-    req.resume();
-    refuse(res, err.code === 'ETIMEDOUT' ? 504 : 502, reason);
-  });
-  up.on('response', (upRes) => {
-    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, endToEnd(upRes.rawHeaders) as unknown as Record<string, string>);
-    upRes.pipe(res);
-    upRes.on('error', () => res.destroy());
-    res.on('finish', () => ctx.log.debug({ method: req.method, host, port, path: target.pathname, status: upRes.statusCode, ms: Math.round(performance.now() - started) }, 'egress request'));
-  });
+  // Without a body, a request that met a kept-alive connection the server had just closed is
+  // sent once more on a new one (the race every keep-alive client meets); with a body it cannot be.
+  const bodyless = !hasHeader(req.rawHeaders, 'transfer-encoding') && (req.headers['content-length'] ?? '0') === '0';
+  let up: ClientRequest;
+  const send = (retried: boolean) => {
+    up = request({
+      host: to.host,
+      port: to.port,
+      ...(isIP(host) ? {} : { servername: host }),
+      method: req.method,
+      path: `${target.pathname}${target.search}`,
+      headers: headers as unknown as Record<string, string>,
+      agent: route.agent,
+      timeout: ctx.idleTimeoutMs,
+    });
+    let connectTimer: NodeJS.Timeout | undefined;
+    up.on('socket', (socket: TLSSocket) => {
+      if (!socket.connecting) return;
+      connectTimer = setTimeout(() => up.destroy(Object.assign(new Error(`no connection within ${ctx.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), ctx.connectTimeoutMs);
+      socket.once('secureConnect', () => clearTimeout(connectTimer));
+    });
+    up.on('timeout', () => up.destroy(Object.assign(new Error(`idle for ${ctx.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    up.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(connectTimer);
+      if (res.headersSent) return void res.destroy();
+      if (bodyless && !retried && up.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !res.destroyed) return send(true);
+      ctx.counters.upstreamErrors++;
+      const reason = upstreamReason(err, authority);
+      ctx.failed({ host, kind: 'upstream', code: err.code }, `egress proxy: ${reason}`);
+      req.resume();
+      refuse(res, err.code === 'ETIMEDOUT' ? 504 : 502, reason);
+    });
+    up.on('response', (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, endToEnd(upRes.rawHeaders) as unknown as Record<string, string>);
+      upRes.pipe(res);
+      upRes.on('error', () => res.destroy());
+      res.on('finish', () => ctx.log.debug({ method: req.method, host, port, path: target.pathname, status: upRes.statusCode, ms: Math.round(performance.now() - started), retried }, 'egress request'));
+    });
+    if (bodyless) {
+      req.resume();
+      up.end();
+    } else req.pipe(up);
+  };
+  send(false);
   // The program went away: so does the upstream exchange.
   res.on('close', () => {
     if (!res.writableFinished) up.destroy();
   });
   req.on('error', () => up.destroy());
-  req.pipe(up);
 }

@@ -15,7 +15,7 @@ import type { ListenerEnv, ListenerHandle, ListenerType } from '../listener.ts';
 import { tunnel } from './http-proxy-connect.ts';
 import { forward, refuse, type ForwardContext, type LiveRoute, type ProxyCounters } from './http-proxy-forward.ts';
 import { hostPattern, tunnelPattern } from './http-proxy-routes.ts';
-import { closeServer, listenOn, loopbackListen } from './loopback-http.ts';
+import { closeServer, countConnections, listenOn, loopbackListen } from './loopback-http.ts';
 
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured secret' });
 
@@ -110,11 +110,7 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
       counters.refused++;
       socket.end('HTTP/1.1 501 Not Implemented\r\nX-Tee-Init-Reason: protocol upgrades (WebSocket) are not proxied\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     });
-    let connections = 0;
-    server.on('connection', (s: Socket) => {
-      connections++;
-      s.once('close', () => connections--);
-    });
+    const connections = countConnections(server);
     const address = await listenOn(server, config.listen);
     env.log.info({ listen: formatHostPort(address), routes: config.routes.length, tunnels: config.tunnels.length }, 'egress proxy listening');
     let closing: Promise<void> | undefined;
@@ -126,7 +122,7 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
         http_proxy_token_errors_total: counters.tokenErrors,
         http_proxy_upstream_errors_total: counters.upstreamErrors,
         http_proxy_tunnels_total: counters.tunnels,
-        http_proxy_connections: connections,
+        http_proxy_connections: connections(),
       }),
       async reload() {
         // New CA material for new upstream connections; exchanges in flight keep their agent.

@@ -2,7 +2,7 @@
 // only (it hands out tokens to whoever connects), and a close that does not wait for keep-alive.
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
 import { isLoopbackHost } from '../../config/endpoints.ts';
 import { parseHostPort } from '../../psk/address.ts';
@@ -38,4 +38,14 @@ export async function closeServer(server: Server): Promise<void> {
 /** Whether a peer address is loopback (defence in depth behind the loopback bind). */
 export function fromLoopback(address: string | undefined): boolean {
   return address !== undefined && isLoopbackHost(address.replace(/^::ffff:/, ''));
+}
+
+/** A live count of the server's open connections, for stats(). */
+export function countConnections(server: Server): () => number {
+  let open = 0;
+  server.on('connection', (s: Socket) => {
+    open++;
+    s.once('close', () => open--);
+  });
+  return () => open;
 }

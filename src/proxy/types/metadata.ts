@@ -13,7 +13,7 @@ import { formatHostPort } from '../../psk/address.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../psk/log-limit.ts';
 import { errorText } from '../../secrets/classify.ts';
 import type { ListenerHandle, ListenerType } from '../listener.ts';
-import { closeServer, fromLoopback, listenOn, loopbackListen } from './loopback-http.ts';
+import { closeServer, countConnections, fromLoopback, listenOn, loopbackListen } from './loopback-http.ts';
 import { notFound, route, type Answer, type MetadataSources } from './metadata-paths.ts';
 
 export const metadataSchema = z.strictObject({
@@ -107,11 +107,7 @@ export const metadataType: ListenerType<MetadataConfig> = {
         if (!res.headersSent) send(res, { status: 500, text: 'internal error\n' });
       });
     });
-    let connections = 0;
-    server.on('connection', (s: Socket) => {
-      connections++;
-      s.once('close', () => connections--);
-    });
+    const connections = countConnections(server);
     const address = await listenOn(server, config.listen);
     env.log.info({ listen: formatHostPort(address), credentials: config.credentials, email: account.email, projectId: account.projectId }, 'metadata server listening');
     let closing: Promise<void> | undefined;
@@ -121,7 +117,7 @@ export const metadataType: ListenerType<MetadataConfig> = {
         metadata_requests_total: counters.requests,
         metadata_refused_total: counters.refused,
         metadata_token_errors_total: counters.tokenErrors,
-        metadata_connections: connections,
+        metadata_connections: connections(),
       }),
       reload: async () => {},
       close: () => (closing ??= closeServer(server)),
