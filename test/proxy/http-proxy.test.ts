@@ -13,6 +13,7 @@ import type { ListenerHandle } from '../../src/proxy/listener.ts';
 import { httpProxyEnv } from '../../src/proxy/types/http-proxy-env.ts';
 import { httpProxySchema, httpProxyType } from '../../src/proxy/types/http-proxy.ts';
 import { identityBench, SERVICE_HOST, type IdentityBench } from '../helpers/egress.ts';
+import { createPki } from '../helpers/pki.ts';
 import { needs } from '../helpers/tools.ts';
 
 const PYTHON = '/usr/bin/python3';
@@ -32,6 +33,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
     flaky = createServer({ cert: readFileSync(b.pki.server.cert), key: readFileSync(b.pki.server.key) }, (req, res) => {
       const n = (perSocket.get(req.socket) ?? 0) + 1;
       perSocket.set(req.socket, n);
+      if (req.url === '/hang') return; // never answers
       if (n === 2) return void req.socket.destroy();
       req.resume();
       res.end(`connection ${flakyConnections}`);
@@ -208,6 +210,29 @@ print(json.dumps(out))`;
     const post = await curl(['--data-binary', 'x', 'http://flaky.a.run.app/3']);
     assert.match(post.head, /^HTTP\/1.1 502/m);
     assert.match(post.head, /^x-tee-init-reason: upstream flaky\.a\.run\.app: ECONNRESET/im);
+  });
+
+  test('reload() takes a rotated CA for new connections; an upstream that stops answering gets 504 after idleTimeout', async () => {
+    const other = createPki(join(b.pki.dir, 'other'));
+    b.secrets.rot_ca = readFileSync(other.ca.cert);
+    const flakyAddress = `127.0.0.1:${(flaky.address() as AddressInfo).port}`;
+    const second = await httpProxyType.start(
+      httpProxySchema.parse({ type: 'http-proxy', listen: '127.0.0.1:0', idleTimeout: '300ms', routes: [{ hosts: ['flaky.a.run.app'], ca: 'rot_ca', address: flakyAddress }] }),
+      b.env('egress-2'),
+    );
+    try {
+      const via = { http_proxy: `http://127.0.0.1:${second.address.port}` };
+      const before = await curl(['http://flaky.a.run.app/x'], via);
+      assert.match(before.head, /^HTTP\/1.1 502/m);
+      b.secrets.rot_ca = readFileSync(b.pki.ca.cert);
+      await second.reload();
+      const after = await curl(['http://flaky.a.run.app/x'], via);
+      assert.match(after.stdout, /^connection \d+$/);
+      const hung = await curl(['http://flaky.a.run.app/hang'], via);
+      assert.match(hung.head, /^HTTP\/1.1 504/m);
+    } finally {
+      await second.close();
+    }
   });
 
   test('a WebSocket upgrade is refused, not relayed', async () => {
