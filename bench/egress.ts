@@ -91,7 +91,12 @@ writeFileSync(directScript, `wrk.headers["Authorization"] = "Bearer ${token.valu
 const proxyScript = join(dir, 'proxy.lua');
 writeFileSync(proxyScript, `wrk.path = "http://${HOST}/hello"\n`);
 
-interface Result { rps: number; p50: number; p99: number }
+interface Result { rps: number; p50: number; p99: number; cpuUsPerRequest?: number }
+/** CPU time (user + system) of a process so far, in ms (clock ticks of 10 ms). */
+const cpuMs = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
 const toMs = (v: string) => {
   const m = /^([\d.]+)(us|ms|s)$/.exec(v)!;
   return Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 's' ? 1e3 : 1);
@@ -99,9 +104,12 @@ const toMs = (v: string) => {
 // Asynchronous: the service answers from this process's event loop meanwhile.
 async function wrk(path: 'direct' | 'proxy', connections: number): Promise<Result> {
   const url = path === 'direct' ? `https://127.0.0.1:${service.port}/hello` : `http://127.0.0.1:${proxyPort}/`;
+  const cpu0 = cpuMs(proc.pid!);
   const { stdout: out } = await promisify(execFile)('wrk', ['-t1', `-c${connections}`, `-d${DURATION}s`, '--latency', '-s', path === 'direct' ? directScript : proxyScript, url], { encoding: 'utf8' });
   if (/Non-2xx/.test(out)) throw new Error(`${path}: non-2xx answers:\n${out}`);
+  const requests = Number(/(\d+) requests in/.exec(out)![1]);
   return {
+    ...(path === 'proxy' ? { cpuUsPerRequest: ((cpuMs(proc.pid!) - cpu0) * 1000) / requests } : {}),
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]),
     p50: toMs(/\s50%\s+(\S+)/.exec(out)![1]!),
     p99: toMs(/\s99%\s+(\S+)/.exec(out)![1]!),
@@ -115,11 +123,12 @@ for (const c of CONNECTIONS) {
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const d = { rps: med(acc.direct.map((x) => x.rps)), p50: med(acc.direct.map((x) => x.p50)), p99: med(acc.direct.map((x) => x.p99)) };
   const p = { rps: med(acc.proxy.map((x) => x.rps)), p50: med(acc.proxy.map((x) => x.p50)), p99: med(acc.proxy.map((x) => x.p99)) };
-  rows.push([String(c), d.rps.toFixed(0), p.rps.toFixed(0), `${(p.rps / d.rps).toFixed(2)}×`, `${d.p50.toFixed(2)} / ${d.p99.toFixed(2)}`, `${p.p50.toFixed(2)} / ${p.p99.toFixed(2)}`, `+${(p.p50 - d.p50).toFixed(2)}`]);
+  const cpu = med(acc.proxy.map((x) => x.cpuUsPerRequest!));
+  rows.push([String(c), d.rps.toFixed(0), p.rps.toFixed(0), `${(p.rps / d.rps).toFixed(2)}×`, `${d.p50.toFixed(2)} / ${d.p99.toFixed(2)}`, `${p.p50.toFixed(2)} / ${p.p99.toFixed(2)}`, `+${(p.p50 - d.p50).toFixed(2)}`, cpu.toFixed(0)]);
 }
 const mints = world.gcp.requestsOf('iam').filter((r) => r.path.endsWith(':generateIdToken')).length;
 console.log(`egress proxy vs direct https (wrk -t1, ${DURATION}s × ${RUNS} runs interleaved, medians; keep-alive both; machine shared)`);
-console.log(markdownTable(['connections', 'direct req/s', 'proxy req/s', 'proxy/direct', 'direct p50 / p99 ms', 'proxy p50 / p99 ms', 'added p50 ms'], rows));
+console.log(markdownTable(['connections', 'direct req/s', 'proxy req/s', 'proxy/direct', 'direct p50 / p99 ms', 'proxy p50 / p99 ms', 'added p50 ms', 'proxy CPU µs/request'], rows));
 console.log(`\nID tokens minted over the whole run: ${mints} (1 in this process, the rest by the proxy)`);
 console.log(markdownTable(['token cost', 'value'], [
   ['cold mint (STS + generateIdToken, loopback fakes)', `${coldMs.toFixed(1)} ms`],
