@@ -1,6 +1,7 @@
 // Installs what the tests need beyond node_modules, so that `npm ci && npm test` is the whole
 // set-up on a fresh Debian machine:
-//  - Debian packages for the real peers: redis-server/redis-cli, stunnel, openssl, unshare;
+//  - Debian packages for the real peers: redis-server/redis-cli, stunnel, openssl, unshare, curl,
+//    python3-requests and python3-google-auth;
 //    installed with apt-get when missing and running as root, otherwise named for you.
 //  - Node 22 from the npm registry into .cache/node22, to check the bundle runs on it.
 // Tests that need something still missing fail in CI (CI=true) and skip, saying so, elsewhere.
@@ -24,9 +25,16 @@ const TOOLS = {
   openssl: 'openssl',
   unshare: 'util-linux',
   python3: 'python3', // a listener that never accepts, for the PSK connect-timeout test
+  curl: 'curl', // the program behind the egress proxy
 };
+// Python modules of Debian's /usr/bin/python3 -> package (the program in the identity tests).
+const PY_MODULES = { requests: 'python3-requests', 'google.auth': 'python3-google-auth' };
+const havePy = (mod) => existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
 
-const missing = [...new Set(Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg))];
+const missing = [...new Set([
+  ...Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg),
+  ...Object.entries(PY_MODULES).filter(([mod]) => !havePy(mod)).map(([, pkg]) => pkg),
+])];
 if (missing.length > 0) {
   if (process.getuid?.() === 0 && have('apt-get')) {
     console.log(`test-setup: installing ${missing.join(' ')} with apt-get`);
