@@ -54,4 +54,9 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
   /** The address that must accept TCP before the listener opens (what it fronts), if any. */
   upstream(config: C): HostPort | undefined;
   start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
+  /**
+   * Variables for the program's environment once the listener is bound at `address` (e.g.
+   * HTTP_PROXY for an egress proxy), or {} when the config does not ask for them. Optional.
+   */
+  childEnv?(config: C, address: HostPort): Record<string, string>;
 }

@@ -56,7 +56,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
       tunnels: [address],
     });
     proxy = await httpProxyType.start(config, b.env('egress'));
-    env = { PATH: process.env.PATH!, ...httpProxyEnv(config, proxy.address) };
+    env = { PATH: process.env.PATH!, ...httpProxyType.childEnv!(config, proxy.address) };
   });
   after(async () => {
     await proxy?.close();

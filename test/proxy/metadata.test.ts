@@ -70,7 +70,7 @@ describe('metadata listener with Google client libraries in the child', () => {
       PATH: process.env.PATH!,
       HOME: mkdtempSync('/dev/shm/tee-init-home-'), // no gcloud config, no ADC file to find first
       NO_PROXY: '127.0.0.1,localhost',
-      ...metadataEnv(config, alice.address),
+      ...metadataType.childEnv!(config, alice.address),
       SM_PORT: String(b.world.gcp.port),
       SECRET,
       SERVICE_PORT: String(b.service.port),

@@ -12,6 +12,7 @@ import { tokenConfigSchema } from '../../credentials/token-types.ts';
 import { formatHostPort, parseHostPort } from '../../psk/address.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../psk/log-limit.ts';
 import type { ListenerEnv, ListenerHandle, ListenerType } from '../listener.ts';
+import { httpProxyEnv } from './http-proxy-env.ts';
 import { tunnel } from './http-proxy-connect.ts';
 import { forward, refuse, type ForwardContext, type LiveRoute, type ProxyCounters } from './http-proxy-forward.ts';
 import { hostPattern, tunnelPattern } from './http-proxy-routes.ts';
@@ -32,7 +33,7 @@ const route = z.strictObject({
   authorization: z.enum(['keep', 'replace']).default('keep'),
   /** Where the token goes: Authorization, or Cloud Run's X-Serverless-Authorization (leaves the program's Authorization to the service). */
   header: z.enum(['authorization', 'x-serverless-authorization']).default('authorization'),
-  /** A secret holding the PEM CA certificate(s) to verify the destination with, instead of the system roots. */
+  /** A secret holding the PEM CA certificate(s) to verify the destination with, instead of the public roots Node ships (the Mozilla list). */
   ca: secretName.optional(),
   /** Connect here instead of resolving the host (a Private Service Connect address); Host and SNI stay the host's. */
   address: hostPort.optional(),
@@ -83,6 +84,7 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
   secrets: (c) => c.routes.flatMap((r) => (r.ca ? [r.ca] : [])),
   credentials: (c) => c.routes.flatMap((r) => (r.token?.credentials ? [r.token.credentials] : [])),
   upstream: () => undefined,
+  childEnv: (config, address) => httpProxyEnv(config, address),
   async start(config, env): Promise<ListenerHandle> {
     let routes = liveRoutes(config, env);
     const retired: Agent[] = [];

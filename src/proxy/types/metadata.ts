@@ -13,6 +13,7 @@ import { formatHostPort } from '../../psk/address.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../psk/log-limit.ts';
 import { errorText } from '../../secrets/classify.ts';
 import type { ListenerHandle, ListenerType } from '../listener.ts';
+import { metadataEnv } from './metadata-env.ts';
 import { closeServer, countConnections, fromLoopback, listenOn, loopbackListen } from './loopback-http.ts';
 import { notFound, route, type Answer, type MetadataSources } from './metadata-paths.ts';
 
@@ -45,6 +46,7 @@ export const metadataType: ListenerType<MetadataConfig> = {
   secrets: () => [],
   credentials: (c) => [c.credentials],
   upstream: () => undefined,
+  childEnv: (config, address) => metadataEnv(config, address),
   async start(config, env): Promise<ListenerHandle> {
     const known: AccountInfo = env.tokens.account?.(config.credentials) ?? {};
     const account: AccountInfo = {
