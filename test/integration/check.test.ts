@@ -59,8 +59,17 @@ describe('tee-init check', () => {
   test('every example config checks', async () => {
     const dirs = readdirSync(join(root, 'examples'), { withFileTypes: true }).filter((d) => d.isDirectory());
     assert.ok(dirs.length >= 5);
+    // PENDING: examples whose `listeners:` the config schema learns when the listener engine is
+    // merged; until then `check` must refuse exactly that field (this fails once it no longer
+    // does: then drop the name here). test/proxy/egress-example.test.ts checks the listeners.
+    const pendingListeners = new Set(['egress-id-token']);
     for (const d of dirs) {
       const { result, code } = await runInit(['check', '--config', join(root, 'examples', d.name, 'tee-init.yaml')]);
+      if (pendingListeners.has(d.name)) {
+        assert.equal(code, 78, `${d.name}: ${result.stderr}`);
+        assert.match(String(result.stderr), /unknown field "listeners"/);
+        continue;
+      }
       assert.equal(code, 0, `${d.name}: ${result.stderr}`);
     }
   });
