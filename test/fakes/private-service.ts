@@ -18,8 +18,10 @@ export interface PrivateServiceOptions {
   key: string | Buffer;
   /** Other audiences it accepts (Cloud Run's custom audiences); the URL always is one. */
   audiences?: string[];
-  /** Google's public keys (the fake GCP's googleKey.jwks). */
+  /** Google's public keys (the fake GCP's googleKey.jwks), or the attestation service's. */
   jwks: JSONWebKeySet;
+  /** The issuer it trusts (default accounts.google.com; a verifier of attestation tokens: confidentialcomputing). */
+  issuer?: string;
   /** The clock expiry is checked against (shared with the fake's, to move time in tests). */
   now?: () => number;
 }
@@ -59,8 +61,10 @@ export async function startPrivateService(options: PrivateServiceOptions): Promi
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     if (!m) return { ok: false, why: 'no bearer token' };
     try {
-      const { payload } = await jwtVerify(m[1]!, keys, { issuer: GOOGLE_ISSUER, audience: [audience, ...(options.audiences ?? [])], algorithms: ['RS256'], currentDate: new Date(now()) });
-      return { ok: true, email: String(payload.email ?? '') };
+      const { payload } = await jwtVerify(m[1]!, keys, { issuer: options.issuer ?? GOOGLE_ISSUER, audience: [audience, ...(options.audiences ?? [])], algorithms: ['RS256'], currentDate: new Date(now()) });
+      // An attestation token names no account: say which image it attests instead.
+      const digest = (payload.submods as { container?: { image_digest?: string } } | undefined)?.container?.image_digest;
+      return { ok: true, email: payload.email !== undefined ? String(payload.email) : digest ? `image ${digest}` : '' };
     } catch (err) {
       return { ok: false, why: `${(err as { code?: string }).code ?? 'invalid'}: ${(err as Error).message}` };
     }

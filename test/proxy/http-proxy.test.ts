@@ -12,6 +12,8 @@ import { execa } from 'execa';
 import type { ListenerHandle } from '../../src/proxy/listener.ts';
 import { httpProxyEnv } from '../../src/proxy/types/http-proxy-env.ts';
 import { httpProxySchema, httpProxyType } from '../../src/proxy/types/http-proxy.ts';
+import { ISSUER } from '../fakes/attestation.ts';
+import { startPrivateService, type PrivateService } from '../fakes/private-service.ts';
 import { identityBench, SERVICE_HOST, type IdentityBench } from '../helpers/egress.ts';
 import { createPki } from '../helpers/pki.ts';
 import { needs } from '../helpers/tools.ts';
@@ -23,6 +25,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
   let proxy: ListenerHandle;
   let env: Record<string, string>;
   let flaky: Server;
+  let verifier: PrivateService;
   let flakyConnections = 0;
 
   before(async () => {
@@ -40,6 +43,8 @@ describe('http-proxy (egress) with curl and Python requests', () => {
     });
     flaky.on('secureConnection', () => flakyConnections++);
     await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
+    // A verifier of the collaborators' own, trusting the attestation service's keys.
+    verifier = await startPrivateService({ url: 'https://verifier.a.run.app', issuer: ISSUER, jwks: b.world.key.jwks, cert: readFileSync(b.pki.server.cert), key: readFileSync(b.pki.server.key) });
     const address = `127.0.0.1:${b.service.port}`;
     const config = httpProxySchema.parse({
       type: 'http-proxy',
@@ -50,6 +55,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
         { hosts: ['serverless.a.run.app'], token: { kind: 'id-token', credentials: 'alice', audience: `https://${SERVICE_HOST}` }, header: 'x-serverless-authorization', ca: 'service_ca', address },
         { hosts: ['noca.a.run.app'], token: { kind: 'id-token', credentials: 'alice' }, address },
         { hosts: ['api.b.run.app'], pathPrefix: '/v1', token: { kind: 'id-token', credentials: 'alice' }, ca: 'service_ca', address },
+        { hosts: ['verifier.a.run.app'], token: { kind: 'attestation', nonces: ['0123456789abcdef'] }, ca: 'service_ca', address: `127.0.0.1:${verifier.port}` },
         { hosts: ['flaky.a.run.app'], ca: 'service_ca', address: `127.0.0.1:${(flaky.address() as AddressInfo).port}` },
         { hosts: ['*.a.run.app'], token: { kind: 'id-token', credentials: 'alice' }, ca: 'service_ca', address },
       ],
@@ -60,6 +66,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
   });
   after(async () => {
     await proxy?.close();
+    await verifier?.close();
     flaky?.closeAllConnections();
     flaky?.close();
     await b?.close();
@@ -233,6 +240,13 @@ print(json.dumps(out))`;
     } finally {
       await second.close();
     }
+  });
+
+  test('an attestation route: the verifier gets a Confidential Space token for its URL, with the nonces', async () => {
+    const r = await curl(['http://verifier.a.run.app/attest']);
+    assert.equal(JSON.parse(r.stdout).email, `image ${b.world.imageDigest}`, r.stdout);
+    const asked = b.world.teeserver!.requests.at(-1)!;
+    assert.deepEqual(asked.options, { audience: 'https://verifier.a.run.app', token_type: 'OIDC', nonces: ['0123456789abcdef'] });
   });
 
   test('a WebSocket upgrade is refused, not relayed', async () => {

@@ -144,6 +144,8 @@ describe('metadata listener with Google client libraries in the child', () => {
     assert.equal(await (await get(alice, '/computeMetadata/v1/project/project-id?alt=json')).text(), '"alice-proj"');
     const rec = await get(alice, '/computeMetadata/v1/instance/service-accounts/default/?recursive=true');
     assert.deepEqual(await rec.json(), { aliases: ['default'], email, scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+    const scoped = await get(alice, '/computeMetadata/v1/instance/service-accounts/default/token?scopes=https://www.googleapis.com/auth/cloud-platform,https://www.googleapis.com/auth/userinfo.email');
+    assert.notEqual(((await scoped.json()) as { access_token: string }).access_token, tok.access_token, 'other scopes: another token');
     const noAud = await get(alice, '/computeMetadata/v1/instance/service-accounts/default/identity');
     assert.equal(noAud.status, 400);
     const id = await get(alice, '/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://aud.example&format=full');
