@@ -9,6 +9,8 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
+import { InitError } from '../../src/errors.ts';
+import { EXIT } from '../../src/exit-codes.ts';
 import type { ListenerHandle } from '../../src/proxy/listener.ts';
 import { httpProxyEnv } from '../../src/proxy/types/http-proxy-env.ts';
 import { httpProxySchema, httpProxyType } from '../../src/proxy/types/http-proxy.ts';
@@ -235,6 +237,9 @@ print(json.dumps(out))`;
       await second.reload();
       const after = await curl(['http://flaky.a.run.app/x'], via);
       assert.match(after.stdout, /^connection \d+$/);
+      b.secrets.rot_ca = Buffer.from('not a certificate');
+      await assert.rejects(second.reload(), /routes\[0\]\.ca: secret rot_ca is not usable as CA certificates/);
+      assert.match((await curl(['http://flaky.a.run.app/x'], via)).stdout, /^connection \d+$/, 'the old CA stays in use');
       const hung = await curl(['http://flaky.a.run.app/hang'], via);
       assert.match(hung.head, /^HTTP\/1.1 504/m);
     } finally {
@@ -252,6 +257,14 @@ print(json.dumps(out))`;
   test('a WebSocket upgrade is refused, not relayed', async () => {
     const r = await curl([`http://${SERVICE_HOST}/ws`, '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket']);
     assert.match(r.head, /^HTTP\/1.1 501/m);
+  });
+
+  test('a port in use: a config error (78) naming the listener field', async () => {
+    const config = httpProxySchema.parse({ type: 'http-proxy', listen: `127.0.0.1:${proxy.address.port}`, routes: [{ hosts: ['x.a.run.app'] }] });
+    const err = await httpProxyType.start(config, b.env('egress-dup')).catch((e: unknown) => e);
+    assert.ok(err instanceof InitError, String(err));
+    assert.equal(err.exitCode, EXIT.config);
+    assert.match(err.message, new RegExp(`^listeners\\.egress-dup\\.listen 127\\.0\\.0\\.1:${proxy.address.port}: cannot listen \\(EADDRINUSE\\)`));
   });
 
   test('the listen address must be loopback; a bare * is refused; env helper', () => {

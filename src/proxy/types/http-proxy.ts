@@ -6,9 +6,12 @@ import { createServer, type Server } from 'node:http';
 import { Agent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { duration, hostPort } from '../../config/schema.ts';
 import { tokenConfigSchema } from '../../credentials/token-types.ts';
+import { configError } from '../../errors.ts';
+import { errorText } from '../../secrets/classify.ts';
 import { formatHostPort, parseHostPort } from '../../psk/address.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../psk/log-limit.ts';
 import type { ListenerEnv, ListenerHandle, ListenerType } from '../listener.ts';
@@ -56,9 +59,18 @@ export const httpProxySchema = z.strictObject({
 export type HttpProxyConfig = z.infer<typeof httpProxySchema>;
 export type HttpProxyRoute = HttpProxyConfig['routes'][number];
 
-function agentFor(r: HttpProxyRoute, env: ListenerEnv): Agent {
+function agentFor(r: HttpProxyRoute, i: number, env: ListenerEnv): Agent {
   // A copy of the CA bytes as text: the agent keeps it; the secret buffer stays the init's.
   const ca = r.ca === undefined ? undefined : env.secret(r.ca).toString('utf8');
+  if (ca !== undefined) {
+    // Unusable material fails here (start: a config error; reload: rejected, the old kept), not at the first request.
+    try {
+      if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
+      createSecureContext({ ca });
+    } catch (err) {
+      throw configError(`listeners.${env.name}.routes[${i}].ca: secret ${r.ca} is not usable as CA certificates (${errorText(err)})`);
+    }
+  }
   return new Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo', ...(ca ? { ca } : {}) });
 }
 
@@ -74,7 +86,7 @@ function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
       header: r.header,
       replace: r.authorization === 'replace',
     },
-    agent: agentFor(r, env),
+    agent: agentFor(r, i, env),
   }));
 }
 
@@ -113,7 +125,8 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
       socket.end('HTTP/1.1 501 Not Implemented\r\nX-Tee-Init-Reason: protocol upgrades (WebSocket) are not proxied\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     });
     const connections = countConnections(server);
-    const address = await listenOn(server, config.listen);
+    const address = await listenOn(server, config.listen, env.name);
+    server.on('error', (err: NodeJS.ErrnoException) => env.log.error({ reason: err.code ?? err.message }, 'egress proxy: listener error'));
     env.log.info({ listen: formatHostPort(address), routes: config.routes.length, tunnels: config.tunnels.length }, 'egress proxy listening');
     let closing: Promise<void> | undefined;
     return {

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
 import { isLoopbackHost } from '../../config/endpoints.ts';
+import { configError } from '../../errors.ts';
 import { parseHostPort } from '../../psk/address.ts';
 import type { HostPort } from '../listener.ts';
 
@@ -18,10 +19,17 @@ export const loopbackListen = z.string().superRefine((v, ctx) => {
   }
 });
 
-export async function listenOn(server: Server, listen: string): Promise<HostPort> {
-  const { host, port } = parseHostPort(listen, 'listen', true);
+/** Binds `listen`; a port in use or an address not of this machine is a config error naming the listener. */
+export async function listenOn(server: Server, listen: string, name: string): Promise<HostPort> {
+  const { host, port } = parseHostPort(listen, `listeners.${name}.listen`, true);
   server.listen({ host, port, exclusive: true });
-  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
+  try {
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw configError(`listeners.${name}.listen ${listen}: cannot listen (${code}); choose a free port on a loopback address`);
+  }
+  // After listen, errors are per connection: logged by the caller, the listener keeps going.
   const a = server.address() as AddressInfo;
   return { host: a.address, port: a.port };
 }
