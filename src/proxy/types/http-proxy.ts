@@ -125,8 +125,7 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
       socket.end('HTTP/1.1 501 Not Implemented\r\nX-Tee-Init-Reason: protocol upgrades (WebSocket) are not proxied\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     });
     const connections = countConnections(server);
-    const address = await listenOn(server, config.listen, env.name);
-    server.on('error', (err: NodeJS.ErrnoException) => env.log.error({ reason: err.code ?? err.message }, 'egress proxy: listener error'));
+    const address = await listenOn(server, config.listen, env.name, env.log);
     env.log.info({ listen: formatHostPort(address), routes: config.routes.length, tunnels: config.tunnels.length }, 'egress proxy listening');
     let closing: Promise<void> | undefined;
     return {

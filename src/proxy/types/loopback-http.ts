@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
 import { isLoopbackHost } from '../../config/endpoints.ts';
 import { configError } from '../../errors.ts';
+import type { Log } from '../../log.ts';
 import { parseHostPort } from '../../psk/address.ts';
 import type { HostPort } from '../listener.ts';
 
@@ -20,7 +21,7 @@ export const loopbackListen = z.string().superRefine((v, ctx) => {
 });
 
 /** Binds `listen`; a port in use or an address not of this machine is a config error naming the listener. */
-export async function listenOn(server: Server, listen: string, name: string): Promise<HostPort> {
+export async function listenOn(server: Server, listen: string, name: string, log: Log): Promise<HostPort> {
   const { host, port } = parseHostPort(listen, `listeners.${name}.listen`, true);
   server.listen({ host, port, exclusive: true });
   try {
@@ -29,7 +30,8 @@ export async function listenOn(server: Server, listen: string, name: string): Pr
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw configError(`listeners.${name}.listen ${listen}: cannot listen (${code}); choose a free port on a loopback address`);
   }
-  // After listen, errors are per connection: logged by the caller, the listener keeps going.
+  // After listen, errors are per connection (EMFILE...): logged, the listener keeps going.
+  server.on('error', (err: NodeJS.ErrnoException) => log.error({ reason: err.code ?? err.message }, `listener ${name}: error`));
   const a = server.address() as AddressInfo;
   return { host: a.address, port: a.port };
 }

@@ -110,8 +110,7 @@ export const metadataType: ListenerType<MetadataConfig> = {
       });
     });
     const connections = countConnections(server);
-    const address = await listenOn(server, config.listen, env.name);
-    server.on('error', (err: NodeJS.ErrnoException) => env.log.error({ reason: err.code ?? err.message }, 'metadata server: listener error'));
+    const address = await listenOn(server, config.listen, env.name, env.log);
     env.log.info({ listen: formatHostPort(address), credentials: config.credentials, email: account.email, projectId: account.projectId }, 'metadata server listening');
     let closing: Promise<void> | undefined;
     return {
