@@ -2,6 +2,7 @@
 // Cloud Run-like service behind a test CA, real token sources against the fakes, and a real
 // ListenerEnv to start listener types with, in the test process.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTokenSources, type ManagedTokenSources } from '../../src/credentials/tokens/index.ts';
 import type { ListenerEnv } from '../../src/proxy/listener.ts';
@@ -52,7 +53,8 @@ export async function identityBench(options: { idTokenLifetimeS?: number } = {})
   let offset = 0;
   const now = () => Date.now() + offset;
   const world = await startWorld({ now, ...(options.idTokenLifetimeS ? { idTokenLifetimeS: options.idTokenLifetimeS } : {}) });
-  const dir = mkdtempSync('/dev/shm/tee-init-egress-');
+  // Not /dev/shm: the demo test counts what appears there while it runs.
+  const dir = mkdtempSync(join(tmpdir(), 'tee-init-egress-'));
   const pki = createPki(dir, { serverSans: [`DNS:${SERVICE_HOST}`, 'DNS:*.a.run.app', 'DNS:api.b.run.app', 'IP:127.0.0.1'] });
   const service = await startPrivateService({
     url: `https://${SERVICE_HOST}`,

@@ -1,5 +1,6 @@
 // PENDING (rename to test/integration/egress-e2e.test.ts at merge, once the listener engine
-// reads `listeners:` and the pipeline hands the listeners the token sources and adds their env).
+// reads `listeners:` and the pipeline hands the listeners tokenSourcesFor(config, log) and adds
+// each bound listener's ListenerType.childEnv(config, address) to the program's env).
 // The whole init (the bundle and a config) with an egress proxy and a metadata server, and an
 // unmodified Python program that (1) calls a private service at http://HOST/ through HTTP_PROXY
 // and (2) reads a secret with Google's client library through GCE_METADATA_*. Everything the
@@ -7,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startPrivateService, type PrivateService } from '../fakes/private-service.ts';
 import { boot, type Boot } from '../helpers/boot.ts';
@@ -40,7 +43,7 @@ describe('whole init: egress proxy and metadata server for an unmodified program
   before(async () => {
     b = await boot();
     b.world.addSecret(SECRET, value);
-    dir = mkdtempSync('/dev/shm/tee-init-e2e-pki-');
+    dir = mkdtempSync(join(tmpdir(), 'tee-init-e2e-pki-'));
     pki = createPki(dir, { serverSans: [`DNS:${HOST}`] });
     service = await startPrivateService({ url: `https://${HOST}`, cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key), jwks: b.world.gcp.googleKey.jwks });
   });

@@ -4,7 +4,8 @@
 // calling the private service with an ID token from /identity. Plus the protocol's guards.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import type { ListenerHandle } from '../../src/proxy/listener.ts';
@@ -63,12 +64,13 @@ describe('metadata listener with Google client libraries in the child', () => {
   before(async () => {
     b = await identityBench();
     b.world.addSecret(SECRET, value);
+    mkdirSync(join(b.pki.dir, 'home'));
     const config = metadataSchema.parse({ type: 'metadata', listen: '127.0.0.1:0', credentials: 'alice', env: true });
     alice = await metadataType.start(config, b.env('metadata'));
     bob = await metadataType.start(metadataSchema.parse({ type: 'metadata', listen: '127.0.0.1:0', credentials: 'bob' }), b.env('metadata-bob'));
     env = {
       PATH: process.env.PATH!,
-      HOME: mkdtempSync('/dev/shm/tee-init-home-'), // no gcloud config, no ADC file to find first
+      HOME: join(b.pki.dir, 'home'), // no gcloud config, no ADC file to find first (removed with the bench)
       NO_PROXY: '127.0.0.1,localhost',
       ...metadataType.childEnv!(config, alice.address),
       SM_PORT: String(b.world.gcp.port),
