@@ -1,7 +1,8 @@
 // Installs what the tests need beyond node_modules, so that `npm ci && npm test` is the whole
 // set-up on a fresh Debian machine:
-//  - Debian packages for the real peers: redis-server/redis-cli, stunnel, openssl, unshare,
-//    and the container tools test/image builds and runs the image with (buildah, podman, runc...);
+//  - Debian packages for the real peers: redis-server/redis-cli, stunnel, openssl, unshare, curl,
+//    python3-requests and python3-google-auth, and the container tools test/image builds and
+//    runs the image with (buildah, podman, runc...);
 //    installed with apt-get when missing and running as root, otherwise named for you.
 //  - Node 22 from the npm registry into .cache/node22: an older Node than the bundle supports
 //    (package.json engines), to check that it refuses it in one line.
@@ -38,7 +39,11 @@ const TOOLS = {
   iptables: 'iptables', // podman's published ports
   '/usr/lib/podman/netavark': 'netavark',
   '/usr/lib/podman/aardvark-dns': 'aardvark-dns',
+  curl: 'curl', // the program behind the egress proxy
 };
+// Python modules of Debian's /usr/bin/python3 -> package (the program in the identity tests).
+const PY_MODULES = { requests: 'python3-requests', 'google.auth': 'python3-google-auth' };
+const havePy = (mod) => existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
 
 // Things that are not a command on PATH: a check, and the Debian package that satisfies it.
 const CHECKS = [
@@ -51,6 +56,7 @@ const CHECKS = [
 const missing = [...new Set([
   ...Object.entries(TOOLS).filter(([tool]) => !have(tool)).map(([, pkg]) => pkg),
   ...CHECKS.filter(([ok]) => !ok()).map(([, pkg]) => pkg),
+  ...Object.entries(PY_MODULES).filter(([mod]) => !havePy(mod)).map(([, pkg]) => pkg),
 ])];
 if (missing.length > 0) {
   if (process.getuid?.() === 0 && have('apt-get')) {

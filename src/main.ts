@@ -84,11 +84,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       const health = await startSingleHealth(prepared.health.listen, view, log);
       cleanup.add('close the health endpoint', () => void health.close());
     }
+    const opened = (running: RunningListener[]) => (view.listeners!.running = [...(view.listeners!.running ?? []), ...running]);
+    if (prepared.listeners) {
+      // What the program connects through (egress proxy, metadata, client modes) is up before it.
+      const first = await runListeners(prepared.listeners, supervisor, cleanup, log, opened, 'before');
+      if (typeof first === 'number') return first;
+    }
     const pid = await supervisor.spawn(prepared.child);
     view.pid = pid;
     log.info({ pid, command: prepared.child.argv }, 'child started');
     if (prepared.listeners) {
-      const started = await runListeners(prepared.listeners, supervisor, cleanup, log, (running) => (view.listeners!.running = running));
+      const started = await runListeners(prepared.listeners, supervisor, cleanup, log, opened, 'after');
       if (typeof started === 'number') return started;
       closed = started.closed;
     }
@@ -172,19 +178,25 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
  * child's exit.
  */
 async function runListeners(
-  listeners: ListenerSet, supervisor: Supervisor, cleanup: Cleanup, log: Log, opened: (running: RunningListener[]) => void,
+  listeners: ListenerSet, supervisor: Supervisor, cleanup: Cleanup, log: Log, opened: (running: RunningListener[]) => void, when: 'before' | 'after',
 ): Promise<number | { closed: Promise<unknown> }> {
-  const { startListeners } = await import('./proxy/start.ts');
-  const childGone = new AbortController();
-  void supervisor.wait().then(() => childGone.abort(new Error('the child exited before the listeners opened')));
+  const { startListeners, frontsProgram } = await import('./proxy/start.ts');
+  const list = listeners.list.filter((l) => frontsProgram(l) === (when === 'after'));
+  if (list.length === 0) return { closed: Promise.resolve() };
+  // Before the child: a SIGTERM/SIGINT of the bootstrap aborts the start. After: the child's exit.
+  const stop = new AbortController();
+  if (when === 'before') supervisor.abortSignal.addEventListener('abort', () => stop.abort(supervisor.abortSignal.reason), { once: true });
+  else void supervisor.wait().then(() => stop.abort(new Error('the child exited before the listeners opened')));
   try {
-    const running = await startListeners({ listeners: listeners.list, secret: listeners.secret, tokens: listeners.tokens, log, signal: childGone.signal });
+    const running = await startListeners({ listeners: list, secret: listeners.secret, tokens: listeners.tokens, log, signal: stop.signal });
     const closeAll = () => Promise.all(running.map((r) => r.handle.close()));
     cleanup.add('close the listeners', () => void closeAll());
     opened(running);
-    return { closed: supervisor.wait().then(closeAll) };
+    // Those opened before the child close once it is gone, like the others.
+    return { closed: when === 'after' ? supervisor.wait().then(closeAll) : Promise.resolve() };
   } catch (err) {
-    if (childGone.signal.aborted) return { closed: Promise.resolve() };
+    if (when === 'before') throw err; // nothing runs yet: the bootstrap's failure path reports it
+    if (stop.signal.aborted) return { closed: Promise.resolve() };
     const status = failed(log, err);
     supervisor.stop('a listener could not start');
     await supervisor.wait();

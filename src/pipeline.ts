@@ -15,6 +15,8 @@ import type { Log, LogLevel } from './log.ts';
 import { OutputDir } from './materialize/output-dir.ts';
 import { checkPemSecrets } from './materialize/pem.ts';
 import type { ListenerSet } from './proxy/start.ts';
+import { parseHostPort } from './proxy/address.ts';
+import { tokenSourcesFor } from './credentials/tokens/index.ts';
 import { render, type Rendered } from './render/index.ts';
 import { renderUnits, type ProcessPlan } from './run/render-units.ts';
 import { checkUnits, type HealthConfig } from './config/schema-run.ts';
@@ -107,7 +109,8 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     for (const f of files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
   };
   // After rendering: a config error is reported before a bad share or certificate.
-  const withListeners = () => ({ listeners: planListeners(config, secrets), health: config.health });
+  const withListeners = () => ({ listeners: planListeners(config, secrets, log, cleanup), health: config.health });
+  const fromListeners = listenerEnv(config);
 
   if (config.processes && order) {
     const { plans, files } = renderUnits({
@@ -117,7 +120,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
       outputDir: out?.path ?? '',
       childOf: (name, env) => {
         const u = processUsers.get(name);
-        return { env: childEnv(input.env, env, u), uid: u?.uid, gid: u?.gid };
+        return { env: childEnv(input.env, { ...fromListeners, ...env }, u), uid: u?.uid, gid: u?.gid };
       },
     });
     writeAll(files);
@@ -131,7 +134,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     units: undefined,
     child: {
       argv: rendered.argv,
-      env: childEnv(input.env, rendered.env, user),
+      env: childEnv(input.env, { ...fromListeners, ...rendered.env }, user),
       uid: user?.uid,
       gid: user?.gid,
     },
@@ -145,10 +148,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
  * (keys combine, certificates match their keys), so a bad secret stops the boot before any
  * program starts.
  */
-// Until the token sources are wired: a listener that needs a token says so at start.
-const NO_TOKENS = { source: () => ({ get: () => Promise.reject(new Error('no token sources in this build')) }) };
-
-function planListeners(config: Config, secrets: Map<string, SecretValue>): ListenerSet | undefined {
+function planListeners(config: Config, secrets: Map<string, SecretValue>, log: Log, cleanup: Cleanup): ListenerSet | undefined {
   const planned = configuredListeners(config);
   if (planned.length === 0) return undefined;
   const secret = (name: string): Buffer => {
@@ -157,7 +157,28 @@ function planListeners(config: Config, secrets: Map<string, SecretValue>): Liste
     return s.data;
   };
   for (const l of planned) l.type.check?.(l.config, secret, l.field);
-  return { list: planned.map(({ name, field, config: c }) => ({ name, field, config: c })), secret, tokens: NO_TOKENS };
+  // Lazy: nothing is minted until a listener asks; each token cached, refreshed ahead, never logged.
+  const tokens = tokenSourcesFor(config, log);
+  cleanup.add('forget minted tokens', () => tokens.close());
+  return { list: planned.map(({ name, field, config: c }) => ({ name, field, config: c })), secret, tokens };
+}
+
+/**
+ * What listeners add to the programs' environment (HTTP_PROXY for an egress proxy,
+ * GCE_METADATA_HOST for the metadata server), from their configured addresses: a listener
+ * that sets variables needs a fixed port, since the program is told before it binds.
+ */
+function listenerEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const l of configuredListeners(config)) {
+    if (!l.type.childEnv || typeof l.config.listen !== 'string') continue;
+    const address = parseHostPort(l.config.listen, `${l.field}.listen`, true);
+    const vars = l.type.childEnv(l.config, address);
+    if (Object.keys(vars).length === 0) continue;
+    if (address.port === 0) throw configError(`${l.field}.listen: port 0 (any free port) cannot go in the program's environment (env:); choose a fixed loopback port`);
+    Object.assign(env, vars);
+  }
+  return env;
 }
 
 function materialize(out: OutputDir | undefined, files: SecretValue[], config: Config): Map<string, string> {

@@ -34,26 +34,36 @@ export function impersonationUrl(endpoints: Endpoints, serviceAccount: string): 
   return `${endpoints.iamcredentials.replace(/\/+$/, '')}/v1/projects/-/serviceAccounts/${serviceAccount}:generateAccessToken`;
 }
 
-export async function createIdentities(credentials: Config['credentials'], names: Iterable<string>, ctx: IdentityContext): Promise<Map<string, Identity>> {
+/** How a client is built beyond its config: other scopes, or the federated token without impersonation. */
+export interface IdentityOptions {
+  /** OAuth scopes of its access tokens (default cloud-platform). */
+  scopes?: readonly string[];
+  /** false: stop at the STS token even when a serviceAccount is configured (IAM generateIdToken wants that one). */
+  impersonate?: boolean;
+}
+
+export async function createIdentities(credentials: Config['credentials'], names: Iterable<string>, ctx: IdentityContext, options: IdentityOptions = {}): Promise<Map<string, Identity>> {
   const { GoogleAuth, IdentityPoolClient } = cjsExports(await import('google-auth-library'));
+  const scopes = [...(options.scopes ?? [CLOUD_PLATFORM])];
   const out = new Map<string, Identity>();
   for (const name of names) {
     const c = credentials[name]!;
     const label = describeCredential(name, c);
     if (c.type === 'adc') {
-      const client = (await new GoogleAuth({ scopes: [CLOUD_PLATFORM] }).getClient()) as AuthClient;
+      const client = (await new GoogleAuth({ scopes }).getClient()) as AuthClient;
       out.set(name, { name, label, client });
       continue;
     }
     const custom = c.token;
+    const impersonate = c.serviceAccount !== undefined && options.impersonate !== false;
     const client = new IdentityPoolClient({
       type: 'external_account',
       audience: `//iam.googleapis.com/${c.provider}`,
       subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
       token_url: ctx.endpoints.sts,
-      scopes: [CLOUD_PLATFORM],
-      ...(c.serviceAccount
-        ? { service_account_impersonation_url: impersonationUrl(ctx.endpoints, c.serviceAccount) }
+      scopes,
+      ...(impersonate
+        ? { service_account_impersonation_url: impersonationUrl(ctx.endpoints, c.serviceAccount!) }
         : {}),
       // The default token file is re-read at every exchange (the launcher refreshes it); a
       // custom audience comes fresh from the launcher's socket instead.

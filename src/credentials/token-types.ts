@@ -36,7 +36,19 @@ export interface TokenSource {
   get(audience?: string): Promise<Token>;
 }
 
+/** What the config says about a credential's Google account (for the metadata server). */
+export interface AccountInfo {
+  /** The service account it acts as, if any. */
+  email?: string | undefined;
+  /** The service account's project, if known. */
+  projectId?: string | undefined;
+  /** The number of the project that owns the credential's workload identity pool, if any. */
+  projectNumber?: string | undefined;
+}
+
 /** Made once per init from the configured credentials; hands out token sources. */
 export interface TokenSources {
   source(config: TokenConfig): TokenSource;
+  /** Undefined for a name that is not configured. Optional: test doubles may leave it out. */
+  account?(credentials: string): AccountInfo | undefined;
 }

@@ -72,4 +72,9 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
    * per core, at most 4).
    */
   readonly workerSafe?: boolean;
+  /**
+   * Variables for the program's environment once the listener is bound at `address` (e.g.
+   * HTTP_PROXY for an egress proxy), or {} when the config does not ask for them. Optional.
+   */
+  childEnv?(config: C, address: HostPort): Record<string, string>;
 }

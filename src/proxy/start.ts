@@ -36,6 +36,15 @@ export interface ListenerSet {
   tokens: TokenSources;
 }
 
+/**
+ * Whether a listener fronts the program (it connects to it: psk/tls server modes, a tunnel
+ * server) and so opens once the program accepts; otherwise the program connects through it
+ * (client modes, egress proxy, metadata) and it opens before the program starts.
+ */
+export function frontsProgram(l: PlannedListener): boolean {
+  return LISTENER_TYPES[l.config.type]!.upstream(l.config) !== undefined;
+}
+
 export interface StartInput {
   listeners: readonly PlannedListener[];
   /** Secret bytes by name (the bootstrap's, wiped by its cleanup). */

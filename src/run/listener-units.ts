@@ -3,21 +3,19 @@
 // fronts the processes (it connects to them) opens after all of them; one the processes
 // connect through opens first (checkUnits orders them the same way).
 import type { Log } from '../log.ts';
-import type { ListenerSet } from '../proxy/start.ts';
-import { LISTENER_TYPES } from '../proxy/types/index.ts';
+import { frontsProgram, startListeners, type ListenerSet } from '../proxy/start.ts';
 import type { ListenerUnitSpec } from './types.ts';
 
 export function listenerUnits(set: ListenerSet, processes: readonly string[], log: Log): { first: ListenerUnitSpec[]; last: ListenerUnitSpec[] } {
   const first: ListenerUnitSpec[] = [];
   const last: ListenerUnitSpec[] = [];
   for (const planned of set.list) {
-    const fronts = LISTENER_TYPES[planned.config.type]!.upstream(planned.config) !== undefined;
+    const fronts = frontsProgram(planned);
     const unit: ListenerUnitSpec = {
       kind: 'listener',
       name: planned.name,
       after: fronts ? processes : [],
       async start(signal) {
-        const { startListeners } = await import('../proxy/start.ts');
         const [running] = await startListeners({ listeners: [planned], secret: set.secret, tokens: set.tokens, log, signal });
         return running!.handle;
       },

@@ -3,10 +3,10 @@
 // stays live: a test may change it (add a secret, disable a version) while the fake runs.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { JSONWebKeySet } from 'jose';
-import type { Claims } from './attestation.ts';
+import { createAttestationKey, type AttestationKey, type Claims } from './attestation.ts';
 import { googleError, oauthError } from './errors.ts';
 import { applyFault, FaultTable, type Fault, type FaultKind, type FaultMatch } from './faults.ts';
-import { generateAccessToken } from './iamcredentials.ts';
+import { generateAccessToken, generateIdToken, GOOGLE_CERTS_PATH } from './iamcredentials.ts';
 import { bearer, closeServer, Delays, listenLoopback, readBody, reply, replyJson } from './http.ts';
 import { principalId, TokenStore } from './principals.ts';
 import { RequestLog } from './request-log.ts';
@@ -78,6 +78,8 @@ export interface RequestRecord {
   principal?: string;
   /** IAM: the account asked for. */
   serviceAccount?: string;
+  /** IAM generateIdToken: the audience asked for. */
+  idTokenAudience?: string;
   /** SM: the world's name of the secret (or the requested one if unknown) and the version asked for. */
   secret?: string;
   version?: string;
@@ -89,9 +91,13 @@ export interface RequestRecord {
 export interface FakeGcpOptions {
   /** Server-side validity of issued access tokens (they still claim 3600 s). */
   expireTokensAfterMs?: number;
+  /** Lifetime of ID tokens from generateIdToken (Google's: 3600 s). */
+  idTokenLifetimeS?: number;
+  /** The clock ID tokens are stamped with (iat/exp), so tests can move time without waiting. */
+  now?: () => number;
 }
 
-const IMPERSONATE_PATH = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generateAccessToken$/;
+const IMPERSONATE_PATH = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generate(AccessToken|IdToken)$/;
 
 export class FakeGcp {
   readonly world: GcpWorld;
@@ -104,6 +110,12 @@ export class FakeGcp {
   readonly requests: RequestRecord[];
   /** Server-side validity of tokens issued from now on; undefined = what the token claims. */
   expireTokensAfterMs: number | undefined;
+  /** Lifetime of ID tokens minted from now on. */
+  idTokenLifetimeS: number;
+  /** The clock of ID tokens (iat/exp). */
+  now: () => number;
+  /** Google's ID-token signing key; its public half is served at /oauth2/v3/certs. */
+  readonly googleKey: AttestationKey;
 
   #server: Server;
   #faults = new FaultTable<GcpApi>();
@@ -111,8 +123,11 @@ export class FakeGcp {
   #delays = new Delays();
   #log = new RequestLog<RequestRecord>();
 
-  constructor(world: GcpWorld, server: Server, port: number, options: FakeGcpOptions) {
+  constructor(world: GcpWorld, server: Server, port: number, googleKey: AttestationKey, options: FakeGcpOptions) {
     this.world = world;
+    this.googleKey = googleKey;
+    this.idTokenLifetimeS = options.idTokenLifetimeS ?? 3600;
+    this.now = options.now ?? Date.now;
     this.#server = server;
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
@@ -162,6 +177,7 @@ export class FakeGcp {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
+    if (req.method === 'GET' && url.pathname === GOOGLE_CERTS_PATH) return replyJson(res, 200, this.googleKey.jwks);
     const record: RequestRecord = { api: 'unknown', method: req.method ?? '', path: url.pathname, at: Date.now() };
     this.#log.add(record);
     const body = await readBody(req);
@@ -224,6 +240,18 @@ export class FakeGcp {
       const caller = this.#tokens.lookup(bearer(req));
       record.serviceAccount = email;
       if (caller) record.principal = principalId(caller);
+      if (impersonate[2] === 'IdToken') {
+        try {
+          record.idTokenAudience = String((JSON.parse(body.toString('utf8')) as { audience?: unknown }).audience);
+        } catch {
+          // the handler answers 400
+        }
+        return {
+          api: 'iam',
+          handle: () =>
+            generateIdToken(world, this.#tokens.lookup(bearer(req)), email, body, this.googleKey, { lifetimeS: this.idTokenLifetimeS, now: this.now }),
+        };
+      }
       return {
         api: 'iam',
         handle: () => generateAccessToken(world, this.#tokens, this.#tokens.lookup(bearer(req)), email, body, this.expireTokensAfterMs),
@@ -252,5 +280,5 @@ export class FakeGcp {
 export async function startFakeGcp(world: GcpWorld, options: FakeGcpOptions = {}): Promise<FakeGcp> {
   const server = createServer({ keepAliveTimeout: 5000 });
   const port = await listenLoopback(server);
-  return new FakeGcp(world, server, port, options);
+  return new FakeGcp(world, server, port, await createAttestationKey('google-fake'), options);
 }

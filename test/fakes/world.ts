@@ -42,6 +42,10 @@ export interface WorldOptions {
   /** Overrides of the token's claims (deep-merged over the defaults). */
   claims?: ClaimOverrides;
   expireTokensAfterMs?: number;
+  /** Lifetime of Google-signed ID tokens (generateIdToken); default 3600 s. */
+  idTokenLifetimeS?: number;
+  /** The clock ID tokens are stamped with; default Date.now. */
+  now?: () => number;
 }
 
 export interface ExternalAccountConfig {
@@ -130,7 +134,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EmulatedWo
   let gcp: FakeGcp | undefined;
   let teeserver: FakeTeeServer | undefined;
   try {
-    gcp = await startFakeGcp(world, { expireTokensAfterMs: options.expireTokensAfterMs });
+    gcp = await startFakeGcp(world, { expireTokensAfterMs: options.expireTokensAfterMs, idTokenLifetimeS: options.idTokenLifetimeS, now: options.now });
     if (options.teeserver ?? true) {
       teeserver = await startTeeServer({ socketPath: join(dir, 'teeserver.sock'), key, claims: () => current });
     }

@@ -1,6 +1,8 @@
 // The listener types, by the `type:` that selects them (DESIGN.md `listeners:`). Each entry
 // brings its own config schema and start(); the engine and the config know no type by name.
 import type { ListenerType } from '../listener.ts';
+import { httpProxyType } from './http-proxy.ts';
+import { metadataType } from './metadata.ts';
 import { pskType } from './psk/type.ts';
 import { tlsType } from './tls/type.ts';
 
@@ -10,4 +12,6 @@ export type AnyListenerType = ListenerType<any>;
 export const LISTENER_TYPES: Readonly<Record<string, AnyListenerType>> = {
   psk: pskType,
   tls: tlsType,
+  'http-proxy': httpProxyType,
+  metadata: metadataType,
 };

@@ -1,0 +1,157 @@
+// `type: http-proxy`: the egress proxy for the program's outbound calls (DESIGN.md, listeners).
+// The program sets HTTP_PROXY to it and calls http://svc-abc.a.run.app/...; configured routes
+// are sent on over https with the route's token (a Google-signed ID token for a private Cloud
+// Run service, an access token, an attestation token). Loopback only; never an open relay.
+import { createServer, type Server } from 'node:http';
+import { Agent } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createSecureContext } from 'node:tls';
+import { z } from 'zod';
+import { duration, hostPort } from '../../config/fields.ts';
+import { tokenConfigSchema } from '../../credentials/token-types.ts';
+import { configError } from '../../errors.ts';
+import { errorText } from '../../secrets/classify.ts';
+import { formatHostPort, parseHostPort } from '../address.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
+import type { ListenerEnv, ListenerHandle, ListenerType } from '../listener.ts';
+import { httpProxyEnv } from './http-proxy-env.ts';
+import { tunnel } from './http-proxy-connect.ts';
+import { forward, refuse, type ForwardContext, type LiveRoute, type ProxyCounters } from './http-proxy-forward.ts';
+import { hostPattern, tunnelPattern } from './http-proxy-routes.ts';
+import { closeServer, countConnections, listenOn, loopbackListen } from './loopback-http.ts';
+
+const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured secret' });
+
+const route = z.strictObject({
+  /** Exact names, IP addresses, or `*.domain` (any name under it). */
+  hosts: z.array(hostPattern).min(1),
+  /** Only requests for this port (as the program wrote it; http:// without one is 80). */
+  port: z.number().int().min(1).max(65535).optional(),
+  /** Only paths under this prefix (`/api` covers /api and /api/...). */
+  pathPrefix: z.string().regex(/^\/[^?#\s]*$/, { error: 'must be a path starting with /' }).optional(),
+  /** The bearer token to add; none: forwarded over https without one. */
+  token: tokenConfigSchema.optional(),
+  /** keep: a request that has its own Authorization keeps it; replace: the route's token wins. */
+  authorization: z.enum(['keep', 'replace']).default('keep'),
+  /** Where the token goes: Authorization, or Cloud Run's X-Serverless-Authorization (leaves the program's Authorization to the service). */
+  header: z.enum(['authorization', 'x-serverless-authorization']).default('authorization'),
+  /** A secret holding the PEM CA certificate(s) to verify the destination with, instead of the public roots Node ships (the Mozilla list). */
+  ca: secretName.optional(),
+  /** Connect here instead of resolving the host (a Private Service Connect address); Host and SNI stay the host's. */
+  address: hostPort('address', false).optional(),
+});
+
+export const httpProxySchema = z.strictObject({
+  type: z.literal('http-proxy'),
+  listen: loopbackListen,
+  routes: z.array(route).min(1, { error: 'needs at least one route: a proxy that serves nothing is a mistake' }),
+  /** HOST:PORT (HOST may be `*.domain`) that CONNECT may tunnel to, with no token. Default: none. */
+  tunnels: z.array(tunnelPattern).default([]),
+  /** Set HTTP_PROXY/http_proxy and NO_PROXY (loopback, plus noProxy) in the program's environment; httpsProxy also HTTPS_PROXY. */
+  env: z.union([z.boolean(), z.strictObject({ noProxy: z.array(z.string().min(1)).default([]), httpsProxy: z.boolean().default(false) })]).default(false),
+  maxConnections: z.number().int().min(1).max(100_000).default(1024),
+  connectTimeout: duration(1).default(10_000),
+  /** An upstream exchange with no bytes either way for this long is cut (504 if nothing was answered yet). */
+  idleTimeout: duration(1).default(300_000),
+});
+
+export type HttpProxyConfig = z.infer<typeof httpProxySchema>;
+export type HttpProxyRoute = HttpProxyConfig['routes'][number];
+
+function agentFor(r: HttpProxyRoute, i: number, env: ListenerEnv): Agent {
+  // A copy of the CA bytes as text: the agent keeps it; the secret buffer stays the init's.
+  const ca = r.ca === undefined ? undefined : env.secret(r.ca).toString('utf8');
+  if (ca !== undefined) {
+    // Unusable material fails here (start: a config error; reload: rejected, the old kept), not at the first request.
+    try {
+      if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
+      createSecureContext({ ca });
+    } catch (err) {
+      throw configError(`listeners.${env.name}.routes[${i}].ca: secret ${r.ca} is not usable as CA certificates (${errorText(err)})`);
+    }
+  }
+  return new Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo', ...(ca ? { ca } : {}) });
+}
+
+function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
+  return config.routes.map((r, i) => ({
+    hosts: r.hosts,
+    port: r.port,
+    pathPrefix: r.pathPrefix,
+    address: r.address === undefined ? undefined : parseHostPort(r.address, `routes[${i}].address`),
+    token: r.token && {
+      source: env.tokens.source(r.token),
+      fixedAudience: r.token.audience !== undefined,
+      header: r.header,
+      replace: r.authorization === 'replace',
+    },
+    agent: agentFor(r, i, env),
+  }));
+}
+
+export const httpProxyType: ListenerType<HttpProxyConfig> = {
+  type: 'http-proxy',
+  schema: httpProxySchema,
+  secrets: (c) => c.routes.flatMap((r) => (r.ca ? [r.ca] : [])),
+  credentials: (c) => c.routes.flatMap((r) => (r.token?.credentials ? [r.token.credentials] : [])),
+  upstream: () => undefined,
+  childEnv: (config, address) => httpProxyEnv(config, address),
+  async start(config, env): Promise<ListenerHandle> {
+    let routes = liveRoutes(config, env);
+    const retired: Agent[] = [];
+    const counters: ProxyCounters = { requests: 0, refused: 0, tokenErrors: 0, upstreamErrors: 0, tunnels: 0 };
+    const ctx: ForwardContext = {
+      routes: () => routes,
+      log: env.log,
+      refused: limitedWarn(env.log, 'egress refusals', LOG_LIMIT_DEFAULTS),
+      failed: limitedWarn(env.log, 'egress failures', LOG_LIMIT_DEFAULTS),
+      counters,
+      connectTimeoutMs: config.connectTimeout,
+      idleTimeoutMs: config.idleTimeout,
+    };
+    const tunnels = new Set<Socket | Duplex>();
+    const server: Server = createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 });
+    server.maxConnections = config.maxConnections;
+    server.on('request', (req, res) => {
+      forward(req, res, ctx).catch((err: unknown) => {
+        env.log.error({ err }, 'egress proxy: request failed unexpectedly');
+        refuse(res, 500, 'internal error');
+      });
+    });
+    server.on('connect', (req, socket: Duplex, head: Buffer) => tunnel(req, socket, head, config.tunnels, ctx, tunnels));
+    server.on('upgrade', (_req, socket: Duplex) => {
+      counters.refused++;
+      socket.end('HTTP/1.1 501 Not Implemented\r\nX-Tee-Init-Reason: protocol upgrades (WebSocket) are not proxied\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    const connections = countConnections(server);
+    const address = await listenOn(server, config.listen, env.name, env.log);
+    env.log.info({ listen: formatHostPort(address), routes: config.routes.length, tunnels: config.tunnels.length }, 'egress proxy listening');
+    let closing: Promise<void> | undefined;
+    return {
+      address,
+      stats: () => ({
+        http_proxy_requests_total: counters.requests,
+        http_proxy_refused_total: counters.refused,
+        http_proxy_token_errors_total: counters.tokenErrors,
+        http_proxy_upstream_errors_total: counters.upstreamErrors,
+        http_proxy_tunnels_total: counters.tunnels,
+        http_proxy_connections: connections(),
+      }),
+      async reload() {
+        // New CA material for new upstream connections; exchanges in flight keep their agent.
+        const next = liveRoutes(config, env);
+        retired.push(...routes.map((r) => r.agent));
+        routes = next;
+      },
+      close() {
+        closing ??= (async () => {
+          for (const s of tunnels) s.destroy();
+          await closeServer(server);
+          for (const a of [...retired, ...routes.map((r) => r.agent)]) a.destroy();
+        })();
+        return closing;
+      },
+    };
+  },
+};

@@ -1,0 +1,61 @@
+// What the http-proxy and metadata listeners share: an HTTP server that may listen on loopback
+// only (it hands out tokens to whoever connects), and a close that does not wait for keep-alive.
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { z } from 'zod';
+import { isLoopbackHost } from '../../config/endpoints.ts';
+import { configError } from '../../errors.ts';
+import type { Log } from '../../log.ts';
+import { parseHostPort } from '../address.ts';
+import type { HostPort } from '../listener.ts';
+
+/** `listen:` of a listener that must not be reachable from outside the VM. */
+export const loopbackListen = z.string().superRefine((v, ctx) => {
+  try {
+    const { host } = parseHostPort(v, 'listen', true);
+    if (!isLoopbackHost(host)) ctx.addIssue({ code: 'custom', message: `listen ${JSON.stringify(v)}: must be a loopback address (127.0.0.1:PORT or [::1]:PORT): it hands out tokens to whoever connects` });
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+/** Binds `listen`; a port in use or an address not of this machine is a config error naming the listener. */
+export async function listenOn(server: Server, listen: string, name: string, log: Log): Promise<HostPort> {
+  const { host, port } = parseHostPort(listen, `listeners.${name}.listen`, true);
+  server.listen({ host, port, exclusive: true });
+  try {
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw configError(`listeners.${name}.listen ${listen}: cannot listen (${code}); choose a free port on a loopback address`);
+  }
+  // After listen, errors are per connection (EMFILE...): logged, the listener keeps going.
+  server.on('error', (err: NodeJS.ErrnoException) => log.error({ reason: err.code ?? err.message }, `listener ${name}: error`));
+  const a = server.address() as AddressInfo;
+  return { host: a.address, port: a.port };
+}
+
+/** Stops listening and destroys every connection, idle or busy. */
+export async function closeServer(server: Server): Promise<void> {
+  if (!server.listening) return;
+  const closed = once(server, 'close');
+  server.close();
+  server.closeAllConnections();
+  await closed;
+}
+
+/** Whether a peer address is loopback (defence in depth behind the loopback bind). */
+export function fromLoopback(address: string | undefined): boolean {
+  return address !== undefined && isLoopbackHost(address.replace(/^::ffff:/, ''));
+}
+
+/** A live count of the server's open connections, for stats(). */
+export function countConnections(server: Server): () => number {
+  let open = 0;
+  server.on('connection', (s: Socket) => {
+    open++;
+    s.once('close', () => open--);
+  });
+  return () => open;
+}

@@ -1,0 +1,128 @@
+// `type: metadata`: the GCE metadata protocol on loopback, so that Google's client libraries in
+// the program (Node gcp-metadata, Python google-auth, Go, gcloud) get a collaborator's
+// federated identity with no code change: GCE_METADATA_HOST points them here.
+// Like the real server: requests need `Metadata-Flavor: Google` and must not carry
+// X-Forwarded-For (an SSRF guard: a request relayed by some proxy is refused), answers carry
+// `Metadata-Flavor: Google`, JSON is `application/json` exactly (python google-auth 1.5 checks).
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { z } from 'zod';
+import { CLOUD_PLATFORM } from '../../credentials/identities.ts';
+import type { AccountInfo } from '../../credentials/token-types.ts';
+import { formatHostPort } from '../address.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
+import { errorText } from '../../secrets/classify.ts';
+import type { ListenerHandle, ListenerType } from '../listener.ts';
+import { metadataEnv } from './metadata-env.ts';
+import { closeServer, countConnections, fromLoopback, listenOn, loopbackListen } from './loopback-http.ts';
+import { notFound, route, type Answer, type MetadataSources } from './metadata-paths.ts';
+
+export const metadataSchema = z.strictObject({
+  type: z.literal('metadata'),
+  listen: loopbackListen,
+  /** The credential whose tokens the program gets. */
+  credentials: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured credential' }),
+  /** Scopes of the default token (a client may ask for others with ?scopes=). */
+  scopes: z.array(z.string().min(1)).min(1).default([CLOUD_PLATFORM]),
+  /** Override what the credential's config implies (service account email, its project). */
+  email: z.string().min(3).optional(),
+  projectId: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, { error: 'must be a project id' }).optional(),
+  numericProjectId: z.string().regex(/^\d{1,20}$/, { error: 'must be a project number' }).optional(),
+  /** Set GCE_METADATA_HOST (and GCE_METADATA_IP, GCE_METADATA_ROOT) in the program's environment. */
+  env: z.boolean().default(false),
+});
+export type MetadataConfig = z.infer<typeof metadataSchema>;
+
+function send(res: ServerResponse, a: Answer): void {
+  const body = a.json ? JSON.stringify(a.body) : a.text;
+  const type = a.json ? 'application/json' : a.status === 404 ? 'text/html; charset=UTF-8' : 'application/text';
+  res.writeHead(a.status, { 'Metadata-Flavor': 'Google', 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), Server: 'Metadata Server for VM', 'X-Frame-Options': 'SAMEORIGIN', 'X-XSS-Protection': '0' });
+  res.end(body);
+}
+
+export const metadataType: ListenerType<MetadataConfig> = {
+  type: 'metadata',
+  schema: metadataSchema,
+  secrets: () => [],
+  credentials: (c) => [c.credentials],
+  upstream: () => undefined,
+  childEnv: (config, address) => metadataEnv(config, address),
+  async start(config, env): Promise<ListenerHandle> {
+    const known: AccountInfo = env.tokens.account?.(config.credentials) ?? {};
+    const account: AccountInfo = {
+      email: config.email ?? known.email,
+      projectId: config.projectId ?? known.projectId,
+      projectNumber: config.numericProjectId ?? known.projectNumber,
+    };
+    let idToken: MetadataSources['idToken'];
+    try {
+      idToken = env.tokens.source({ kind: 'id-token', credentials: config.credentials });
+    } catch {
+      idToken = undefined; // no service account: /identity answers 404, as a VM without one
+    }
+    const sources: MetadataSources = {
+      account,
+      scopes: config.scopes,
+      accessToken: (scopes) => env.tokens.source({ kind: 'access-token', credentials: config.credentials, scopes: [...scopes] }),
+      idToken,
+      now: Date.now,
+    };
+    const counters = { requests: 0, refused: 0, tokenErrors: 0 };
+    const refused = limitedWarn(env.log, 'metadata refusals', LOG_LIMIT_DEFAULTS);
+
+    const handle = async (req: IncomingMessage, res: ServerResponse) => {
+      counters.requests++;
+      const url = new URL(req.url ?? '/', 'http://metadata.google.internal');
+      const no = (status: number, why: string) => {
+        counters.refused++;
+        refused({ status, path: url.pathname }, `metadata server refused a request: ${why}`);
+        send(res, { status, text: `${why}\n` });
+      };
+      if (!fromLoopback(req.socket.remoteAddress)) return no(403, 'not from loopback');
+      if (req.headers['x-forwarded-for'] !== undefined) return no(403, 'X-Forwarded-For present: a relayed request is refused');
+      if ((req.headers['metadata-flavor'] ?? '').toString().toLowerCase() !== 'google') return no(403, 'Missing required header: Metadata-Flavor: Google');
+      if (req.method !== 'GET' && req.method !== 'HEAD') return no(405, `method ${req.method} not allowed`);
+      if (url.searchParams.get('wait_for_change') === 'true') return no(400, 'wait_for_change is not supported');
+      const h = route(url.pathname, sources);
+      if (!h) {
+        env.log.debug({ path: url.pathname, status: 404 }, 'metadata request');
+        return send(res, notFound());
+      }
+      let a: Answer;
+      try {
+        a = await h(url.searchParams, sources);
+      } catch (err) {
+        counters.tokenErrors++;
+        env.log.warn({ path: url.pathname }, `metadata server: no token for credentials ${config.credentials}: ${errorText(err)}`);
+        return send(res, { status: 503, text: `could not get a token for credentials ${config.credentials}: ${errorText(err)}\n` });
+      }
+      if (url.searchParams.get('alt') === 'json' && !a.json && a.status === 200) a = { status: 200, json: true, body: a.text };
+      send(res, a);
+      env.log.debug({ path: url.pathname, status: a.status }, 'metadata request');
+    };
+
+    const server = createServer({ keepAliveTimeout: 5_000, headersTimeout: 10_000, requestTimeout: 60_000 });
+    server.maxConnections = 256;
+    server.on('request', (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        env.log.error({ err }, 'metadata server: request failed unexpectedly');
+        if (!res.headersSent) send(res, { status: 500, text: 'internal error\n' });
+      });
+    });
+    const connections = countConnections(server);
+    const address = await listenOn(server, config.listen, env.name, env.log);
+    env.log.info({ listen: formatHostPort(address), credentials: config.credentials, email: account.email, projectId: account.projectId }, 'metadata server listening');
+    let closing: Promise<void> | undefined;
+    return {
+      address,
+      stats: () => ({
+        metadata_requests_total: counters.requests,
+        metadata_refused_total: counters.refused,
+        metadata_token_errors_total: counters.tokenErrors,
+        metadata_connections: connections(),
+      }),
+      reload: async () => {},
+      close: () => (closing ??= closeServer(server)),
+    };
+  },
+};
