@@ -51,7 +51,8 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
     stats.sessionsActive++;
     sessions.add(session);
     session.setLocalWindowSize(Math.min(2 ** 31 - 1, config.streamWindow * 8));
-    session.on('error', (err) => warn.tunnel({ peer: peerOf(session.socket as Socket), reason: reason(err) }, 'tunnel HTTP/2 connection failed'));
+    const peer = peerOf(session.socket as Socket);
+    session.on('error', (err) => warn.tunnel({ peer, reason: reason(err) }, 'tunnel HTTP/2 connection failed'));
     session.once('close', () => {
       sessions.delete(session);
       stats.sessionsActive--;
