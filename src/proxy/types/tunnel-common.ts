@@ -86,14 +86,17 @@ export function contextFrom(env: ListenerEnv, names: { cert?: string; key?: stri
   }
 }
 
+type Tunnel = Duplex & { setTimeout(ms: number, cb?: () => void): unknown };
+
 /**
- * Pipes the local TCP socket and the tunnel (an HTTP/2 stream, or the inner TLS socket over
- * it) both ways, half-close included: a FIN becomes END_STREAM and back (psk/pipe.ts does
- * the work; it needs only Duplex plus setTimeout, which Http2Stream and TLSSocket have).
+ * Pipes a TCP socket and the tunnel (an HTTP/2 stream, or the inner TLS socket over it) both
+ * ways, half-close included: a FIN becomes END_STREAM and back (psk/pipe.ts does the work; it
+ * needs only Duplex plus setTimeout, which Http2Stream and TLSSocket have). `client` is the side
+ * connections come from (client mode: the local TCP socket; server mode: the tunnel).
  */
-export function pipeTunnel(tcp: Socket, tunnel: Duplex & { setTimeout(ms: number, cb?: () => void): unknown }, idleTimeoutMs: number, stats: TunnelStats, done: (r: PipeResult) => void): void {
+export function pipeTunnel(client: Socket | Tunnel, upstream: Socket | Tunnel, idleTimeoutMs: number, stats: TunnelStats, done: (r: PipeResult) => void): void {
   stats.established++;
-  pipeSockets(tcp, tunnel as unknown as Socket, {
+  pipeSockets(client as Socket, upstream as Socket, {
     idleTimeoutMs,
     stats,
     onClose(r) {

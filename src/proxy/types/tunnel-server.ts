@@ -159,7 +159,7 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
   function start(tcp: Socket, tunnel: ServerHttp2Stream | TLSSocket, peer: string, t0: number, client?: string): void {
     const fields = { peer, client, setupMs: round(performance.now() - t0) };
     log.debug(fields, 'tunnel open');
-    pipeTunnel(tcp, tunnel, config.idleTimeout, stats, (r) => {
+    pipeTunnel(tunnel, tcp, config.idleTimeout, stats, (r) => {
       log.debug({ ...fields, end: r.end, bytesFromClient: r.bytesFromClient, bytesToClient: r.bytesToClient, ...(r.error ? { reason: reason(r.error) } : {}) }, 'tunnel closed');
     });
   }
