@@ -137,7 +137,7 @@ export const configSchema = z.strictObject({
     .default({ allowNonTmpfs: false }),
   run: z
     .strictObject({
-      preset: z.enum(['redis', 'envoy-http', 'envoy-network', 'none']).default('none'),
+      preset: z.enum(['redis', 'envoy-http', 'envoy-network', 'envoy-tunnel-client', 'envoy-tunnel-server', 'none']).default('none'),
       with: z.record(z.string(), z.unknown()).default({}),
       command: z.array(z.string()).min(1).optional(),
       env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' }), z.string()).default({}),

@@ -2,6 +2,7 @@
 // templates in templates/.
 import type { PresetName } from '../types.ts';
 import { envoyHttp, envoyNetwork } from './envoy.ts';
+import { envoyTunnelClient, envoyTunnelServer } from './envoy-tunnel.ts';
 import { none } from './none.ts';
 import type { Preset } from './preset.ts';
 import { redis } from './redis.ts';
@@ -10,5 +11,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   redis: redis,
   'envoy-http': envoyHttp,
   'envoy-network': envoyNetwork,
+  'envoy-tunnel-client': envoyTunnelClient,
+  'envoy-tunnel-server': envoyTunnelServer,
   none,
 };
