@@ -13,7 +13,7 @@ import { needs } from '../helpers/tools.ts';
 import { envoyValidator, repoRoot } from './envoy-validator.ts';
 
 const examples = join(repoRoot, 'examples');
-const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'psk', 'endpoints'];
+const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'psk', 'listeners', 'endpoints'];
 const RUN_KEYS = ['preset', 'with', 'command', 'env', 'files', 'user', 'gracePeriod'];
 
 type Config = Record<string, any>;
@@ -21,11 +21,11 @@ const load = (name: string): Config => parse(readFileSync(join(examples, name, '
 
 test('there is one example per use, each with a config and a README', () => {
   const dirs = readdirSync(examples).sort();
-  assert.deepEqual(dirs, ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']);
+  assert.deepEqual(dirs, ['cloud-run-tunnel', 'envoy-http', 'envoy-network', 'local', 'psk', 'redis']);
   for (const d of dirs) for (const f of ['tee-init.yaml', 'README.md']) assert.ok(existsSync(join(examples, d, f)), `${d}/${f}`);
 });
 
-for (const name of ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']) {
+for (const name of ['cloud-run-tunnel', 'envoy-http', 'envoy-network', 'local', 'psk', 'redis']) {
   test(`example ${name}: its run section renders`, async (t) => {
     const c = load(name);
     for (const key of Object.keys(c)) assert.ok(SECTIONS.includes(key), `unknown section ${key}`);
@@ -38,7 +38,7 @@ for (const name of ['envoy-http', 'envoy-network', 'local', 'psk', 'redis']) {
       secrets[sname] = s.file === undefined ? {} : { path: join(c.output.dir, s.file) };
     }
     const { preset, with: w, command, env, files } = c.run as RunSpec;
-    const rendered = render({ run: { preset, with: w, command, env, files }, secrets, outputDir: c.output.dir });
+    const rendered = render({ run: { preset, with: w, command, env, files }, secrets, outputDir: c.output?.dir });
     if (preset?.startsWith('envoy')) {
       const v = await envoyValidator(t);
       if (!v) return;
