@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { execa } from 'execa';
 import { Lines } from '../helpers/lines.ts';
 import { needs } from '../helpers/tools.ts';
-import { congratsServer, exchange, jwtMinter, startTunnel } from './peers.ts';
+import { congratsServer, exchange, jwtMinter, startTunnel, tempDir, twoPkis } from './peers.ts';
 
 const PY = '/usr/bin/python3';
 const PEER = join(import.meta.dirname, 'h2peer.py');
@@ -78,4 +78,14 @@ test('curl --http2-prior-knowledge → tee-init server: a POST body is the TCP s
   const r = await execa('curl', ['-sS', '--http2-prior-knowledge', '-H', 'Expect:', '-H', 'content-type: application/octet-stream',
     '--data-binary', '@-', `http://127.0.0.1:${server.port}/`], { input: 'from curl\n', timeout: 20_000, stripFinalNewline: false });
   assert.equal(r.stdout, `${GREETING}from curl\n`);
+});
+
+test('curl over TLS (ALPN h2) → tee-init server with its certificate: POST tunnel', async (t) => {
+  if (!needs(t, 'curl', 'apt-get install curl')) return;
+  const { pki, secrets } = twoPkis(tempDir(t, 'tee-init-tunnel-'));
+  const backend = await congratsServer(t);
+  const server = await startTunnel(t, 'in', { type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, tls: { cert: 'h2_cert', key: 'h2_key' } }, secrets);
+  const r = await execa('curl', ['-sS', '--http2', '--cacert', pki.ca.cert, '-H', 'Expect:', '--data-binary', '@-', '-w', '\n%{http_version}',
+    `https://localhost:${server.port}/`], { input: 'over TLS\n', timeout: 20_000, stripFinalNewline: false });
+  assert.equal(r.stdout, `${GREETING}over TLS\n\n2`);
 });

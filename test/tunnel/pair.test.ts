@@ -97,3 +97,29 @@ test('upstream down: 502 to the client, which closes its TCP connection', async 
   assert.deepEqual(client.log.records().filter((r) => r.status !== undefined).map((r) => r.status), [502]);
   assert.equal(server.handle.stats().upstream_failures_total, 1);
 });
+
+test('reload: new tunnels use rotated inner TLS material, unusable material is refused and the old kept', async (t) => {
+  const { secrets } = twoPkis(tempDir(t, 'tee-init-tunnel-'));
+  const backend = await congratsServer(t);
+  // The server's view of its secrets: what rotation would swap.
+  const live = new Map(secrets);
+  const server = await startTunnel(t, 'in', {
+    type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true,
+    inner: { tls: { cert: 'server_cert', key: 'server_key', ca: 'ca' } },
+  }, live);
+  const url = `http://127.0.0.1:${server.port}/`;
+  const ours = await startTunnel(t, 'ours', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca' } } }, secrets);
+  const theirs = await startTunnel(t, 'theirs', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url, inner: { tls: { cert: 'other_cert', key: 'other_key', ca: 'ca' } } }, secrets);
+  assert.equal(await exchange(ours.port, 'a\n'), `${GREETING}a\n`);
+
+  // Broken material: reload rejects, tunnels keep working with the old.
+  live.set('ca', Buffer.from('not a certificate'));
+  await assert.rejects(server.handle.reload(), /listeners\.in\.inner\.tls: the secrets .* do not make a TLS context/);
+  assert.equal(await exchange(ours.port, 'b\n'), `${GREETING}b\n`);
+
+  // The client CA rotated to the other one: the other client gets in, ours no longer.
+  live.set('ca', secrets.get('other_ca')!);
+  await server.handle.reload();
+  assert.equal(await exchange(theirs.port, 'c\n'), `${GREETING}c\n`);
+  assert.equal((await outcome(ours.port)).data, '');
+});

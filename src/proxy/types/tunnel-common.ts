@@ -1,5 +1,6 @@
 // What both tunnel modes share: counters, TLS contexts built from secrets, the local TCP/stream
 // piping, and the rate-limited failure lines.
+import { X509Certificate } from 'node:crypto';
 import { constants as h2 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -74,6 +75,8 @@ export function contextFrom(env: ListenerEnv, names: { cert?: string; key?: stri
     const cert = opt(names.cert);
     const key = opt(names.key);
     const ca = opt(names.ca);
+    // OpenSSL skips a CA bundle it cannot parse, which would silently trust nobody: check it.
+    if (ca) new X509Certificate(ca);
     return createSecureContext({
       minVersion: 'TLSv1.2',
       ...(cert ? { cert } : {}),
