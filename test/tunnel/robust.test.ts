@@ -145,6 +145,22 @@ test('GOAWAY: the open tunnel finishes on the old connection, new ones use a new
   assert.equal(client.handle.stats().sessions_total, 2);
 });
 
+test('no response in time: the TCP connection is closed, and the next tunnel uses a new HTTP/2 connection', async (t) => {
+  // A front door that takes streams and never answers (a connection dead without a FIN looks the same).
+  const silent = createH2Server();
+  let sessions = 0;
+  silent.on('session', () => sessions++);
+  silent.on('stream', () => {});
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  t.after(() => silent.close());
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, connectTimeout: '300ms' });
+  assert.equal((await outcome(client.port)).data, '');
+  assert.equal((await outcome(client.port)).data, '');
+  assert.equal(sessions, 2);
+  assert.equal(client.log.records().filter((r) => String(r.message).startsWith('tunnel: no response within 300 ms')).length, 2);
+});
+
 test('refused when unreachable: no server at the URL closes the TCP connection, logged', async (t) => {
   const gone = createServer();
   gone.listen(0, '127.0.0.1');

@@ -1,6 +1,6 @@
 // Client mode: a local TCP listener; each accepted connection becomes one HTTP/2 stream (POST
 // or CONNECT) to `url`, with an optional bearer token and optional mutual TLS inside it.
-import { type ClientHttp2Stream, constants as h2, type OutgoingHttpHeaders, sensitiveHeaders } from 'node:http2';
+import { type ClientHttp2Session, type ClientHttp2Stream, constants as h2, type OutgoingHttpHeaders, sensitiveHeaders } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
 import type { TokenSource } from '../../credentials/token-types.ts';
@@ -66,8 +66,10 @@ export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv,
     if (gone) return;
 
     let stream: ClientHttp2Stream;
+    let session: ClientHttp2Session;
     try {
-      stream = pool.get().request(h, { endStream: false });
+      session = pool.get();
+      stream = session.request(h, { endStream: false });
     } catch (err) {
       warn.tunnel({ peer, url: target, reason: reason(err) }, 'tunnel: cannot open a stream; closing the connection');
       tcp.destroy();
@@ -89,7 +91,10 @@ export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv,
       if (!stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);
       tcp.destroy();
     };
-    const timer = setTimeout(() => fail({ reason: 'ETIMEDOUT' }, `tunnel: no response within ${config.connectTimeout} ms; closing the connection`), config.connectTimeout);
+    const timer = setTimeout(() => {
+      pool.retire(session);
+      fail({ reason: 'ETIMEDOUT' }, `tunnel: no response within ${config.connectTimeout} ms; closing the connection (new tunnels use a new HTTP/2 connection)`);
+    }, config.connectTimeout);
     // The client left first: cancel quietly.
     const onTcpClose = () => {
       if (settle() && !stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);

@@ -34,6 +34,16 @@ export class SessionPool {
     this.#current = undefined;
   }
 
+  /**
+   * A stream on `session` got no response in time: the connection may be dead without a FIN
+   * (a NAT entry dropped, a VM gone). New tunnels get a new one; open streams keep this one.
+   */
+  retire(session: ClientHttp2Session): void {
+    if (this.#current !== session) return;
+    this.#current = undefined;
+    if (!session.destroyed) session.close();
+  }
+
   /** The live session, or a new one. */
   get(): ClientHttp2Session {
     if (this.#closed) throw new Error('tunnel listener is closed');
@@ -46,6 +56,8 @@ export class SessionPool {
     const { origin, secureContext, connectTimeoutMs, streamWindow, log, stats, warn } = this.#opts;
     const options: SecureClientSessionOptions = {
       settings: { initialWindowSize: streamWindow, enablePush: false },
+      // Node's default (10 MB) would refuse new streams while many tunnels have data in flight.
+      maxSessionMemory: 64,
       ...(origin.protocol === 'https:' ? { servername: origin.hostname, minVersion: 'TLSv1.2' as const, ...(secureContext ? { secureContext } : {}) } : {}),
     };
     const session = connect(origin, options);
