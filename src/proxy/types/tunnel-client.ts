@@ -16,7 +16,7 @@ export interface ClientMode {
   close(): Promise<void>;
 }
 
-export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv, stats: TunnelStats, track: (s: Socket) => void): ClientMode {
+export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv, stats: TunnelStats): ClientMode {
   const { log } = env;
   const warn = warnings(log);
   const origin = new URL(config.url);

@@ -1,28 +1,11 @@
 // `listeners: NAME: { type: tunnel, ... }` (DESIGN.md): TCP carried over HTTP/2 streams, one
 // stream per connection, for front doors that speak only HTTP (Cloud Run). Both modes' config.
 import { z } from 'zod';
-import { checkEndpointUrl } from '../../config/endpoints.ts';
+import { duration, url } from '../../config/fields.ts';
 import { tokenConfigSchema } from '../../credentials/token-types.ts';
-import { parseDuration } from '../../duration.ts';
 
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured secret' });
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'must be HOST:PORT' });
-
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = typeof v === 'number' ? Math.round(v * 1000) : parseDuration(v);
-  if (ms === undefined || ms < 0) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration: use e.g. 30s, 500ms, 2m` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-/** https anywhere, plain http only to loopback (DESIGN security rules). */
-const url = (field: string) =>
-  z.string().superRefine((v, ctx) => {
-    const problem = checkEndpointUrl(v);
-    if (problem) ctx.addIssue({ code: 'custom', message: `${field} ${JSON.stringify(v)}: ${problem}` });
-  });
 
 export const TUNNEL_METHODS = ['POST', 'CONNECT'] as const;
 export type TunnelMethod = (typeof TUNNEL_METHODS)[number];

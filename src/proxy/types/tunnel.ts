@@ -35,7 +35,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
       sockets.add(s);
       s.once('close', () => sockets.delete(s));
     };
-    const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track) : createTunnelClient(config, env, stats, track);
+    const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track) : createTunnelClient(config, env, stats);
     const server: Server = mode.server;
     server.maxConnections = config.maxConnections;
     server.on('connection', (raw: Socket) => {
