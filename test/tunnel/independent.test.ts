@@ -2,7 +2,9 @@
 // client, curl (nghttp2) as client. They check what is on the wire (method, path, authority,
 // Authorization) and that half-close maps to END_STREAM both ways.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { execa } from 'execa';
@@ -89,3 +91,40 @@ test('curl over TLS (ALPN h2) → tee-init server with its certificate: POST tun
     `https://localhost:${server.port}/`], { input: 'over TLS\n', timeout: 20_000, stripFinalNewline: false });
   assert.equal(r.stdout, `${GREETING}over TLS\n\n2`);
 });
+
+/** Builds test/tunnel/h2peer.go into .cache (once per source version). */
+async function goPeer(): Promise<string> {
+  const source = join(import.meta.dirname, 'h2peer.go');
+  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
+  const bin = join(import.meta.dirname, '..', '..', '.cache', `h2peer-${hash}`);
+  if (!existsSync(bin)) {
+    mkdirSync(dirname(bin), { recursive: true });
+    await execa('go', ['build', '-o', `${bin}.tmp`, source], { env: { GO111MODULE: 'off', GOCACHE: join(dirname(bin), 'go-build') } });
+    renameSync(`${bin}.tmp`, bin);
+  }
+  return bin;
+}
+
+for (const method of ['CONNECT', 'POST'] as const) {
+  test(`tee-init client → Go net/http server (HTTP/2 over TLS): ${method}, full duplex, half-close`, async (t) => {
+    if (!needs(t, 'go', 'apt-get install golang-go')) return;
+    const { secrets, pki } = twoPkis(tempDir(t, 'tee-init-tunnel-'));
+    const bin = await goPeer();
+    const proc = execa(bin, [join(pki.dir, 'h2server.crt'), join(pki.dir, 'h2server.key')], { reject: false, stdout: 'pipe', stderr: 'inherit' });
+    t.after(async () => {
+      proc.kill('SIGKILL');
+      await proc;
+    });
+    const lines = new Lines(proc.stdout);
+    const port = Number((await lines.until(/^listening (\d+)$/, 30_000))[1]);
+    const client = await startTunnel(t, 'out', {
+      type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `https://localhost:${port}/tunnel`, method, tls: { ca: 'ca' },
+    }, secrets);
+    assert.equal(await exchange(client.port, 'to go\n'), 'hello from go\nto go\n');
+    const seen = JSON.parse((await lines.until(/^\{.*/, 5_000))[0]) as Record<string, string>;
+    assert.equal(seen.proto, 'HTTP/2.0');
+    assert.equal(seen.method, method);
+    assert.equal(seen.host, `localhost:${port}`);
+    if (method === 'POST') assert.equal(seen.path, '/tunnel');
+  });
+}
