@@ -2,6 +2,8 @@
 // ListenerType with a real ListenerEnv: h2c and TLS, POST and CONNECT, inner mutual TLS,
 // half-close, many tunnels over one HTTP/2 connection.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect as tcpConnect } from 'node:net';
 import { test } from 'node:test';
 import { congratsServer, exchange, outcome, startTunnel, tempDir, twoPkis } from './peers.ts';
 
@@ -122,4 +124,29 @@ test('reload: new tunnels use rotated inner TLS material, unusable material is r
   await server.handle.reload();
   assert.equal(await exchange(theirs.port, 'c\n'), `${GREETING}c\n`);
   assert.equal((await outcome(ours.port)).data, '');
+});
+
+test('maxStreams: tunnels beyond the limit wait for a free stream on the shared connection, then go through', async (t) => {
+  const backend = await congratsServer(t);
+  const server = await startTunnel(t, 'in', { type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true, maxStreams: 2 });
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/` });
+  // Two long-lived tunnels take both streams.
+  const open = await Promise.all([0, 1].map(async () => {
+    const s = tcpConnect({ port: client.port, host: '127.0.0.1', allowHalfOpen: true });
+    await once(s, 'data');
+    return s;
+  }));
+  // A third is accepted locally but gets no stream until one of them ends.
+  const third = exchange(client.port, 'third\n');
+  let done = false;
+  void third.then(() => (done = true));
+  // A round trip to the program directly (not a tunnel): time for the third to get through, if it could.
+  await exchange(backend.port, '');
+  assert.equal(done, false);
+  assert.equal(backend.accepted, 3, 'the program saw the two tunnels and the direct connection only');
+  open[0]!.end();
+  assert.equal(await third, `${GREETING}third\n`);
+  open[1]!.destroy();
+  open[0]!.destroy();
+  assert.equal(server.handle.stats().sessions_total, 1);
 });
