@@ -1,5 +1,6 @@
-// Field schemas shared by the config schema and the listener types' own schemas (which
-// src/config must not import back: the listener table is built into the config schema).
+// Field schemas for the listener types' own schemas. They cannot import src/config/schema.ts
+// (the listener table is built into it: a cycle). The same rules as schema.ts's `duration` and
+// `url`; at merge, schema.ts should take them from here (main's duration(minMs) rule moved in).
 import { z } from 'zod';
 import { parseDuration } from '../duration.ts';
 import { checkEndpointUrl } from './endpoints.ts';

@@ -1,8 +1,9 @@
 // The config contract (DESIGN.md, "Configuration"), as a zod schema. Parsing yields typed,
 // defaulted values: durations in milliseconds, modes as numbers, endpoints filled in.
 import { z } from 'zod';
+import { parseDuration } from '../duration.ts';
 import { LOG_LEVELS } from '../log.ts';
-import { duration, url } from './fields.ts';
+import { checkEndpointUrl } from './endpoints.ts';
 
 export const DEFAULT_TOKEN_FILE = '/run/container_launcher/attestation_verifier_claims_token';
 export const DEFAULT_ENDPOINTS = {
@@ -15,6 +16,15 @@ export const DEFAULT_ENDPOINTS = {
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 const name = (what: string) =>
   z.string().regex(NAME, { error: `${what} must be a name: letters, digits, _ and -, starting with a letter or _` });
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? Math.round(v * 1000) : parseDuration(v);
+  if (ms === undefined || ms < 0) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration: use e.g. 30s, 500ms, 2m` });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 /**
  * File modes. YAML 1.2 reads an unquoted 0400 as the decimal number 400, so a number whose
@@ -39,6 +49,12 @@ const mode = z.union([z.string(), z.number()]).transform((v, ctx) => {
 const fileName = z
   .string()
   .regex(/^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/, { error: 'must be a plain file name (letters, digits, . _ -), no "/"' });
+
+const url = (field: string) =>
+  z.string().superRefine((v, ctx) => {
+    const problem = checkEndpointUrl(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${field} ${JSON.stringify(v)}: ${problem}` });
+  });
 
 const PROVIDER = /^projects\/\d+\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/;
 const SERVICE_ACCOUNT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$|^[^@\s]+@[^@\s]+$/;
