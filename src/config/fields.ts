@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { checkDuration } from '../duration.ts';
 import { parseHostPort } from '../proxy/address.ts';
+import { checkEndpointUrl } from './endpoints.ts';
 import { found } from './messages.ts';
 
 export const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
@@ -47,3 +48,10 @@ export const pskIdentityName = z.string().refine((id) => id !== '' && Buffer.byt
   error: `an identity must be 1-${MAX_IDENTITY_BYTES} bytes of UTF-8 text (OpenSSL's limit)`,
 });
 
+
+/** https anywhere, plain http only to loopback (DESIGN security rules). */
+export const url = (field: string) =>
+  z.string().superRefine((v, ctx) => {
+    const problem = checkEndpointUrl(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${field} ${JSON.stringify(v)}: ${problem}` });
+  });

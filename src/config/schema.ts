@@ -3,10 +3,9 @@
 import { z } from 'zod';
 import { found } from './messages.ts';
 import { LOG_LEVELS } from '../log.ts';
-import { checkEndpointUrl } from './endpoints.ts';
 import { withUnits } from './schema-run.ts';
 import { pskShorthandSchema } from '../proxy/types/psk/config.ts';
-import { duration, hostPort, name } from './fields.ts';
+import { duration, hostPort, name, url } from './fields.ts';
 import { listenersSchema } from './schema-listeners.ts';
 
 export const DEFAULT_TOKEN_FILE = '/run/container_launcher/attestation_verifier_claims_token';
@@ -43,12 +42,6 @@ const mode = z.unknown().transform((v, ctx) => {
 const fileName = z
   .string()
   .regex(/^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/, { error: 'write a plain file name (letters, digits, . _ -, at most 128), no "/"' });
-
-const url = (field: string) =>
-  z.string().superRefine((v, ctx) => {
-    const problem = checkEndpointUrl(v);
-    if (problem) ctx.addIssue({ code: 'custom', message: `${field} ${JSON.stringify(v)}: ${problem}` });
-  });
 
 const PROVIDER = /^projects\/\d+\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/;
 const SERVICE_ACCOUNT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$|^[^@\s]+@[^@\s]+$/;
@@ -140,7 +133,7 @@ const baseSchema = z.strictObject({
     .default({ allowNonTmpfs: false }),
   run: z
     .strictObject({
-      preset: z.enum(['redis', 'envoy-http', 'envoy-network', 'postgres', 'none']).default('none'),
+      preset: z.enum(['redis', 'envoy-http', 'envoy-network', 'envoy-tunnel-client', 'envoy-tunnel-server', 'postgres', 'none']).default('none'),
       with: z.record(z.string(), z.unknown()).default({}),
       command: z.array(z.string()).min(1).optional(),
       env: z.record(envName, envValue).default({}),

@@ -1,7 +1,7 @@
 // The render stage's input and output. Input is the validated config's `run` section plus what
 // materialize produced (secret paths); output is what supervise runs and materialize writes.
 
-export const PRESET_NAMES = ['redis', 'envoy-http', 'envoy-network', 'postgres', 'none'] as const;
+export const PRESET_NAMES = ['redis', 'envoy-http', 'envoy-network', 'envoy-tunnel-client', 'envoy-tunnel-server', 'postgres', 'none'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** A config-file template of `run.files`. */

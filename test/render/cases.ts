@@ -45,6 +45,13 @@ export const CASES: Record<string, RenderInput> = {
     preset: 'envoy-network',
     with: { backendPort: 5432, adminPort: 9901, sanMatch: [{ type: 'EMAIL', exact: 'db-client@alice.example' }], cert: 'cert', key: 'key' },
   }),
+  'envoy-tunnel-client': input({ preset: 'envoy-tunnel-client', with: { url: 'https://congrats-server-abc123-uc.a.run.app/' } }),
+  'envoy-tunnel-client-connect': input({
+    preset: 'envoy-tunnel-client',
+    with: { url: 'https://proxy.example.com:8443/', method: 'CONNECT', listenPort: 9000, innerPort: 9001, serverName: 'congrats.internal', adminPort: 9901, logLevel: 'debug' },
+  }),
+  'envoy-tunnel-server': input({ preset: 'envoy-tunnel-server', with: { backendPort: 7777 } }),
+  'envoy-tunnel-server-path': input({ preset: 'envoy-tunnel-server', with: { backendPort: '7777', path: '/tunnel', listenPort: 8443, maxStreams: 250, adminPort: 9901, ca: 'alice_ca' } }),
   none: input({
     preset: 'none',
     with: { port: 8443, greeting: 'hello', upstreams: ['a:1', 'b:2'] },
@@ -59,3 +66,5 @@ export const CASES: Record<string, RenderInput> = {
 };
 
 export const ENVOY_CASES = Object.keys(CASES).filter((k) => k.startsWith('envoy-'));
+/** The tunnel presets: two listeners each, checked by test/render/envoy-tunnel.test.ts. */
+export const ENVOY_TUNNEL_CASES = ENVOY_CASES.filter((k) => k.startsWith('envoy-tunnel-'));

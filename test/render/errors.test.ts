@@ -100,7 +100,7 @@ describe('with parameters', () => {
 
 describe('run', () => {
   test('an unknown preset', () => {
-    throwsConfigError(run({ preset: 'nginx' as never }), 'run.preset: unknown preset "nginx" (presets: redis, envoy-http, envoy-network, postgres, none)');
+    throwsConfigError(run({ preset: 'nginx' as never }), 'run.preset: unknown preset "nginx" (presets: redis, envoy-http, envoy-network, envoy-tunnel-client, envoy-tunnel-server, postgres, none)');
   });
   test('a command next to a preset', () => {
     throwsConfigError(run({ preset: 'redis', command: ['redis-server'] }), 'run.command: the redis preset builds the command itself; put extra arguments in run.with.args, or use preset: none');

@@ -24,7 +24,7 @@ const load = (name: string): Config => parse(readFileSync(join(examples, name, '
 
 test('there is one example per use, each with a config and a README', () => {
   const dirs = readdirSync(examples, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
-  for (const want of ['egress-id-token', 'envoy-http', 'envoy-network', 'local', 'mtls-permissive', 'postgres', 'psk', 'redis']) assert.ok(dirs.includes(want), `examples/${want}`);
+  for (const want of ['cloud-run-tunnel', 'egress-id-token', 'envoy-http', 'envoy-network', 'local', 'mtls-permissive', 'postgres', 'psk', 'redis']) assert.ok(dirs.includes(want), `examples/${want}`);
   for (const d of dirs) for (const f of ['tee-init.yaml', 'README.md']) assert.ok(existsSync(join(examples, d, f)), `${d}/${f}`);
 });
 

@@ -5,6 +5,7 @@ import { httpProxyType } from './http-proxy.ts';
 import { metadataType } from './metadata.ts';
 import { pskType } from './psk/type.ts';
 import { tlsType } from './tls/type.ts';
+import { tunnelType } from './tunnel.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each entry checks its own config
 export type AnyListenerType = ListenerType<any>;
@@ -14,4 +15,5 @@ export const LISTENER_TYPES: Readonly<Record<string, AnyListenerType>> = {
   tls: tlsType,
   'http-proxy': httpProxyType,
   metadata: metadataType,
+  tunnel: tunnelType,
 };

@@ -2,6 +2,7 @@
 // templates in templates/.
 import type { PresetName } from '../types.ts';
 import { envoyHttp, envoyNetwork } from './envoy.ts';
+import { envoyTunnelClient, envoyTunnelServer } from './envoy-tunnel.ts';
 import { none } from './none.ts';
 import { postgres } from './postgres.ts';
 import type { Preset } from './preset.ts';
@@ -11,6 +12,8 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   redis: redis,
   'envoy-http': envoyHttp,
   'envoy-network': envoyNetwork,
+  'envoy-tunnel-client': envoyTunnelClient,
+  'envoy-tunnel-server': envoyTunnelServer,
   postgres,
   none,
 };

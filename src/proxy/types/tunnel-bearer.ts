@@ -1,0 +1,40 @@
+// Server mode's optional bearer check, for deployments with no front door doing it: a JWT
+// (Google-signed ID token by default) verified against a JWKS URL, audience, issuer, expiry,
+// and optionally the caller's email. The token itself is never logged.
+import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
+import type { TunnelServerConfig } from './tunnel-schema.ts';
+
+export type BearerCheck = (authorization: string | undefined) => Promise<BearerResult>;
+export type BearerResult = { ok: true; subject: string | undefined; email: string | undefined } | { ok: false; reason: string };
+
+export function bearerCheck(config: NonNullable<TunnelServerConfig['bearer']>): BearerCheck {
+  const jwks = createRemoteJWKSet(new URL(config.jwks), { timeoutDuration: 5_000, cooldownDuration: 30_000 });
+  const audience = config.audience;
+  const emails = config.emails ? new Set(config.emails.map((e) => e.toLowerCase())) : undefined;
+  return async (authorization) => {
+    const m = /^Bearer +([A-Za-z0-9._~+/=-]+)\s*$/i.exec(authorization ?? '');
+    if (!m) return { ok: false, reason: authorization === undefined ? 'no Authorization header' : 'Authorization is not "Bearer <token>"' };
+    try {
+      const { payload } = await jwtVerify(m[1]!, jwks, {
+        audience,
+        issuer: config.issuer,
+        clockTolerance: config.clockTolerance / 1000,
+        requiredClaims: ['exp'],
+      });
+      const email = typeof payload.email === 'string' ? payload.email : undefined;
+      if (emails && !(email && payload.email_verified === true && emails.has(email.toLowerCase()))) {
+        return { ok: false, reason: `caller ${email ?? '(no verified email)'} is not in bearer.emails` };
+      }
+      return { ok: true, subject: payload.sub, email };
+    } catch (err) {
+      return { ok: false, reason: describe(err) };
+    }
+  };
+}
+
+/** jose's reason, naming the claim at fault; never the token. */
+function describe(err: unknown): string {
+  if (err instanceof errors.JWTClaimValidationFailed) return `${err.code}: ${err.claim} ${err.reason}`;
+  if (err instanceof errors.JOSEError) return `${err.code}: ${err.message}`;
+  return (err as Error)?.message ?? String(err);
+}

@@ -1,0 +1,187 @@
+// Client mode: a local TCP listener; each accepted connection becomes one HTTP/2 stream (POST
+// or CONNECT) to `url`, with an optional bearer token and optional mutual TLS inside it.
+import { type ClientHttp2Session, type ClientHttp2Stream, constants as h2, type OutgoingHttpHeaders, sensitiveHeaders } from 'node:http2';
+import { createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
+import type { TokenSource } from '../../credentials/token-types.ts';
+import { KEEPALIVE_MS, peerOf, round } from '../connection.ts';
+import type { ListenerEnv } from '../listener.ts';
+import { contextFrom, pipeTunnel, reason, type TunnelStats, warnings } from './tunnel-common.ts';
+import type { TunnelClientConfig } from './tunnel-schema.ts';
+import { SessionPool } from './tunnel-session.ts';
+
+export interface ClientMode {
+  server: Server;
+  reload(): void;
+  close(): Promise<void>;
+}
+
+export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv, stats: TunnelStats): ClientMode {
+  const { log } = env;
+  const warn = warnings(log);
+  const origin = new URL(config.url);
+  const target = origin.origin;
+  const headers = requestHeaders(config, origin);
+  const tokens: TokenSource | undefined = config.token ? env.tokens.source(config.token) : undefined;
+  // id-token: the audience is the service's URL unless configured (Cloud Run checks it).
+  const audience = config.token?.kind === 'id-token' && config.token.audience === undefined ? target : undefined;
+
+  const outerContext = () => (config.tls ? contextFrom(env, { ca: config.tls.ca }, 'tls') : undefined);
+  const innerContext = () => (config.inner ? contextFrom(env, config.inner.tls, 'inner.tls') : undefined);
+  let inner = innerContext();
+  const pool = new SessionPool({
+    origin, secureContext: outerContext(), connectTimeoutMs: config.connectTimeout, streamWindow: config.streamWindow, log, stats, warn,
+  });
+
+  const server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS, pauseOnConnect: true });
+  server.on('connection', (tcp: Socket) => {
+    void open(tcp).catch((err) => {
+      // Every failure is handled in open(); this is a bug guard, never a crash of the init.
+      log.error({ reason: reason(err) }, 'tunnel: unexpected failure opening a tunnel');
+      tcp.destroy();
+    });
+  });
+
+  async function open(tcp: Socket): Promise<void> {
+    const t0 = performance.now();
+    const peer = peerOf(tcp);
+    let gone = false;
+    tcp.once('close', () => (gone = true));
+    tcp.on('error', () => tcp.destroy());
+
+    const h: OutgoingHttpHeaders = { ...headers };
+    if (tokens) {
+      try {
+        const token = await tokens.get(audience);
+        h.authorization = `Bearer ${token.value}`;
+        // Never indexed by HPACK: a token must not sit in a compression table.
+        (h as Record<symbol, unknown>)[sensitiveHeaders] = ['authorization'];
+      } catch (err) {
+        stats.authFailures++;
+        warn.auth({ peer, url: target, reason: reason(err) }, 'tunnel: no bearer token; closing the connection');
+        tcp.destroy();
+        return;
+      }
+    }
+    if (gone) return;
+
+    let stream: ClientHttp2Stream;
+    let session: ClientHttp2Session;
+    try {
+      session = pool.get();
+      stream = session.request(h, { endStream: false });
+    } catch (err) {
+      warn.tunnel({ peer, url: target, reason: reason(err) }, 'tunnel: cannot open a stream; closing the connection');
+      tcp.destroy();
+      return;
+    }
+    // Until the response (or a failure) settles it, the stream and the TCP side watch each other.
+    let settled = false;
+    const settle = () => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      tcp.off('close', onTcpClose);
+      return true;
+    };
+    const fail = (fields: Record<string, unknown>, message: string) => {
+      if (!settle()) return;
+      stats.refused++;
+      warn.tunnel({ peer, url: target, ...fields }, message);
+      if (!stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);
+      tcp.destroy();
+    };
+    const timer = setTimeout(() => {
+      pool.retire(session);
+      fail({ reason: 'ETIMEDOUT' }, `tunnel: no response within ${config.connectTimeout} ms; closing the connection (new tunnels use a new HTTP/2 connection)`);
+    }, config.connectTimeout);
+    // The client left first: cancel quietly.
+    const onTcpClose = () => {
+      if (settle() && !stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);
+    };
+    tcp.once('close', onTcpClose);
+    const onStreamError = (err: Error) => fail({ reason: reason(err), rstCode: stream.rstCode }, 'tunnel stream failed; closing the connection');
+    stream.on('error', onStreamError);
+    // Reset before any response (REFUSED_STREAM, a server going away) is no 'error' for the
+    // codes Node counts as clean, so this is where the TCP side learns it.
+    stream.once('close', () => fail({ rstCode: stream.rstCode }, 'tunnel stream closed before a response; closing the connection'));
+    stream.once('response', (res) => {
+      const status = Number(res[':status']);
+      if (status < 200 || status > 299) return fail({ status }, `tunnel refused by the server with HTTP ${status}; closing the connection`);
+      // onStreamError stays: after settle() it only keeps a late reset from being unhandled
+      // (pipe.ts or the inner TLS socket sees the stream end anyway).
+      if (!settle()) return;
+      if (!inner) return start(tcp, stream, t0, peer);
+      handshake(tcp, stream, inner, t0, peer);
+    });
+  }
+
+  function handshake(tcp: Socket, stream: ClientHttp2Stream, ctx: SecureContext, t0: number, peer: string): void {
+    const tls: TLSSocket = tlsConnect({
+      socket: stream as unknown as Socket,
+      secureContext: ctx,
+      ...(config.inner!.tls.serverName === undefined
+        ? { checkServerIdentity: () => undefined } // the private CA is the trust anchor; no name to check
+        : { servername: config.inner!.tls.serverName }),
+    });
+    const giveUp = (why: string) => {
+      stats.handshakeFailures++;
+      warn.handshake({ peer, url: target, reason: why }, 'tunnel inner TLS handshake failed; closing the connection');
+      tls.destroy();
+      stream.destroy();
+      tcp.destroy();
+    };
+    const timer = setTimeout(() => giveUp('ETIMEDOUT'), config.handshakeTimeout);
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      giveUp(reason(err));
+    };
+    tls.once('error', onError);
+    tcp.once('close', () => {
+      if (tls.pending || !tls.encrypted) tls.destroy();
+    });
+    tls.once('secureConnect', () => {
+      clearTimeout(timer);
+      tls.off('error', onError);
+      if (tcp.destroyed) return void tls.destroy();
+      start(tcp, tls, t0, peer);
+    });
+  }
+
+  function start(tcp: Socket, tunnel: ClientHttp2Stream | TLSSocket, t0: number, peer: string): void {
+    const fields = { peer, url: target, setupMs: round(performance.now() - t0) };
+    log.debug(fields, 'tunnel open');
+    pipeTunnel(tcp, tunnel, config.idleTimeout, stats, (r) => {
+      log.debug({ ...fields, end: r.end, bytesFromClient: r.bytesFromClient, bytesToClient: r.bytesToClient, ...(r.error ? { reason: reason(r.error) } : {}) }, 'tunnel closed');
+    });
+    tcp.resume();
+  }
+
+  return {
+    server,
+    reload() {
+      const nextInner = innerContext();
+      pool.secureContext = outerContext();
+      inner = nextInner;
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** The request every tunnel stream starts with (DESIGN: same as the envoy-tunnel-client preset). */
+export function requestHeaders(config: Pick<TunnelClientConfig, 'method' | 'authority'>, origin: URL): OutgoingHttpHeaders {
+  if (config.method === 'CONNECT') {
+    // RFC 9113 §8.5: :method and :authority only (Node adds no :scheme or :path for CONNECT).
+    return { [h2.HTTP2_HEADER_METHOD]: 'CONNECT', [h2.HTTP2_HEADER_AUTHORITY]: config.authority ?? hostPort(origin) };
+  }
+  return {
+    [h2.HTTP2_HEADER_METHOD]: 'POST',
+    [h2.HTTP2_HEADER_SCHEME]: origin.protocol.slice(0, -1),
+    [h2.HTTP2_HEADER_AUTHORITY]: origin.host,
+    [h2.HTTP2_HEADER_PATH]: `${origin.pathname}${origin.search}`,
+  };
+}
+
+function hostPort(u: URL): string {
+  return `${u.hostname}:${u.port || (u.protocol === 'https:' ? 443 : 80)}`;
+}

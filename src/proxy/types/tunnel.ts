@@ -1,0 +1,103 @@
+// `type: tunnel` (DESIGN.md `listeners:`, issue 13): TCP over HTTP/2 streams, both ends. Client
+// mode turns local TCP connections into streams to a URL (Cloud Run: POST); server mode turns
+// streams back into TCP connections to the program. Entry for the LISTENER_TYPES table.
+import { once } from 'node:events';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { configError } from '../../errors.ts';
+import { formatHostPort, parseHostPort } from '../address.ts';
+import type { HostPort, ListenerHandle, ListenerType } from '../listener.ts';
+import { createTunnelClient } from './tunnel-client.ts';
+import { emptyTunnelStats, metricStats } from './tunnel-common.ts';
+import { type TunnelConfig, tunnelSchema } from './tunnel-schema.ts';
+import { createTunnelServer } from './tunnel-server.ts';
+
+export const tunnelType: ListenerType<TunnelConfig> = {
+  type: 'tunnel',
+  schema: tunnelSchema,
+  secrets(c) {
+    const inner = c.inner ? [c.inner.tls.cert, c.inner.tls.key, c.inner.tls.ca] : [];
+    const outer = c.mode === 'server' ? (c.tls ? [c.tls.cert, c.tls.key] : []) : (c.tls ? [c.tls.ca] : []);
+    return [...new Set([...outer, ...inner])];
+  },
+  credentials(c) {
+    return c.mode === 'client' && c.token?.credentials !== undefined ? [c.token.credentials] : [];
+  },
+  upstream(c) {
+    // Client mode fronts a remote service: probing it would be a stream in its logs.
+    return c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined;
+  },
+  async start(config, env): Promise<ListenerHandle> {
+    const { log, name } = env;
+    const listen = parseHostPort(config.listen, `listeners.${name}.listen`, true);
+    const stats = emptyTunnelStats();
+    const sockets = new Set<Socket>();
+    const track = (s: Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    };
+    const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track) : createTunnelClient(config, env, stats);
+    const server: Server = mode.server;
+    server.maxConnections = config.maxConnections;
+    server.on('connection', (raw: Socket) => {
+      track(raw);
+      if (config.mode === 'client') {
+        stats.total++;
+        stats.active++;
+        raw.once('close', () => stats.active--);
+      }
+    });
+    let refusing = false;
+    server.on('drop', () => {
+      stats.rejected++;
+      if (!refusing) {
+        refusing = true;
+        log.warn({ maxConnections: config.maxConnections }, 'tunnel connection limit reached; refusing new connections');
+        setTimeout(() => (refusing = false), 60_000).unref();
+      }
+    });
+    await listenOn(server, listen, name);
+    server.on('error', (err: NodeJS.ErrnoException) => log.error({ reason: err.code ?? err.message }, 'tunnel listener error'));
+    const bound = server.address() as AddressInfo;
+    const address: HostPort = { host: bound.address, port: bound.port };
+    log.info(
+      config.mode === 'server'
+        ? { mode: 'server', listen: formatHostPort(address), connect: config.connect, h2c: config.h2c, path: config.path, methods: config.methods, bearer: config.bearer !== undefined, innerTls: config.inner !== undefined, maxStreams: config.maxStreams }
+        : { mode: 'client', listen: formatHostPort(address), url: config.url, method: config.method, token: config.token?.kind, innerTls: config.inner !== undefined },
+      'tunnel listening',
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      address,
+      stats: () => metricStats(stats),
+      async reload() {
+        mode.reload();
+        log.info('tunnel TLS material reloaded for new tunnels');
+      },
+      close() {
+        closing ??= (async () => {
+          const closed = [once(server, 'close'), ...[...sockets].map((s) => once(s, 'close'))];
+          server.close();
+          await mode.close();
+          for (const s of sockets) s.destroy();
+          await Promise.all(closed);
+          log.info({ mode: config.mode, ...metricStats(stats) }, 'tunnel closed');
+        })();
+        return closing;
+      },
+    };
+  },
+};
+
+async function listenOn(server: Server, { host, port }: HostPort, name: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(configError(`listeners.${name}.listen ${formatHostPort({ host, port })}: cannot listen (${err.code ?? err.message}); choose a free port on an address of this machine`));
+    };
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}

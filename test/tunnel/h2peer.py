@@ -1,0 +1,92 @@
+"""An independent HTTP/2 peer for the tunnel tests, on Python's h2 (Debian python3-h2; run with
+/usr/bin/python3). Cleartext HTTP/2 with prior knowledge (h2c), one connection at a time.
+
+  h2peer.py server          listens on 127.0.0.1:0, prints "listening PORT"; for each stream
+                            prints its request headers as one JSON line, answers 200, sends
+                            "hello from h2\n", echoes every DATA frame, ends its side after the
+                            client's END_STREAM.
+  h2peer.py client PORT METHOD PATH-OR-AUTHORITY DATA
+                            opens one stream (POST with :path, or CONNECT with :authority),
+                            sends DATA and END_STREAM, prints "status N" then everything
+                            received until the server's END_STREAM.
+h2 4.1 knows only RFC 7540's request rules (:path and :scheme always), so header validation is
+off where a plain CONNECT (RFC 9113 §8.5: :method and :authority only) passes through.
+"""
+import json
+import socket
+import sys
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+def serve():
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    print("listening", listener.getsockname()[1], flush=True)
+    while True:
+        sock, _ = listener.accept()
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, validate_inbound_headers=False))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    headers = {k.decode(): v.decode() for k, v in event.headers}
+                    print(json.dumps(headers), flush=True)
+                    conn.send_headers(event.stream_id, [(":status", "200")])
+                    conn.send_data(event.stream_id, b"hello from h2\n")
+                elif isinstance(event, h2.events.DataReceived):
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    conn.send_data(event.stream_id, event.data)
+                elif isinstance(event, h2.events.StreamEnded):
+                    conn.end_stream(event.stream_id)
+            sock.sendall(conn.data_to_send())
+        sock.close()
+
+
+def client(port, method, target, payload):
+    sock = socket.create_connection(("127.0.0.1", int(port)))
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, validate_outbound_headers=False))
+    conn.initiate_connection()
+    if method == "CONNECT":
+        headers = [(":method", "CONNECT"), (":authority", target)]
+    else:
+        headers = [(":method", method), (":scheme", "http"), (":authority", "127.0.0.1:%s" % port), (":path", target)]
+    conn.send_headers(1, headers)
+    conn.send_data(1, payload.encode(), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    body = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        done = False
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                print("status", dict(event.headers)[b":status"].decode(), flush=True)
+            elif isinstance(event, h2.events.DataReceived):
+                conn.acknowledge_received_data(event.flow_controlled_length, 1)
+                body += event.data
+            elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done = True
+        sock.sendall(conn.data_to_send())
+        if done:
+            break
+    sys.stdout.write(body.decode())
+    conn.close_connection()
+    sock.sendall(conn.data_to_send())
+    sock.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "server":
+        serve()
+    else:
+        client(*sys.argv[2:6])
