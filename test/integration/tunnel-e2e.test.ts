@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
-import { bundle, node, root } from '../helpers/init.ts';
+import { bundle, node, root, startInit } from '../helpers/init.ts';
 import { freePort } from '../helpers/net.ts';
 import { createPki } from '../helpers/pki.ts';
 import { needs } from '../helpers/tools.ts';
@@ -45,20 +45,22 @@ test('whole init: the Congrats demo with tee-init at both ends, no Envoy', async
   writeFileSync(join(dir, 'server.json'), JSON.stringify(serverConfig));
   writeFileSync(join(dir, 'client.json'), JSON.stringify(clientConfig));
 
-  const server = execa(node, [bundle, '--config', join(dir, 'server.json')], { reject: false, all: true });
+  const { proc: server, log: serverLog } = startInit(['--config', join(dir, 'server.json')]);
   t.after(async () => {
     server.kill('SIGTERM');
     await server;
   });
+  // The client program dials at once: the server side (front door) must be up first, as on Cloud Run.
+  await serverLog.waitFor('tunnel listening', 30_000);
   const client = await execa(node, [bundle, '--config', join(dir, 'client.json')], { reject: false, all: true, timeout: 60_000 });
   assert.equal(client.exitCode, 0, client.all);
   assert.match(client.stdout, /^Congrats! You have connected through the tunnel\.\nhello from the congrats client/);
 
   server.kill('SIGTERM');
   const s = await server;
-  assert.equal(s.exitCode, 0, s.all); // the Congrats server exits 0 on SIGTERM, the init with it
+  assert.equal(s.exitCode, 0, serverLog.text); // the Congrats server exits 0 on SIGTERM, the init with it
   // No key byte in anything either init or its program printed, at trace level.
-  const text = `${client.all}\n${s.all}`;
+  const text = `${client.all}\n${String(s.stdout)}\n${serverLog.text}`;
   for (const key of [pki.server.key, pki.client.key, pki.ca.key]) {
     for (const line of readFileSync(key, 'utf8').split('\n').filter((l) => l && !l.startsWith('-----'))) assert.ok(!text.includes(line), `${key} leaked`);
   }
