@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { type AnyListenerType, LISTENER_TYPES } from '../proxy/types/index.ts';
 import { name } from './fields.ts';
+import { defaultMessage } from './messages.ts';
 
 export interface ListenerConfig {
   type: string;
@@ -23,7 +24,8 @@ const listener = z.unknown().transform((value, ctx): ListenerConfig => {
     ctx.addIssue({ code: 'custom', path: ['type'], message: `type must be one of ${known.join(', ')}, got ${JSON.stringify(type)}` });
     return z.NEVER;
   }
-  const result = t.schema.safeParse(value);
+  // The type's own issues in our words, like the rest of the config (messages.ts).
+  const result = t.schema.safeParse(value, { error: defaultMessage as never, reportInput: true });
   if (result.success) return result.data as ListenerConfig;
   for (const issue of result.error.issues) ctx.addIssue(issue as z.core.$ZodRawIssue);
   return z.NEVER;
@@ -56,10 +58,10 @@ export function checkListenerReferences(
   const ports = new Map<string, string>();
   for (const l of configuredListeners(config)) {
     for (const s of l.type.secrets(l.config)) {
-      if (!Object.hasOwn(config.secrets, s)) fail(`${l.field}${search(l.config, s, '') ?? ''}`, `no secret named ${JSON.stringify(s)}`);
+      if (!Object.hasOwn(config.secrets, s)) fail(`${l.field}${search(l.config, s, '') ?? ''}`, `found ${JSON.stringify(s)}, but no secret has that name: write the name of a secret under secrets:`);
     }
     for (const c of l.type.credentials(l.config)) {
-      if (!Object.hasOwn(config.credentials, c)) fail(`${l.field}${search(l.config, c, '') ?? ''}`, `no credentials named ${JSON.stringify(c)}`);
+      if (!Object.hasOwn(config.credentials, c)) fail(`${l.field}${search(l.config, c, '') ?? ''}`, `found ${JSON.stringify(c)}, but no credentials have that name: write the name of one under credentials:`);
     }
     const listen = typeof l.config.listen === 'string' ? l.config.listen : undefined;
     const port = listen?.replace(/^.*:/, '');

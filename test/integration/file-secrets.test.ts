@@ -59,27 +59,27 @@ describe('source: file refuses what is not a small regular file', () => {
   test('a FIFO with no writer: 78 in one line, nothing waits for a writer', async () => {
     const fifo = join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
-    await refused(fifo, 78, /^(tee-init check: )?secret dbpass: .*\/fifo is a FIFO \(named pipe\), not a regular file \(secrets\.dbpass\.path\)$/);
+    await refused(fifo, 78, /^(tee-init check: )?(config \S+: )?secret dbpass: .*\/fifo is a FIFO \(named pipe\), not a regular file \(secrets\.dbpass\.path\)$/);
   });
 
   test('a directory: 78', async () => {
     const d = join(dir, 'a-dir');
     mkdirSync(d);
-    await refused(d, 78, /^(tee-init check: )?secret dbpass: .*\/a-dir is a directory, not a regular file/);
+    await refused(d, 78, /^(tee-init check: )?(config \S+: )?secret dbpass: .*\/a-dir is a directory, not a regular file/);
   });
 
   test('a missing file: 78', async () => {
-    await refused(join(dir, 'nope'), 78, /^(tee-init check: )?secret dbpass: file .*\/nope does not exist \(secrets\.dbpass\.path\)$/);
+    await refused(join(dir, 'nope'), 78, /^(tee-init check: )?(config \S+: )?secret dbpass: file .*\/nope does not exist \(secrets\.dbpass\.path\)$/);
   });
 
   test('64 KiB + 1 bytes, and a 10 GB sparse file: 65 naming the secret, without reading 10 GB', async () => {
     const big = join(dir, 'big');
     writeFileSync(big, Buffer.alloc(64 * 1024 + 1, 0x41));
-    await refused(big, 65, /^(tee-init check: )?secret dbpass \(.*\/big\) is 65537 bytes: more than a secret can hold \(64 KiB\)$/);
+    await refused(big, 65, /^(tee-init check: )?(config \S+: )?secret dbpass \(.*\/big\) is 65537 bytes: more than a secret can hold \(64 KiB\)$/);
     const sparse = join(dir, 'sparse');
     writeFileSync(sparse, '');
     truncateSync(sparse, 10 * 1024 ** 3);
-    await refused(sparse, 65, /^(tee-init check: )?secret dbpass \(.*\/sparse\) is 10737418240 bytes: more than a secret can hold/);
+    await refused(sparse, 65, /^(tee-init check: )?(config \S+: )?secret dbpass \(.*\/sparse\) is 10737418240 bytes: more than a secret can hold/);
   });
 
   test('a file tee-init cannot read: 78 naming it and the uid', async (t) => {
@@ -94,7 +94,7 @@ describe('source: file refuses what is not a small regular file', () => {
     assert.match(String(boot.stderr), /"message":"secret dbpass: file .*\/root-only cannot be read by tee-init \(uid 65534\): permission denied \(secrets\.dbpass\.path\)"/);
     const check = await startCommand([...asNobody, 'check', '--config', cfg]).proc;
     assert.equal(check.exitCode, 78);
-    assert.match(String(check.stderr), /^tee-init check: secret dbpass: file .*\/root-only cannot be read by tee-init \(uid 65534\): permission denied/);
+    assert.match(String(check.stderr), /^tee-init check: (config \S+: )?secret dbpass: file .*\/root-only cannot be read by tee-init \(uid 65534\): permission denied/);
     assert.equal(existsSync(marker), false);
   });
 });

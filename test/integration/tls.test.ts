@@ -83,7 +83,7 @@ describe('tls listeners through the config', () => {
     const { proc, log } = b.start(config);
     const result = await proc;
     assert.equal(result.exitCode, 78, log.text);
-    assert.match(log.text, /listeners\.mesh\.tls\.ca: no secret named \\"nope\\"/);
+    assert.match(log.text, /listeners\.mesh\.tls\.ca: found \\"nope\\", but no secret has that name/);
     assert.equal(log.find('child started'), undefined);
   });
 });
@@ -107,7 +107,7 @@ describe('tls secrets that do not fit', () => {
       const { proc, log } = b.start(config);
       const result = await proc;
       assert.equal(result.exitCode, 65, log.text);
-      assert.match(log.records.find((r) => r.severity === 'ERROR')!.message, /listeners\.mesh\.tls\.key: secret key does not match the certificate in secret cert/);
+      assert.match(log.records.find((r) => r.severity === 'ERROR')!.message, /secret key: private key matches no certificate among the secrets/);
       assert.equal(log.find('child started'), undefined);
       assert.deepEqual(b.leftovers(), []);
     } finally {

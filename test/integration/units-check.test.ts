@@ -20,7 +20,9 @@ async function check(config: Record<string, unknown>) {
   return { code, out: String(result.stdout), err: String(result.stderr).trim() };
 }
 
-const PSK_SECRETS = { s1: { source: 'file', path: '/nonexistent/s1' } };
+// check opens file secrets as a boot would: the share is a real file.
+writeFileSync(join(dir, 's1'), 'a-share-of-at-least-sixteen-bytes\n');
+const PSK_SECRETS = { s1: { source: 'file', path: join(dir, 's1') } };
 const psk = (mode: 'server' | 'client') => ({ mode, listen: '127.0.0.1:7000', connect: '127.0.0.1:7001', identities: { Client1: { shares: ['s1'], combine: 'sha256-concat' } } });
 
 describe('tee-init check with processes:', () => {
@@ -49,13 +51,13 @@ describe('tee-init check with processes:', () => {
     ['a health endpoint on the network', { run: { command: ['x'] }, health: { listen: '0.0.0.0:9090' } }, /health\.listen: must be a loopback address/],
     ['a ready check on a oneshot', { processes: { a: { command: ['a'], oneshot: true, ready: { file: '/x' } } } }, /processes\.a\.ready: a oneshot is ready when it has exited 0/],
     ['two checks at once', { processes: { a: { command: ['a'], ready: { file: '/x', tcp: '127.0.0.1:1' } } } }, /processes\.a\.ready: give exactly one check of tcp, unix, file, exec, http \(got tcp, file\)/],
-    ['an http check off loopback', { processes: { a: { command: ['a'], ready: { http: 'http://example.com/' } } } }, /processes\.a\.ready\.http: must be a plain http:\/\/ URL on a loopback address/],
+    ['an http check off loopback', { processes: { a: { command: ['a'], ready: { http: 'http://example.com/' } } } }, /processes\.a\.ready\.http: (found "http:\/\/example\.com\/", )?must be a plain http:\/\/ URL on a loopback address/],
     ['an unknown stop signal', { processes: { a: { command: ['a'], stopSignal: 'SIGFOO' } } }, /processes\.a\.stopSignal: "SIGFOO" is not a signal to stop with/],
     ['a bad restart policy', { processes: { a: { command: ['a'], restart: 'sometimes' } } }, /processes\.a\.restart/],
     ['a preset parameter that is wrong, named under processes', { processes: { db: { preset: 'postgres', with: { prot: 1 } } } }, /processes\.db\.with\.prot: not a parameter of the postgres preset/],
     ['two processes writing the same file', { output: { dir: '/dev/shm/x' }, processes: { a: { command: ['a'], files: [{ name: 'f.txt', template: 'x' }] }, b: { command: ['b'], files: [{ name: 'f.txt', template: 'y' }] } } }, /processes\.b: writes "f\.txt", which processes\.a writes too/],
-    ['a process after a server-mode psk listener', { secrets: PSK_SECRETS, processes: { a: { command: ['a'], after: ['psk'] } }, psk: psk('server') }, /processes\.a\.after: the psk listener in server mode opens after every process; a cannot wait for it/],
-    ['a process named psk beside psk:', { secrets: PSK_SECRETS, processes: { psk: { command: ['a'] } }, psk: psk('client') }, /processes\.psk: the name psk is the psk: listener's/],
+    ['a process after a server-mode psk listener', { secrets: PSK_SECRETS, processes: { a: { command: ['a'], after: ['psk'] } }, psk: psk('server') }, /processes\.a\.after: listener psk fronts the processes and opens after every one of them; a cannot wait for it/],
+    ['a process named psk beside psk:', { secrets: PSK_SECRETS, processes: { psk: { command: ['a'] } }, psk: psk('client') }, /processes\.psk: the name psk is also a listener's \(psk\); rename the process/],
     ['run.stopSignal that is not a signal', { run: { command: ['x'], stopSignal: 'NOPE' } }, /run\.stopSignal: "NOPE" is not a signal to stop with/],
   ];
   test('the psk listener is a unit: after every process in server mode, first in client mode', () => {

@@ -59,7 +59,9 @@ describe('units with listener units (psk) and the health endpoint', () => {
         redis: { command: ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], ready: { tcp: `127.0.0.1:${redisPort}`, interval: '20ms' } },
         slow: { command: unit('slow'), ready: { file: go, interval: '20ms' } },
       },
-      psk: { mode: 'server', listen: `127.0.0.1:${listen}`, connect: `127.0.0.1:${redisPort}`, identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } } },
+      // workers: 0: the counters live in the init's thread, so /metrics shows a connection at once
+      // (from worker threads they arrive once a second).
+      psk: { mode: 'server', listen: `127.0.0.1:${listen}`, connect: `127.0.0.1:${redisPort}`, workers: 0, identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } } },
       health: { listen: `127.0.0.1:${healthPort}` },
     });
     delete (config as Record<string, unknown>).run;

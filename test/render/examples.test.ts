@@ -36,7 +36,7 @@ for (const name of readdirSync(examples, { withFileTypes: true }).filter((d) => 
     const runs: Config[] = c.run ? [c.run] : Object.values(c.processes);
     for (const r of runs) for (const key of Object.keys(r)) assert.ok((c.run ? RUN_KEYS : PROCESS_KEYS).includes(key), `unknown key ${key}`);
     const secrets: Record<string, SecretRef> = {};
-    for (const [sname, s] of Object.entries<Config>(c.secrets)) {
+    for (const [sname, s] of Object.entries<Config>(c.secrets ?? {})) {
       assert.ok(['gcp', 'file'].includes(s.source), `secrets.${sname}.source`);
       if (s.source === 'gcp') assert.ok(Object.hasOwn(c.credentials ?? {}, s.credentials), `secrets.${sname}.credentials names a credential`);
       else assert.ok(!s.path.startsWith('/'), `secrets.${sname}.path is relative to the config`);

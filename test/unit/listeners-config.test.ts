@@ -40,9 +40,9 @@ test('listener errors name the field path', () => {
   configErr(`listeners: { in: { type: socks, listen: "0.0.0.0:1" } }`, /listeners\.in\.type: type must be one of psk, tls.*got "socks"/);
   configErr(`listeners: { in: 3 }`, /listeners\.in: must be an object with a type/);
   configErr(`${SECRETS}listeners: { in: ${PSK.replace('mode: server', 'mode: server, colour: red')} }`, /listeners\.in: unknown field "colour"/);
-  configErr(`${SECRETS}listeners: { in: ${PSK.replace('[s1, s2]', '[s1, s3]')} }`, /listeners\.in\.identities\.C\.shares\[1\]: no secret named "s3"/);
+  configErr(`${SECRETS}listeners: { in: ${PSK.replace('[s1, s2]', '[s1, s3]')} }`, /listeners\.in\.identities\.C\.shares\[1\]: found "s3", but no secret has that name/);
   configErr(`${SECRETS}listeners: { in: ${PSK.replace('combine: sha256-concat', 'combine: hkdf-sha256')} }`, /listeners\.in\.identities\.C: hkdf-sha256 needs both salt and info/);
-  configErr(`${SECRETS}listeners: { in: ${PSK.replace('"127.0.0.1:2"', 'nowhere')} }`, /listeners\.in\.connect: must be HOST:PORT/);
+  configErr(`${SECRETS}listeners: { in: ${PSK.replace('"127.0.0.1:2"', 'nowhere')} }`, /listeners\.in\.connect: found "nowhere", write HOST:PORT/);
   configErr(`${SECRETS}listeners: { "bad name": ${PSK} }`, /listeners\["bad name"\]: /);
 });
 
@@ -55,6 +55,8 @@ test('tee-init check lists each listener with its type, mode, addresses and secr
   const dir = mkdtempSync(join(tmpdir(), 'tee-init-plan-'));
   try {
     const file = join(dir, 'c.yaml');
+    // check opens file secrets as a boot would: they exist (relative paths: beside the config).
+    for (const f of ['x', 'y', 'c', 'k', 'a']) writeFileSync(join(dir, f), 'not PEM, just bytes\n');
     writeFileSync(file, `${SECRETS.replace('s2: { source: file, path: y }', 's2: { source: file, path: y }, c: { source: file, path: c }, k: { source: file, path: k }, a: { source: file, path: a }')}psk: ${PSK.replace('type: psk, ', '')}
 listeners:
   mesh: { type: tls, mode: permissive, listen: "0.0.0.0:8443", connect: "127.0.0.1:8080", tls: { cert: c, key: k, ca: a } }
