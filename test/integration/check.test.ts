@@ -1,7 +1,8 @@
 // `tee-init check --config FILE`: validates and prints the plan; reads no token, contacts nothing.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { boot, type Boot } from '../helpers/boot.ts';
@@ -175,10 +176,15 @@ describe('tee-init check', () => {
     assert.deepEqual(b.leftovers(), []);
   });
   /** examples/local reads files its script makes: check it in a copy where they exist (check opens them). */
+  const localCopies: string[] = [];
+  after(() => {
+    for (const c of localCopies) rmSync(c, { recursive: true, force: true });
+  });
   function localExample(name: string): string | undefined {
     if (name !== 'local') return undefined;
-    const copy = join(b.dir, 'local-example');
-    mkdirSync(copy);
+    // Its own directory, not the boot's (whose leftovers other tests check).
+    const copy = mkdtempSync(join(tmpdir(), 'tee-init-local-example-'));
+    localCopies.push(copy);
     for (const f of ['tee-init.yaml', 'make-dev-secrets.sh']) copyFileSync(join(root, 'examples', 'local', f), join(copy, f));
     execFileSync('sh', [join(copy, 'make-dev-secrets.sh')], { stdio: 'ignore' });
     return join(copy, 'tee-init.yaml');

@@ -43,7 +43,7 @@ test('listener errors name the field path', () => {
   configErr(`${SECRETS}listeners: { in: ${PSK.replace('[s1, s2]', '[s1, s3]')} }`, /listeners\.in\.identities\.C\.shares\[1\]: found "s3", but no secret has that name/);
   configErr(`${SECRETS}listeners: { in: ${PSK.replace('combine: sha256-concat', 'combine: hkdf-sha256')} }`, /listeners\.in\.identities\.C: hkdf-sha256 needs both salt and info/);
   configErr(`${SECRETS}listeners: { in: ${PSK.replace('"127.0.0.1:2"', 'nowhere')} }`, /listeners\.in\.connect: found "nowhere", write HOST:PORT/);
-  configErr(`${SECRETS}listeners: { "bad name": ${PSK} }`, /listeners\["bad name"\]: /);
+  configErr(`${SECRETS}listeners: { "bad name": ${PSK} }`, /listeners: found the key "bad name", a listener name must be a name/);
 });
 
 test('cross-listener rules: psk: and listeners.psk both, two listeners on one port', () => {
