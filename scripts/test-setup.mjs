@@ -40,9 +40,10 @@ const TOOLS = {
   '/usr/lib/podman/netavark': 'netavark',
   '/usr/lib/podman/aardvark-dns': 'aardvark-dns',
   curl: 'curl', // the program behind the egress proxy
+  go: 'golang-go', // an independent HTTP/2 peer (net/http) for the tunnel tests
 };
 // Python modules of Debian's /usr/bin/python3 -> package (the program in the identity tests).
-const PY_MODULES = { requests: 'python3-requests', 'google.auth': 'python3-google-auth' };
+const PY_MODULES = { requests: 'python3-requests', 'google.auth': 'python3-google-auth', h2: 'python3-h2' };
 const havePy = (mod) => existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
 
 // Things that are not a command on PATH: a check, and the Debian package that satisfies it.
