@@ -5,7 +5,7 @@
 // Needs wrk and openssl on PATH.
 //
 //   direct: wrk ─https, keep-alive, a fixed token─▶ service
-//   proxy:  wrk ─http (absolute-form), keep-alive─▶ egress proxy (own process) ─https, keep-alive, minted token─▶ service
+//   proxy:  wrk ─http (absolute-form), keep-alive─▶ tee-init (the bundle, an http-proxy listener) ─https, keep-alive, minted token─▶ service
 // The service (a Node https server that verifies the RS256 ID token on every request, as Cloud
 // Run's front door does) runs in this process with the loopback fakes; both paths share it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -14,13 +14,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
 import { createTokenSources } from '../src/credentials/tokens/index.ts';
 import { createLog } from '../src/log.ts';
 import '../test/fakes/clients.ts';
 import { startPrivateService } from '../test/fakes/private-service.ts';
 import { startWorld } from '../test/fakes/world.ts';
 import { createPki } from '../test/helpers/pki.ts';
+import { freePort } from '../test/helpers/net.ts';
 import { markdownTable, root } from './lib.ts';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '5' }, runs: { type: 'string', default: '2' }, connections: { type: 'string', default: '1,16' } } });
@@ -63,27 +63,32 @@ const hitNs = await perOp(() => source.get(`https://${HOST}`));
 const hitNs2 = await perOp(() => source.get(`https://${HOST}`));
 tokens.close();
 
-// The proxy, bundled and in its own process as the init runs it.
-const runner = join(dir, 'egress-runner.mjs');
-await build({
-  entryPoints: [join(root, 'bench', 'egress-runner.ts')], bundle: true, platform: 'node', format: 'esm', outfile: runner, logLevel: 'warning',
-  banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
-});
-const proc = spawn(process.execPath, [runner], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, NO_PROXY: '127.0.0.1,localhost' } });
-children.add(proc);
-proc.stdin.end(JSON.stringify({
-  credentials, endpoints, tokenFile: world.tokenFile, secrets: { ca: readFileSync(pki.ca.cert, 'utf8') },
-  listener: { type: 'http-proxy', listen: '127.0.0.1:0', routes: [{ hosts: [HOST], token: { kind: 'id-token', credentials: 'alice' }, ca: 'ca', address: `127.0.0.1:${service.port}` }] },
+// The proxy as users run it: the whole init (dist/tee-init.js) with a config whose egress
+// listener serves a program (here a sleeping placeholder: wrk is the program's traffic).
+const proxyPort = await freePort();
+const configFile = join(dir, 'tee-init.json');
+writeFileSync(join(dir, 'ca.pem'), readFileSync(pki.ca.cert));
+writeFileSync(configFile, JSON.stringify({
+  log: { level: 'info' },
+  attestation: { tokenFile: world.tokenFile },
+  credentials,
+  secrets: { ca: { source: 'file', path: join(dir, 'ca.pem') } },
+  endpoints,
+  listeners: { egress: { type: 'http-proxy', listen: `127.0.0.1:${proxyPort}`, routes: [{ hosts: [HOST], token: { kind: 'id-token', credentials: 'alice' }, ca: 'ca', address: `127.0.0.1:${service.port}` }] } },
+  run: { command: ['sleep', '3600'] },
 }));
-const proxyPort = await new Promise<number>((resolve, reject) => {
+const proc = spawn(process.execPath, ['--disable-sigusr1', join(root, 'dist', 'tee-init.js'), '--config', configFile], {
+  stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1,localhost' },
+});
+children.add(proc);
+await new Promise<void>((resolve, reject) => {
   let seen = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stdout.on('data', (c: string) => {
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (c: string) => {
     seen += c;
-    const m = /listening (\d+)/.exec(seen);
-    if (m) resolve(Number(m[1]));
+    if (seen.includes('egress proxy listening')) resolve();
   });
-  proc.once('exit', (code) => reject(new Error(`egress runner exited ${code}`)));
+  proc.once('exit', (code) => reject(new Error(`tee-init exited ${code}: ${seen}`)));
 });
 
 const directScript = join(dir, 'direct.lua');
