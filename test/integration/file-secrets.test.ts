@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { bundle, node, runInit, startCommand } from '../helpers/init.ts';
+import { copiesForOtherUsers, nodeForOtherUsers } from '../helpers/node-for-others.ts';
 import { isRoot, needs } from '../helpers/tools.ts';
 
 let dir: string;
@@ -88,7 +89,11 @@ describe('source: file refuses what is not a small regular file', () => {
     const secret = join(dir, 'root-only');
     writeFileSync(secret, 'pw', { mode: 0o600 });
     const cfg = config(secret);
-    const asNobody = ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', node, '--disable-sigusr1', bundle];
+    // Node and the bundle at paths nobody can reach (a clone under root's 0700 home is not).
+    const nodeCopy = nodeForOtherUsers();
+    const dist = copiesForOtherUsers({ dist: dirname(bundle) });
+    t.after(() => (nodeCopy.remove(), dist.remove()));
+    const asNobody = ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', nodeCopy.path, '--disable-sigusr1', join(dist.path('dist'), 'tee-init.js')];
     const boot = await startCommand([...asNobody, '--config', cfg]).proc;
     assert.equal(boot.exitCode, 78, String(boot.stderr));
     assert.match(String(boot.stderr), /"message":"secret dbpass: file .*\/root-only cannot be read by tee-init \(uid 65534\): permission denied \(secrets\.dbpass\.path\)"/);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { execa } from 'execa';
 import { root, runInit, startInit } from '../helpers/init.ts';
+import { copiesForOtherUsers } from '../helpers/node-for-others.ts';
 import { Lines } from '../helpers/lines.ts';
 import { isRoot, needs } from '../helpers/tools.ts';
 
@@ -102,7 +103,10 @@ test('a racer swapping a subdirectory and a symlink (RENAME_EXCHANGE) during the
   let racerOut: Lines;
   try {
     assert.equal(await new Lines(init.proc.stdout!).next(), 'ready');
-    racer = execa('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', '/usr/bin/python3', join(root, 'test/fixtures/rename-exchange-racer.py'), out, target.dir, '5'], { reject: false });
+    // The script where nobody can read it (a clone under root's 0700 home is not).
+    const fixture = copiesForOtherUsers({ 'racer.py': join(root, 'test/fixtures/rename-exchange-racer.py') });
+    t.after(() => fixture.remove());
+    racer = execa('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', '/usr/bin/python3', fixture.path('racer.py'), out, target.dir, '5'], { reject: false });
     racerOut = new Lines(racer.stdout!);
     assert.equal(await racerOut.next(), 'ready');
   } finally {
