@@ -3,17 +3,17 @@
 //
 // Every path but "direct" has two hops, each its own process, so plain-TCP load drives it:
 //   load ─plain─▶ [client hop] ─(PSK TLS | HTTP/2 stream [+ inner mTLS])─▶ [server hop] ─plain─▶ sink
-// Hops: tee-init's PSK proxy (bench/psk-runner.ts) and tee-init's tunnel listener type
-// (bench/tunnel-runner.ts), each bundled with esbuild as the init is. Runs are interleaved so
+// Each hop is the whole init (dist/tee-init.js with a config whose one listener is the hop:
+// psk, or tunnel client/server, beside a placeholder program). Runs are interleaved so
 // machine drift hits all paths alike; CPU time per unit of work is read from /proc.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect as tcpConnect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
+import { freePort } from '../test/helpers/net.ts';
 import { createPki } from '../test/helpers/pki.ts';
 import { markdownTable, percentile, root } from './lib.ts';
 
@@ -44,34 +44,42 @@ function parseSize(s: string): number {
   return Math.round(Number(m[1]) * 1024 ** ({ K: 1, M: 2, G: 3 }[(m[2] ?? '').toUpperCase() as 'K'] ?? 0));
 }
 
-// The runners, bundled like dist/tee-init.js (type stripping alone would add ~30 MB of RSS and its own CPU).
-const runners: Record<string, string> = {};
-for (const name of ['psk-runner', 'tunnel-runner']) {
-  runners[name] = join(dir, `${name}.mjs`);
-  await build({
-    entryPoints: [join(root, 'bench', `${name}.ts`)], bundle: true, platform: 'node', format: 'esm', outfile: runners[name], logLevel: 'warning',
-    banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
-  });
-}
 const pki = createPki(join(dir, 'pki'));
 const SECRETS = { ca: pki.ca.cert, server_cert: pki.server.cert, server_key: pki.server.key, client_cert: pki.client.cert, client_key: pki.client.key };
+// Two collaborators' shares for the PSK pair (psk.md test vectors: not secrets).
+writeFileSync(join(dir, 'share_a'), `${KEY_HEX}\n`);
+writeFileSync(join(dir, 'share_b'), `${KEY_HEX.split('').reverse().join('')}\n`);
+const SHARES = { share_a: join(dir, 'share_a'), share_b: join(dir, 'share_b') };
 
 interface Hop { pid: number; port: number; proc: ChildProcess }
 
-async function startHop(runner: string, input: unknown): Promise<Hop> {
-  const proc = spawn(node, [runners[runner]!], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * One hop is the whole init, as users run it: dist/tee-init.js with a config whose one listener
+ * is the hop, beside a placeholder program (sleep). Secrets are files (source: file).
+ */
+async function startHop(listener: Record<string, unknown>, secrets: Record<string, string>): Promise<Hop> {
+  const port = await freePort();
+  const config = join(dir, `hop-${port}.json`);
+  writeFileSync(config, JSON.stringify({
+    log: { level: 'warn' },
+    secrets: Object.fromEntries(Object.entries(secrets).map(([name, path]) => [name, { source: 'file', path }])),
+    listeners: { hop: { ...listener, listen: `127.0.0.1:${port}` } },
+    run: { command: ['sleep', '3600'] },
+  }));
+  const proc = spawn(node, ['--disable-sigusr1', join(root, 'dist', 'tee-init.js'), '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(proc);
   proc.once('exit', () => children.delete(proc));
-  proc.stdin!.end(JSON.stringify(input));
+  // Listening once a TCP connect succeeds (the init logs at warn: nothing to wait for there).
   let seen = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      seen += c;
-      const m = /listening (\d+)\n/.exec(seen);
-      if (m) resolve(Number(m[1]));
-    });
-    proc.once('exit', (code) => reject(new Error(`${runner} exited ${code} before listening: ${seen}`)));
-  });
+  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (seen += c));
+  const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`tee-init exited ${code} before listening: ${seen}`))));
+  for (;;) {
+    const up = await Promise.race([exited, new Promise<boolean>((resolve) => {
+      const s = tcpConnect(port, '127.0.0.1', () => (s.destroy(), resolve(true))).once('error', () => resolve(false));
+    })]);
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return { pid: proc.pid!, port, proc };
 }
 
@@ -90,30 +98,24 @@ async function startPath(name: string, kind: Kind | null, sinkPort: number): Pro
   if (kind === null) return { name, port: sinkPort, hops: [] };
   const upstream = `127.0.0.1:${sinkPort}`;
   if (kind === 'psk') {
-    const common = { listen: '127.0.0.1:0', identity: 'Client1', keyHex: KEY_HEX, maxConnections: 20_000 };
-    const server = await startHop('psk-runner', { ...common, mode: 'server', connect: upstream });
-    const client = await startHop('psk-runner', { ...common, mode: 'client', connect: `127.0.0.1:${server.port}` });
+    const common = { type: 'psk', identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } }, maxConnections: 20_000 };
+    const server = await startHop({ ...common, mode: 'server', connect: upstream }, SHARES);
+    const client = await startHop({ ...common, mode: 'client', connect: `127.0.0.1:${server.port}` }, SHARES);
     return { name, port: client.port, hops: [client, server] };
   }
   const mtls = kind !== 'h2c';
   const tls = kind === 'tls+mtls';
-  const server = await startHop('tunnel-runner', {
-    config: {
-      type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: upstream, maxConnections: 20_000, maxStreams: 1000,
-      ...(tls ? { tls: { cert: 'server_cert', key: 'server_key' } } : { h2c: true }),
-      ...(mtls ? { inner: { tls: { cert: 'server_cert', key: 'server_key', ca: 'ca' } } } : {}),
-    },
-    secrets: SECRETS,
-  });
-  const client = await startHop('tunnel-runner', {
-    config: {
-      type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', maxConnections: 20_000,
-      url: `${tls ? 'https://localhost' : 'http://127.0.0.1'}:${server.port}/`,
-      ...(tls ? { tls: { ca: 'ca' } } : {}),
-      ...(mtls ? { inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca', serverName: 'localhost' } } } : {}),
-    },
-    secrets: SECRETS,
-  });
+  const server = await startHop({
+    type: 'tunnel', mode: 'server', connect: upstream, maxConnections: 20_000, maxStreams: 1000,
+    ...(tls ? { tls: { cert: 'server_cert', key: 'server_key' } } : { h2c: true }),
+    ...(mtls ? { inner: { tls: { cert: 'server_cert', key: 'server_key', ca: 'ca' } } } : {}),
+  }, SECRETS);
+  const client = await startHop({
+    type: 'tunnel', mode: 'client', maxConnections: 20_000,
+    url: `${tls ? 'https://localhost' : 'http://127.0.0.1'}:${server.port}/`,
+    ...(tls ? { tls: { ca: 'ca' } } : {}),
+    ...(mtls ? { inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca', serverName: 'localhost' } } } : {}),
+  }, SECRETS);
   return { name, port: client.port, hops: [client, server] };
 }
 
