@@ -51,23 +51,37 @@ export function forwardToUpstream(
   ctx: ModeContext, client: Socket, secure: TLSSocket | undefined, fields: Fields, t0: number,
   serve: (upstream: Socket) => void = (upstream) => startPiping(ctx, client, upstream, secure, fields, t0),
 ): void {
-  const upstream = connect({ host: ctx.upstream.host, port: ctx.upstream.port, allowHalfOpen: true, noDelay: true });
-  ctx.track(upstream);
-  const hold = holdUpstream(client, upstream, ctx.timeouts.connectMs, () =>
-    Object.assign(new Error(`no connection within ${ctx.timeouts.connectMs} ms`), { code: 'ETIMEDOUT' }),
-  );
-  upstream.once('connect', () => {
-    if (!hold.settle()) return;
-    upstream.setKeepAlive(true, KEEPALIVE_MS);
-    serve(upstream);
-  });
-  upstream.on('error', (err) => {
-    if (hold.settled) return;
-    hold.cancel();
+  dialUpstream(client, ctx.upstream, ctx.timeouts.connectMs, ctx.track, serve, (err) => {
     ctx.stats.upstreamFailures++;
     ctx.warnUpstream({ ...fields, upstream: formatHostPort(ctx.upstream), reason: reason(err) }, `${ctx.label} upstream unreachable; closing the client connection`);
     // close_notify, then close: the client learns at once, and cleanly.
     client.end(() => client.destroy());
+  });
+}
+
+/**
+ * Connects to `target` for a client that waits: gives up after `timeoutMs` or when the client
+ * goes away (holdUpstream). On success keeps the connection alive and calls `ready`; on failure
+ * calls `failed` once, and the caller counts, logs and closes its side as its protocol says.
+ */
+export function dialUpstream(
+  client: Socket, target: HostPort, timeoutMs: number, track: (s: Socket) => void,
+  ready: (upstream: Socket) => void, failed: (err: Error) => void,
+): void {
+  const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+  track(upstream);
+  const hold = holdUpstream(client, upstream, timeoutMs, () =>
+    Object.assign(new Error(`no connection within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }),
+  );
+  upstream.once('connect', () => {
+    if (!hold.settle()) return;
+    upstream.setKeepAlive(true, KEEPALIVE_MS);
+    ready(upstream);
+  });
+  upstream.on('error', (err) => {
+    if (hold.settled) return;
+    hold.cancel();
+    failed(err);
   });
 }
 

@@ -6,10 +6,10 @@ import {
   constants as h2, createSecureServer, createServer as createH2cServer, type Http2Server, type Http2SecureServer,
   type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream,
 } from 'node:http2';
-import { connect as tcpConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { formatHostPort, parseHostPort } from '../address.ts';
-import { holdUpstream, KEEPALIVE_MS, peerOf, round } from '../connection.ts';
+import { dialUpstream, peerOf, round } from '../connection.ts';
 import type { ListenerEnv } from '../listener.ts';
 import { bearerCheck } from './tunnel-bearer.ts';
 import { contextFrom, pipeTunnel, reason, type TunnelStats, warnings } from './tunnel-common.ts';
@@ -102,19 +102,7 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
 
   /** Connects to the program; reports failure on the stream (502 before a response, reset after). */
   function connectUpstream(stream: ServerHttp2Stream, peer: string, t0: number, ready: (tcp: Socket) => void, tunnel?: TLSSocket): void {
-    const tcp = tcpConnect({ host: upstream.host, port: upstream.port, allowHalfOpen: true, noDelay: true });
-    track(tcp);
-    const hold = holdUpstream((tunnel ?? stream) as unknown as Socket, tcp, config.connectTimeout, () =>
-      Object.assign(new Error(`no connection within ${config.connectTimeout} ms`), { code: 'ETIMEDOUT' }),
-    );
-    tcp.once('connect', () => {
-      if (!hold.settle()) return;
-      tcp.setKeepAlive(true, KEEPALIVE_MS);
-      ready(tcp);
-    });
-    tcp.on('error', (err) => {
-      if (hold.settled) return;
-      hold.cancel();
+    dialUpstream((tunnel ?? stream) as unknown as Socket, upstream, config.connectTimeout, track, ready, (err) => {
       stats.upstreamFailures++;
       warn.upstream({ peer, upstream: upstreamText, reason: reason(err), ms: round(performance.now() - t0) }, 'tunnel upstream unreachable; closing the tunnel');
       if (tunnel) tunnel.end(() => tunnel.destroy());
