@@ -11,7 +11,7 @@ import { PRESETS } from './presets/index.ts';
 import type { Preset, SecretRole } from './presets/preset.ts';
 import { PRESET_NAMES, type RenderInput, type Rendered, type RunSpec, type SecretRef } from './types.ts';
 
-export type { FileTemplate, PresetName, RenderInput, Rendered, RenderedFile, RunSpec, SecretRef } from './types.ts';
+export type { FileTemplate, PresetName, ReloadSpec, RenderInput, Rendered, RenderedFile, RunSpec, SecretRef } from './types.ts';
 export { PRESET_NAMES } from './types.ts';
 
 function presetOf(run: RunSpec): Preset {
@@ -94,6 +94,7 @@ export function render(input: RenderInput): Rendered {
   // Only presets that have them (postgres): the plain render stays argv, env and files.
   if (preset.stopSignal) out.stopSignal = preset.stopSignal;
   if (preset.ready) out.ready = preset.ready(params, presetScope);
+  if (preset.reload) out.reload = preset.reload(params, presetScope);
   return out;
 }
 

@@ -63,4 +63,19 @@ export interface Rendered {
   stopSignal?: NodeJS.Signals | undefined;
   /** The preset's own readiness check, used when a process's config gives no ready:. */
   ready?: { unix: string } | { tcp: string } | undefined;
+  /** The preset's own way to apply rotated secrets, used when the config names no reload:. */
+  reload?: ReloadSpec | undefined;
 }
+
+/**
+ * How a program applies rotated secrets (DESIGN.md `reload:`): a signal (PostgreSQL: SIGHUP),
+ * a command that must exit 0 (redis: `redis-cli … CONFIG SET tls-cert-file …`; argv already
+ * rendered, run as the program's user with its environment), a restart (its stop signal and
+ * grace period, then started again and awaited ready), or nothing (the program keeps what it
+ * read; Envoy reloads by itself through its SDS directory watch).
+ */
+export type ReloadSpec =
+  | { signal: NodeJS.Signals }
+  | { exec: readonly string[]; timeoutMs: number }
+  | 'restart'
+  | 'none';

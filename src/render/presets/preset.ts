@@ -1,7 +1,7 @@
 // What a preset is: a parameter table for run.with, the secrets it hands the program as files,
 // and a build step that fills its templates (templates/*.ts). The table in ./index.ts lists them.
 import type { Scope } from '../placeholders.ts';
-import type { PresetName, RenderedFile, RunSpec } from '../types.ts';
+import type { PresetName, ReloadSpec, RenderedFile, RunSpec } from '../types.ts';
 
 /** A secret the preset passes to the program as a file. */
 export interface SecretRole {
@@ -40,6 +40,8 @@ export interface Preset<P extends Record<string, unknown> = Record<string, unkno
   readonly stopSignal?: NodeJS.Signals;
   /** How to tell the program is ready when the config gives no ready: check (processes only). */
   ready?(params: P, scope: Scope): { unix: string } | { tcp: string };
+  /** How the program applies rotated secrets when the config names no reload: (default: none). */
+  reload?(params: P, scope: Scope): ReloadSpec;
 }
 
 /** Default file mode of rendered files: the same as secrets (DESIGN "files 0400 unless configured"). */
