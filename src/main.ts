@@ -12,6 +12,7 @@ import type { SingleView } from './run/single-health.ts';
 import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
 import type { HealthConfig } from './config/schema-run.ts';
 import type { ProcessPlan } from './run/render-units.ts';
+import type { RefreshPlan } from './refresh/refresher.ts';
 
 const DEFAULT_GRACE_PERIOD_MS = 10_000;
 
@@ -26,6 +27,8 @@ export interface Prepared {
   /** processes:, rendered, in start order (src/run/). */
   units?: ProcessPlan[] | undefined;
   health?: HealthConfig | undefined;
+  /** Rotation (refresh:); only with units. */
+  refresh?: RefreshPlan | undefined;
 }
 
 function line(fd: 1 | 2, text: string): void {
@@ -67,8 +70,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
     if (prepared.units) {
       const { runUnits } = await import('./run/index.ts');
+      // run: as a unit (refresh:): the command line wins over the config, as it does for run:.
+      const plans = prepared.units.map((p) => (p.fromRun ? { ...p, gracePeriodMs: cli.gracePeriodMs ?? p.gracePeriodMs, stopSignal: cli.stopSignal ?? p.stopSignal } : p));
       const status = await runUnits({
-        log, supervisor, plans: prepared.units, listeners: prepared.listeners, health: prepared.health,
+        log, supervisor, plans, listeners: prepared.listeners, health: prepared.health, refresh: prepared.refresh,
         gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS, signalGroup: cli.signalGroup,
       });
       reaper?.reap();

@@ -18,7 +18,11 @@ import type { ListenerSet } from './proxy/start.ts';
 import { parseHostPort } from './proxy/address.ts';
 import { tokenSourcesFor } from './credentials/tokens/index.ts';
 import { render, type Rendered } from './render/index.ts';
-import { renderUnits, type ProcessPlan } from './run/render-units.ts';
+import { reloadOf, renderUnits, secretsUsed, type ProcessPlan } from './run/render-units.ts';
+import type { RefreshPlan } from './refresh/refresher.ts';
+import { rotatingSecrets } from './config/schema-refresh.ts';
+import type { Scope } from './render/placeholders.ts';
+import type { SecretRef } from './render/types.ts';
 import { checkUnits, type HealthConfig } from './config/schema-run.ts';
 import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
 import type { ChildSpec } from './supervise/supervisor.ts';
@@ -50,6 +54,8 @@ export interface Bootstrapped {
   health: HealthConfig | undefined;
   /** In-process listeners (listeners: and psk:), with the secrets they read. */
   listeners: ListenerSet | undefined;
+  /** Rotation (refresh:): run: then runs as the one unit `run` (units) instead of child. */
+  refresh: RefreshPlan | undefined;
 }
 
 /** Whether the attestation token must be read: an identity needs it, or the config checks claims. */
@@ -57,6 +63,10 @@ function needsAttestation(config: Config): boolean {
   const used = new Set(Object.values(config.secrets).flatMap((s) => (s.source === 'gcp' ? [s.credentials] : [])));
   const federated = [...used].some((n) => config.credentials[n]?.type === 'confidential-space' && !config.credentials[n]?.token);
   return federated || Object.keys(config.attestation.require).length > 0;
+}
+
+function identityContext(config: Config) {
+  return { tokenFile: config.attestation.tokenFile, endpoints: config.endpoints, teeserverTimeoutMs: config.fetch.attemptTimeout };
 }
 
 function needsOutputDir(config: Config): boolean {
@@ -88,28 +98,26 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     checkClaims(token.claims, config.attestation.require);
   }
 
-  const secrets = await fetchSecrets({
-    config,
-    identity: { tokenFile: config.attestation.tokenFile, endpoints: config.endpoints, teeserverTimeoutMs: config.fetch.attemptTimeout },
-    log,
-    abort,
-  });
+  const secrets = await fetchSecrets({ config, identity: identityContext(config), log, abort });
   cleanup.add('zero secrets in memory', () => {
     for (const s of secrets.values()) s.data.fill(0);
   });
   if (abort.aborted) throw abort.reason;
 
-  const files = [...secrets.values()].filter((s) => config.secrets[s.name]!.file !== undefined);
   // Every secret, not only the files: a key kept in memory (for a listener) must match too.
   checkPemSecrets([...secrets.values()].map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
-  const paths = materialize(out, files, config);
+  const paths = materialize(out, secrets, config);
 
   const secretRefs = Object.fromEntries(Object.keys(config.secrets).map((name) => [name, { path: paths.get(name) }]));
   const writeAll = (files: Rendered['files']) => {
     for (const f of files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
   };
   // After rendering: a config error is reported before a bad share or certificate.
-  const withListeners = () => ({ listeners: planListeners(config, secrets, log, cleanup), health: config.health });
+  const withListeners = () => ({
+    listeners: planListeners(config, secrets, log, cleanup),
+    health: config.health,
+    refresh: config.refresh && refreshPlan(config, secrets, out, log),
+  });
   const fromListeners = listenerEnv(config);
 
   if (config.processes && order) {
@@ -127,17 +135,19 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     return { ...withListeners(), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
   }
 
-  const rendered = render({ run: runWithCommand(config, input.command), secrets: secretRefs, outputDir: out?.path ?? '' });
+  const run = runWithCommand(config, input.command);
+  const rendered = render({ run, secrets: secretRefs, outputDir: out?.path ?? '' });
   writeAll(rendered.files);
+  const child: ChildSpec = { argv: rendered.argv, env: childEnv(input.env, { ...fromListeners, ...rendered.env }, user), uid: user?.uid, gid: user?.gid };
+  if (config.refresh) {
+    // A reload may restart it: that is the units' run stage, with run: as its one unit.
+    const scope = { secrets: secretRefs, outputDir: out?.path, with: run.with ?? {} };
+    return { ...withListeners(), child: undefined, gracePeriodMs: undefined, stopSignal: undefined, units: [runAsUnit(config, rendered, child, scope, secretRefs)] };
+  }
   return {
     ...withListeners(),
     units: undefined,
-    child: {
-      argv: rendered.argv,
-      env: childEnv(input.env, { ...fromListeners, ...rendered.env }, user),
-      uid: user?.uid,
-      gid: user?.gid,
-    },
+    child,
     gracePeriodMs: config.run.gracePeriod,
     stopSignal: config.run.stopSignal ?? rendered.stopSignal,
   };
@@ -151,16 +161,22 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
 function planListeners(config: Config, secrets: Map<string, SecretValue>, log: Log, cleanup: Cleanup): ListenerSet | undefined {
   const planned = configuredListeners(config);
   if (planned.length === 0) return undefined;
-  const secret = (name: string): Buffer => {
-    const s = secrets.get(name);
-    if (!s) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
-    return s.data;
-  };
-  for (const l of planned) l.type.check?.(l.config, secret, l.field);
+  const secret = checkListenerMaterial(config, (name) => secrets.get(name)?.data);
   // Lazy: nothing is minted until a listener asks; each token cached, refreshed ahead, never logged.
   const tokens = tokenSourcesFor(config, log);
   cleanup.add('forget minted tokens', () => tokens.close());
   return { list: planned.map(({ name, field, config: c }) => ({ name, field, config: c })), secret, tokens };
+}
+
+/** Each listener type checks its material (keys combine, certificates match); returns the reader it used. */
+function checkListenerMaterial(config: Config, read: (name: string) => Buffer | undefined): (name: string) => Buffer {
+  const secret = (name: string): Buffer => {
+    const data = read(name);
+    if (!data) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
+    return data;
+  };
+  for (const l of configuredListeners(config)) l.type.check?.(l.config, secret, l.field);
+  return secret;
 }
 
 /**
@@ -181,13 +197,59 @@ function listenerEnv(config: Config): Record<string, string> {
   return env;
 }
 
-function materialize(out: OutputDir | undefined, files: SecretValue[], config: Config): Map<string, string> {
-  const paths = new Map<string, string>();
-  for (const s of files) {
+/** The secrets with file: as files (one generation, swapped in whole); their paths by name. */
+function materialize(out: OutputDir | undefined, secrets: ReadonlyMap<string, SecretValue>, config: Config): Map<string, string> {
+  const files = [...secrets.values()].flatMap((s) => {
     const c = config.secrets[s.name]!;
-    paths.set(s.name, out!.write(c.file!, s.data, c.mode ?? DEFAULT_SECRET_MODE, `secret ${s.name}`));
-  }
-  return paths;
+    return c.file === undefined ? [] : [{ secretName: s.name, name: c.file, data: s.data, mode: c.mode ?? DEFAULT_SECRET_MODE, what: `secret ${s.name}` }];
+  });
+  if (files.length === 0) return new Map();
+  const paths = out!.publish(files);
+  return new Map(files.map((f) => [f.secretName, paths.get(f.name)!]));
+}
+
+/** run: as the one process unit of the run stage (with refresh:, whose reload may restart it). */
+function runAsUnit(config: Config, rendered: Rendered, child: ChildSpec, scope: Scope, secretRefs: Record<string, SecretRef>): ProcessPlan {
+  return {
+    kind: 'process',
+    name: 'run',
+    fromRun: true,
+    after: [],
+    child,
+    oneshot: false,
+    restart: { policy: 'never', max: 0, backoff: { initialMs: 0, maxMs: 0 } },
+    stopSignal: config.run.stopSignal ?? rendered.stopSignal,
+    gracePeriodMs: config.run.gracePeriod,
+    reload: reloadOf('run.reload', config.run.reload, rendered, scope),
+    secrets: secretsUsed(rendered, secretRefs),
+  };
+}
+
+/**
+ * Rotation's view of the pipeline (src/refresh/): the secrets that can change, and the boot's
+ * own stages (attestation, fetch, checks, materialize) to run on a new set.
+ */
+function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: OutputDir | undefined, log: Log): RefreshPlan {
+  const { rotating } = rotatingSecrets(config.secrets);
+  return {
+    config: config.refresh!,
+    rotating,
+    current: secrets,
+    async fetch(names, abort) {
+      if (needsAttestation(config)) {
+        // The launcher replaces the token file; the claims it carries must still hold.
+        const token = await readAttestationToken({ path: config.attestation.tokenFile, waitForMs: config.attestation.waitFor }, log, abort);
+        checkClaims(token.claims, config.attestation.require);
+      }
+      return fetchSecrets({ config, identity: identityContext(config), log, abort, only: names });
+    },
+    check(next) {
+      checkPemSecrets([...next.values()].map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
+      checkListenerMaterial(config, (name) => next.get(name)?.data);
+    },
+    publish: (next) => void materialize(out, next, config),
+    retireOld: () => out?.retireOld(),
+  };
 }
 
 /**

@@ -14,7 +14,9 @@ import { configProblems, loadConfig } from './load.ts';
 
 export { problemsOf } from './load.ts';
 import { commandProblem, outputDirProblem, runIdentities, runWithCommand } from './local.ts';
-import { unitsPlan } from '../run/plan-lines.ts';
+import { reloadLine, unitsPlan } from '../run/plan-lines.ts';
+import { reloadOf, secretsUsed } from '../run/render-units.ts';
+import { rotatingSecrets } from './schema-refresh.ts';
 import type { Config } from './schema.ts';
 import { type ConfiguredListener, configuredListeners } from './schema-listeners.ts';
 
@@ -62,6 +64,7 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   const run = config.processes ? undefined : attempt(() => runWithCommand(config, options.command ?? []));
   const input: RenderInput | undefined = run && { run, secrets: secretRefs, outputDir: dir };
   const rendered = input && attempt(() => render(input));
+  const reload = rendered && config.refresh && attempt(() => reloadOf('run.reload', config.run.reload, rendered, { secrets: secretRefs, outputDir: dir, with: run!.with ?? {} }));
   const tooLong = rendered && commandProblem(rendered.argv, rendered.env);
   if (tooLong) problems.push(tooLong);
   if (problems.length || (config.processes ? !units : !rendered)) throw configProblems(path, problems);
@@ -81,12 +84,14 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
     add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
       ...(ids.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
       ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []),
-      ...(stop ? [`stop with ${stop}`] : []));
+      ...(stop ? [`stop with ${stop}`] : []),
+      ...(reload ? [reloadLine(reload, secretsUsed(rendered, secretRefs))] : []));
     if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
   }
   if (config.health) add('health', `http://${config.health.listen}/healthz, /readyz, /metrics (loopback only)`);
   const listeners = configuredListeners(config);
   if (listeners.length) add('listeners', ...listeners.map(describeListener));
+  if (config.refresh) add('refresh', ...refreshLines(config));
   add('fetch', `deadline ${formatDuration(config.fetch.deadline)}, ${config.fetch.concurrency} at once`);
   const e = config.endpoints;
   add('endpoints', `sts ${e.sts}`, `iamcredentials ${e.iamcredentials}`, `secretmanager ${e.secretmanager ?? 'https://secretmanager.googleapis.com (regional refs: secretmanager.LOCATION.rep.googleapis.com)'}`, `teeserver ${e.teeserver}`);
@@ -97,6 +102,17 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   // text; the inherited environment is never part of a render.
   if (options.show && input) plan.push('', '# what the program gets (--show)', describePlan(input).trimEnd());
   return plan.join('\n');
+}
+
+function refreshLines(config: Config): string[] {
+  const r = config.refresh!;
+  const { rotating, pinned } = rotatingSecrets(config.secrets);
+  return [
+    `every ${formatDuration(r.every)} (up to ${Math.round(r.jitter * 100)}% earlier at random)${r.onSighup ? ', and at once on SIGHUP' : ''}`,
+    r.maxStale !== undefined ? `fatal (69) after ${formatDuration(r.maxStale)} without a good read` : 'a failing source is logged, never fatal (no maxStale)',
+    rotating.length ? `reads ${rotating.join(', ')} again` : 'nothing to read again: every secret is pinned to a version',
+    ...(pinned.length ? [`pinned (never change): ${pinned.join(', ')}`] : []),
+  ];
 }
 
 function secretLines(config: Config, usedByPrograms: readonly string[], dir: string): string[] {

@@ -8,6 +8,7 @@ import { configError } from '../errors.ts';
 import { startOrder } from '../run/order.ts';
 import { configuredListeners, type ConfiguredListener, type ListenerConfig } from './schema-listeners.ts';
 import { FORWARDED_SIGNALS, parseStopSignal } from '../supervise/signals.ts';
+import { reloadSchema } from './schema-refresh.ts';
 
 /** The building blocks schema.ts already has, passed in (schema.ts imports this file). */
 export interface Blocks {
@@ -87,11 +88,12 @@ export function withUnits(base: BaseSchema, b: Blocks) {
     oneshot: z.boolean().default(false),
     restart: restartSchema(b).default(RESTART_DEFAULT),
     stopSignal: stopSignal.optional(),
+    reload: reloadSchema.optional(),
     /** The forwarded signals (other than stops) this process gets; default: all of them. */
     signals: z.array(forwardedSignal).optional(),
   });
   return base.extend({
-    run: run.extend({ stopSignal: stopSignal.optional() }).default(base.shape.run.def.defaultValue as never),
+    run: run.extend({ stopSignal: stopSignal.optional(), reload: reloadSchema.optional() }).default(base.shape.run.def.defaultValue as never),
     processes: z
       .record(b.name('a process name'), process)
       .refine((p) => Object.keys(p).length > 0, { error: 'needs at least one process' })
@@ -118,7 +120,7 @@ export interface ProcessConfigFields {
 }
 
 interface UnitsConfig {
-  run: { preset: string; command?: unknown; user?: string | undefined; gracePeriod?: number | undefined; stopSignal?: string | undefined; env: object; files: unknown[]; with: object };
+  run: { preset: string; command?: unknown; user?: string | undefined; gracePeriod?: number | undefined; stopSignal?: string | undefined; reload?: unknown; env: object; files: unknown[]; with: object };
   processes?: Record<string, ProcessConfigFields> | undefined;
   psk?: object | undefined;
   listeners: Record<string, ListenerConfig>;
@@ -137,7 +139,7 @@ export function frontsProcesses(l: ConfiguredListener): boolean {
 /** Whether the config's run: section says anything (it has defaults even when absent). */
 function runGiven(run: UnitsConfig['run']): boolean {
   return run.preset !== 'none' || run.command !== undefined || run.user !== undefined || run.gracePeriod !== undefined
-    || run.stopSignal !== undefined || Object.keys(run.env).length > 0 || run.files.length > 0 || Object.keys(run.with).length > 0;
+    || run.stopSignal !== undefined || run.reload !== undefined || Object.keys(run.env).length > 0 || run.files.length > 0 || Object.keys(run.with).length > 0;
 }
 
 /**

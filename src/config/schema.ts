@@ -6,6 +6,7 @@ import { LOG_LEVELS } from '../log.ts';
 import { withUnits } from './schema-run.ts';
 import { pskShorthandSchema } from '../proxy/types/psk/config.ts';
 import { duration, hostPort, name, url } from './fields.ts';
+import { refreshSchema } from './schema-refresh.ts';
 import { listenersSchema } from './schema-listeners.ts';
 
 export const DEFAULT_TOKEN_FILE = '/run/container_launcher/attestation_verifier_claims_token';
@@ -45,7 +46,7 @@ const fileName = z
 
 const PROVIDER = /^projects\/\d+\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/;
 const SERVICE_ACCOUNT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$|^[^@\s]+@[^@\s]+$/;
-const SECRET_REF = /^projects\/[^/\s]+\/(locations\/[a-z0-9-]+\/)?secrets\/[A-Za-z0-9_-]{1,255}\/versions\/(latest|[1-9][0-9]*)$/;
+const SECRET_REF = /^projects\/[^/\s]+\/(locations\/[a-z0-9-]+\/)?secrets\/[A-Za-z0-9_-]{1,255}\/versions\/(latest|[1-9][0-9]*|[A-Za-z][A-Za-z0-9_-]{0,62})$/;
 
 const confidentialSpace = z.strictObject({
   type: z.literal('confidential-space'),
@@ -71,7 +72,7 @@ const credential = z.discriminatedUnion('type', [confidentialSpace, adc], { erro
 const gcpSecret = z.strictObject({
   source: z.literal('gcp'),
   ref: z.string().regex(SECRET_REF, {
-    error: 'must be projects/P/secrets/S/versions/V or projects/P/locations/L/secrets/S/versions/V (V a number or latest)',
+    error: 'must be projects/P/secrets/S/versions/V or projects/P/locations/L/secrets/S/versions/V (V a number, latest or an alias)',
   }),
   credentials: name('credentials'),
   file: fileName.optional(),
@@ -154,6 +155,8 @@ const baseSchema = z.strictObject({
   /** Shorthand for one listener named psk (src/proxy/types/psk/config.ts). */
   psk: pskShorthandSchema.optional(),
   listeners: listenersSchema,
+  /** Rotation (src/refresh/): absent, the secrets are read once at boot. */
+  refresh: refreshSchema.optional(),
   endpoints: z
     .strictObject({
       sts: url('endpoints.sts').default(DEFAULT_ENDPOINTS.sts),

@@ -7,6 +7,7 @@ import { InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
 import { metricsText } from './metrics.ts';
+import type { RefreshStatus } from '../refresh/refresher.ts';
 import type { UnitStatus } from './types.ts';
 
 export interface Health {
@@ -25,11 +26,11 @@ const ROUTES: Record<string, Route> = {
   },
 };
 
-export async function startHealth(listen: string, units: () => UnitStatus[], log: Log): Promise<Health> {
+export async function startHealth(listen: string, units: () => UnitStatus[], log: Log, refresh?: () => RefreshStatus): Promise<Health> {
   const startedAt = Date.now();
   const routes: Record<string, Route> = {
     ...ROUTES,
-    '/metrics': (u) => ({ status: 200, type: 'text/plain; version=0.0.4; charset=utf-8', body: metricsText(u(), startedAt) }),
+    '/metrics': (u) => ({ status: 200, type: 'text/plain; version=0.0.4; charset=utf-8', body: metricsText(u(), startedAt, refresh?.()) }),
   };
   const server: Server = createServer((req, res) => {
     const route = routes[(req.url ?? '/').split('?')[0]!];

@@ -9,6 +9,23 @@ import { listenerUnits } from './listener-units.ts';
 import type { ProcessPlan } from './render-units.ts';
 import { Runner } from './runner.ts';
 import type { UnitSpec } from './types.ts';
+import { Refresher, type RefreshPlan } from '../refresh/refresher.ts';
+import type { SignalTarget } from '../supervise/supervisor.ts';
+
+/**
+ * A SIGHUP to the init refreshes now (refresh.onSighup) once the units are up, besides going to
+ * the programs as usual (a process's signals: can leave it out).
+ */
+function withRefreshOnSighup(runner: Runner, refresher: Refresher, plan: RefreshPlan): SignalTarget {
+  return {
+    ownedPids: () => runner.ownedPids(),
+    stop: (reason) => runner.stop(reason),
+    onSignal(signal) {
+      runner.onSignal(signal);
+      if (signal === 'SIGHUP' && plan.config.onSighup) void runner.ready.then(() => refresher.now('SIGHUP'));
+    },
+  };
+}
 
 export { startHealth } from './health.ts';
 export { startSingleHealth } from './single-health.ts';
@@ -23,6 +40,8 @@ export interface RunUnitsInput {
   /** For units without their own gracePeriod: --grace-period, else the default. */
   gracePeriodMs: number;
   signalGroup: boolean;
+  /** Rotation (refresh:), when configured. */
+  refresh?: RefreshPlan | undefined;
 }
 
 /** Runs every unit to the end; resolves with the init's exit status. */
@@ -34,14 +53,18 @@ export async function runUnits(input: RunUnitsInput): Promise<number> {
     units.push(...last);
   }
   const runner = new Runner({ log: input.log, units, signalGroup: input.signalGroup });
+  const refresher = input.refresh && new Refresher({ plan: input.refresh, target: runner, log: input.log });
   // Before any unit starts: an endpoint that cannot listen is a boot failure with nothing started.
-  const health = input.health ? await startHealth(input.health.listen, () => runner.status(), input.log) : undefined;
+  const health = input.health ? await startHealth(input.health.listen, () => runner.status(), input.log, refresher && (() => refresher.status())) : undefined;
   let finished!: () => void;
   try {
     // Throws the abort reason when a SIGTERM/SIGINT ended the bootstrap meanwhile.
-    input.supervisor.attach(runner, new Promise<void>((resolve) => (finished = resolve)));
+    input.supervisor.attach(refresher ? withRefreshOnSighup(runner, refresher, input.refresh!) : runner, new Promise<void>((resolve) => (finished = resolve)));
+    // Rotation starts once every unit is up: a unit still starting could read the old files after the swap.
+    void runner.ready.then(() => refresher?.start());
     return await runner.run();
   } finally {
+    refresher?.close();
     finished?.();
     await health?.close();
   }

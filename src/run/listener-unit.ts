@@ -6,7 +6,7 @@ import { InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
 import type { ListenerHandle } from '../proxy/listener.ts';
-import { UnitFailure, type ListenerUnitSpec, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
+import { UnitFailure, type ListenerUnitSpec, type ReloadOutcome, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
 
 export class ListenerUnit {
   readonly spec: ListenerUnitSpec;
@@ -54,6 +54,18 @@ export class ListenerUnit {
     }
     this.#state = 'ready';
     this.#log.info({ address: this.#handle.address }, `${this.spec.name} ready`);
+  }
+
+  /** Rotation: new connections get the new material, open ones keep theirs (ListenerHandle.reload). */
+  async reload(): Promise<ReloadOutcome> {
+    const out = { unit: this.spec.name, how: 'listener' };
+    if (this.#state !== 'ready' || !this.#handle) return { ...out, result: 'skipped', why: `not running (${this.#state})` };
+    try {
+      await this.#handle.reload();
+      return { ...out, result: 'done' };
+    } catch (err) {
+      return { ...out, result: 'failed', why: (err as Error).message };
+    }
   }
 
   /** Signals are for processes; a listener has nothing to pass them to. */

@@ -4,6 +4,7 @@
 // connect through opens first (checkUnits orders them the same way).
 import type { Log } from '../log.ts';
 import { frontsProgram, startListeners, type ListenerSet } from '../proxy/start.ts';
+import { LISTENER_TYPES } from '../proxy/types/index.ts';
 import type { ListenerUnitSpec } from './types.ts';
 
 export function listenerUnits(set: ListenerSet, processes: readonly string[], log: Log): { first: ListenerUnitSpec[]; last: ListenerUnitSpec[] } {
@@ -15,6 +16,7 @@ export function listenerUnits(set: ListenerSet, processes: readonly string[], lo
       kind: 'listener',
       name: planned.name,
       after: fronts ? processes : [],
+      secrets: LISTENER_TYPES[planned.config.type]!.secrets(planned.config),
       async start(signal) {
         const [running] = await startListeners({ listeners: [planned], secret: set.secret, tokens: set.tokens, log, signal });
         return running!.handle;

@@ -1,6 +1,7 @@
 // /metrics in the Prometheus text exposition format (version 0.0.4): one HELP and TYPE line per
 // family, then its samples; label values escaped (\\, \", \n).
 import { UNIT_STATES, type UnitStatus } from './types.ts';
+import type { RefreshStatus } from '../refresh/refresher.ts';
 
 interface Family {
   name: string;
@@ -26,7 +27,7 @@ function format(families: Family[]): string {
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
-export function metricsText(units: readonly UnitStatus[], startedAtMs: number): string {
+export function metricsText(units: readonly UnitStatus[], startedAtMs: number, refresh?: RefreshStatus, nowMs = Date.now()): string {
   const per = (name: string, help: string, type: Family['type'], value: (u: UnitStatus) => number | undefined): Family => ({
     name,
     help,
@@ -60,5 +61,39 @@ export function metricsText(units: readonly UnitStatus[], startedAtMs: number): 
       samples: units.flatMap((u) => (u.stats?.[stat] === undefined ? [] : [{ labels: { unit: u.name }, value: u.stats[stat] }])),
     });
   }
+  if (refresh) families.push(...refreshFamilies(refresh, nowMs));
   return format(families);
+}
+
+const RESULTS = ['rotated', 'unchanged', 'failed'] as const;
+
+/** Rotation (src/refresh/): how old each secret is, how the last refresh went, when the next is. */
+function refreshFamilies(r: RefreshStatus, nowMs: number): Family[] {
+  const one = (value: number | undefined) => (value === undefined ? [] : [{ labels: {}, value }]);
+  return [
+    {
+      name: 'tee_init_secret_age_seconds',
+      help: 'Seconds since the secret\'s value was last read from its source and found current (boot or refresh).',
+      type: 'gauge',
+      samples: r.secrets.map((s) => ({ labels: { secret: s.name }, value: (nowMs - s.confirmedAt) / 1000 })),
+    },
+    {
+      name: 'tee_init_secret_installed_timestamp_seconds',
+      help: 'When the value in use was installed (boot or the rotation that brought it), in seconds since the Unix epoch.',
+      type: 'gauge',
+      samples: r.secrets.map((s) => ({ labels: { secret: s.name }, value: s.installedAt / 1000 })),
+    },
+    { name: 'tee_init_refresh_interval_seconds', help: 'refresh.every.', type: 'gauge', samples: one(r.everyMs / 1000) },
+    { name: 'tee_init_refresh_last_timestamp_seconds', help: 'When the last refresh started.', type: 'gauge', samples: one(r.lastAt === undefined ? undefined : r.lastAt / 1000) },
+    { name: 'tee_init_refresh_next_timestamp_seconds', help: 'When the next refresh is due.', type: 'gauge', samples: one(r.nextAt === undefined ? undefined : r.nextAt / 1000) },
+    {
+      name: 'tee_init_refresh_last_result',
+      help: 'The last refresh\'s result: 1 for the current one.',
+      type: 'gauge',
+      samples: r.lastResult === undefined ? [] : RESULTS.map((result) => ({ labels: { result }, value: Number(r.lastResult === result) })),
+    },
+    { name: 'tee_init_refresh_total', help: 'Refreshes by result.', type: 'counter', samples: RESULTS.map((result) => ({ labels: { result }, value: r.counts[result] })) },
+    { name: 'tee_init_refresh_failures_in_a_row', help: 'Refreshes failed since the last good one.', type: 'gauge', samples: one(r.failuresInARow) },
+    { name: 'tee_init_reload_failures_total', help: 'Unit reloads that failed after a rotation.', type: 'counter', samples: one(r.reloadFailures) },
+  ];
 }

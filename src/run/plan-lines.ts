@@ -8,6 +8,15 @@ import { configuredListeners } from '../config/schema-listeners.ts';
 import { requiredSecrets, type SecretRef } from '../render/index.ts';
 import { describeReady } from './ready.ts';
 import { renderUnits } from './render-units.ts';
+import { describeReload } from './reload.ts';
+import type { ReloadSpec } from '../render/types.ts';
+
+/** With refresh:, how a program takes rotated secrets (and which it reads). */
+export function reloadLine(reload: ReloadSpec, secrets: readonly string[]): string {
+  if (secrets.length === 0) return `reload: ${describeReload(reload)} (reads no secret file by path)`;
+  const how = reload === 'none' ? 'none: it keeps what it read until it restarts' : describeReload(reload);
+  return `reload: ${how}, when ${secrets.join(', ')} rotate`;
+}
 
 export interface UnitsPlan {
   order: string[];
@@ -33,6 +42,7 @@ export function unitsPlan(config: Config, origin: string, secrets: Readonly<Reco
       p.gracePeriodMs !== undefined ? `grace period ${formatDuration(p.gracePeriodMs)}` : undefined,
       c.user ? `as user ${c.user}` : undefined,
       p.signals ? `gets only ${[...p.signals].join(', ')}` : undefined,
+      config.refresh ? reloadLine(p.reload, p.secrets) : undefined,
     ].filter((x) => x !== undefined);
     rows.push([`process ${p.name}`, quote(p.child.argv)], ...how.map((h): [string, string] => ['', h]));
   }

@@ -7,7 +7,9 @@ import type { Log } from '../log.ts';
 import { formatDuration } from '../duration.ts';
 import { Child, type ChildExit } from '../supervise/child.ts';
 import { describeReady, waitReady } from './ready.ts';
-import { UnitFailure, type ProcessUnitSpec, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
+import { runCommand } from './command.ts';
+import { describeReload } from './reload.ts';
+import { UnitFailure, type ProcessUnitSpec, type ReloadOutcome, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
 
 export interface UnitContext {
   /** Bound with `{ unit: name }`. */
@@ -47,6 +49,8 @@ export class ProcessUnit {
   #child: Child | undefined;
   #started = false;
   #stopSignal: NodeJS.Signals | undefined;
+  /** A restart asked by a reload: the exit that follows is planned, not a failure. */
+  #reloadRestart: ReturnType<typeof deferred<void>> | undefined;
   readonly #stop = new AbortController();
   readonly #ready = deferred<void>();
   readonly #ended = deferred<UnitEnd>();
@@ -84,6 +88,40 @@ export class ProcessUnit {
   forward(signal: NodeJS.Signals): void {
     if (this.spec.signals && !this.spec.signals.has(signal)) return;
     if (this.#child?.alive) this.#child.deliver(signal, false);
+  }
+
+  /**
+   * Applies rotated secrets its way (spec.reload): a signal, a command that must exit 0, or a
+   * restart (stop signal, grace period, started again, awaited ready). Only a ready program is
+   * reloaded: one still starting, restarting or finished reads the new files when it starts.
+   */
+  async reload(): Promise<ReloadOutcome> {
+    const how = describeReload(this.spec.reload);
+    const out = { unit: this.spec.name, how };
+    const child = this.#child;
+    if (this.spec.reload === 'none') return { ...out, result: 'skipped', why: 'reload: none' };
+    if (this.#state !== 'ready' || !child?.alive || this.#stop.signal.aborted) return { ...out, result: 'skipped', why: `not running (${this.#state})` };
+    const r = this.spec.reload;
+    if (r === 'restart') {
+      const restarted = (this.#reloadRestart = deferred<void>());
+      this.#state = 'restarting';
+      const signal = this.spec.stopSignal ?? 'SIGTERM';
+      this.#log.info({ signal, pid: child.pid, gracePeriodMs: this.spec.gracePeriodMs }, `restarting ${this.spec.name} for rotated secrets: ${signal}, SIGKILL after ${formatDuration(this.spec.gracePeriodMs)}`);
+      child.deliver(signal, true);
+      child.armKill(this.spec.gracePeriodMs);
+      try {
+        await restarted.promise;
+        return { ...out, result: 'done' };
+      } catch (err) {
+        return { ...out, result: 'failed', why: (err as Error).message };
+      }
+    }
+    if ('signal' in r) {
+      child.deliver(r.signal, false);
+      return { ...out, result: 'done' };
+    }
+    const why = await runCommand(r.exec, this.spec.child, this.#ctx.owned, r.timeoutMs);
+    return why === undefined ? { ...out, result: 'done' } : { ...out, result: 'failed', why: `${r.exec[0]}: ${why}` };
   }
 
   /** Its stop signal (or `signal`, what asked the init to stop), SIGKILL after the grace period; resolves once it ended. */
@@ -125,6 +163,7 @@ export class ProcessUnit {
 
   #end(status: number, decides: boolean, failure?: string): void {
     this.#state = status === 0 || this.#stop.signal.aborted ? 'done' : 'failed';
+    this.#reloadRestart?.reject(new Error(failure ?? 'it ended'));
     if (failure !== undefined) this.#ready.reject(new UnitFailure(status, failure));
     else this.#ready.reject(this.#stop.signal.reason ?? new Error('ended'));
     this.#ended.resolve({ status, decides, failure });
@@ -153,6 +192,7 @@ export class ProcessUnit {
       this.#logExit(exit);
 
       if (this.#stop.signal.aborted) return this.#end(exit.status, true);
+      if (this.#reloadRestart && !this.#reloadRestart.settled) continue; // a reload's restart: start it again at once
       if (spec.oneshot && exit.status === 0) {
         this.#state = 'done';
         this.#ready.resolve();
@@ -201,6 +241,7 @@ export class ProcessUnit {
       `${this.#field}.ready: ${describeReady(check.spec)} did not pass within ${formatDuration(check.timeoutMs)} (last: ${why}); is the program listening there?`,
     );
     this.#ready.reject(failure);
+    this.#reloadRestart?.reject(failure);
     this.#ctx.fail(failure);
   }
 
@@ -209,11 +250,12 @@ export class ProcessUnit {
     this.#state = 'ready';
     this.#log.info({ ...(ms === undefined ? {} : { ms }), check: this.spec.ready ? describeReady(this.spec.ready.spec) : 'started' }, `${this.spec.name} ready`);
     this.#ready.resolve();
+    this.#reloadRestart?.resolve();
   }
 
   #logExit(exit: ChildExit): void {
     const fields = { pid: this.#child?.pid, code: exit.code, signal: exit.signal, status: exit.status };
-    const expected = this.#stop.signal.aborted || (this.spec.oneshot && exit.status === 0);
+    const expected = this.#stop.signal.aborted || (this.spec.oneshot && exit.status === 0) || (this.#reloadRestart?.settled === false);
     if (expected) this.#log.info(fields, `${this.spec.name} exited`);
     else this.#log.warn(fields, `${this.spec.name} exited`);
   }

@@ -1,12 +1,12 @@
 // Readiness checks that need no cooperation from the program (reference/processes.md): a TCP
 // port or unix socket accepting, a file appearing, a command exiting 0, an HTTP 2xx. One attempt
 // per kind in the table below; waitReady() polls under an overall timeout.
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type NetConnectOpts } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildSpec } from '../supervise/child.ts';
+import { runCommand } from './command.ts';
 import type { ReadyCheck, ReadySpec } from './types.ts';
 
 /** What an attempt may use: the unit's environment and user (for exec), pid tracking, an abort. */
@@ -42,20 +42,7 @@ const ATTEMPTS: { [K in keyof UnionToRecord]: Attempt<UnionToRecord[K]> } = {
   },
   unix: ({ unix }, ctx) => connects({ path: unix }, ctx),
   file: async ({ file }) => (existsSync(file) ? undefined : 'no such file yet'),
-  exec: ({ exec }, ctx) =>
-    new Promise((resolve) => {
-      const [file, ...args] = exec;
-      const proc = execFile(file!, args, { env: ctx.child.env, uid: ctx.child.uid, gid: ctx.child.gid, timeout: ctx.attemptMs, killSignal: 'SIGKILL' }, (err) => {
-        if (proc.pid !== undefined) ctx.owned.delete(proc.pid);
-        if (!err) return resolve(undefined);
-        const e = err as NodeJS.ErrnoException & { code?: unknown; signal?: unknown };
-        resolve(typeof e.code === 'number' ? `exit ${e.code}` : e.signal ? `killed by ${String(e.signal)}` : String(e.code ?? e.message));
-      });
-      if (proc.pid !== undefined) ctx.owned.add(proc.pid);
-      // The check's output is for the check: keep it out of the init's and the program's streams.
-      proc.stdout?.resume();
-      proc.stderr?.resume();
-    }),
+  exec: ({ exec }, ctx) => runCommand(exec, ctx.child, ctx.owned, ctx.attemptMs),
   http: ({ http }, ctx) =>
     new Promise((resolve) => {
       const req = request(http, { method: 'GET', timeout: ctx.attemptMs }, (res) => {

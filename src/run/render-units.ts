@@ -3,13 +3,18 @@
 // stop signal and readiness). Messages name processes.NAME.* instead of run.*.
 import type { ProcessConfig } from '../config/schema-run.ts';
 import { configError, InitError } from '../errors.ts';
-import { render, type Rendered, type SecretRef } from '../render/index.ts';
+import { render, type ReloadSpec, type Rendered, type SecretRef } from '../render/index.ts';
+import type { ReloadConfig } from '../config/schema-refresh.ts';
 import { expandArgv, expandText, type Scope } from '../render/placeholders.ts';
 import type { ChildSpec } from '../supervise/child.ts';
 import type { ProcessUnitSpec, ReadyCheck, ReadySpec } from './types.ts';
 
 /** A process unit before the init's defaults (the grace period) are known. */
-export type ProcessPlan = Omit<ProcessUnitSpec, 'gracePeriodMs'> & { gracePeriodMs: number | undefined };
+export type ProcessPlan = Omit<ProcessUnitSpec, 'gracePeriodMs'> & {
+  gracePeriodMs: number | undefined;
+  /** run: as a unit (with refresh:): the command line's --grace-period/--stop-signal win, as for run:. */
+  fromRun?: boolean;
+};
 
 export interface RenderUnitsInput {
   processes: Readonly<Record<string, ProcessConfig>>;
@@ -56,6 +61,22 @@ function readyCheck(name: string, p: ProcessConfig, rendered: Rendered, scope: S
   return { spec, intervalMs: r.interval, timeoutMs: r.timeout };
 }
 
+/** The config's reload: (its exec rendered like ready.exec), else the preset's, else none. */
+export function reloadOf(field: string, given: ReloadConfig | undefined, rendered: Rendered, scope: Scope): ReloadSpec {
+  if (given === undefined) return rendered.reload ?? 'none';
+  if (typeof given === 'string' || 'signal' in given) return given;
+  return { exec: expandArgv(given.exec, scope, `${field}.exec`), timeoutMs: given.timeout };
+}
+
+/**
+ * The secrets a program reads: those whose file path its argv, env or rendered files name
+ * (presets and templates only ever pass paths). A rotation of one of them reloads it.
+ */
+export function secretsUsed(rendered: Rendered, secrets: Readonly<Record<string, SecretRef>>): string[] {
+  const text = JSON.stringify([rendered.argv, rendered.env, rendered.files.map((f) => f.content)]);
+  return Object.entries(secrets).flatMap(([name, ref]) => (ref.path !== undefined && text.includes(JSON.stringify(ref.path).slice(1, -1)) ? [name] : []));
+}
+
 export function renderUnits(input: RenderUnitsInput): RenderedUnits {
   const plans: ProcessPlan[] = [];
   const files: Rendered['files'] = [];
@@ -83,6 +104,8 @@ export function renderUnits(input: RenderUnitsInput): RenderedUnits {
       stopSignal: p.stopSignal ?? rendered.stopSignal,
       gracePeriodMs: p.gracePeriod,
       signals: p.signals ? new Set(p.signals) : undefined,
+      reload: reloadOf(`processes.${name}.reload`, p.reload, rendered, scope),
+      secrets: secretsUsed(rendered, input.secrets),
     });
   }
   return { plans, files };

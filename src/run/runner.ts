@@ -12,7 +12,7 @@ import { STOP_SIGNALS } from '../supervise/signals.ts';
 import type { SignalTarget } from '../supervise/supervisor.ts';
 import { ListenerUnit } from './listener-unit.ts';
 import { ProcessUnit } from './process-unit.ts';
-import { UnitFailure, type UnitSpec, type UnitStatus } from './types.ts';
+import { UnitFailure, type ReloadOutcome, type UnitSpec, type UnitStatus } from './types.ts';
 
 export interface RunnerOptions {
   log: Log;
@@ -29,6 +29,9 @@ export class Runner implements SignalTarget {
   readonly #owned = new Set<number>();
   #status: number | undefined;
   #stopping: Promise<void> | undefined;
+  #allReady!: () => void;
+  /** Resolves once every unit is ready (never, if one fails first). */
+  readonly ready: Promise<void> = new Promise((resolve) => (this.#allReady = resolve));
 
   constructor(options: RunnerOptions) {
     this.#log = options.log;
@@ -59,7 +62,10 @@ export class Runner implements SignalTarget {
       });
     }
     Promise.all(ready.values()).then(
-      () => this.#log.info({ units: this.#units.map((u) => u.name), ms: Math.round(performance.now() - t0) }, 'all units ready'),
+      () => {
+        this.#log.info({ units: this.#units.map((u) => u.name), ms: Math.round(performance.now() - t0) }, 'all units ready');
+        this.#allReady();
+      },
       () => {},
     );
     await Promise.all(this.#units.map((u) => u.ended));
@@ -84,6 +90,24 @@ export class Runner implements SignalTarget {
   stop(reason: string): void {
     this.#log.warn({ reason }, 'stopping every unit');
     this.#stopAll('SIGTERM');
+  }
+
+  /**
+   * Rotation: reloads, one at a time in start order (so restarts happen in order), every unit
+   * that reads one of the `changed` secrets.
+   */
+  async reload(changed: ReadonlySet<string>): Promise<ReloadOutcome[]> {
+    const outcomes: ReloadOutcome[] = [];
+    for (const unit of this.#units) {
+      if (this.#stopping) break;
+      if (unit.spec.secrets.some((s) => changed.has(s))) outcomes.push(await unit.reload());
+    }
+    return outcomes;
+  }
+
+  /** Something beside the units failed for good (refresh past maxStale): stop them, exit with `status`. */
+  fail(what: string, status: number, message: string): void {
+    this.#decide(what, status, message, true);
   }
 
   status(): UnitStatus[] {

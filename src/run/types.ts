@@ -1,6 +1,7 @@
 // The run stage's units (DESIGN.md, "The run stage: units"): what the pipeline hands over, and
 // what each unit reports to the runner and the health endpoint.
 import type { ListenerHandle } from '../proxy/listener.ts';
+import type { ReloadSpec } from '../render/types.ts';
 import type { ChildSpec } from '../supervise/child.ts';
 
 export type ReadySpec =
@@ -38,6 +39,10 @@ export interface ProcessUnitSpec {
   gracePeriodMs: number;
   /** The forwarded signals (other than stops) it gets; absent: all. */
   signals?: ReadonlySet<string> | undefined;
+  /** How it applies rotated secrets (src/refresh/). */
+  reload: ReloadSpec;
+  /** The secrets it reads (by path): a rotation of one of them reloads it. */
+  secrets: readonly string[];
 }
 
 /**
@@ -49,6 +54,8 @@ export interface ListenerUnitSpec {
   name: string;
   after: readonly string[];
   start(signal: AbortSignal): Promise<ListenerHandle>;
+  /** The secrets its config names: a rotation of one of them reloads it (handle.reload()). */
+  secrets: readonly string[];
 }
 
 export type UnitSpec = ProcessUnitSpec | ListenerUnitSpec;
@@ -87,4 +94,17 @@ export class UnitFailure extends Error {
     this.name = 'UnitFailure';
     this.status = status;
   }
+}
+
+/**
+ * What a unit did with a rotation: `done`; `skipped` (not running or not ready yet: it reads the
+ * new files when it starts; or its reload is none); `failed`, with why (the files are swapped
+ * all the same: the program keeps what it had until it reloads or restarts).
+ */
+export interface ReloadOutcome {
+  unit: string;
+  /** "SIGHUP", "exec redis-cli", "restart", "listener", "none". */
+  how: string;
+  result: 'done' | 'skipped' | 'failed';
+  why?: string | undefined;
 }

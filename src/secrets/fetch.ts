@@ -24,6 +24,8 @@ export interface FetchOptions {
   log: Log;
   abort: AbortSignal;
   now?: () => number;
+  /** Only these secrets (a refresh reads those that can change); default: all. */
+  only?: readonly string[] | undefined;
 }
 
 /** A concurrency limiter: at most `n` of the functions run at once. */
@@ -53,7 +55,8 @@ export async function fetchSecrets(options: FetchOptions): Promise<Map<string, S
     attemptTimeoutMs: Math.min(config.fetch.attemptTimeout, config.fetch.deadline),
     now,
   };
-  const entries = Object.entries(config.secrets);
+  const only = options.only && new Set(options.only);
+  const entries = Object.entries(config.secrets).filter(([name]) => !only || only.has(name));
   const gcpNames = new Set(entries.flatMap(([, s]) => (s.source === 'gcp' ? [s.credentials] : [])));
   const access = new SecretManagerAccess(config.endpoints.secretmanager);
 

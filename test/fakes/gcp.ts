@@ -45,6 +45,8 @@ export interface Secret {
   access: string[];
   /** A regional secret, reachable only as projects/P/locations/L/secrets/S. */
   location?: string;
+  /** Version aliases (`versions/prod`): alias → version number. */
+  aliases?: Record<string, number>;
 }
 
 export interface GcpWorld {

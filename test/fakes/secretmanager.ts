@@ -79,7 +79,8 @@ export function accessSecretVersion(
       ),
     };
   }
-  const n = ref.version === 'latest' ? found.secret.versions.length : /^[1-9]\d*$/.test(ref.version) ? Number(ref.version) : NaN;
+  const alias = Object.hasOwn(found.secret.aliases ?? {}, ref.version) ? found.secret.aliases![ref.version] : undefined;
+  const n = ref.version === 'latest' ? found.secret.versions.length : /^[1-9]\d*$/.test(ref.version) ? Number(ref.version) : alias ?? NaN;
   const version = found.secret.versions[n - 1];
   const versionName = `${secretName}/versions/${Number.isNaN(n) ? ref.version : n}`;
   if (!version) return { status: 404, body: googleError(404, `Secret Version [${versionName}] not found.`) };

@@ -77,6 +77,10 @@ export interface EmulatedWorld {
    * the project's collaborator (its service account, or its pool), or nobody for another project.
    */
   addSecret(name: string, data: string | Buffer | SecretVersion[], options?: { access?: string[]; location?: string }): void;
+  /** Adds a version to an existing secret (it becomes `latest`); returns its number. */
+  addVersion(name: string, version: string | Buffer | SecretVersion): number;
+  /** Points a version alias (`versions/ALIAS`) of a secret at version `n`. */
+  setAlias(name: string, alias: string, n: number): void;
   /** Re-signs the token file with the default claims deep-merged with `overrides` (not cumulative). */
   writeToken(overrides?: ClaimOverrides, options?: SignOptions): Promise<string>;
   /** google-auth-library's external_account JSON for a collaborator, pointed at the fakes. */
@@ -173,6 +177,16 @@ export async function startWorld(options: WorldOptions = {}): Promise<EmulatedWo
         access: secretOptions.access ?? (owner ? [owner.grantee] : []),
         ...(secretOptions.location !== undefined ? { location: secretOptions.location } : {}),
       };
+    },
+    addVersion(name, version) {
+      const secret = world.secrets![name];
+      if (!secret) throw new Error(`fake world: no secret ${name}`);
+      return secret.versions.push(typeof version === 'string' || Buffer.isBuffer(version) ? { data: version } : version);
+    },
+    setAlias(name, alias, n) {
+      const secret = world.secrets![name];
+      if (!secret) throw new Error(`fake world: no secret ${name}`);
+      secret.aliases = { ...secret.aliases, [alias]: n };
     },
     writeToken,
     externalAccount(who) {
