@@ -181,13 +181,12 @@ function listenerEnv(config: Config): Record<string, string> {
   return env;
 }
 
-function materialize(out: OutputDir | undefined, files: SecretValue[], config: Config): Map<string, string> {
-  const paths = new Map<string, string>();
-  for (const s of files) {
-    const c = config.secrets[s.name]!;
-    paths.set(s.name, out!.write(c.file!, s.data, c.mode ?? DEFAULT_SECRET_MODE, `secret ${s.name}`));
-  }
-  return paths;
+/** Every secret file in one generation (OUT/NAME -> ..data/NAME); the paths by secret name. */
+function materialize(out: OutputDir | undefined, secrets: SecretValue[], config: Config): Map<string, string> {
+  if (!out || secrets.length === 0) return new Map();
+  const fileOf = (s: SecretValue) => config.secrets[s.name]!.file!;
+  const published = out.publish(secrets.map((s) => ({ name: fileOf(s), data: s.data, mode: config.secrets[s.name]!.mode ?? DEFAULT_SECRET_MODE, what: `secret ${s.name}` })));
+  return new Map(secrets.map((s) => [s.name, published.get(fileOf(s))!]));
 }
 
 /**
