@@ -42,7 +42,8 @@ const mode = z.unknown().transform((v, ctx) => {
 /** A file name inside the output directory: no directories, no dot names. */
 const fileName = z
   .string()
-  .regex(/^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/, { error: 'write a plain file name (letters, digits, . _ -, at most 128), no "/"' });
+  // Names starting with ".." are the output directory's own (..data, the secret generations).
+  .regex(/^(?!\.{1,2}$)(?!\.\.)[A-Za-z0-9._-]{1,128}$/, { error: 'write a plain file name (letters, digits, . _ -, at most 128), no "/", not starting with ".." (reserved for ..data)' });
 
 const PROVIDER = /^projects\/\d+\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/;
 const SERVICE_ACCOUNT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$|^[^@\s]+@[^@\s]+$/;

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync, constants, fchmodSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync,
-  readdirSync, readSync, rmdirSync, statfsSync, writeSync,
+  readdirSync, rmdirSync, statfsSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Cleanup } from '../cleanup.ts';
@@ -13,7 +13,11 @@ import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
 import { libc } from '../supervise/libc.ts';
 import { at, DIR_FLAGS, fdPath, requireProc } from './dir-fd.ts';
-import { wipeEntries, zeroFd } from './wipe.ts';
+import { Generations, type SecretFile } from './generations.ts';
+import { checkName, writeNewFile } from './new-file.ts';
+import { wipeEntries, zeroFd, type WipeScope } from './wipe.ts';
+
+export type { SecretFile } from './generations.ts';
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -52,8 +56,10 @@ export class OutputDir {
   readonly #ino: number;
   readonly #owner: { uid: number; gid: number } | undefined;
   readonly #log: Log;
-  /** fds of the files this init wrote, open for writing until the wipe. */
+  /** fds of the rendered files this init wrote, open for writing until the wipe. */
   readonly #written: number[] = [];
+  /** The secret files, in generations behind ..data (generations.ts). */
+  readonly #generations: Generations;
   #wiped = false;
 
   private constructor(held: Held, owner: OutputDirOptions['owner'], log: Log) {
@@ -64,6 +70,7 @@ export class OutputDir {
     this.#ino = st.ino;
     this.#owner = owner;
     this.#log = log;
+    this.#generations = new Generations({ dirFd: held.fd, path: held.path, dev: st.dev, owner, log });
   }
 
   static create(options: OutputDirOptions, cleanup: Cleanup, log: Log): OutputDir {
@@ -97,28 +104,44 @@ export class OutputDir {
     return join(this.path, name);
   }
 
-  /** Writes `data` to a new file, sets mode and owner, and checks all three on the open file. */
+  /**
+   * Writes `data` to a new plain file OUT/NAME (rendered files), sets mode and owner, and checks
+   * all three on the open file.
+   */
   write(name: string, data: Buffer, mode: number, what: string): string {
-    // A bootstrap aborted by a signal may still be running when the directory has been wiped.
-    if (this.#wiped) throw new InitError(EXIT.software, `${what}: output directory already wiped`);
+    this.#checkNotWiped(what);
+    checkName(name, what);
     const file = this.pathOf(name);
-    let fd: number;
-    try {
-      // libuv adds O_CLOEXEC itself: the child never inherits these fds.
-      fd = openSync(at(this.#held.fd, name), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'EEXIST' || code === 'ELOOP' ? 'something is already in the way (a file or symlink)' : code;
-      throw configError(`${what}: cannot create ${file}: ${why}`);
-    }
-    this.#written.push(fd); // before the first byte: a failure half-way is still wiped
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off, off);
-    if (this.#owner) fchownSync(fd, this.#owner.uid, this.#owner.gid);
-    fchmodSync(fd, mode); // after chown: chown clears nothing we set, and umask does not apply
-    verify(fd, file, data, mode, this.#owner, what);
+    writeNewFile(this.#held.fd, name, file, data, mode, this.#owner, what, this.#written);
     this.#log.debug({ file, mode: `0${mode.toString(8)}`, bytes: data.length }, `wrote ${what}`);
     return file;
+  }
+
+  /**
+   * Writes every secret file into a fresh generation directory, makes sure each OUT/NAME is the
+   * symlink to ..data/NAME, then points ..data at the new generation with one rename(2).
+   * Returns the visible path (OUT/NAME) by file name. On failure nothing changes for readers:
+   * the half-written generation is zeroed and removed, and the error is thrown. No files, no
+   * generation (and no ..data).
+   */
+  publish(files: readonly SecretFile[]): Map<string, string> {
+    this.#checkNotWiped(files[0]?.what ?? 'secret files');
+    return this.#generations.publish(files);
+  }
+
+  /** Zeroes (through the kept fds) and removes every generation except the current one. Idempotent. */
+  retireOld(): void {
+    if (!this.#wiped) this.#generations.retireOld();
+  }
+
+  /** How many generations exist (current + not yet retired). */
+  get generations(): number {
+    return this.#generations.count;
+  }
+
+  #checkNotWiped(what: string): void {
+    // A bootstrap aborted by a signal may still be running when the directory has been wiped.
+    if (this.#wiped) throw new InitError(EXIT.software, `${what}: output directory already wiped`);
   }
 
   /**
@@ -138,10 +161,11 @@ export class OutputDir {
         closeSync(f);
       }
     }
-    const scope = { uid: this.#owner?.uid ?? process.getuid!(), dev: this.#dev, log: this.#log, path };
+    const scope: WipeScope = { uid: this.#owner?.uid ?? process.getuid!(), dev: this.#dev, log: this.#log, path };
     let count = 0;
     let removedDir = false;
     try {
+      count += this.#generations.wipeAll(scope);
       let left: string[] = [];
       for (let pass = 0; pass < WIPE_PASSES; pass++) {
         count += wipeEntries(fd, scope);
@@ -273,19 +297,4 @@ function openOrMake(path: string): Held {
     closeSync(parentFd);
     throw err;
   }
-}
-
-function verify(fd: number, file: string, data: Buffer, mode: number, owner: OutputDirOptions['owner'], what: string): void {
-  const st = fstatSync(fd);
-  const problems: string[] = [];
-  if ((st.mode & 0o7777) !== mode) problems.push(`mode 0${(st.mode & 0o7777).toString(8)} instead of 0${mode.toString(8)}`);
-  if (owner && (st.uid !== owner.uid || st.gid !== owner.gid)) problems.push(`owner ${st.uid}:${st.gid} instead of ${owner.uid}:${owner.gid}`);
-  if (st.size !== data.length) problems.push(`${st.size} bytes instead of ${data.length}`);
-  else {
-    const back = Buffer.alloc(data.length);
-    readSync(fd, back, 0, data.length, 0);
-    if (!back.equals(data)) problems.push('content differs from what was written');
-    back.fill(0);
-  }
-  if (problems.length) throw new InitError(EXIT.software, `${what}: ${file} failed verification: ${problems.join(', ')}`);
 }

@@ -14,12 +14,15 @@ import { createPki } from '../helpers/pki.ts';
 const REPORT = `
 const fs = require('node:fs'), crypto = require('node:crypto');
 const files = {};
-for (const f of fs.readdirSync(process.env.OUT)) {
+// Names starting with ".." are the generations behind the visible symlinks (..data): skipped, as a
+// Kubernetes secret volume's reader does; statSync/readFileSync follow OUT/NAME -> ..data/NAME.
+for (const f of fs.readdirSync(process.env.OUT).filter((f) => !f.startsWith('..'))) {
   const p = process.env.OUT + '/' + f, st = fs.statSync(p);
   files[f] = { mode: (st.mode & 0o7777).toString(8), uid: st.uid, sha256: crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex') };
 }
-const dir = fs.statSync(process.env.OUT);
-console.log(JSON.stringify({ files, dirMode: (dir.mode & 0o777).toString(8), argv: process.argv.slice(1), env: process.env, uid: process.getuid() }));`;
+const dir = fs.statSync(process.env.OUT), gen = fs.statSync(process.env.OUT + '/..data');
+const links = Object.fromEntries(Object.keys(files).map((f) => [f, fs.readlinkSync(process.env.OUT + '/' + f)]));
+console.log(JSON.stringify({ files, links, data: fs.readlinkSync(process.env.OUT + '/..data'), genMode: (gen.mode & 0o7777).toString(8), dirMode: (dir.mode & 0o777).toString(8), argv: process.argv.slice(1), env: process.env, uid: process.getuid() }));`;
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -45,6 +48,10 @@ describe('a full boot', () => {
     assert.equal(seen.files['server.crt'].sha256, sha256(b.values.cert!), 'version 2 of the cert');
     assert.equal(seen.files['server.key'].sha256, sha256(b.values.key!));
     assert.equal(seen.dirMode, '700');
+    // The Kubernetes layout: OUT/NAME -> ..data/NAME, ..data -> ..<UTC time>, a 0700 generation.
+    assert.deepEqual(seen.links, { 'ca.pem': '..data/ca.pem', 'server.crt': '..data/server.crt', 'server.key': '..data/server.key' });
+    assert.match(seen.data, /^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d{9}$/);
+    assert.equal(seen.genMode, '700');
     assert.deepEqual(seen.argv, [`--cert=${b.outDir}/server.crt`, b.outDir]);
     assert.equal(seen.env.KEY_FILE, `${b.outDir}/server.key`);
     assert.equal(Object.keys(seen.env).some((k: string) => k.startsWith('TEE_INIT_')), false);

@@ -12,7 +12,7 @@ import { isRoot } from '../helpers/tools.ts';
 import { nodeForOtherUsers } from '../helpers/node-for-others.ts';
 
 const HASHES = `const fs = require('fs'), c = require('crypto'); const out = {};
-for (const f of fs.readdirSync(process.env.OUT)) { const p = process.env.OUT + '/' + f, st = fs.statSync(p);
+for (const f of fs.readdirSync(process.env.OUT).filter((f) => !f.startsWith('..'))) { const p = process.env.OUT + '/' + f, st = fs.statSync(p);
   out[f] = { sha: c.createHash('sha256').update(fs.readFileSync(p)).digest('hex'), uid: st.uid, gid: st.gid, mode: (st.mode & 0o777).toString(8) }; }
 console.log(JSON.stringify({ files: out, uid: process.getuid(), gid: process.getgid(), user: process.env.USER, home: process.env.HOME }));`;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -107,12 +107,13 @@ describe('identities and sources', () => {
     if (!isRoot) return t.skip('needs root to chown');
     const config = b.config({
       output: { dir: b.outDir, owner: 'nobody' },
-      run: { command: ['sh', '-c', 'stat -c "%u %a" "$OUT"/server.key "$OUT"; cat "$OUT"/server.key >/dev/null'], env: { OUT: '{{output.dir}}' } },
+      // -L: OUT/server.key is the symlink to ..data/server.key; ..data leads to the generation directory.
+      run: { command: ['sh', '-c', 'stat -L -c "%u %a" "$OUT"/server.key "$OUT" "$OUT"/..data; cat "$OUT"/server.key >/dev/null'], env: { OUT: '{{output.dir}}' } },
     });
     const { proc, log } = b.start(config);
     const result = await proc;
     assert.equal(result.exitCode, 0, log.text); // the root child can read anything
-    assert.deepEqual((result.stdout as string).split('\n'), ['65534 400', '65534 700']);
+    assert.deepEqual((result.stdout as string).split('\n'), ['65534 400', '65534 700', '65534 700']);
   });
 });
 

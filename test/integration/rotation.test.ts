@@ -282,9 +282,11 @@ describe('rotation through the config', () => {
 async function pskSession(port: number, key: string): Promise<{ ping(): Promise<boolean>; close(): void }> {
   const proc = execa('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-psk', key, '-psk_identity', 'Client1', '-tls1_3', '-quiet'], { stdin: 'pipe', reject: false, timeout: 20_000 });
   const lines = new Lines(proc.stdout!);
+  let ended = false;
+  void proc.then(() => (ended = true));
   return {
     async ping() {
-      if (proc.exitCode !== null) return false;
+      if (ended) return false;
       proc.stdin!.write('PING\r\n');
       try {
         await lines.until(/\+PONG/, 5_000);

@@ -83,6 +83,8 @@ test('errors name the field path and what was expected', () => {
   configErr('fetch: { concurency: 3 }', /fetch: unknown field "concurency"/);
   configErr('bogus: 1', /unknown field "bogus"/);
   configErr('secrets: { key: { source: file, path: x, file: ../x } }', /secrets\.key\.file: found "\.\.\/x", write a plain file name/);
+  configErr('secrets: { key: { source: file, path: x, file: ..data } }', /secrets\.key\.file: found "\.\.data", .*not starting with "\.\." \(reserved for \.\.data\)/);
+  configErr('run: { command: [x], files: [{ name: ..2026_x, template: y }] }', /run\.files\.0\.name|run\.files\[0\]\.name/);
   configErr('secrets: { key: { source: file, path: x, file: k, mode: "0666" } }', /secrets\.key\.mode: .*writable by nobody else/);
   configErr('credentials: { a: { type: confidential-space, provider: pools/x } }', /credentials\.a\.provider: found "pools\/x", must be projects\/NUMBER/);
   configErr('log: { level: loud }', /log\.level/);
