@@ -213,6 +213,7 @@ function runAsUnit(config: Config, rendered: Rendered, child: ChildSpec, scope: 
   return {
     kind: 'process',
     name: 'run',
+    field: 'run',
     fromRun: true,
     after: [],
     child,

@@ -59,7 +59,7 @@ export class ProcessUnit {
     this.spec = spec;
     this.#ctx = ctx;
     this.#log = ctx.log;
-    this.#field = `processes.${spec.name}`;
+    this.#field = spec.field ?? `processes.${spec.name}`;
   }
 
   get name(): string {

@@ -28,6 +28,8 @@ export interface RestartPolicy {
 export interface ProcessUnitSpec {
   kind: 'process';
   name: string;
+  /** Its config path in messages; default processes.NAME (run: as a unit says run). */
+  field?: string | undefined;
   after: readonly string[];
   child: ChildSpec;
   /** Absent: started = ready. */
