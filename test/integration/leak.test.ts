@@ -12,6 +12,7 @@ import { node, runInit, startInit } from '../helpers/init.ts';
 import { freePort } from '../helpers/net.ts';
 import { createPki, type Pki } from '../helpers/pki.ts';
 import { needs } from '../helpers/tools.ts';
+import { until } from '../helpers/lines.ts';
 
 // The child prints its whole argv and environment, so they are scanned too.
 const CHILD = `console.log(JSON.stringify({ argv: process.argv, env: process.env }))`;
@@ -75,6 +76,46 @@ describe('no secret in any output', () => {
     const token = readFileSync(b.world.tokenFile, 'utf8').trim();
     assert.deepEqual(scan(`${result.stdout}\n${result.stderr}`, needles(b, token)), []);
     assert.deepEqual(b.leftovers(), [], 'the output directory is wiped after several processes too');
+  });
+
+  test('rotations at trace level (a good one, a refused one, a restart): no old or new secret anywhere', async () => {
+    const fresh = { key: Buffer.from(`rotated-key-${Math.random().toString(36).slice(2)}`), ca: Buffer.from(`rotated-ca-${Math.random().toString(36).slice(2)}`) };
+    const config = b.config({
+      log: { level: 'trace' },
+      run: { command: [node, '-e', `${CHILD}; process.on('SIGHUP', () => {}); setInterval(() => {}, 1000)`, '--', '{{secrets.key.path}}'], env: { CA: '{{secrets.ca.path}}' }, reload: 'restart' },
+      refresh: { every: '1h' },
+    });
+    const { proc, log } = b.start(config, ['--log-level', 'trace']);
+    // The child prints, then ignores SIGHUP in the same tick: once it printed, a SIGHUP is safe.
+    let printed = 0;
+    proc.stdout!.on('data', (d: Buffer) => (printed += d.toString().split('\n').length - 1));
+    try {
+      await until(() => printed >= 1, 'the child\'s first line', 20_000);
+      b.world.addVersion('projects/alice-proj/secrets/server-key', fresh.key);
+      b.world.addVersion('projects/bob-proj/secrets/ca', fresh.ca);
+      let from = log.records.length;
+      proc.kill('SIGHUP');
+      await log.waitFor((r) => log.records.indexOf(r) >= from && r.message.startsWith('refresh: rotated'), 20_000);
+      await until(() => printed >= 2, 'the restarted child\'s line', 20_000);
+      b.world.addVersion('projects/alice-proj/secrets/server-key', Buffer.from('refused-key-bytes-xyz'));
+      b.world.gcp.fault('sm', { corruptCrc: true }, { secret: 'projects/alice-proj/secrets/server-key' });
+      from = log.records.length;
+      proc.kill('SIGHUP');
+      await log.waitFor((r) => log.records.indexOf(r) >= from && r.message.startsWith('refresh failed'), 20_000);
+    } finally {
+      b.world.gcp.clearFaults('sm');
+      proc.kill('SIGTERM');
+    }
+    const result = await proc;
+    const token = readFileSync(b.world.tokenFile, 'utf8').trim();
+    const found = needles(b, token);
+    for (const [name, v] of [...Object.entries(fresh), ['refused', Buffer.from('refused-key-bytes-xyz')] as const]) {
+      found.set(`${name} after rotation (raw)`, v.toString());
+      found.set(`${name} after rotation (base64)`, v.toString('base64').replace(/=+$/, ''));
+    }
+    assert.equal(JSON.parse(result.stdout.split('\n')[1]!).argv.length > 0, true, 'the restarted child printed too');
+    assert.deepEqual(scan(`${result.stdout}\n${result.stderr}`, found), []);
+    assert.deepEqual(b.leftovers(), []);
   });
 
   test('failing boots log no secret either', async () => {
