@@ -16,7 +16,8 @@ import { render, type Rendered } from '../../src/render/index.ts';
 import { boot } from '../helpers/boot.ts';
 import { runInit } from '../helpers/init.ts';
 import { needsPython } from '../helpers/tools.ts';
-import { CASES, ENVOY_CASES, OUT } from './cases.ts';
+import { throwsConfigError } from './assert-config-error.ts';
+import { CASES, ENVOY_CASES, OUT, SECRETS } from './cases.ts';
 import { checkSds } from './envoy-sds.ts';
 import { envoyValidator, repoRoot, validatorPath } from './envoy-validator.ts';
 
@@ -175,4 +176,12 @@ test('envoy sds: the rendered files name only visible paths and OUT, never a gen
       if (f.name.startsWith('envoy-sds-')) assert.ok(f.content.includes(`path: "${OUT}"`) || f.content.includes('path: "/etc/ssl/certs"'), `${name} ${f.name}`);
     }
   }
+});
+
+test('envoy sds: a secret whose file: is an SDS file name is one clear config error', () => {
+  const secrets = { ...SECRETS, cert: { path: `${OUT}/envoy-sds-cert.yaml` } };
+  throwsConfigError(
+    () => render({ run: { preset: 'envoy-network', with: { backendPort: 1 } }, secrets, outputDir: OUT }),
+    'run.preset: the envoy-network preset writes "envoy-sds-cert.yaml", which is already the file of secrets.cert: give that secret another file: name',
+  );
 });

@@ -56,6 +56,7 @@ export function checkSds(v: EnvoyValidator, rendered: Rendered, outDir: string):
     const file = byPath.get(path);
     assert.ok(file, `${at}: ${path} is not a rendered file`);
     assert.equal(file.mode, 0o400, path);
+    assert.ok(!/inline_|-----BEGIN/.test(file.content), `${path}: paths only, never material`);
     assert.equal(dirname(path), outDir);
     const res = v.validateSds(v.parseText(file.content, path), { name: c.name, kind, canonical: true });
     assert.deepEqual(res.errors, [], `${path}:\n${file.content}`);
