@@ -12,7 +12,13 @@
 //
 // Placeholders: {{with.*}} (the preset's parameters), {{tls.ca}}, {{tls.cert}}, {{tls.key}},
 // {{tunnel.host}}, {{tunnel.port}}, {{tunnel.hostname}} (:authority), {{tunnel.path}},
-// {{tunnel.serverCa}} (the outer TLS trust file).
+// {{tunnel.serverCa}} (the outer TLS trust file) and {{tunnel.serverCaDir}} (its directory),
+// {{envoy.sds.*}} (the SDS files' paths). Every certificate, key and CA is read through SDS
+// from files (see templates/envoy.ts), the outer trust too: a rotation reaches Envoy by itself.
+import { certificateSds, sdsFile, sdsSource, trustSds } from './envoy.ts';
+
+/** The client's extra SDS file: the trust for the front door's certificate. */
+export const serverTrustFile = 'envoy-sds-server-ca.yaml';
 
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3';
@@ -53,9 +59,9 @@ export const clientInnerCluster = {
       '@type': `${TLS}.UpstreamTlsContext`,
       common_tls_context: {
         tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
-        tls_certificates: [{ certificate_chain: { filename: '{{tls.cert}}' }, private_key: { filename: '{{tls.key}}' } }],
-        // with.serverName adds SNI and a SAN check here (after filling: user data).
-        validation_context: { trusted_ca: { filename: '{{tls.ca}}' } },
+        tls_certificate_sds_secret_configs: [certificateSds],
+        // with.serverName adds SNI here and a SAN check beside the CA (after filling: user data).
+        validation_context_sds_secret_config: trustSds,
       },
     },
   },
@@ -99,13 +105,20 @@ export const clientTunnelTls = {
     sni: '{{tunnel.host}}',
     common_tls_context: {
       alpn_protocols: ['h2'],
-      validation_context: {
-        trusted_ca: { filename: '{{tunnel.serverCa}}' },
-        match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: '{{tunnel.host}}' } }],
+      // The name is policy (in the bootstrap); the trust is material (SDS, re-read on a change).
+      combined_validation_context: {
+        default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: '{{tunnel.host}}' } }] },
+        validation_context_sds_secret_config: { name: 'server_ca', sds_config: sdsSource('{{envoy.sds.serverCa}}') },
       },
     },
   },
 };
+
+/** envoy-sds-server-ca.yaml (https URLs): with.serverCa, watched in its own directory. */
+export const serverTrustSecret = sdsFile({
+  name: 'server_ca',
+  validation_context: { trusted_ca: { filename: '{{tunnel.serverCa}}' }, watched_directory: { path: '{{tunnel.serverCaDir}}' } },
+});
 
 // ---- server side ------------------------------------------------------------------------------
 

@@ -1,24 +1,72 @@
 // Envoy v3 bootstrap fragments for the envoy-http and envoy-network presets, as data.
 // src/render/presets/envoy.ts fills each fragment's placeholders at the data level, puts them
-// together and serializes the result as YAML (envoy.yaml in the output directory). Data only.
+// together and serializes the result as YAML (envoy.yaml in the output directory, and the SDS
+// files it names). Data only, and two small builders of data (sdsSource, sdsFile).
 //
 // Placeholders: {{with.listenAddress}} (default 0.0.0.0), {{with.listenPort}} (default 8443),
 // {{with.backendPort}}, {{with.adminPort}}, {{with.logLevel}} (default info), {{tls.ca}},
 // {{tls.cert}}, {{tls.key}} (paths: certificates are referenced by file, never inlined),
-// {{envoy.config}} (the rendered bootstrap's path).
+// {{envoy.config}} (the rendered bootstrap's path), {{envoy.sds.cert}}, {{envoy.sds.ca}} (the
+// rendered SDS files' paths), {{output.dir}}.
 // Limits follow Envoy's "Configuring Envoy as an edge proxy" best practices.
+//
+// Certificates, keys and CAs reach Envoy through SDS from files, never as filenames in the
+// bootstrap (read once): the bootstrap names an SDS file per secret (path_config_source), the
+// file names the material by its visible path (OUT/NAME -> ..data/NAME) and a watched
+// directory, OUT. A rotation swaps OUT/..data (a rename into OUT); Envoy's watch on OUT sees
+// it, re-reads the certificate and key together (checking they did not change in between) and
+// uses them for new connections. Nothing is restarted, so the presets' reload is 'none'.
 
 export const configFile = 'envoy.yaml';
+
+/** The SDS resource files, rendered beside the bootstrap (one secret each: Envoy's SDS takes one). */
+export const sdsFiles = { cert: 'envoy-sds-cert.yaml', ca: 'envoy-sds-ca.yaml' } as const;
+
+/** SDS needs a node id and cluster (Envoy refuses an SDS subscription without them). */
+export const node = { id: 'tee-init', cluster: 'tee-init' };
 
 export const argv = [
   'envoy',
   '-c', '{{envoy.config}}',
   // tee-init is the supervisor: no hot-restart shared memory, no parent/child Envoy handover.
   '--disable-hot-restart',
+  // The SDS files are "dynamic" config, where Envoy by default only warns about an unknown
+  // field: a misspelt watched_directory would silently turn rotation off. Refuse it instead.
+  '--reject-unknown-dynamic-fields',
   '--log-level', '{{with.logLevel}}',
 ];
 
 const TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3';
+
+/** Where a secret comes from: its SDS file, re-read when something is moved into OUT. */
+export const sdsSource = (file: string, watched = '{{output.dir}}') => ({
+  path_config_source: { path: file, watched_directory: { path: watched } },
+  resource_api_version: 'V3',
+});
+
+/** A bootstrap's reference to the certificate and key (CommonTlsContext.tls_certificate_sds_secret_configs). */
+export const certificateSds = { name: 'cert', sds_config: sdsSource('{{envoy.sds.cert}}') };
+/** A bootstrap's reference to the CA (validation_context_sds_secret_config). */
+export const trustSds = { name: 'ca', sds_config: sdsSource('{{envoy.sds.ca}}') };
+
+/** A DiscoveryResponse-like SDS file holding one Secret. */
+export const sdsFile = (secret: Record<string, unknown>) => ({ resources: [{ '@type': `${TLS}.Secret`, ...secret }] });
+
+/** envoy-sds-cert.yaml: the certificate chain and key by their visible paths, read as a pair. */
+export const certificateSecret = sdsFile({
+  name: 'cert',
+  tls_certificate: {
+    certificate_chain: { filename: '{{tls.cert}}' },
+    private_key: { filename: '{{tls.key}}' },
+    watched_directory: { path: '{{output.dir}}' },
+  },
+});
+
+/** envoy-sds-ca.yaml: the CA that peer certificates must chain to. */
+export const trustSecret = sdsFile({
+  name: 'ca',
+  validation_context: { trusted_ca: { filename: '{{tls.ca}}' }, watched_directory: { path: '{{output.dir}}' } },
+});
 
 /** Present only when with.adminPort is set; the admin interface never leaves loopback. */
 export const admin = {
@@ -39,11 +87,10 @@ export const downstreamTls = {
     require_client_certificate: true,
     common_tls_context: {
       tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
-      tls_certificates: [
-        { certificate_chain: { filename: '{{tls.cert}}' }, private_key: { filename: '{{tls.key}}' } },
-      ],
-      // with.sanMatch adds match_typed_subject_alt_names here (after filling: user data).
-      validation_context: { trusted_ca: { filename: '{{tls.ca}}' } },
+      tls_certificate_sds_secret_configs: [certificateSds],
+      // with.sanMatch turns this into a combined_validation_context whose static part holds
+      // match_typed_subject_alt_names (after filling: user data); the CA stays on SDS.
+      validation_context_sds_secret_config: trustSds,
     },
   },
 };

@@ -1,5 +1,6 @@
-// Every rendered Envoy bootstrap passes Envoy's own API schema (the shared validator, in its
-// stricter --canonical mode), and has the security properties the presets promise.
+// Every rendered Envoy bootstrap and SDS file passes Envoy's own API schema (the shared
+// validator, in its stricter --canonical mode), and has the security properties the presets
+// promise.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { test } from 'node:test';
 import { execa } from 'execa';
 import { render } from '../../src/render/index.ts';
 import { CASES, ENVOY_CASES, ENVOY_TUNNEL_CASES } from './cases.ts';
+import { checkSds } from './envoy-sds.ts';
 import { envoyValidator, repoRoot, validatorPath } from './envoy-validator.ts';
 
 type Obj = Record<string, any>;
@@ -31,6 +33,22 @@ for (const name of ENVOY_CASES) {
     assert.deepEqual(argv.slice(0, 3), ['envoy', '-c', '/run/tee-init/envoy.yaml']);
   });
 
+  test(`envoy sds: ${name} reads every certificate, key and CA through SDS files Envoy watches; reload none`, async (t) => {
+    const v = await envoyValidator(t);
+    const r = render(CASES[name]!);
+    const secrets = checkSds(v, r, '/run/tee-init');
+    // The material by its visible paths (OUT/NAME, stable across rotations), watched in OUT.
+    const w = (CASES[name]!.run.with ?? {}) as Obj;
+    assert.deepEqual(secrets.cert!.tls_certificate, {
+      certificate_chain: { filename: '/run/tee-init/server.crt' },
+      private_key: { filename: '/run/tee-init/server.key' },
+      watched_directory: { path: '/run/tee-init' },
+    });
+    assert.deepEqual(secrets.ca!.validation_context, { trusted_ca: { filename: `/run/tee-init/${w.ca === 'alice_ca' ? 'alice-ca.pem' : 'ca.pem'}` }, watched_directory: { path: '/run/tee-init' } });
+    assert.equal(r.reload, 'none', 'Envoy reloads by itself');
+    assert.ok(r.argv.includes('--reject-unknown-dynamic-fields'), 'a wrong field in an SDS file fails at boot, not silently');
+  });
+
   // The tunnel presets' two-listener shape has its own checks (envoy-tunnel.test.ts).
   if (!ENVOY_TUNNEL_CASES.includes(name)) test(`envoy security: ${name}`, async (t) => {
     const v = await envoyValidator(t);
@@ -42,16 +60,23 @@ for (const name of ENVOY_CASES) {
     const tls = listener.filter_chains[0].transport_socket.typed_config;
     assert.equal(tls.require_client_certificate, true);
     const ctx = tls.common_tls_context;
-    // Certificates and keys by path, never inlined.
-    assert.deepEqual(ctx.tls_certificates, [{ certificate_chain: { filename: '/run/tee-init/server.crt' }, private_key: { filename: '/run/tee-init/server.key' } }]);
-    assert.deepEqual(ctx.validation_context.trusted_ca, { filename: '/run/tee-init/ca.pem' });
+    // Certificate and key through SDS (the files: 'envoy sds' above), never inlined.
+    assert.deepEqual(ctx.tls_certificate_sds_secret_configs.map((c: Obj) => c.name), ['cert']);
     assert.equal(JSON.stringify(b).includes('inline_'), name === 'envoy-http-direct', 'only the direct response body is inline');
-    // SAN matching exactly as asked.
+    // SAN matching exactly as asked: static beside the SDS-delivered CA (Envoy merges the two).
     const san = (w.sanMatch ?? []).map((m: Obj) => {
       const { type, ...matcher } = m;
       return { san_type: type, matcher };
     });
-    assert.deepEqual(ctx.validation_context.match_typed_subject_alt_names ?? [], san);
+    if (san.length === 0) {
+      assert.equal(ctx.validation_context_sds_secret_config.name, 'ca');
+      assert.equal(ctx.combined_validation_context, undefined);
+    } else {
+      assert.equal(ctx.validation_context_sds_secret_config, undefined);
+      assert.deepEqual(ctx.combined_validation_context.default_validation_context, { match_typed_subject_alt_names: san });
+      assert.equal(ctx.combined_validation_context.validation_context_sds_secret_config.name, 'ca');
+    }
+    assert.equal(ctx.validation_context, undefined, 'no static trust: it would never be re-read');
     // Admin: absent unless asked for, and then on loopback.
     if (w.adminPort === undefined) assert.equal(b.admin, undefined);
     else assert.deepEqual(b.admin, { address: { socket_address: { address: '127.0.0.1', port_value: Number(w.adminPort) } } });

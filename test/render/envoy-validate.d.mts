@@ -11,6 +11,11 @@ export interface EnvoyValidator {
   /** Parses YAML the way Envoy (yaml-cpp) types scalars; JSON for *.json. */
   parseText(text: string, filename?: string, notes?: string[]): unknown;
   validate(value: unknown, typeName?: string, options?: ValidateOptions): { errors: Finding[]; warnings: Finding[] };
+  /**
+   * An SDS resource file: a DiscoveryResponse (unknown fields rejected) with exactly one Secret,
+   * named `name` and of `kind` (tls_certificate, validation_context, ...) when given.
+   */
+  validateSds(value: unknown, options?: ValidateOptions & { name?: string; kind?: string }): { errors: Finding[]; warnings: Finding[] };
   /** Include directories, joined with the path delimiter. */
   protoDir: string;
   includeDirs: string[];

@@ -8,6 +8,9 @@
 //   node test/render/envoy-validate.mjs [options] FILE...   (FILE "-" reads YAML from stdin)
 //     --type NAME       root message (default envoy.config.bootstrap.v3.Bootstrap),
 //                       e.g. envoy.config.listener.v3.Listener for a fragment
+//     --sds             FILE is an SDS resource file (what a path_config_source names):
+//                       a DiscoveryResponse holding exactly one
+//                       envoy.extensions.transport_sockets.tls.v3.Secret, named, of one kind
 //     --proto-dir DIR   an include directory holding envoy/, udpa/, xds/, validate/, google/
 //                       instead of the package's (repeatable); also $ENVOY_API_DIR
 //     --canonical       also reject forms Envoy tolerates but proto3 JSON does not
@@ -22,6 +25,7 @@
 //   import { createValidator } from './envoy-validate.mjs';
 //   const v = createValidator();            // loads the protos once (~1 s)
 //   const { errors, warnings } = v.validate(v.parseText(text, 'x.yaml'));
+//   v.validateSds(v.parseText(sdsText, 'x.yaml'), { name: 'cert', kind: 'tls_certificate' });
 //
 // WHICH PROTOS: every .proto under envoy/, udpa/, xds/ whose imports all resolve in the
 // include directories. The package leaves out a few third-party trees (opencensus,
@@ -730,8 +734,41 @@ export function createValidator(opts = {}) {
     return conv(doc.contents);
   }
 
-  return { root, protoDir, includeDirs, files, skipped, validate, parseText };
+  // An SDS resource file (ConfigSource.path_config_source of an SdsSecretConfig): a
+  // DiscoveryResponse checked like any config (unknown fields rejected, Any contents checked),
+  // then what Envoy's SdsApi::onConfigUpdate demands of it: exactly one resource, a Secret,
+  // named (as the SdsSecretConfig that points here, when `name` is given), holding one kind of
+  // secret (of `kind` when given: tls_certificate, validation_context, ...).
+  function validateSds(value, vopts = {}) {
+    const res = validate(value, SDS_TYPE, vopts);
+    const err = (p, m) => res.errors.push({ path: p, message: m });
+    if (!isObj(value)) return res;
+    const list = value.resources;
+    if (!Array.isArray(list) || list.length === 0) {
+      err('$.resources', 'an SDS file needs exactly one resource (Envoy: "Missing SDS resources")');
+      return res;
+    }
+    if (list.length > 1) err('$.resources', `an SDS file holds exactly one secret (Envoy: "Unexpected SDS secrets length"), got ${list.length}`);
+    if (value.type_url !== undefined && value.type_url !== SECRET_URL) err('$.type_url', `must be ${SECRET_URL} in an SDS file, got ${JSON.stringify(value.type_url)}`);
+    list.forEach((r, i) => {
+      const p = `$.resources[${i}]`;
+      if (!isObj(r)) return;
+      if (r['@type'] !== SECRET_URL) err(pathKey(p, '@type'), `an SDS resource must be ${SECRET_URL}, got ${JSON.stringify(r['@type'])}`);
+      if (typeof r.name !== 'string' || r.name === '') err(`${p}.name`, 'a secret needs a name: Envoy matches it against the SdsSecretConfig name');
+      else if (vopts.name !== undefined && r.name !== vopts.name) err(`${p}.name`, `Envoy expects the secret ${JSON.stringify(vopts.name)} here (Envoy: "Unexpected SDS secret"), got ${JSON.stringify(r.name)}`);
+      const kinds = SECRET_KINDS.filter((k) => r[k] !== undefined || r[jsonName(k)] !== undefined);
+      if (kinds.length === 0) err(p, `a secret holds one of ${SECRET_KINDS.join(', ')}; this one holds none`);
+      else if (vopts.kind !== undefined && kinds[0] !== vopts.kind) err(p, `expected a ${vopts.kind} secret here, got ${kinds[0]}`);
+    });
+    return res;
+  }
+
+  return { root, protoDir, includeDirs, files, skipped, validate, validateSds, parseText };
 }
+
+const SDS_TYPE = 'envoy.service.discovery.v3.DiscoveryResponse';
+const SECRET_URL = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
+const SECRET_KINDS = ['tls_certificate', 'session_ticket_keys', 'validation_context', 'generic_secret'];
 
 // yaml-cpp / Envoy typing of one YAML scalar (source/common/protobuf/yaml_utility.cc):
 // non-plain (quoted, block, "!") -> string; ~/null/empty -> null; else bool, int64, double, string.
@@ -764,12 +801,13 @@ function yamlCppScalar(node) {
 function main(argv) {
   const files = [];
   const protoDirs = [];
-  let typeName = DEFAULT_TYPE, pgv = true, quiet = false, canonical = false;
+  let typeName = DEFAULT_TYPE, pgv = true, quiet = false, canonical = false, sds = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--type') typeName = argv[++i];
     else if (a === '--proto-dir') protoDirs.push(argv[++i]);
     else if (a === '--no-pgv') pgv = false;
+    else if (a === '--sds') sds = true;
     else if (a === '--canonical') canonical = true;
     else if (a === '--quiet' || a === '-q') quiet = true;
     else if (a === '-h' || a === '--help') {
@@ -779,7 +817,7 @@ function main(argv) {
     } else if (a.startsWith('--')) { console.error(`unknown option ${a} (see --help)`); return 2; }
     else files.push(a);
   }
-  if (!files.length || !typeName) { console.error('usage: envoy-validate.mjs [--type NAME] [--proto-dir DIR] [--canonical] [--no-pgv] [--quiet] FILE...'); return 2; }
+  if (!files.length || !typeName) { console.error('usage: envoy-validate.mjs [--type NAME | --sds] [--proto-dir DIR] [--canonical] [--no-pgv] [--quiet] FILE...'); return 2; }
   let v;
   try { v = createValidator(protoDirs.length ? { protoDirs } : {}); } catch (e) { console.error(`envoy-validate: ${e.message}`); return 2; }
   let status = 0;
@@ -792,7 +830,7 @@ function main(argv) {
       obj = v.parseText(text, file, notes);
     } catch (e) { console.error(`${label}cannot read/parse: ${e.message}`); status = Math.max(status, 2); continue; }
     let res;
-    try { res = v.validate(obj, typeName, { pgv, canonical }); } catch (e) { console.error(`${label}${e.message}`); status = Math.max(status, 2); continue; }
+    try { res = sds ? v.validateSds(obj, { pgv, canonical }) : v.validate(obj, typeName, { pgv, canonical }); } catch (e) { console.error(`${label}${e.message}`); status = Math.max(status, 2); continue; }
     if (!quiet) {
       for (const n of new Set(notes)) console.error(`${label}warning: ${n}`);
       for (const w of res.warnings) console.error(`${label}warning: ${w.path}: ${w.message}`);

@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { configuredListeners } from '../../src/config/schema-listeners.ts';
 import { render, type RunSpec, type SecretRef } from '../../src/render/index.ts';
 import { needs } from '../helpers/tools.ts';
+import { checkSds } from './envoy-sds.ts';
 import { envoyValidator, repoRoot } from './envoy-validator.ts';
 
 const examples = join(repoRoot, 'examples');
@@ -49,6 +50,7 @@ for (const name of readdirSync(examples, { withFileTypes: true }).filter((d) => 
         const v = await envoyValidator(t);
         if (!v) return;
         assert.deepEqual(v.validate(v.parseText(rendered.files[0]!.content, 'envoy.yaml'), undefined, { canonical: true }).errors, []);
+        checkSds(v, rendered, c.output.dir);
       }
     }
     if (name === 'psk') {

@@ -67,8 +67,8 @@ test('with values of a preset include its defaults', () => {
 test('env and files are rendered for presets too; the preset adds no env of its own', () => {
   const out = r({ preset: 'envoy-http', env: { X: '{{output.dir}}' }, files: [{ name: 'extra.yaml', template: { a: '{{with.listenPort}}' } }] });
   assert.deepEqual(out.env, { X: OUT });
-  assert.deepEqual(out.files.map((f) => f.name), ['envoy.yaml', 'extra.yaml']);
-  assert.equal(out.files[1]!.content, 'a: 8443\n');
+  assert.deepEqual(out.files.map((f) => f.name), ['envoy.yaml', 'envoy-sds-cert.yaml', 'envoy-sds-ca.yaml', 'extra.yaml']);
+  assert.equal(out.files[3]!.content, 'a: 8443\n');
 });
 
 test('output.dir is normalized (a trailing slash does not double up)', () => {

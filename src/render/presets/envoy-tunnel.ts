@@ -1,14 +1,16 @@
 // envoy-tunnel-client and envoy-tunnel-server: the "mTLS on Cloud Run" demo's Envoy topology,
 // one Envoy per side (fragments in templates/envoy-tunnel.ts), on the same wire as tee-init's
 // own `type: tunnel` listeners: POST on a path (or CONNECT), :authority the service's host.
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
 import * as E from '../../../templates/envoy.ts';
 import * as T from '../../../templates/envoy-tunnel.ts';
 import { checkEndpointUrl } from '../../config/endpoints.ts';
 import { configError } from '../../errors.ts';
-import { expandArgv, expandData, type Scalar, type Scope } from '../placeholders.ts';
+import { expandArgv, expandData, type Scope } from '../placeholders.ts';
 import { ipAddress, oneOf, optional, parseParams, port, show, text, withDefault, type Param } from '../params.ts';
 import { toYaml } from '../serialize.ts';
+import type { RenderedFile } from '../types.ts';
+import { envoyScope, matchSans, sdsFile, tlsSdsFiles } from './envoy-sds.ts';
 import { FILE_MODE, type Preset, type PresetOutput } from './preset.ts';
 import { argsParam, tlsParams, tlsSecrets } from './tls.ts';
 
@@ -28,6 +30,13 @@ const pathParam: Param<string> = (value, field) => {
   const s = text(value, field);
   if (!/^\/[\x21-\x7e]*$/.test(s)) throw configError(`${field}: expected an absolute path like /, got ${show(value)}`);
   return s;
+};
+
+/** A file Envoy reads and watches: an absolute path (its directory is watched for swaps). */
+const absoluteFile: Param<string> = (value, field) => {
+  const s = text(value, field);
+  if (!isAbsolute(s) || s.includes('\0') || s.endsWith('/')) throw configError(`${field}: expected an absolute file path like /etc/ssl/certs/ca-certificates.crt, got ${show(value)}`);
+  return normalize(s);
 };
 
 const streams: Param<number> = (value, field) => {
@@ -51,7 +60,7 @@ const clientSpec = {
   /** The name the other side's (inner) certificate must carry; absent: the CA alone is checked. */
   serverName: optional(text),
   /** Trust for the front door's certificate (https URLs). */
-  serverCa: withDefault(text, '/etc/ssl/certs/ca-certificates.crt'),
+  serverCa: withDefault(absoluteFile, '/etc/ssl/certs/ca-certificates.crt'),
   ...common,
 };
 
@@ -88,54 +97,53 @@ const parseServer = (raw: unknown) => {
 
 const fill = <F>(fragment: F, scope: Scope, what: string): F => expandData(fragment, scope, `templates/envoy-tunnel.ts ${what}`) as F;
 
-function output(scope: Scope, listeners: unknown[], clusters: unknown[], adminPort: number | undefined): PresetOutput {
-  const s = withConfig(scope);
+function output(s: Scope, listeners: unknown[], clusters: unknown[], adminPort: number | undefined, sds: RenderedFile[]): PresetOutput {
   const bootstrap = {
+    node: expandData(E.node, s, 'templates/envoy.ts node'),
     ...(adminPort === undefined ? {} : { admin: expandData(E.admin, s, 'templates/envoy.ts admin') }),
     static_resources: { listeners, clusters },
   };
   return {
     argv: expandArgv(E.argv, s, 'templates/envoy.ts argv'),
-    files: [{ name: E.configFile, content: toYaml(bootstrap), mode: FILE_MODE }],
+    files: [{ name: E.configFile, content: toYaml(bootstrap), mode: FILE_MODE }, ...sds],
   };
-}
-
-function withConfig(scope: Scope, extra: Record<string, Scalar> = {}): Scope {
-  // render() refuses a preset without an output directory before building it.
-  return { ...scope, preset: { ...scope.preset, 'envoy.config': join(scope.outputDir!, E.configFile), ...extra } };
 }
 
 function buildClient(p: ClientParams, scope: Scope): PresetOutput {
   const u = p.url;
   const https = u.protocol === 'https:';
   const portNumber = Number(u.port || (https ? 443 : 80));
-  const s = withConfig(scope, {
+  const s = envoyScope(scope, {
     'tunnel.host': u.hostname.replace(/^\[|\]$/g, ''),
     'tunnel.port': portNumber,
     // The same :authority tee-init's client sends: host[:port], the port only when not the default.
     'tunnel.hostname': p.method === 'CONNECT' ? `${u.hostname}:${portNumber}` : u.host,
     'tunnel.path': `${u.pathname}${u.search}`,
     'tunnel.serverCa': p.serverCa,
+    'tunnel.serverCaDir': dirname(p.serverCa),
+    'envoy.sds.serverCa': join(scope.outputDir!, T.serverTrustFile),
   });
   const inner = fill(T.clientInnerCluster, s, 'clientInnerCluster');
   if (p.serverName !== undefined) {
     // User data, added after filling: a name is never read as a template.
     Object.assign(inner.transport_socket.typed_config, { sni: p.serverName });
-    Object.assign(inner.transport_socket.typed_config.common_tls_context.validation_context, {
-      match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: p.serverName } }],
-    });
+    matchSans(inner.transport_socket.typed_config.common_tls_context, [{ san_type: 'DNS', matcher: { exact: p.serverName } }]);
   }
   const tunnel = fill(T.clientTunnelListener, s, 'clientTunnelListener');
   if (p.method === 'POST') {
     Object.assign(tunnel.filter_chains[0]!.filters[0]!.typed_config.tunneling_config, { use_post: true, post_path: s.preset!['tunnel.path'] });
   }
   const server: Record<string, unknown> = fill(T.clientTunnelCluster, s, 'clientTunnelCluster');
-  if (https) server.transport_socket = fill(T.clientTunnelTls, s, 'clientTunnelTls');
-  return output(s, [fill(T.clientAppListener, s, 'clientAppListener'), tunnel], [inner, server], p.adminPort);
+  const sds = tlsSdsFiles(s);
+  if (https) {
+    server.transport_socket = fill(T.clientTunnelTls, s, 'clientTunnelTls');
+    sds.push(sdsFile(T.serverTrustFile, T.serverTrustSecret, s, 'templates/envoy-tunnel.ts serverTrustSecret'));
+  }
+  return output(s, [fill(T.clientAppListener, s, 'clientAppListener'), tunnel], [inner, server], p.adminPort, sds);
 }
 
 function buildServer(p: ServerParams, scope: Scope): PresetOutput {
-  const s = withConfig(scope, { 'tunnel.path': p.path });
+  const s = envoyScope(scope, { 'tunnel.path': p.path });
   const inner = {
     ...fill(T.serverInnerListener, s, 'serverInnerListener'),
     filter_chains: [{ transport_socket: expandData(E.downstreamTls, s, 'templates/envoy.ts downstreamTls'), filters: [fill(T.serverInnerProxy, s, 'serverInnerProxy')] }],
@@ -145,6 +153,7 @@ function buildServer(p: ServerParams, scope: Scope): PresetOutput {
     [fill(T.serverTunnelListener, s, 'serverTunnelListener'), inner],
     [fill(T.serverInnerCluster, s, 'serverInnerCluster'), expandData(E.backendCluster, s, 'templates/envoy.ts backendCluster')],
     p.adminPort,
+    tlsSdsFiles(s),
   );
 }
 
@@ -155,6 +164,8 @@ export const envoyTunnelClient: Preset<ClientParams> = {
   secrets: tlsSecrets,
   extraArgs: (p) => p.args,
   build: buildClient,
+  // Envoy watches its SDS files' directories itself and swaps certificates for new connections.
+  reload: () => 'none',
 };
 
 export const envoyTunnelServer: Preset<ServerParams> = {
@@ -164,4 +175,5 @@ export const envoyTunnelServer: Preset<ServerParams> = {
   secrets: tlsSecrets,
   extraArgs: (p) => p.args,
   build: buildServer,
+  reload: () => 'none',
 };

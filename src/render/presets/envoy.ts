@@ -1,11 +1,12 @@
 // envoy-http and envoy-network: an Envoy v3 bootstrap with one mutual-TLS listener, written to
-// the output directory and run as `envoy -c PATH` (fragments in templates/envoy.ts).
-import { join } from 'node:path';
+// the output directory with the SDS files it reads its certificates through, and run as
+// `envoy -c PATH` (fragments in templates/envoy.ts).
 import * as T from '../../../templates/envoy.ts';
 import { configError } from '../../errors.ts';
 import { fieldOf, expandArgv, expandData, type Scope } from '../placeholders.ts';
 import { ipAddress, listOf, mapping, oneOf, optional, parseParams, port, show, text, withDefault, type Param } from '../params.ts';
 import { toYaml } from '../serialize.ts';
+import { envoyScope, matchSans, tlsSdsFiles } from './envoy-sds.ts';
 import { FILE_MODE, type Preset, type PresetOutput } from './preset.ts';
 import { argsParam, tlsParams, tlsSecrets } from './tls.ts';
 
@@ -74,15 +75,12 @@ function parse(raw: unknown, name: 'envoy-http' | 'envoy-network'): Params {
 const fill = <F>(fragment: F, scope: Scope, what: string): F => expandData(fragment, scope, `templates/envoy.ts ${what}`) as F;
 
 function build(network: boolean, p: Params, scope: Scope): PresetOutput {
-  // render() refuses a preset without an output directory before building it.
-  const configPath = join(scope.outputDir!, T.configFile);
-  const s: Scope = { ...scope, preset: { ...scope.preset, 'envoy.config': configPath } };
-
+  const s = envoyScope(scope);
   const tls = fill(T.downstreamTls, s, 'downstreamTls');
   const common: Record<string, unknown> = tls.typed_config.common_tls_context;
   if (!network) common.alpn_protocols = [...T.httpAlpn];
   // User data, added after filling: a SAN value is never read as a template.
-  if (p.sanMatch.length > 0) Object.assign(tls.typed_config.common_tls_context.validation_context, { match_typed_subject_alt_names: structuredClone(p.sanMatch) });
+  if (p.sanMatch.length > 0) matchSans(common, p.sanMatch);
 
   let filter: unknown;
   if (network) {
@@ -95,6 +93,7 @@ function build(network: boolean, p: Params, scope: Scope): PresetOutput {
   }
 
   const bootstrap = {
+    node: fill(T.node, s, 'node'),
     ...(p.adminPort === undefined ? {} : { admin: fill(T.admin, s, 'admin') }),
     static_resources: {
       listeners: [{ ...fill(T.listener, s, 'listener'), filter_chains: [{ transport_socket: tls, filters: [filter] }] }],
@@ -103,7 +102,7 @@ function build(network: boolean, p: Params, scope: Scope): PresetOutput {
   };
   return {
     argv: expandArgv(T.argv, s, 'templates/envoy.ts argv'),
-    files: [{ name: T.configFile, content: toYaml(bootstrap), mode: FILE_MODE }],
+    files: [{ name: T.configFile, content: toYaml(bootstrap), mode: FILE_MODE }, ...tlsSdsFiles(s)],
   };
 }
 
@@ -116,6 +115,8 @@ function envoyPreset(name: 'envoy-http' | 'envoy-network'): Preset<Params> {
     secrets: tlsSecrets,
     extraArgs: (p) => p.args,
     build: (p, scope) => build(network, p, scope),
+    // Envoy watches OUT itself (SDS from files) and swaps certificates for new connections.
+    reload: () => 'none',
   };
 }
 
