@@ -9,6 +9,7 @@ import { describeCredential } from '../credentials/identities.ts';
 import { formatDuration } from '../duration.ts';
 import { InitError } from '../errors.ts';
 import { describePlan, render, requiredSecrets, type RenderInput } from '../render/index.ts';
+import { describeReload } from '../render/reload.ts';
 import { checkSecretFile } from '../secrets/sources/file.ts';
 import { configProblems, loadConfig } from './load.ts';
 
@@ -81,7 +82,8 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
     add('run', shellQuote(rendered.argv), ...Object.entries(rendered.env).map(([k, v]) => `env ${k}=${v}`),
       ...(ids.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
       ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []),
-      ...(stop ? [`stop with ${stop}`] : []));
+      ...(stop ? [`stop with ${stop}`] : []),
+      ...(rendered.reload ? [describeReload(rendered.reload, shellQuote)] : []));
     if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
   }
   if (config.health) add('health', `http://${config.health.listen}/healthz, /readyz, /metrics (loopback only)`);
