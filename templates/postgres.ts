@@ -42,5 +42,8 @@ export const hba = [
 /** A fast shutdown: SIGTERM ("smart") waits for every client and ends in SIGKILL and leaked shared memory. */
 export const stopSignal = 'SIGINT';
 
+/** Applies rotated certificates: the postmaster re-reads the ssl_* files (and pg_hba.conf). */
+export const reloadSignal = 'SIGHUP';
+
 /** Ready once the admin socket accepts (it appears when the postmaster listens). */
 export const readySocket = '{{output.dir}}/.s.PGSQL.{{with.port}}';

@@ -64,7 +64,7 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   const run = config.processes ? undefined : attempt(() => runWithCommand(config, options.command ?? []));
   const input: RenderInput | undefined = run && { run, secrets: secretRefs, outputDir: dir };
   const rendered = input && attempt(() => render(input));
-  const reload = rendered && config.refresh && attempt(() => reloadOf('run.reload', config.run.reload, rendered, { secrets: secretRefs, outputDir: dir, with: run!.with ?? {} }));
+  const reload = rendered && attempt(() => reloadOf('run.reload', config.run.reload, rendered, { secrets: secretRefs, outputDir: dir, with: run!.with ?? {} }));
   const tooLong = rendered && commandProblem(rendered.argv, rendered.env);
   if (tooLong) problems.push(tooLong);
   if (problems.length || (config.processes ? !units : !rendered)) throw configProblems(path, problems);
@@ -85,7 +85,7 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
       ...(ids.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
       ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []),
       ...(stop ? [`stop with ${stop}`] : []),
-      ...(reload ? [reloadLine(reload, secretsUsed(rendered, secretRefs))] : []));
+      ...(reload ? [reloadLine(reload, secretsUsed(rendered, secretRefs), shellQuote, config.refresh !== undefined)] : []));
     if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
   }
   if (config.health) add('health', `http://${config.health.listen}/healthz, /readyz, /metrics (loopback only)`);

@@ -8,14 +8,14 @@ import { configuredListeners } from '../config/schema-listeners.ts';
 import { requiredSecrets, type SecretRef } from '../render/index.ts';
 import { describeReady } from './ready.ts';
 import { renderUnits } from './render-units.ts';
-import { describeReload } from './reload.ts';
+import { describeReload } from '../render/reload.ts';
 import type { ReloadSpec } from '../render/types.ts';
 
-/** With refresh:, how a program takes rotated secrets (and which it reads). */
-export function reloadLine(reload: ReloadSpec, secrets: readonly string[]): string {
-  if (secrets.length === 0) return `reload: ${describeReload(reload)} (reads no secret file by path)`;
-  const how = reload === 'none' ? 'none: it keeps what it read until it restarts' : describeReload(reload);
-  return `reload: ${how}, when ${secrets.join(', ')} rotate`;
+/** How a program takes rotated secrets; with refresh:, also which of them it reads. */
+export function reloadLine(reload: ReloadSpec, secrets: readonly string[], quote: (argv: readonly string[]) => string, refreshing: boolean): string {
+  const how = describeReload(reload, quote);
+  if (!refreshing) return how;
+  return secrets.length === 0 ? `${how}; it reads no secret file by path` : `${how}; when ${secrets.join(', ')} change`;
 }
 
 export interface UnitsPlan {
@@ -42,7 +42,7 @@ export function unitsPlan(config: Config, origin: string, secrets: Readonly<Reco
       p.gracePeriodMs !== undefined ? `grace period ${formatDuration(p.gracePeriodMs)}` : undefined,
       c.user ? `as user ${c.user}` : undefined,
       p.signals ? `gets only ${[...p.signals].join(', ')}` : undefined,
-      config.refresh ? reloadLine(p.reload, p.secrets) : undefined,
+      p.oneshot ? undefined : reloadLine(p.reload, p.secrets, quote, config.refresh !== undefined),
     ].filter((x) => x !== undefined);
     rows.push([`process ${p.name}`, quote(p.child.argv)], ...how.map((h): [string, string] => ['', h]));
   }

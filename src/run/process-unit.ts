@@ -8,7 +8,7 @@ import { formatDuration } from '../duration.ts';
 import { Child, type ChildExit } from '../supervise/child.ts';
 import { describeReady, waitReady } from './ready.ts';
 import { runCommand } from './command.ts';
-import { describeReload } from './reload.ts';
+import { reloadName } from './reload.ts';
 import { UnitFailure, type ProcessUnitSpec, type ReloadOutcome, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
 
 export interface UnitContext {
@@ -96,7 +96,7 @@ export class ProcessUnit {
    * reloaded: one still starting, restarting or finished reads the new files when it starts.
    */
   async reload(): Promise<ReloadOutcome> {
-    const how = describeReload(this.spec.reload);
+    const how = reloadName(this.spec.reload);
     const out = { unit: this.spec.name, how };
     const child = this.#child;
     if (this.spec.reload === 'none') return { ...out, result: 'skipped', why: 'reload: none' };

@@ -42,6 +42,14 @@ export function issue(dir: string, ca: KeyPair, name: string, cn: string, extens
   return pair;
 }
 
+/** The extensions of a leaf certificate (serverAuth or clientAuth), for issue(). */
+export const leaf = (usage: 'serverAuth' | 'clientAuth', sans: readonly string[]): string[] => [
+  'basicConstraints=critical,CA:FALSE',
+  'keyUsage=critical,digitalSignature',
+  `extendedKeyUsage=${usage}`,
+  `subjectAltName=${sans.join(',')}`,
+];
+
 /** Creates `dir` (if needed) and writes ca.{crt,key}, server.{crt,key}, client.{crt,key} in it. */
 export function createPki(dir: string, options: PkiOptions = {}): Pki {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -49,12 +57,6 @@ export function createPki(dir: string, options: PkiOptions = {}): Pki {
   openssl(['req', '-x509', ...EC, '-keyout', ca.key, '-out', ca.cert, '-subj', `/CN=${options.caName ?? 'tee-init test CA'}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   chmodSync(ca.key, 0o600);
-  const leaf = (usage: string, sans: readonly string[]) => [
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature',
-    `extendedKeyUsage=${usage}`,
-    `subjectAltName=${sans.join(',')}`,
-  ];
   const server = issue(dir, ca, 'server', 'tee-init test server', leaf('serverAuth', options.serverSans ?? ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1']));
   const client = issue(dir, ca, 'client', options.clientName ?? 'tee-init test client', leaf('clientAuth', options.clientSans ?? ['URI:spiffe://tee-init.test/client']));
   return { dir, ca, server, client };

@@ -168,6 +168,8 @@ describe('tee-init check', () => {
     const out = result.stdout as string;
     const shown = out.slice(out.indexOf('# what the program gets (--show)'));
     assert.match(shown, /^argv:\n {2}- redis-server\n/m);
+    // The plan says how rotated certificates reach redis (the preset's reload), with the real paths.
+    assert.match(out, new RegExp(`^ +on rotation: run redis-cli -e -s ${b.outDir}/redis\\.sock CONFIG SET tls-cert-file ${b.outDir}/server\\.crt .* \\(must exit 0 within 10s\\)$`, 'm'));
     assert.match(shown, new RegExp(`--tls-cert-file\\n {2}- ${b.outDir}/server\\.crt`));
     assert.match(shown, new RegExp(`GREETING: hello ${b.outDir}`));
     assert.match(shown, new RegExp(`path: ${b.outDir}/app\\.json\\n {4}mode: "0440"\\n {4}content: \\|`));

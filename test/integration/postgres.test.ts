@@ -6,29 +6,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { boot, type Boot } from '../helpers/boot.ts';
 import { freePort } from '../helpers/net.ts';
 import { createPki, type Pki } from '../helpers/pki.ts';
-import { isRoot, needs } from '../helpers/tools.ts';
-
-const PG_BIN = '/usr/lib/postgresql/15/bin';
-
-function needsPostgres(t: TestContext): boolean {
-  if (!needs(t, 'psql', 'apt-get install postgresql') || !needs(t, 'openssl', 'apt-get install openssl')) return false;
-  if (!existsSync(join(PG_BIN, 'postgres'))) {
-    if (process.env.CI) throw new Error(`${PG_BIN}/postgres is missing: CI must install postgresql`);
-    t.skip('postgresql is not installed');
-    return false;
-  }
-  if (!isRoot) {
-    if (process.env.CI) throw new Error('the postgres test switches to the postgres user: it needs root in CI');
-    t.skip('needs root to run initdb/postgres as the postgres user');
-    return false;
-  }
-  return true;
-}
+import { needsPostgres, PG_BIN } from '../helpers/postgres.ts';
 
 describe('postgres preset with an initdb oneshot', () => {
   let b: Boot;

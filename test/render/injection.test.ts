@@ -99,7 +99,11 @@ describe('redis: hostile paths stay single arguments, in the preset\'s and the e
       assert.equal(at('--tls-ca-cert-file'), secrets.ca.path);
       assert.equal(at('--dir'), dir);
       assert.deepEqual(out.argv.slice(-3), ['--x', dir, `6379${secrets.ca.path}`]);
-      assert.equal(out.argv.length, 23 + 3);
+      assert.equal(at('--unixsocket'), `${dir}/redis.sock`);
+      assert.equal(out.argv.length, 27 + 3);
+      // The reload command too: one argument per path, no shell.
+      assert.ok(typeof out.reload === 'object' && 'exec' in out.reload);
+      assert.deepEqual(out.reload.exec.slice(2), ['-s', `${dir}/redis.sock`, 'CONFIG', 'SET', 'tls-cert-file', secrets.cert.path, 'tls-key-file', secrets.key.path, 'tls-ca-cert-file', secrets.ca.path]);
     });
   }
 });

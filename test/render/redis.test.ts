@@ -1,7 +1,7 @@
 // The redis preset end to end: a throwaway PKI from the real openssl, the rendered command run by
 // the real bundle as a plain init, the real redis-server and redis-cli.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -110,6 +110,22 @@ test('redis preset: mTLS only, nothing persisted, clean SIGTERM (real redis unde
     assert.equal(conf.get('tls-cert-file'), pki.server.cert);
   });
 
+  await t.test('the admin socket: 0700, owned by redis\'s user, no certificate needed; the preset\'s reload and ready name it', async () => {
+    const socket = join(outputDir, 'redis.sock');
+    const st = statSync(socket);
+    assert.ok(st.isSocket());
+    assert.equal(st.mode & 0o777, 0o700);
+    assert.equal(st.uid, process.getuid!(), 'created by redis, which runs as the init\'s user here');
+    assert.deepEqual(rendered.ready, { unix: socket });
+    const r = await execa('redis-cli', ['-s', socket, 'ping'], { reject: false, timeout: 10_000 });
+    assert.equal(r.stdout, 'PONG', r.stderr);
+    assert.ok(typeof rendered.reload === 'object' && 'exec' in rendered.reload);
+    const [cmd, ...args] = rendered.reload.exec;
+    const reload = await execa(cmd!, args, { reject: false, timeout: rendered.reload.timeoutMs });
+    assert.equal(reload.exitCode, 0, `${reload.stdout} ${reload.stderr}`);
+    assert.equal(reload.stdout, 'OK');
+  });
+
   await t.test('SIGTERM to tee-init: redis exits 0, tee-init exits 0, nothing written to disk', async () => {
     await cli(['set', 'k', 'v']);
     proc.kill('SIGTERM');
@@ -118,6 +134,6 @@ test('redis preset: mTLS only, nothing persisted, clean SIGTERM (real redis unde
     const exited = await log.waitFor('child exited');
     assert.equal(exited.code, 0);
     assert.equal(exited.signal, null);
-    assert.deepEqual(readdirSync(outputDir), [], 'no RDB/AOF file');
+    assert.deepEqual(readdirSync(outputDir), [], 'no RDB/AOF file, and redis removed its socket');
   });
 });

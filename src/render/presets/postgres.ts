@@ -6,6 +6,7 @@ import { expandArgv, expandText } from '../placeholders.ts';
 import { ipAddress, oneOrMore, parseParams, port, text, withDefault } from '../params.ts';
 import { FILE_MODE, type Preset } from './preset.ts';
 import { argsParam, tlsParams, tlsSecrets } from './tls.ts';
+import { checkSocketPath } from './unix-socket.ts';
 
 const spec = {
   port: withDefault(port, 5432),
@@ -26,7 +27,10 @@ export const postgres: Preset<Params> = {
   secrets: tlsSecrets,
   extraArgs: (p) => p.args,
   stopSignal: T.stopSignal,
-  ready: (_p, scope) => ({ unix: expandText(T.readySocket, scope, 'templates/postgres.ts readySocket') }),
+  ready: (_p, scope) => ({ unix: checkSocketPath(expandText(T.readySocket, scope, 'templates/postgres.ts readySocket'), scope, 'postgres') }),
+  // PostgreSQL re-reads ssl_cert_file, ssl_key_file and ssl_ca_file on SIGHUP (new connections
+  // get the new ones, open ones keep theirs); a set it cannot load is logged and the old one kept.
+  reload: () => ({ signal: T.reloadSignal }),
   build(p, scope) {
     // render() refuses a preset without an output directory before building it.
     const dataDir = p.dataDir === '' ? join(scope.outputDir!, 'pgdata') : expandText(p.dataDir, scope, 'run.with.dataDir');
