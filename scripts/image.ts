@@ -52,7 +52,8 @@ export const VARIANTS: Record<string, Variant> = {
       // Debian's redis is dynamically linked with these (the official image bundles jemalloc).
       libraries: ['libjemalloc2', 'liblzf1', 'libatomic1', 'libsystemd0'],
       // /usr/bin/redis-server is a symlink to redis-check-rdb, which acts on its argv[0].
-      files: { '/usr/local/bin/redis-server': 'usr/bin/redis-check-rdb' },
+      // redis-cli: the preset's reload (CONFIG SET through the admin socket) runs it.
+      files: { '/usr/local/bin/redis-server': 'usr/bin/redis-check-rdb', '/usr/local/bin/redis-cli': 'usr/bin/redis-cli' },
     },
   },
 };

@@ -55,6 +55,9 @@ export function checkDuration(value: unknown, minMs = 0): DurationCheck {
   return { ms };
 }
 
+/** The largest whole unit: 1h, 90m, 30s, 250ms (as a config would write it). */
 export function formatDuration(ms: number): string {
+  if (ms > 0 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms > 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }

@@ -6,13 +6,14 @@
 // the container tools; under CI=true a missing one fails the test with the reason.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { buildImage, containersEnv, root, type Built } from '../../scripts/image.ts';
 import { Lines } from '../helpers/lines.ts';
-import { createPki, type Pki } from '../helpers/pki.ts';
+import { createPki, issue, leaf, type Pki } from '../helpers/pki.ts';
 import { isRoot, needs } from '../helpers/tools.ts';
 
 const TOOLS: [string, string][] = [
@@ -78,6 +79,7 @@ run:
   with: { tlsPort: 16379 }
   user: "65532"
   gracePeriod: 10s
+refresh: { every: 1h }              # SIGHUP refreshes now: the test rotates the certificate that way
 `;
 
 test('image: built on stand-in bases and run with podman as Confidential Space would', { timeout: 20 * 60_000 }, async (t) => {
@@ -153,6 +155,20 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
       assert.notEqual(refused.stdout.trim(), 'PONG');
       assert.match(`${refused.stdout}${refused.stderr}`, /error|fail|reset|closed/i, 'a client without a certificate must be refused');
 
+      // Rotation inside the image: a new certificate in the mounted directory, SIGHUP to the
+      // container; the preset's reload (redis-cli CONFIG SET, as nonroot, through the admin
+      // socket) makes redis serve it to new connections without a restart.
+      const next = issue(pki.dir, pki.ca, 'server2', 'tee-init rotated server', leaf('serverAuth', ['DNS:localhost', 'IP:127.0.0.1']));
+      for (const [from, to] of [[next.key, 'server.key'], [next.cert, 'server.crt']] as const) {
+        copyFileSync(from, join(secrets, `${to}.new`));
+        renameSync(join(secrets, `${to}.new`), join(secrets, to));
+      }
+      podmanOk(['kill', '--signal', 'HUP', name]);
+      await logs.out.until(/refresh: rotated cert, key; reloaded run \(exec redis-cli\)/, 60_000);
+      const served = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', pki.ca.cert, '-cert', pki.client.cert, '-key', pki.client.key], { input: '', encoding: 'utf8', timeout: 20_000 });
+      assert.match(served.stdout, /subject=.*tee-init rotated server/, served.stderr);
+      assert.equal(redisCli(pki, port, true).stdout.trim(), 'PONG');
+
       // tee-init is PID 1 as root; redis runs as nonroot (65532), its child.
       const top = podmanOk(['top', name, 'pid', 'ppid', 'user', 'args']).split('\n').slice(1).map((l) => l.trim().split(/\s+/));
       const init = top.find((r) => r[0] === '1');
@@ -182,7 +198,7 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
       // redis) nor in its recorded command line and environment.
       const all = spawnSync('podman', ['logs', name], { env: containersEnv(), encoding: 'utf8' });
       const printed = `${all.stdout}${all.stderr}${podmanOk(['inspect', name])}`;
-      assert.match(printed, /child started/);
+      assert.match(printed, /run started/);
       for (const f of [pki.server.key, pki.server.cert, pki.ca.cert]) {
         for (const line of readFileSync(f, 'utf8').split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))) {
           assert.ok(!printed.includes(line), `${f}: a line of it was printed by the container`);
@@ -238,7 +254,11 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
 });
 
 /** Follows the container's stdout (`podman logs -f`), to wait for a line rather than sleep. */
+/** The container's output, stdout (redis) and stderr (tee-init's log) together, line by line. */
 function follow(name: string): { out: Lines; stop: () => void } {
-  const proc = spawn('podman', ['logs', '-f', name], { env: containersEnv(), stdio: ['ignore', 'pipe', 'ignore'] });
-  return { out: new Lines(proc.stdout), stop: () => proc.kill() };
+  const proc = spawn('podman', ['logs', '-f', name], { env: containersEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const both = new PassThrough();
+  proc.stdout.pipe(both, { end: false });
+  proc.stderr.pipe(both);
+  return { out: new Lines(both), stop: () => proc.kill() };
 }

@@ -136,6 +136,33 @@ describe('rotation through the config', () => {
     assert.deepEqual(b.leftovers(), [], 'every generation is wiped at exit');
   });
 
+  test('redis preset: CONFIG SET through its admin socket (exec) serves the new certificate without a restart', async (t) => {
+    if (!needs(t, 'redis-server', 'apt-get install redis-server') || !needs(t, 'redis-cli', 'apt-get install redis-tools') || !needs(t, 'openssl', 'apt-get install openssl')) return;
+    const s = freshSecrets('redis');
+    const tlsPort = await freePort();
+    const { proc, log } = b.start(b.config({ secrets: s.secrets, run: { preset: 'redis', with: { tlsPort } }, refresh: { every: '1h' } }));
+    try {
+      await log.waitFor('all units ready', 20_000);
+      const old = await session(pki, tlsPort);
+      assert.match(old.subject, /tee-init test server/);
+      s.rotate(rotated);
+      const done = next(log, 'refresh: rotated');
+      proc.kill('SIGHUP');
+      assert.match((await done).message, /reloaded run \(exec redis-cli\)/);
+      const fresh = await session(pki, tlsPort);
+      assert.match(fresh.subject, /tee-init rotated server/);
+      assert.equal(await fresh.ping(), true);
+      assert.equal(await old.ping(), true, 'the connection opened before the rotation still works');
+      old.close();
+      fresh.close();
+      assert.equal(log.records.filter((r) => r.message === 'run started').length, 1, 'redis was not restarted');
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    assert.equal((await proc).exitCode, 0, log.text);
+    assert.deepEqual(b.leftovers(), []);
+  });
+
   test('a mismatched pair and a corrupted payload are refused; the old material stays until a good version comes', async (t) => {
     if (!needs(t, 'redis-server', 'apt-get install redis-server') || !needs(t, 'openssl', 'apt-get install openssl')) return;
     const s = freshSecrets('refused');

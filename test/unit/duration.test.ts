@@ -14,6 +14,7 @@ test('durations', () => {
   for (const bad of ['', 's', '10x', '-1s', '10 s', '1s2', 'ms']) assert.equal(parseDuration(bad), undefined, bad);
   assert.equal(formatDuration(10_000), '10s');
   assert.equal(formatDuration(250), '250ms');
+  assert.deepEqual([60_000, 90_000, 5_400_000, 3_600_000, 86_400_000, 0].map(formatDuration), ['1m', '90s', '90m', '1h', '24h', '0s']);
 });
 
 test('one rule for every duration: Node timer limit, minimum, and what to write instead', () => {

@@ -179,7 +179,7 @@ describe('Refresher', () => {
     await h.refresher.now('test');
     assert.equal(h.fails.length, 1);
     assert.equal(h.fails[0]!.status, 69);
-    assert.match(h.fails[0]!.message, /no good read of the secrets for 180s \(refresh.maxStale 180s\): secret cert: Secret Manager unavailable/);
+    assert.match(h.fails[0]!.message, /no good read of the secrets for 3m \(refresh.maxStale 3m\): secret cert: Secret Manager unavailable/);
   });
 
   it('a good read resets the stale clock', async () => {
