@@ -14,6 +14,15 @@ import { createPki, issue, leaf, type Pki } from '../helpers/pki.ts';
 import { Lines } from '../helpers/lines.ts';
 import { needsPostgres, PG_BIN } from '../helpers/postgres.ts';
 
+/** An initdb oneshot, then the postgres preset on loopback `port`, both as the postgres user. */
+function pgProcesses(port: number) {
+  const env = { PATH: `${PG_BIN}:/usr/bin:/bin` };
+  return {
+    initdb: { command: ['initdb', '-D', '{{output.dir}}/pgdata', '--no-sync', '-E', 'UTF8', '--locale=C', '-U', 'postgres'], oneshot: true, user: 'postgres', env },
+    db: { preset: 'postgres', with: { port, listenAddresses: ['127.0.0.1'] }, after: ['initdb'], user: 'postgres', env },
+  };
+}
+
 describe('postgres preset with an initdb oneshot', () => {
   let b: Boot;
   let pki: Pki;
@@ -32,15 +41,11 @@ describe('postgres preset with an initdb oneshot', () => {
     const port = await freePort();
     // Outside the test's 0700 directory: the postgres user must reach it.
     const out = `/dev/shm/tee-init-pg-${randomBytes(4).toString('hex')}`;
-    const env = { PATH: `${PG_BIN}:/usr/bin:/bin` };
     const config = b.config({
       log: { level: 'info' },
       fetch: { deadline: '60s', attemptTimeout: '10s', backoff: { initial: '20ms', max: '200ms' } },
       output: { dir: out },
-      processes: {
-        initdb: { command: ['initdb', '-D', '{{output.dir}}/pgdata', '--no-sync', '-E', 'UTF8', '--locale=C', '-U', 'postgres'], oneshot: true, user: 'postgres', env },
-        db: { preset: 'postgres', with: { port, listenAddresses: ['127.0.0.1'] }, after: ['initdb'], user: 'postgres', env },
-      },
+      processes: pgProcesses(port),
     });
     delete (config as Record<string, unknown>).run;
     const { proc, log } = b.start(config);
@@ -71,7 +76,6 @@ describe('postgres preset with an initdb oneshot', () => {
     if (!needsPostgres(t)) return;
     const port = await freePort();
     const out = `/dev/shm/tee-init-pg-${randomBytes(4).toString('hex')}`;
-    const env = { PATH: `${PG_BIN}:/usr/bin:/bin` };
     const tag = randomBytes(3).toString('hex');
     const [certRef, keyRef] = [`projects/alice-proj/secrets/pg-cert-${tag}`, `projects/alice-proj/secrets/pg-key-${tag}`];
     b.world.addSecret(certRef, readFileSync(pki.server.cert));
@@ -81,10 +85,7 @@ describe('postgres preset with an initdb oneshot', () => {
       log: { level: 'info' },
       fetch: { deadline: '60s', attemptTimeout: '10s', backoff: { initial: '20ms', max: '200ms' } },
       output: { dir: out },
-      processes: {
-        initdb: { command: ['initdb', '-D', '{{output.dir}}/pgdata', '--no-sync', '-E', 'UTF8', '--locale=C', '-U', 'postgres'], oneshot: true, user: 'postgres', env },
-        db: { preset: 'postgres', with: { port, listenAddresses: ['127.0.0.1'] }, after: ['initdb'], user: 'postgres', env },
-      },
+      processes: pgProcesses(port),
       refresh: { every: '1h' },
     });
     delete (config as Record<string, unknown>).run;

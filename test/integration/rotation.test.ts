@@ -3,9 +3,8 @@
 // refresh now, and independent clients (openssl s_client, redis) that see the new material on
 // new connections while an open one keeps working.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { execa } from 'execa';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,16 +33,16 @@ async function session(pki: Pki, port: number, client?: KeyPair): Promise<{ subj
   const proc = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', pki.ca.cert, '-cert', c.cert, '-key', c.key, '-verify_return_error', '-ign_eof'], { stdio: ['pipe', 'pipe', 'ignore'] });
   const lines = new Lines(proc.stdout);
   const subject = (await lines.until(/^subject=(.*)$/, 15_000))[1]!;
+  return { subject, ...resp(proc, lines) };
+}
+
+/** PING → +PONG over an open s_client (false once it has ended), and closing it. */
+function resp(proc: ChildProcess, lines: Lines): { ping(): Promise<boolean>; close(): void } {
   return {
-    subject,
     async ping() {
-      proc.stdin.write('PING\r\n');
-      try {
-        await lines.until(/\+PONG/, 5_000);
-        return true;
-      } catch {
-        return false;
-      }
+      if (proc.exitCode !== null || proc.signalCode !== null) return false;
+      proc.stdin!.write('PING\r\n');
+      return lines.until(/\+PONG/, 5_000).then(() => true, () => false);
     },
     close: () => void proc.kill('SIGKILL'),
   };
@@ -85,17 +84,26 @@ describe('rotation through the config', () => {
 
   const redisCommand = (port: number) => ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
 
+  /** redis behind a strict tls listener (cert, key, ca), refreshed on SIGHUP. */
+  const meshConfig = (secrets: unknown, listen: number, redisPort: number, extra: Record<string, unknown> = {}) => b.config({
+    secrets,
+    run: { command: redisCommand(redisPort) },
+    listeners: { mesh: { type: 'tls', mode: 'strict', listen: `127.0.0.1:${listen}`, connect: `127.0.0.1:${redisPort}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } } },
+    refresh: { every: '1h' },
+    ...extra,
+  });
+
+  /** After the SIGTERM: the init's status is `code`, and no generation is left behind. */
+  async function ended(proc: ReturnType<Boot['start']>['proc'], log: LogTail, code = 0): Promise<void> {
+    assert.equal((await proc).exitCode, code, log.text);
+    assert.deepEqual(b.leftovers(), [], 'every generation is wiped at exit');
+  }
+
   test('tls listener: a new version reaches new connections on SIGHUP; an open connection keeps working', async (t) => {
     if (!needs(t, 'redis-server', 'apt-get install redis-server') || !needs(t, 'openssl', 'apt-get install openssl')) return;
     const s = freshSecrets('listener');
     const [listen, redisPort, health] = [await freePort(), await freePort(), await freePort()];
-    const { proc, log } = b.start(b.config({
-      secrets: s.secrets,
-      run: { command: redisCommand(redisPort) },
-      listeners: { mesh: { type: 'tls', mode: 'strict', listen: `127.0.0.1:${listen}`, connect: `127.0.0.1:${redisPort}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } } },
-      health: { listen: `127.0.0.1:${health}` },
-      refresh: { every: '1h' },
-    }));
+    const { proc, log } = b.start(meshConfig(s.secrets, listen, redisPort, { health: { listen: `127.0.0.1:${health}` } }));
     try {
       await log.waitFor('all units ready', 20_000);
       const old = await session(pki, listen);
@@ -159,20 +167,14 @@ describe('rotation through the config', () => {
     } finally {
       proc.kill('SIGTERM');
     }
-    assert.equal((await proc).exitCode, 0, log.text);
-    assert.deepEqual(b.leftovers(), []);
+    await ended(proc, log);
   });
 
   test('a mismatched pair and a corrupted payload are refused; the old material stays until a good version comes', async (t) => {
     if (!needs(t, 'redis-server', 'apt-get install redis-server') || !needs(t, 'openssl', 'apt-get install openssl')) return;
     const s = freshSecrets('refused');
     const [listen, redisPort] = [await freePort(), await freePort()];
-    const { proc, log } = b.start(b.config({
-      secrets: s.secrets,
-      run: { command: redisCommand(redisPort) },
-      listeners: { mesh: { type: 'tls', mode: 'strict', listen: `127.0.0.1:${listen}`, connect: `127.0.0.1:${redisPort}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } } },
-      refresh: { every: '1h' },
-    }));
+    const { proc, log } = b.start(meshConfig(s.secrets, listen, redisPort));
     try {
       await log.waitFor('all units ready', 20_000);
       // A certificate whose key is not there (the collaborator uploaded half a rotation).
@@ -205,8 +207,7 @@ describe('rotation through the config', () => {
     } finally {
       proc.kill('SIGTERM');
     }
-    assert.equal((await proc).exitCode, 0, log.text);
-    assert.deepEqual(b.leftovers(), []);
+    await ended(proc, log);
   });
 
   test('PSK listener: a rotated share changes the key for new connections; an open one keeps working', async (t) => {
@@ -309,21 +310,6 @@ describe('rotation through the config', () => {
 
 /** An open TLS-PSK session through openssl s_client; ping() false once the handshake failed. */
 async function pskSession(port: number, key: string): Promise<{ ping(): Promise<boolean>; close(): void }> {
-  const proc = execa('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-psk', key, '-psk_identity', 'Client1', '-tls1_3', '-quiet'], { stdin: 'pipe', reject: false, timeout: 20_000 });
-  const lines = new Lines(proc.stdout!);
-  let ended = false;
-  void proc.then(() => (ended = true));
-  return {
-    async ping() {
-      if (ended) return false;
-      proc.stdin!.write('PING\r\n');
-      try {
-        await lines.until(/\+PONG/, 5_000);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    close: () => void proc.kill('SIGKILL'),
-  };
+  const proc = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-psk', key, '-psk_identity', 'Client1', '-tls1_3', '-quiet'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  return resp(proc, new Lines(proc.stdout!));
 }
