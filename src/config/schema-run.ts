@@ -117,6 +117,7 @@ export interface ProcessConfigFields {
   ready?: { interval: number; timeout: number } & Partial<Record<ReadyKind, unknown>> | undefined;
   oneshot: boolean;
   restart: { policy: (typeof RESTART_POLICIES)[number]; max: number; backoff: { initial: number; max: number } };
+  reload?: unknown;
 }
 
 interface UnitsConfig {
@@ -155,6 +156,7 @@ export function checkUnits(config: UnitsConfig, origin: string): string[] | unde
   for (const [name, p] of Object.entries(processes)) {
     const field = `processes.${name}`;
     if (p.oneshot && p.ready) throw fail(`${field}.ready`, 'a oneshot is ready when it has exited 0; it takes no ready: check');
+    if (p.oneshot && p.reload !== undefined) throw fail(`${field}.reload`, 'a oneshot has finished before anything rotates; it takes no reload:');
     if (p.oneshot && p.restart.policy === 'always') throw fail(`${field}.restart`, 'a oneshot cannot restart always (it is meant to finish); use on-failure or never');
   }
   for (const l of configuredListeners(config)) {

@@ -42,7 +42,7 @@ export function unitsPlan(config: Config, origin: string, secrets: Readonly<Reco
       p.gracePeriodMs !== undefined ? `grace period ${formatDuration(p.gracePeriodMs)}` : undefined,
       c.user ? `as user ${c.user}` : undefined,
       p.signals ? `gets only ${[...p.signals].join(', ')}` : undefined,
-      p.oneshot ? undefined : reloadLine(p.reload, p.secrets, quote, config.refresh !== undefined),
+      p.oneshot || (!config.refresh && p.reload === 'none') ? undefined : reloadLine(p.reload, p.secrets, quote, config.refresh !== undefined),
     ].filter((x) => x !== undefined);
     rows.push([`process ${p.name}`, quote(p.child.argv)], ...how.map((h): [string, string] => ['', h]));
   }

@@ -26,6 +26,28 @@ const PSK_SECRETS = { s1: { source: 'file', path: join(dir, 's1') } };
 const psk = (mode: 'server' | 'client') => ({ mode, listen: '127.0.0.1:7000', connect: '127.0.0.1:7001', identities: { Client1: { shares: ['s1'], combine: 'sha256-concat' } } });
 
 describe('tee-init check with processes:', () => {
+  test('with refresh: each process\'s reload and the secrets that trigger it; the schedule; pinned secrets', async () => {
+    writeFileSync(join(dir, 'cert.pem'), 'not a certificate\n');
+    const { code, out, err } = await check({
+      secrets: {
+        cert: { source: 'file', path: join(dir, 'cert.pem'), file: 'cert.pem' },
+        pinned: { source: 'gcp', ref: 'projects/p/secrets/x/versions/3', credentials: 'c', file: 'x.pem' },
+      },
+      credentials: { c: { type: 'adc' } },
+      processes: {
+        web: { command: ['web', '--cert', '{{secrets.cert.path}}'], reload: { signal: 'SIGHUP' } },
+        worker: { command: ['worker', '{{secrets.cert.path}}'] },
+        side: { command: ['side'], reload: { exec: ['side-ctl', 'reload', '{{output.dir}}'], timeout: '5s' } },
+      },
+      refresh: { every: '1h', maxStale: '24h', jitter: '5%' },
+    });
+    assert.equal(code, 0, err);
+    assert.match(out, /^process web +web --cert \S+\/cert\.pem\n +ready when started\n +on rotation: send SIGHUP; when cert change$/m);
+    assert.match(out, /^ +on rotation: nothing \(the program keeps what it read\); when cert change$/m);
+    assert.match(out, /^ +on rotation: run side-ctl reload \S+ \(must exit 0 within 5s\); it reads no secret file by path$/m);
+    assert.match(out, /^refresh +every 1h \(up to 5% earlier at random\), and at once on SIGHUP\n +fatal \(69\) after 24h without a good read\n +reads cert again\n +pinned \(never change\): pinned$/m);
+  });
+
   test('prints the start order and each unit: its command, after, readiness, restart, stop signal', async () => {
     const { code, out, err } = await check({
       processes: {

@@ -16,8 +16,8 @@ import { checkSds } from './envoy-sds.ts';
 import { envoyValidator, repoRoot } from './envoy-validator.ts';
 
 const examples = join(repoRoot, 'examples');
-const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'processes', 'health', 'psk', 'listeners', 'endpoints'];
-const RUN_KEYS = ['preset', 'with', 'command', 'env', 'files', 'user', 'gracePeriod', 'stopSignal'];
+const SECTIONS = ['log', 'attestation', 'credentials', 'secrets', 'fetch', 'output', 'run', 'processes', 'health', 'psk', 'listeners', 'refresh', 'endpoints'];
+const RUN_KEYS = ['preset', 'with', 'command', 'env', 'files', 'user', 'gracePeriod', 'stopSignal', 'reload'];
 const PROCESS_KEYS = [...RUN_KEYS, 'after', 'ready', 'oneshot', 'restart', 'signals'];
 
 type Config = Record<string, any>;

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
 import { rotatingSecrets } from '../../src/config/schema-refresh.ts';
+import { checkUnits } from '../../src/config/schema-run.ts';
 import { dataError, InitError } from '../../src/errors.ts';
 import { Refresher, type RefreshPlan } from '../../src/refresh/refresher.ts';
 import { nextDelayMs, retryDelayMs, staleTooLong } from '../../src/refresh/schedule.ts';
@@ -115,6 +116,11 @@ describe('refresh config', () => {
     assert.ok(r.success, JSON.stringify(r.error?.issues));
     assert.deepEqual(rotatingSecrets(r.data.secrets), { rotating: ['a', 'b', 'd'], pinned: ['c'] });
   });
+  it('refuses reload: on a oneshot, naming the field', () => {
+    const r = configSchema.parse({ processes: { init: { command: ['x'], oneshot: true, reload: 'restart' }, app: { command: ['y'], after: ['init'] } } });
+    assert.throws(() => checkUnits(r, 'c.yaml'), /config c\.yaml: processes\.init\.reload: a oneshot has finished before anything rotates/);
+  });
+
   it('takes reload: as restart, none, a signal or a command, and refuses anything else in one line', () => {
     for (const reload of ['restart', 'none', { signal: 'SIGHUP' }, { exec: ['redis-cli', 'ping'], timeout: '5s' }]) {
       const r = configSchema.safeParse({ run: { command: ['x'], reload } });
