@@ -7,18 +7,19 @@ import { createHash } from 'node:crypto';
 import {
   chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setImmediate as turn } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import { Cleanup } from '../../src/cleanup.ts';
 import { InitError } from '../../src/errors.ts';
 import { OutputDir, type SecretFile } from '../../src/materialize/output-dir.ts';
-import { root } from '../helpers/init.ts';
 import { Lines } from '../helpers/lines.ts';
 import { memoryLog } from '../helpers/log.ts';
 import { isRoot, needs } from '../helpers/tools.ts';
 
 const NOBODY = 65534;
+const READER = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'generation-reader.py');
 const { log } = memoryLog('warn');
 const configError = (pattern: RegExp) => (e: unknown) => e instanceof InitError && e.exitCode === 78 && pattern.test(e.message) && !e.message.includes('\n');
 const GEN = /^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d{9}$/;
@@ -59,9 +60,11 @@ function needsRoot(t: TestContext, why: string): boolean {
   return false;
 }
 
+/** Root, and setpriv to start the child as another uid. */
+const needsChild = (t: TestContext) => needsRoot(t, 'a child of another uid') && needs(t, 'setpriv', 'apt-get install util-linux');
+
 /** The child: a shell as uid/gid 65534 in OUT, a real process. */
-function asNobody(t: TestContext, cwd: string, script: string): void {
-  if (!needs(t, 'setpriv', 'apt-get install util-linux')) throw new Error('unreachable');
+function asNobody(cwd: string, script: string): void {
   const r = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', 'sh', '-ec', script], { cwd, encoding: 'utf8' });
   assert.equal(r.status, 0, `the child's script failed: ${r.stderr}`);
 }
@@ -124,7 +127,7 @@ test('publish: OUT/NAME -> ..data/NAME -> a 0700 generation; a second publish sw
 });
 
 test('with an owner (as root): files, generation directories and OUT belong to it with their modes', (t) => {
-  if (!needsRoot(t, 'chown')) return;
+  if (!needsChild(t)) return;
   const parent = parentDir(t);
   const cleanup = new Cleanup();
   t.after(() => cleanup.run());
@@ -142,7 +145,7 @@ test('with an owner (as root): files, generation directories and OUT belong to i
   const st = statSync(out.path);
   assert.deepEqual([st.uid, st.mode & 0o7777], [NOBODY, 0o700]);
   // The child reads its files through the visible paths (and nothing else is readable by others).
-  asNobody(t, out.path, 'cat cert.pem key.pem >/dev/null; cat ..data/key.pem >/dev/null');
+  asNobody(out.path, 'cat cert.pem key.pem >/dev/null; cat ..data/key.pem >/dev/null');
 });
 
 test('names beginning with ".." are refused for secret and rendered files; two secrets cannot share a name', (t) => {
@@ -220,11 +223,11 @@ function hostileSetup(t: TestContext) {
 }
 
 test('the child points ..data (and ..data_tmp) at directories of its own or root\'s: publish takes its names back, the wipe follows nothing', (t) => {
-  if (!needsRoot(t, 'a child of another uid')) return;
+  if (!needsChild(t)) return;
   const { parent, target, cleanup, out } = hostileSetup(t);
   out.publish(pair(1));
   const kept = keepLinks(out, parent, 'g1');
-  asNobody(t, out.path, `mkdir ../mine; echo child > ../mine/cert.pem; ln -sfn ../mine ..data; ln -s ${target.dir} ..data_tmp`);
+  asNobody(out.path, `mkdir ../mine; echo child > ../mine/cert.pem; ln -sfn ../mine ..data; ln -s ${target.dir} ..data_tmp`);
   assert.equal(readFileSync(join(out.path, 'cert.pem'), 'utf8'), 'child\n', 'the child did redirect the visible path');
 
   out.publish(pair(2));
@@ -234,7 +237,7 @@ test('the child points ..data (and ..data_tmp) at directories of its own or root
   assert.equal(readFileSync(join(parent, 'mine', 'cert.pem'), 'utf8'), 'child\n', 'the child\'s directory is untouched');
   target.intact();
 
-  asNobody(t, out.path, `ln -sfn ${target.dir} ..data; ln -s ${target.dir} ..data_tmp; ln -s /etc ..zz`);
+  asNobody(out.path, `ln -sfn ${target.dir} ..data; ln -s ${target.dir} ..data_tmp; ln -s /etc ..zz`);
   cleanup.run();
   target.intact();
   assert.equal(readFileSync(join(parent, 'mine', 'cert.pem'), 'utf8'), 'child\n');
@@ -243,13 +246,13 @@ test('the child points ..data (and ..data_tmp) at directories of its own or root
 });
 
 test('a visible name replaced by a symlink to /etc/passwd: the publish fails in one line, the old generation stays, nothing outside is touched', (t) => {
-  if (!needsRoot(t, 'a child of another uid')) return;
+  if (!needsChild(t)) return;
   const { parent, cleanup, out } = hostileSetup(t);
   const passwd = sha('/etc/passwd');
   out.publish(pair(1));
   const kept = keepLinks(out, parent, 'g1');
   const current = readlinkSync(join(out.path, '..data'));
-  asNobody(t, out.path, 'ln -sf /etc/passwd key.pem');
+  asNobody(out.path, 'ln -sf /etc/passwd key.pem');
 
   assert.throws(() => out.publish(pair(2)), configError(/^secret key: .*\/out\/key\.pem is no longer the symlink to \.\.data\/key\.pem that tee-init made \(now another symlink\): something in the container replaced it; the new generation is not published$/));
   assert.equal(sha('/etc/passwd'), passwd);
@@ -258,11 +261,11 @@ test('a visible name replaced by a symlink to /etc/passwd: the publish fails in 
   assert.equal(out.generations, 1);
   assert.equal(readFileSync(join(out.path, 'cert.pem'), 'utf8'), pair(1)[0]!.data.toString());
 
-  asNobody(t, out.path, 'rm key.pem; echo child > key.pem');
+  asNobody(out.path, 'rm key.pem; echo child > key.pem');
   assert.throws(() => out.publish(pair(3)), configError(/key\.pem is no longer the symlink .* \(now a file\)/));
-  asNobody(t, out.path, 'rm key.pem');
+  asNobody(out.path, 'rm key.pem');
   assert.throws(() => out.publish(pair(3)), configError(/key\.pem is no longer the symlink .* \(now missing\)/));
-  asNobody(t, out.path, 'ln -s /etc/passwd key.pem');
+  asNobody(out.path, 'ln -s /etc/passwd key.pem');
   cleanup.run();
   assert.equal(sha('/etc/passwd'), passwd);
   zeroed(kept);
@@ -270,12 +273,12 @@ test('a visible name replaced by a symlink to /etc/passwd: the publish fails in 
 });
 
 test('..data replaced by a directory of the child\'s: the publish fails in one line and leaves no trace; the wipe removes it', (t) => {
-  if (!needsRoot(t, 'a child of another uid')) return;
+  if (!needsChild(t)) return;
   const { parent, cleanup, out } = hostileSetup(t);
   out.publish(pair(1));
   const kept = keepLinks(out, parent, 'g1');
   const current = readlinkSync(join(out.path, '..data'));
-  asNobody(t, out.path, 'rm ..data; mkdir ..data; echo child > ..data/cert.pem');
+  asNobody(out.path, 'rm ..data; mkdir ..data; echo child > ..data/cert.pem');
   assert.throws(() => out.publish(pair(2)), configError(/^secret files: cannot point .*\/out\/\.\.data at the new generation \(a directory is in the way: something in the container replaced it\); the new generation is not published$/));
   assert.deepEqual(generationsIn(out.path), [current]);
   assert.equal(readdirSync(out.path).includes('..data_tmp'), false);
@@ -286,7 +289,7 @@ test('..data replaced by a directory of the child\'s: the publish fails in one l
 });
 
 test('an old generation moved away and replaced by a symlink to a root directory: retire and wipe zero it where it went and touch nothing else', (t) => {
-  if (!needsRoot(t, 'a child of another uid')) return;
+  if (!needsChild(t)) return;
   const { log: warnings, records } = memoryLog('warn');
   const parent = parentDir(t);
   const target = victim(parent);
@@ -298,7 +301,7 @@ test('an old generation moved away and replaced by a symlink to a root directory
   const first = readlinkSync(join(out.path, '..data'));
   out.publish(pair(2));
   kept.push(...keepLinks(out, parent, 'g2'));
-  asNobody(t, out.path, `mv ${first} ../stolen; ln -s ${target.dir} ${first}`);
+  asNobody(out.path, `mv ${first} ../stolen; ln -s ${target.dir} ${first}`);
 
   out.retireOld();
   zeroed(kept.slice(0, 2));
@@ -320,7 +323,7 @@ test('a reader in another process never sees a missing, empty or half-written fi
   const out = OutputDir.create({ dir: join(parent, 'out'), allowNonTmpfs: false }, cleanup, log);
   const SIZE = 16 << 10; // several pages: a torn write would show
   out.publish(pair(0, SIZE));
-  const reader = spawn('/usr/bin/python3', [join(root, 'test/fixtures/generation-reader.py'), out.path, String(SIZE)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const reader = spawn('/usr/bin/python3', [READER, out.path, String(SIZE)], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.after(() => reader.kill());
   const lines = new Lines(reader.stdout);
   assert.equal(await lines.next(), 'ready');
