@@ -186,6 +186,10 @@ export class Refresher {
     for (const [name, v] of fetched) if (!changed.has(name)) v.data.fill(0); // same bytes as in use: the copy goes
     const swappedMs = this.#now() - t0;
     const outcomes = await this.#target.reload(changed);
+    if (this.#abort.signal.aborted) {
+      for (const v of old) v.data.fill(0);
+      return; // the init is stopping: the exit's wipe takes every generation
+    }
     // Only now, with every reader moved to the new files, do the old ones go.
     try {
       plan.retireOld();
