@@ -82,11 +82,11 @@ describe('no secret in any output', () => {
     const fresh = { key: Buffer.from(`rotated-key-${Math.random().toString(36).slice(2)}`), ca: Buffer.from(`rotated-ca-${Math.random().toString(36).slice(2)}`) };
     const config = b.config({
       log: { level: 'trace' },
-      run: { command: [node, '-e', `${CHILD}; process.on('SIGHUP', () => {}); setInterval(() => {}, 1000)`, '--', '{{secrets.key.path}}'], env: { CA: '{{secrets.ca.path}}' }, reload: 'restart' },
+      run: { command: [node, '-e', `process.on('SIGHUP', () => {}); ${CHILD}; setInterval(() => {}, 1000)`, '--', '{{secrets.key.path}}'], env: { CA: '{{secrets.ca.path}}' }, reload: 'restart' },
       refresh: { every: '1h' },
     });
     const { proc, log } = b.start(config, ['--log-level', 'trace']);
-    // The child prints, then ignores SIGHUP in the same tick: once it printed, a SIGHUP is safe.
+    // The child ignores SIGHUP, then prints: once it printed, a SIGHUP is safe.
     let printed = 0;
     proc.stdout!.on('data', (d: Buffer) => (printed += d.toString().split('\n').length - 1));
     try {
