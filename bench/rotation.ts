@@ -35,7 +35,7 @@ process.on('exit', () => {
 
 const pki = createPki(join(dir, 'pki'));
 const EXT = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=serverAuth', 'subjectAltName=IP:127.0.0.1'];
-const pairs: KeyPair[] = [pki.server, ...Array.from({ length: RUNS + 6 }, (_, i) => issue(pki.dir, pki.ca, `s${i}`, `rotation-${i}-end`, EXT))];
+const pairs: KeyPair[] = [pki.server, ...Array.from({ length: 2 * (RUNS + 6) }, (_, i) => issue(pki.dir, pki.ca, `s${i}`, `rotation-${i}-end`, EXT))];
 
 const world = await startWorld();
 const CERT = 'projects/alice-proj/secrets/bench-cert';
@@ -51,9 +51,8 @@ function rotate(): string {
   return `rotation-${version - 1}-end`;
 }
 
-const [listen, redisPort] = [await freePort(), await freePort()];
-const configPath = join(dir, 'config.json');
-writeFileSync(configPath, JSON.stringify({
+const [listen, redisPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
+const base = {
   log: { level: 'info' },
   attestation: { tokenFile: world.tokenFile, require: { swname: 'CONFIDENTIAL_SPACE' } },
   credentials: {
@@ -66,11 +65,24 @@ writeFileSync(configPath, JSON.stringify({
     ca: { source: 'gcp', ref: 'projects/bob-proj/secrets/bench-ca/versions/latest', credentials: 'bob', file: 'ca.pem' },
   },
   output: { dir: join(dir, 'out') },
-  run: { command: ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'] },
-  listeners: { mesh: { type: 'tls', mode: 'strict', listen: `127.0.0.1:${listen}`, connect: `127.0.0.1:${redisPort}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } } },
   refresh: { every: '1h' },
   endpoints: world.endpoints,
-}));
+};
+/** Where the new certificate shows: the tls listener in front of redis, or redis itself. */
+interface Scenario { name: string; port: number; config: Record<string, unknown> }
+const SCENARIOS: Scenario[] = [
+  {
+    name: 'tls listener in front of redis (listener reload)',
+    port: listen,
+    config: {
+      run: { command: ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'] },
+      listeners: { mesh: { type: 'tls', mode: 'strict', listen: `127.0.0.1:${listen}`, connect: `127.0.0.1:${redisPort}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } } },
+    },
+  },
+  { name: 'redis preset with TLS (exec reload: redis-cli CONFIG SET)', port: tlsPort, config: { run: { preset: 'redis', with: { tlsPort } } } },
+];
+let configPath = '';
+let port = 0;
 
 function startInit(): { proc: ChildProcess; log: LogTail } {
   const proc = spawn(node, ['--disable-sigusr1', bundlePath(), '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1' } });
@@ -83,7 +95,7 @@ function startInit(): { proc: ChildProcess; log: LogTail } {
 
 /** An s_client session: the subject it saw, and PING over it. */
 async function session(): Promise<{ subject: string; ping(): Promise<boolean>; close(): void }> {
-  const proc = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${listen}`, '-CAfile', pki.ca.cert, '-cert', pki.client.cert, '-key', pki.client.key, '-verify_return_error', '-ign_eof'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const proc = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', pki.ca.cert, '-cert', pki.client.cert, '-key', pki.client.key, '-verify_return_error', '-ign_eof'], { stdio: ['pipe', 'pipe', 'ignore'] });
   children.add(proc);
   const lines = new Lines(proc.stdout!);
   const subject = (await lines.until(/^subject=(.*)$/, 15_000))[1]!;
@@ -116,61 +128,71 @@ const next = (log: LogTail, text: string) => {
   return log.waitFor((r) => log.records.indexOf(r) >= from && r.message.includes(text), 60_000);
 };
 
-const rotated: number[] = [];
-const served: number[] = [];
-const unchanged: number[] = [];
-const inInit: number[] = [];
-const swapped: number[] = [];
-let dropped = 0;
-let { proc, log } = startInit();
-await log.waitFor('all units ready', 60_000);
-const open = await session();
-for (let i = 0; i < RUNS; i++) {
-  let t0 = performance.now();
-  let done = next(log, 'no secret changed');
-  proc.kill('SIGHUP');
-  await done;
-  unchanged.push(performance.now() - t0);
+async function measure(scenario: Scenario): Promise<void> {
+  configPath = join(dir, `config-${SCENARIOS.indexOf(scenario)}.json`);
+  writeFileSync(configPath, JSON.stringify({ ...base, ...scenario.config }));
+  port = scenario.port;
+  const rotated: number[] = [];
+  const served: number[] = [];
+  const unchanged: number[] = [];
+  const inInit: number[] = [];
+  const swapped: number[] = [];
+  let dropped = 0;
+  let { proc, log } = startInit();
+  await log.waitFor('all units ready', 60_000);
+  const open = await session().catch((err: Error) => {
+    throw new Error(`${scenario.name}: no TLS session after the init was ready: ${err.message}\n${log.lines.join('\n')}`);
+  });
+  for (let i = 0; i < RUNS; i++) {
+    let t0 = performance.now();
+    let done = next(log, 'no secret changed');
+    proc.kill('SIGHUP');
+    await done;
+    unchanged.push(performance.now() - t0);
 
-  const cn = rotate();
-  t0 = performance.now();
-  done = next(log, 'refresh: rotated');
-  proc.kill('SIGHUP');
-  const line = await done;
-  rotated.push(performance.now() - t0);
-  inInit.push(line.ms as number);
-  swapped.push(line.swappedMs as number);
-  served.push(await untilServed(cn, t0));
-  if (!(await open.ping())) dropped++;
-}
-open.close();
+    const cn = rotate();
+    t0 = performance.now();
+    done = next(log, 'refresh: rotated');
+    proc.kill('SIGHUP');
+    const line = await done;
+    rotated.push(performance.now() - t0);
+    inInit.push(line.ms as number);
+    swapped.push(line.swappedMs as number);
+    served.push(await untilServed(cn, t0));
+    if (!(await open.ping())) dropped++;
+  }
+  open.close();
 
-// Baseline: a restart of the whole init serves the next certificate.
-const restarts: number[] = [];
-let droppedByRestart = 0;
-for (let i = 0; i < Math.min(RUNS, 5); i++) {
-  const before = await session();
-  const cn = rotate();
-  const t0 = performance.now();
+  // Baseline: a restart of the whole init serves the next certificate.
+  const restarts: number[] = [];
+  let droppedByRestart = 0;
+  for (let i = 0; i < Math.min(RUNS, 5); i++) {
+    const before = await session();
+    const cn = rotate();
+    const t0 = performance.now();
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    ({ proc, log } = startInit());
+    restarts.push(await untilServed(cn, t0));
+    if (!(await before.ping())) droppedByRestart++;
+    before.close();
+  }
   proc.kill('SIGTERM');
   await new Promise((r) => proc.once('exit', r));
-  ({ proc, log } = startInit());
-  restarts.push(await untilServed(cn, t0));
-  if (!(await before.ping())) droppedByRestart++;
-  before.close();
-}
-proc.kill('SIGTERM');
-await new Promise((r) => proc.once('exit', r));
-await world.close();
 
-const row = (what: string, xs: number[], base?: number[]) => [what, String(xs.length), percentile(xs, 50).toFixed(0), percentile(xs, 90).toFixed(0), base ? `${(percentile(xs, 50) / percentile(base, 50)).toFixed(2)}×` : ''];
-console.log(`rotation, ${RUNS} runs, node ${process.version}, the whole init (tls listener in front of redis, 3 secrets from the fake Secret Manager)\n`);
-console.log(markdownTable(['', 'n', 'p50 ms', 'p90 ms', 'vs restart'], [
-  row('refresh, nothing changed (SIGHUP → line)', unchanged),
-  row('rotation: SIGHUP → `refresh: rotated`', rotated, restarts),
-  row('  of which in the init (refresh → rotated)', inInit),
-  row('  of which fetch+check+swap (→ files swapped)', swapped),
-  row('rotation: SIGHUP → a new client sees the new cert', served, restarts),
-  row('baseline: restart the init → new cert served', restarts, restarts),
-]));
-console.log(`\nopen connection across ${RUNS} rotations: ${dropped} dropped; across ${restarts.length} restarts: ${droppedByRestart} dropped`);
+  const row = (what: string, xs: number[], base?: number[]) => [what, String(xs.length), percentile(xs, 50).toFixed(0), percentile(xs, 90).toFixed(0), base ? `${(percentile(xs, 50) / percentile(base, 50)).toFixed(2)}×` : ''];
+  console.log(`\n**${scenario.name}**\n`);
+  console.log(markdownTable(['', 'n', 'p50 ms', 'p90 ms', 'vs restart'], [
+    row('refresh, nothing changed (SIGHUP → line)', unchanged),
+    row('rotation: SIGHUP → `refresh: rotated`', rotated, restarts),
+    row('  of which in the init (refresh → rotated)', inInit),
+    row('  of which fetch+check+swap (→ files swapped)', swapped),
+    row('rotation: SIGHUP → a new client sees the new cert', served, restarts),
+    row('baseline: restart the init → new cert served', restarts, restarts),
+  ]));
+  console.log(`\nopen connection across ${RUNS} rotations: ${dropped} dropped; across ${restarts.length} restarts: ${droppedByRestart} dropped`);
+}
+
+console.log(`rotation, ${RUNS} runs per scenario, node ${process.version}, the whole init, 3 secrets (cert, key, ca) from the fake Secret Manager`);
+for (const scenario of SCENARIOS.filter((s) => !process.env.ONLY || s.name.includes(process.env.ONLY))) await measure(scenario);
+await world.close();

@@ -18,7 +18,7 @@ import type { ListenerSet } from './proxy/start.ts';
 import { parseHostPort } from './proxy/address.ts';
 import { tokenSourcesFor } from './credentials/tokens/index.ts';
 import { render, type Rendered } from './render/index.ts';
-import { reloadOf, renderUnits, secretsUsed, type ProcessPlan } from './run/render-units.ts';
+import { presetReady, reloadOf, renderUnits, secretsUsed, type ProcessPlan } from './run/render-units.ts';
 import type { RefreshPlan } from './refresh/refresher.ts';
 import { rotatingSecrets } from './config/schema-refresh.ts';
 import type { Scope } from './render/placeholders.ts';
@@ -217,6 +217,8 @@ function runAsUnit(config: Config, rendered: Rendered, child: ChildSpec, scope: 
     fromRun: true,
     after: [],
     child,
+    // Rotation starts once it is ready: a preset's check (redis: its admin socket) counts.
+    ready: presetReady(rendered),
     oneshot: false,
     restart: { policy: 'never', max: 0, backoff: { initialMs: 0, maxMs: 0 } },
     stopSignal: config.run.stopSignal ?? rendered.stopSignal,

@@ -42,12 +42,17 @@ function asProcess<T>(name: string, fn: () => T): T {
   }
 }
 
+/** A preset knows how its program shows it is ready (postgres, redis: their socket accepts). */
+export function presetReady(rendered: Rendered): ReadyCheck | undefined {
+  return rendered.ready ? { spec: rendered.ready, intervalMs: 100, timeoutMs: 30_000 } : undefined;
+}
+
 function readyCheck(name: string, p: ProcessConfig, rendered: Rendered, scope: Scope): ReadyCheck | undefined {
   const field = `processes.${name}.ready`;
   if (p.oneshot) return undefined;
   if (p.ready === undefined) {
     // A preset knows how its program shows it is ready (postgres: its socket accepts).
-    return rendered.ready ? { spec: rendered.ready, intervalMs: 100, timeoutMs: 30_000 } : undefined;
+    return presetReady(rendered);
   }
   const r = p.ready;
   let spec: ReadySpec;
