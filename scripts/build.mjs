@@ -115,6 +115,16 @@ const banner = {
     "const __dirname = process.getBuiltinModule('node:path').dirname(__filename);",
   ].join(' '),
 };
+// The bundle needs only the version from package.json: importing it whole would put every
+// script and devDependency in dist (and change the image's digest when a script is renamed).
+const ownPackage = join(root, 'package.json');
+const { version } = JSON.parse(readFileSync(ownPackage, 'utf8'));
+const versionOnly = {
+  name: 'version-only',
+  setup(b) {
+    b.onLoad({ filter: /package\.json$/ }, (args) => (args.path === ownPackage ? { contents: JSON.stringify({ version }), loader: 'json' } : undefined));
+  },
+};
 const common = {
   bundle: true,
   format: 'esm',
@@ -132,7 +142,7 @@ const startPath = await build({
   ...common,
   entryPoints: { 'tee-init': join(root, 'src/bin.ts') },
   outdir: dist,
-  plugins: [lazyExternal, stubPinoExtras, builtinsWithoutFacades],
+  plugins: [lazyExternal, stubPinoExtras, builtinsWithoutFacades, versionOnly],
 });
 const lazy = await build({
   ...common,
@@ -140,7 +150,7 @@ const lazy = await build({
   outdir: dist,
   splitting: true,
   chunkNames: 'lazy-[hash]',
-  plugins: [stubPinoExtras, stubGrpc, builtinsWithoutFacades],
+  plugins: [stubPinoExtras, stubGrpc, builtinsWithoutFacades, versionOnly],
 });
 const result = { metafile: { inputs: {}, outputs: { ...startPath.metafile.outputs, ...lazy.metafile.outputs } } };
 
