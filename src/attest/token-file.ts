@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt, type JWTPayload } from 'jose';
 import { InitError } from '../errors.ts';
@@ -31,7 +32,7 @@ export async function readAttestationToken(options: TokenFileOptions, log: Log, 
   const pollMs = options.pollMs ?? 100;
   let waitingSaid = false;
   for (;;) {
-    const state = tryRead(options.path, now);
+    const state = await tryRead(options.path, now);
     if (state.kind === 'ok') return state.token;
     if (state.kind === 'fatal') throw state.error;
     if (now() >= deadline) throw state.error;
@@ -47,11 +48,34 @@ export async function readAttestationToken(options: TokenFileOptions, log: Log, 
 
 type ReadState = { kind: 'ok'; token: AttestationToken } | { kind: 'wait' | 'fatal'; error: InitError };
 
-function tryRead(path: string, now: () => number): ReadState {
+/** A Confidential Space token is 1-2 KiB; anything past this is not one. */
+const MAX_TOKEN_BYTES = 64 * 1024;
+
+/**
+ * The file's text, read without blocking the event loop (a SIGTERM still aborts the boot) and
+ * bounded: a FIFO opened non-blocking reads empty instead of hanging, a huge file stops at the
+ * limit. Throws fs errors; a file that is not regular, or too big, is an InitError.
+ */
+async function readToken(path: string): Promise<string> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    if (!(await file.stat()).isFile()) throw new InitError(EXIT.noInput, `attestation token ${path} is not a regular file: check attestation.tokenFile`);
+    const buf = Buffer.alloc(MAX_TOKEN_BYTES + 1);
+    let length = 0;
+    for (let n = -1; n !== 0 && length < buf.length; length += n) n = (await file.read(buf, length, buf.length - length, length)).bytesRead;
+    if (length > MAX_TOKEN_BYTES) throw new InitError(EXIT.noInput, `attestation token ${path} is over ${MAX_TOKEN_BYTES / 1024} KiB: not a token; check attestation.tokenFile`);
+    return buf.toString('utf8', 0, length).trim();
+  } finally {
+    await file.close();
+  }
+}
+
+async function tryRead(path: string, now: () => number): Promise<ReadState> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8').trim();
+    text = await readToken(path);
   } catch (err) {
+    if (err instanceof InitError) return { kind: 'fatal', error: err };
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       return { kind: 'wait', error: new InitError(EXIT.noInput, `attestation token ${path} does not exist: is this running in Confidential Space (or is attestation.tokenFile right)?`) };

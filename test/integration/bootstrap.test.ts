@@ -1,6 +1,7 @@
 // Issue 3 end to end: the real bundle against the emulated Confidential Space world (loopback
 // fakes of STS, IAM credentials, Secret Manager and the teeserver, real client libraries).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,6 +108,18 @@ describe('failures: one line naming the culprit, a documented status, no child, 
     const config = b.config();
     (config.attestation as Record<string, unknown>).tokenFile = bad;
     await fails(config, 66, /does not hold a JWT/);
+  });
+
+  test('token file that is a FIFO or far too big: 66 at once, one line each (never a hang)', async () => {
+    const fifo = join(b.world.dir, 'token-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const big = join(b.world.dir, 'token-big');
+    writeFileSync(big, 'x'.repeat(70_000));
+    for (const [path, pattern] of [[fifo, /token-fifo is not a regular file/], [big, /token-big is over 64 KiB: not a token/]] as const) {
+      const config = b.config();
+      (config.attestation as Record<string, unknown>).tokenFile = path;
+      await fails(config, 66, pattern);
+    }
   });
 
   test('expired token that the launcher does not refresh: 66', async () => {
