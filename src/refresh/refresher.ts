@@ -201,6 +201,9 @@ export class Refresher {
     this.#status.counts.rotated++;
     const failed = outcomes.filter((o) => o.result === 'failed');
     this.#status.reloadFailures += failed.length;
+    for (const o of outcomes.filter((x) => x.result === 'skipped' && x.how === 'none')) {
+      this.#log.warn({ unit: o.unit }, `refresh: ${o.unit} reads rotated secrets but has reload: none; it keeps what it read until it restarts (set reload: on it)`);
+    }
     for (const f of failed) {
       this.#log.error({ unit: f.unit, reload: f.how, why: f.why }, `refresh: ${f.unit} did not reload (${f.how}: ${f.why}); it keeps the secrets it read before until it restarts`);
     }

@@ -63,7 +63,7 @@ function harness(opts: { maxStale?: number; every?: number } = {}): Harness {
       async reload(changed): Promise<ReloadOutcome[]> {
         calls.push(`reload ${[...changed].join(',')}`);
         h.reloads.push(changed);
-        return [{ unit: 'redis', how: 'exec redis-cli', result: 'done' }];
+        return [{ unit: 'redis', how: 'exec redis-cli', result: 'done' }, { unit: 'app', how: 'none', result: 'skipped', why: 'reload: none' }];
       },
       fail(_what, status, message) {
         h.fails.push({ status, message });
@@ -159,6 +159,7 @@ describe('Refresher', () => {
     assert.equal(cert.origin, 'cert/versions/1');
     assert.equal(st.secrets.find((s) => s.name === 'pinned')!.confirmedAt, 1_000_000, 'a pinned secret is never read again');
     assert.match(h.log.messages().join('\n'), /rotated cert; reloaded redis \(exec redis-cli\)/);
+    assert.match(h.log.messages().join('\n'), /app reads rotated secrets but has reload: none; it keeps what it read until it restarts/);
   });
 
   it('a refused new set (CRC, mismatched pair) changes nothing and keeps the old values', async () => {
