@@ -41,7 +41,7 @@ class ListenerWorker {
   stats: Record<string, number> = {};
   #waiting = new Map<string, { resolve: (m: FromWorker) => void; reject: (e: Error) => void }>();
 
-  constructor(init: WorkerInit, log: Log) {
+  constructor(init: WorkerInit, log: Log, onExit: (code: number) => void) {
     this.worker = new Worker(WORKER_URL, { workerData: init, stdout: false, stderr: false });
     this.worker.on('message', (m: FromWorker) => {
       if (m.op === 'stats' || m.op === 'started' || m.op === 'closed') this.stats = m.stats;
@@ -64,6 +64,7 @@ class ListenerWorker {
     this.worker.on('exit', (code) => {
       for (const w of this.#waiting.values()) w.reject(new Error(`listener worker exited (${code})`));
       this.#waiting.clear();
+      onExit(code);
     });
   }
 
@@ -75,50 +76,95 @@ class ListenerWorker {
   }
 }
 
-export async function startInWorkers(s: WorkerStart): Promise<ListenerHandle> {
+/** The worker threads of a running listener, for tests and diagnostics (a crash is simulated by terminating one). */
+export const workerThreads = Symbol('tee-init listener worker threads');
+
+/** A replacement for a worker that died waits this long, doubling per death in a row, at most the max. */
+const RESTART_INITIAL_MS = 100;
+const RESTART_MAX_MS = 30_000;
+/** A replacement that serves this long resets the doubling. */
+const RESTART_STABLE_MS = 60_000;
+
+export async function startInWorkers(s: WorkerStart): Promise<ListenerHandle & { [workerThreads]: () => Worker[] }> {
   const level = s.log.level;
-  const workers: ListenerWorker[] = [];
+  const workers: (ListenerWorker | undefined)[] = [];
+  let closing: Promise<void> | undefined;
+  let bound = s.config;
+  let restarts = 0;
+  // Counters of workers that died, so that the sums never go backwards.
+  const retired: Record<string, number> = {};
+  const deaths = new Map<number, { inARow: number; startedAt: number }>();
+
+  /**
+   * A worker that ends without being closed (a bug, an out-of-memory) would leave its share of
+   * the port dark, or all of it: it is replaced, with the current secrets, after a backoff.
+   */
+  const replace = (index: number, w: ListenerWorker, code: number) => {
+    if (closing || workers[index] !== w) return;
+    workers[index] = undefined;
+    for (const [k, v] of Object.entries(w.stats)) if (k.endsWith('_total')) retired[k] = (retired[k] ?? 0) + v;
+    const d = deaths.get(index) ?? { inARow: 0, startedAt: 0 };
+    if (performance.now() - d.startedAt > RESTART_STABLE_MS) d.inARow = 0;
+    const delayMs = Math.min(RESTART_INITIAL_MS * 2 ** d.inARow++, RESTART_MAX_MS);
+    deaths.set(index, d);
+    s.log.error({ worker: index, code, delayMs }, `${s.field}: a worker thread ended unexpectedly (exit ${code}); a new one starts in ${delayMs} ms`);
+    setTimeout(() => {
+      if (closing) return;
+      d.startedAt = performance.now();
+      startOne(index, bound).then(
+        () => (restarts++, s.log.info({ worker: index }, `${s.field}: worker thread replaced`)),
+        (err: Error) => {
+          s.log.error({ worker: index, err: err.message }, `${s.field}: the replacement worker thread did not start: ${err.message}; trying again`);
+          void workers[index]?.worker.terminate(); // its exit schedules the next try, later
+        },
+      );
+    }, delayMs).unref();
+  };
+
   const startOne = async (index: number, config: ListenerConfig): Promise<HostPort> => {
-    const w = new ListenerWorker({ name: s.name, field: s.field, config, index, logLevel: level }, s.log);
-    workers.push(w);
+    const w: ListenerWorker = new ListenerWorker({ name: s.name, field: s.field, config, index, logLevel: level }, s.log, (code) => replace(index, w, code));
+    workers[index] = w;
     const { secrets, transfer } = handOver(s);
     const m = await w.request({ op: 'start', secrets }, 'started', transfer);
     return (m as Extract<FromWorker, { op: 'started' }>).address;
+  };
+  const live = () => workers.filter((w): w is ListenerWorker => w !== undefined);
+  const stopAll = async () => {
+    await Promise.allSettled(live().map((w) => w.request({ op: 'close' }, 'closed')));
+    await Promise.allSettled(live().map((w) => w.worker.terminate()));
   };
   let address: HostPort;
   try {
     // The first binds what the config says (port 0 included); the others bind the port it got.
     address = await startOne(0, s.config);
-    const bound = { ...s.config, listen: formatHostPort(address) };
+    bound = { ...s.config, listen: formatHostPort(address) };
     await Promise.all(Array.from({ length: s.count - 1 }, (_, i) => startOne(i + 1, bound)));
   } catch (err) {
-    await Promise.allSettled(workers.map((w) => w.request({ op: 'close' }, 'closed')));
-    await Promise.allSettled(workers.map((w) => w.worker.terminate()));
+    closing = stopAll();
+    await closing;
     throw err;
   }
   s.log.info({ workers: s.count, listen: formatHostPort(address) }, 'listener serving from worker threads');
 
-  let closing: Promise<void> | undefined;
   return {
     address,
     stats() {
-      const sum: Record<string, number> = {};
-      for (const w of workers) for (const [k, v] of Object.entries(w.stats)) sum[k] = (sum[k] ?? 0) + v;
+      const sum: Record<string, number> = { ...retired, worker_restarts_total: restarts };
+      for (const w of live()) for (const [k, v] of Object.entries(w.stats)) sum[k] = (sum[k] ?? 0) + v;
       return sum;
     },
     async reload() {
       // Every worker or none: one that refuses (unusable material) rejects, and keeps its old.
-      await Promise.all(workers.map((w) => {
+      // A worker being replaced gets the current secrets when it starts.
+      await Promise.all(live().map((w) => {
         const { secrets, transfer } = handOver(s);
         return w.request({ op: 'reload', secrets }, 'reloaded', transfer);
       }));
     },
     close() {
-      closing ??= (async () => {
-        await Promise.allSettled(workers.map((w) => w.request({ op: 'close' }, 'closed')));
-        await Promise.allSettled(workers.map((w) => w.worker.terminate()));
-      })();
+      closing ??= stopAll();
       return closing;
     },
+    [workerThreads]: () => live().map((w) => w.worker),
   };
 }

@@ -7,7 +7,7 @@ import { connect as tcpConnect } from 'node:net';
 import { test } from 'node:test';
 import { tlsListenerSchema } from '../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../src/proxy/types/tls/type.ts';
-import { startInWorkers } from '../../src/proxy/workers.ts';
+import { startInWorkers, workerThreads } from '../../src/proxy/workers.ts';
 import { until } from '../helpers/lines.ts';
 import { memoryLog } from '../helpers/log.ts';
 import { echoServer, filePki, mtlsConnect, readAll, replyAtEof } from './tls/peers.ts';
@@ -53,5 +53,32 @@ test('reload reaches every worker; a bad key is refused with 65 by the workers a
   const s = await mtlsConnect(handle.address.port, shared.pki);
   s.destroy();
   held.set('key', readFileSync(shared.pki.server.key));
+  await handle.reload();
+});
+
+test('a worker thread that dies is replaced: the port keeps serving, counters never go back, reload reaches the new one', async (t) => {
+  const backend = await replyAtEof(t);
+  const held = secrets();
+  const config = tlsListenerSchema.parse({ type: 'tls', mode: 'permissive', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } });
+  const { log, records } = memoryLog('info');
+  const handle = await startInWorkers({ name: 'w', field: 'listeners.w', config, type: tlsType, count: 2, secret: (n) => held.get(n)!, log });
+  t.after(() => handle.close());
+  const roundTrip = async () => {
+    const s = tcpConnect({ host: '127.0.0.1', port: handle.address.port, allowHalfOpen: true });
+    s.end('abc');
+    return (await readAll(s)).toString();
+  };
+  for (let i = 0; i < 4; i++) assert.equal(await roundTrip(), 'got 3 bytes\n');
+  await until(() => handle.stats().connections_established_total === 4, 'the counters of both workers');
+
+  // Both die (as after a bug or an out-of-memory in the thread): with no replacement the port would go dark.
+  const [first, second] = handle[workerThreads]();
+  await Promise.all([first!.terminate(), second!.terminate()]);
+  await until(() => records().filter((r) => r.message === 'listeners.w: worker thread replaced').length === 2, 'both workers replaced', 15_000);
+  assert.equal(records().filter((r) => r.severity === 'ERROR' && /a worker thread ended unexpectedly \(exit 1\); a new one starts in 100 ms/.test(String(r.message))).length, 2);
+  for (let i = 0; i < 4; i++) assert.equal(await roundTrip(), 'got 3 bytes\n');
+  await until(() => handle.stats().connections_established_total === 8, 'counters carried over from the dead workers');
+  assert.equal(handle.stats().worker_restarts_total, 2);
+  assert.equal(handle[workerThreads]().length, 2);
   await handle.reload();
 });
