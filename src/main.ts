@@ -22,6 +22,8 @@ export interface Prepared {
   child: ChildSpec | undefined;
   gracePeriodMs?: number | undefined;
   stopSignal?: NodeJS.Signals | undefined;
+  /** run.signals (absent: every forwarded signal reaches the child). */
+  signals?: ReadonlySet<string> | undefined;
   /** In-process listeners (listeners: and psk:). */
   listeners?: ListenerSet | undefined;
   /** processes:, rendered, in start order (src/run/). */
@@ -82,6 +84,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     if (!prepared.child) throw new Error('the bootstrap prepared nothing to run');
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
     if (cli.stopSignal === undefined && prepared.stopSignal !== undefined) supervisor.stopSignal = prepared.stopSignal;
+    supervisor.signals = prepared.signals;
     const view: SingleView = { listeners: prepared.listeners && { names: prepared.listeners.list.map((l) => l.name) } };
     if (prepared.health) {
       // Before the child: an endpoint that cannot listen fails the boot with nothing started.

@@ -49,6 +49,8 @@ export interface Bootstrapped {
   gracePeriodMs: number | undefined;
   /** run.stopSignal, else the preset's (postgres: SIGINT). */
   stopSignal: NodeJS.Signals | undefined;
+  /** run.signals: the forwarded signals the one process gets (absent: all). */
+  signals?: ReadonlySet<string> | undefined;
   /** processes:, rendered, in start order. */
   units: ProcessPlan[] | undefined;
   health: HealthConfig | undefined;
@@ -150,6 +152,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     child,
     gracePeriodMs: config.run.gracePeriod,
     stopSignal: config.run.stopSignal ?? rendered.stopSignal,
+    signals: config.run.signals && new Set(config.run.signals),
   };
 }
 
@@ -223,6 +226,7 @@ function runAsUnit(config: Config, rendered: Rendered, child: ChildSpec, scope: 
     restart: { policy: 'never', max: 0, backoff: { initialMs: 0, maxMs: 0 } },
     stopSignal: config.run.stopSignal ?? rendered.stopSignal,
     gracePeriodMs: config.run.gracePeriod,
+    signals: config.run.signals && new Set(config.run.signals),
     reload: reloadOf('run.reload', config.run.reload, rendered, scope),
     secrets: secretsUsed(rendered, secretRefs),
   };

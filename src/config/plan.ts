@@ -85,6 +85,7 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
       ...(ids.user ? [`as user ${config.run.user} (uid ${ids.user.uid}, gid ${ids.user.gid} in ${options.etc ?? '/etc'})`] : []),
       ...(config.run.gracePeriod !== undefined ? [`grace period ${formatDuration(config.run.gracePeriod)}`] : []),
       ...(stop ? [`stop with ${stop}`] : []),
+      ...(config.run.signals ? [`gets only ${config.run.signals.join(', ')} (and its stop signal)`] : []),
       ...(reload && (config.refresh || reload !== 'none') ? [reloadLine(reload, secretsUsed(rendered, secretRefs), shellQuote, config.refresh !== undefined)] : []));
     if (rendered.files.length) add('files', ...rendered.files.map((f) => `${join(dir, f.name)} ${octal(f.mode ?? 0o400)} (rendered)`));
   }

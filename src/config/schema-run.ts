@@ -82,6 +82,8 @@ function restartSchema(b: Blocks) {
  */
 export function withUnits(base: BaseSchema, b: Blocks) {
   const run = base.shape.run.unwrap();
+  /** The forwarded signals (other than stops) the program gets; default: all of them. */
+  const signals = z.array(forwardedSignal).optional();
   const process = run.extend({
     after: z.array(b.name('a unit in after')).default([]),
     ready: readySchema(b).optional(),
@@ -89,11 +91,10 @@ export function withUnits(base: BaseSchema, b: Blocks) {
     restart: restartSchema(b).default(RESTART_DEFAULT),
     stopSignal: stopSignal.optional(),
     reload: reloadSchema.optional(),
-    /** The forwarded signals (other than stops) this process gets; default: all of them. */
-    signals: z.array(forwardedSignal).optional(),
+    signals,
   });
   return base.extend({
-    run: run.extend({ stopSignal: stopSignal.optional(), reload: reloadSchema.optional() }).default(base.shape.run.def.defaultValue as never),
+    run: run.extend({ stopSignal: stopSignal.optional(), reload: reloadSchema.optional(), signals }).default(base.shape.run.def.defaultValue as never),
     processes: z
       .record(b.name('a process name'), process)
       .refine((p) => Object.keys(p).length > 0, { error: 'needs at least one process' })
@@ -121,7 +122,7 @@ export interface ProcessConfigFields {
 }
 
 interface UnitsConfig {
-  run: { preset: string; command?: unknown; user?: string | undefined; gracePeriod?: number | undefined; stopSignal?: string | undefined; reload?: unknown; env: object; files: unknown[]; with: object };
+  run: { preset: string; command?: unknown; user?: string | undefined; gracePeriod?: number | undefined; stopSignal?: string | undefined; reload?: unknown; signals?: unknown; env: object; files: unknown[]; with: object };
   processes?: Record<string, ProcessConfigFields> | undefined;
   psk?: object | undefined;
   listeners: Record<string, ListenerConfig>;
@@ -140,7 +141,7 @@ export function frontsProcesses(l: ConfiguredListener): boolean {
 /** Whether the config's run: section says anything (it has defaults even when absent). */
 function runGiven(run: UnitsConfig['run']): boolean {
   return run.preset !== 'none' || run.command !== undefined || run.user !== undefined || run.gracePeriod !== undefined
-    || run.stopSignal !== undefined || run.reload !== undefined || Object.keys(run.env).length > 0 || run.files.length > 0 || Object.keys(run.with).length > 0;
+    || run.stopSignal !== undefined || run.reload !== undefined || run.signals !== undefined || Object.keys(run.env).length > 0 || run.files.length > 0 || Object.keys(run.with).length > 0;
 }
 
 /**

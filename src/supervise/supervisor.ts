@@ -45,6 +45,8 @@ export class Supervisor {
   gracePeriodMs: number;
   /** Settable like gracePeriodMs: run.stopSignal applies unless --stop-signal was given. */
   stopSignal: NodeJS.Signals;
+  /** run.signals: the forwarded signals (other than stops) the child gets; undefined: all. */
+  signals: ReadonlySet<string> | undefined;
   readonly #signalGroup: boolean;
   readonly #abort = new AbortController();
   #phase: Phase = 'bootstrap';
@@ -156,6 +158,10 @@ export class Supervisor {
   #toChild(signal: NodeJS.Signals): void {
     const child = this.#child!;
     const stopping = STOP_SIGNALS.has(signal);
+    if (!stopping && this.signals && !this.signals.has(signal)) {
+      this.#log.debug({ signal }, `${signal} not forwarded: run.signals leaves it out`);
+      return;
+    }
     const sent = signal === 'SIGTERM' ? this.stopSignal : signal;
     if (sent !== signal) this.#log.debug({ signal, sent }, `${signal} rewritten to ${sent} (stop signal)`);
     child.deliver(sent, stopping);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -283,6 +283,31 @@ describe('rotation through the config', () => {
     rmSync(reads);
     assert.deepEqual(b.leftovers(), []);
   });
+
+  for (const refresh of [false, true]) {
+    test(`run.signals leaves SIGHUP out: the program keeps running${refresh ? ', the SIGHUP still refreshes' : ' (no refresh: a plain run:)'}`, async () => {
+      const ready = join(b.dir, `signals-ready-${refresh}`);
+      const { proc, log } = b.start(b.config({
+        run: { command: ['sh', '-c', `touch ${ready}; while :; do sleep 0.05; done`], signals: ['SIGUSR1'] },
+        ...(refresh ? { refresh: { every: '1h' } } : {}),
+      }));
+      await until(() => existsSync(ready), 'the program to start', 20_000);
+      if (refresh) {
+        const done = next(log, 'no secret changed');
+        proc.kill('SIGHUP');
+        await done;
+      } else {
+        const dropped = next(log, 'SIGHUP not forwarded: run.signals leaves it out');
+        proc.kill('SIGHUP');
+        await dropped;
+      }
+      proc.kill('SIGUSR1'); // the one it gets: sh dies of it
+      assert.equal((await proc).exitCode, 128 + 10, log.text);
+      assert.equal(log.records.some((r) => r.signal === 'SIGHUP' && r.message.startsWith('forwarded')), false, 'SIGHUP never reached it');
+      rmSync(ready);
+      assert.deepEqual(b.leftovers(), []);
+    });
+  }
 
   test('Secret Manager failing for longer than maxStale ends the init with 69, everything wiped', async () => {
     const s = freshSecrets('stale');
