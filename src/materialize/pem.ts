@@ -18,7 +18,7 @@ import { dataError } from '../errors.ts';
 import type { Log } from '../log.ts';
 
 const BEGIN = /^-----BEGIN ([A-Z0-9 ]+)-----\r?$/gm;
-const WEEK_MS = 7 * 24 * 3600 * 1000;
+export const WEEK_MS = 7 * 24 * 3600 * 1000;
 
 export interface PemSecret {
   name: string;
@@ -113,6 +113,19 @@ function warnReadableKey(p: Parsed, log: Log): void {
   if (p.keys.length === 0 || file === undefined || mode === undefined || (mode & 0o077) === 0) return;
   const who = mode & 0o007 ? 'everyone' : 'its group';
   log.warn({ secret: name, file, mode: `0${mode.toString(8)}` }, `secret ${name}: private key file ${file} is readable by ${who} (mode 0${mode.toString(8)}); use "0400" unless another user must read it`);
+}
+
+/**
+ * When the first certificate in a secret stops being valid (ms since the epoch), or undefined
+ * for a secret without certificates (or one that does not parse: the checks say why elsewhere).
+ */
+export function certificateExpiry(name: string, data: Buffer): number | undefined {
+  try {
+    const certs = parse({ name, data })?.certs ?? [];
+    return certs.length ? Math.min(...certs.map((c) => Date.parse(c.validTo))) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function checkPemSecrets(secrets: PemSecret[], log: Log, now = Date.now()): void {

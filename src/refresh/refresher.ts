@@ -9,6 +9,7 @@ import type { Log } from '../log.ts';
 import type { ReloadOutcome } from '../run/types.ts';
 import type { SecretValue } from '../secrets/fetch.ts';
 import { nextDelayMs, retryDelayMs, staleTooLong } from './schedule.ts';
+import { certificateExpiry, WEEK_MS } from '../materialize/pem.ts';
 
 /** The pipeline's side of a rotation: the same stages as the boot, on a new set of values. */
 export interface RefreshPlan {
@@ -41,6 +42,8 @@ export interface SecretAge {
   installedAt: number;
   /** The version (or file) it came from. */
   origin: string;
+  /** When the first certificate in it expires (ms epoch); absent for a secret without one. */
+  expiresAt?: number | undefined;
 }
 
 export interface RefreshStatus {
@@ -64,6 +67,9 @@ export interface RefresherOptions {
   random?: () => number;
 }
 
+/** 37h, 5m: enough precision for an expiry warning. */
+const roughly = (ms: number) => formatDuration(ms >= 3_600_000 ? Math.round(ms / 3_600_000) * 3_600_000 : Math.max(1, Math.round(ms / 60_000)) * 60_000);
+
 export class Refresher {
   readonly #plan: RefreshPlan;
   readonly #target: RefreshTarget;
@@ -85,7 +91,7 @@ export class Refresher {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#lastGoodAt = this.#now(); // the boot's read
-    for (const [name, v] of this.#plan.current) this.#ages.set(name, { name, confirmedAt: this.#lastGoodAt, installedAt: this.#lastGoodAt, origin: v.origin });
+    for (const [name, v] of this.#plan.current) this.#ages.set(name, { name, confirmedAt: this.#lastGoodAt, installedAt: this.#lastGoodAt, origin: v.origin, expiresAt: certificateExpiry(name, v.data) });
   }
 
   /** Schedules the first refresh (`every` after the boot's read, less jitter). */
@@ -165,13 +171,14 @@ export class Refresher {
     for (const name of plan.rotating) {
       const age = this.#ages.get(name)!;
       age.confirmedAt = at;
-      if (changed.has(name)) Object.assign(age, { installedAt: at, origin: fetched!.get(name)!.origin });
+      if (changed.has(name)) Object.assign(age, { installedAt: at, origin: fetched!.get(name)!.origin, expiresAt: certificateExpiry(name, fetched!.get(name)!.data) });
     }
     if (changed.size === 0) {
       for (const v of fetched!.values()) v.data.fill(0);
       this.#status.lastResult = 'unchanged';
       this.#status.counts.unchanged++;
       this.#log.info({ secrets: plan.rotating.length, ms: at - t0 }, `refresh: no secret changed (${plan.rotating.length} read in ${at - t0} ms)`);
+      this.#warnExpiring(at, 'its source has no newer version');
     } else {
       await this.#install(next!, changed, fetched!, t0);
     }
@@ -216,6 +223,15 @@ export class Refresher {
     );
   }
 
+  /** A certificate in use that is about to expire while rotation brings nothing new: said at every refresh. */
+  #warnExpiring(now: number, why: string): void {
+    for (const a of this.#ages.values()) {
+      if (a.expiresAt === undefined || a.expiresAt - now >= WEEK_MS) continue;
+      const when = a.expiresAt <= now ? `expired on ${new Date(a.expiresAt).toISOString()}` : `expires on ${new Date(a.expiresAt).toISOString()}, in ${roughly(a.expiresAt - now)}`;
+      this.#log.warn({ secret: a.name, expiresAt: new Date(a.expiresAt).toISOString(), origin: a.origin }, `refresh: secret ${a.name}: the certificate in use ${when}, ${why}: upload a renewed one`);
+    }
+  }
+
   #failed(err: Error): void {
     const now = this.#now();
     this.#status.lastResult = 'failed';
@@ -230,6 +246,7 @@ export class Refresher {
     }
     let delay = retryDelayMs(this.#plan.config, failures);
     if (maxStale !== undefined) delay = Math.max(1, Math.min(delay, this.#lastGoodAt + maxStale - now));
+    this.#warnExpiring(now, 'and the refresh failed');
     this.#log.warn(
       { err: err.message, failures, staleMs, nextInMs: delay },
       `refresh failed, nothing changed (the secrets in use were read ${formatDuration(staleMs)} ago): ${err.message}; next try in ${formatDuration(delay)}`,

@@ -83,6 +83,12 @@ function refreshFamilies(r: RefreshStatus, nowMs: number): Family[] {
       type: 'gauge',
       samples: r.secrets.map((s) => ({ labels: { secret: s.name }, value: s.installedAt / 1000 })),
     },
+    {
+      name: 'tee_init_secret_certificate_expiry_timestamp_seconds',
+      help: 'When the first certificate in the secret in use expires, in seconds since the Unix epoch.',
+      type: 'gauge',
+      samples: r.secrets.flatMap((s) => (s.expiresAt === undefined ? [] : [{ labels: { secret: s.name }, value: s.expiresAt / 1000 }])),
+    },
     { name: 'tee_init_refresh_interval_seconds', help: 'refresh.every.', type: 'gauge', samples: one(r.everyMs / 1000) },
     { name: 'tee_init_refresh_last_timestamp_seconds', help: 'When the last refresh started.', type: 'gauge', samples: one(r.lastAt === undefined ? undefined : r.lastAt / 1000) },
     { name: 'tee_init_refresh_next_timestamp_seconds', help: 'When the next refresh is due.', type: 'gauge', samples: one(r.nextAt === undefined ? undefined : r.nextAt / 1000) },

@@ -12,6 +12,11 @@ import { nextDelayMs, retryDelayMs, staleTooLong } from '../../src/refresh/sched
 import type { ReloadOutcome } from '../../src/run/types.ts';
 import type { SecretValue } from '../../src/secrets/fetch.ts';
 import { memoryLog } from '../helpers/log.ts';
+import { createPki } from '../helpers/pki.ts';
+import { metricsText } from '../../src/run/metrics.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const value = (name: string, text: string, origin = `${name}/versions/1`): SecretValue => ({ name, data: Buffer.from(text), origin });
 
@@ -226,5 +231,31 @@ describe('Refresher', () => {
     h.source.set('cert', 'NEW-SECRET-BYTES');
     await h.refresher.now('test');
     assert.doesNotMatch(h.log.text(), /NEW-SECRET-BYTES/);
+  });
+});
+
+describe('certificates in use that are about to expire', () => {
+  it('are warned about at every refresh that brings nothing newer, and exported as an expiry metric', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tee-init-refresh-pem-'));
+    try {
+      const pki = createPki(dir); // valid for a day
+      const h = harness();
+      const cert = readFileSync(pki.server.cert);
+      // The harness's values are opaque bytes; give it a real certificate before the Refresher reads them.
+      h.plan.current.set('cert', { name: 'cert', data: cert, origin: 'cert/versions/1' });
+      h.source.set('cert', cert.toString());
+      const r = new Refresher({ plan: h.plan, target: { reload: async () => [], fail: () => {} }, log: h.log.log, now: () => Date.now() });
+      await r.now('test');
+      const line = h.log.records().find((x) => /the certificate in use expires on/.test(String(x.message)));
+      assert.ok(line, h.log.text());
+      assert.match(String(line.message), /^refresh: secret cert: the certificate in use expires on \S+, in (23|24)h, its source has no newer version: upload a renewed one$/);
+      const expiry = r.status().secrets.find((x) => x.name === 'cert')!.expiresAt!;
+      assert.ok(Math.abs(expiry - (Date.now() + 86_400_000)) < 120_000);
+      const text = metricsText([], 0, r.status());
+      assert.match(text, new RegExp(`^tee_init_secret_certificate_expiry_timestamp_seconds\\{secret="cert"\\} ${expiry / 1000}$`, 'm'));
+      assert.doesNotMatch(text, /expiry_timestamp_seconds\{secret="key"\}/, 'a secret without a certificate has no expiry');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
