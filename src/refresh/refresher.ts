@@ -246,11 +246,11 @@ export class Refresher {
     }
     let delay = retryDelayMs(this.#plan.config, failures);
     if (maxStale !== undefined) delay = Math.max(1, Math.min(delay, this.#lastGoodAt + maxStale - now));
-    this.#warnExpiring(now, 'and the refresh failed');
     this.#log.warn(
       { err: err.message, failures, staleMs, nextInMs: delay },
       `refresh failed, nothing changed (the secrets in use were read ${formatDuration(staleMs)} ago): ${err.message}; next try in ${formatDuration(delay)}`,
     );
+    this.#warnExpiring(now, 'and no newer one could be read');
     this.#schedule(delay);
   }
 }
