@@ -5,6 +5,7 @@ import { decodeJwt, type JWTPayload } from 'jose';
 import { InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
+import { readAtMost } from '../read-bounded.ts';
 
 export interface TokenFileOptions {
   path: string;
@@ -52,19 +53,17 @@ type ReadState = { kind: 'ok'; token: AttestationToken } | { kind: 'wait' | 'fat
 const MAX_TOKEN_BYTES = 64 * 1024;
 
 /**
- * The file's text, read without blocking the event loop (a SIGTERM still aborts the boot) and
- * bounded: a FIFO opened non-blocking reads empty instead of hanging, a huge file stops at the
- * limit. Throws fs errors; a file that is not regular, or too big, is an InitError.
+ * The file's text, read without blocking and bounded (readAtMost); opened non-blocking, so a
+ * FIFO cannot hang the open. Throws fs errors; a file that is not regular, or too big, is an
+ * InitError.
  */
 async function readToken(path: string): Promise<string> {
   const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
     if (!(await file.stat()).isFile()) throw new InitError(EXIT.noInput, `attestation token ${path} is not a regular file: check attestation.tokenFile`);
-    const buf = Buffer.alloc(MAX_TOKEN_BYTES + 1);
-    let length = 0;
-    for (let n = -1; n !== 0 && length < buf.length; length += n) n = (await file.read(buf, length, buf.length - length, length)).bytesRead;
-    if (length > MAX_TOKEN_BYTES) throw new InitError(EXIT.noInput, `attestation token ${path} is over ${MAX_TOKEN_BYTES / 1024} KiB: not a token; check attestation.tokenFile`);
-    return buf.toString('utf8', 0, length).trim();
+    const data = await readAtMost(file, MAX_TOKEN_BYTES);
+    if (data.length > MAX_TOKEN_BYTES) throw new InitError(EXIT.noInput, `attestation token ${path} is over ${MAX_TOKEN_BYTES / 1024} KiB: not a token; check attestation.tokenFile`);
+    return data.toString('utf8').trim();
   } finally {
     await file.close();
   }

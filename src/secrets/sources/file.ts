@@ -10,6 +10,7 @@ import { open, stat } from 'node:fs/promises';
 import { configError, dataError, InitError } from '../../errors.ts';
 import { EXIT } from '../../exit-codes.ts';
 import { MAX_PAYLOAD } from '../limits.ts';
+import { readAtMost } from '../../read-bounded.ts';
 
 const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
@@ -65,18 +66,12 @@ export async function readSecretFile(name: string, path: string, limit = MAX_PAY
   }
   try {
     checkOpened(name, path, await file.stat(), limit); // again on what was opened: it may have been swapped
-    const buf = Buffer.alloc(limit + 1);
-    let length = 0;
-    while (length < buf.length) {
-      const { bytesRead } = await file.read(buf, length, buf.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    if (length > limit) {
-      buf.fill(0);
+    const data = await readAtMost(file, limit);
+    if (data.length > limit) {
+      data.fill(0);
       throw tooBig(name, path, `more than ${limit}`);
     }
-    return buf.subarray(0, length);
+    return data;
   } catch (err) {
     if (err instanceof InitError) throw err;
     throw openError(name, path, err);
