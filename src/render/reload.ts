@@ -1,4 +1,4 @@
-// One line saying how a program applies rotated secrets, for `tee-init check`.
+// How a program applies rotated secrets, in words: a line for `tee-init check`, a name for logs.
 import { formatDuration } from '../duration.ts';
 import type { ReloadSpec } from './types.ts';
 
@@ -7,4 +7,11 @@ export function describeReload(reload: ReloadSpec, quote: (argv: readonly string
   if (reload === 'none') return 'on rotation: nothing (the program keeps what it read)';
   if ('signal' in reload) return `on rotation: send ${reload.signal}`;
   return `on rotation: run ${quote(reload.exec)} (must exit 0 within ${formatDuration(reload.timeoutMs)})`;
+}
+
+/** Short, for log lines and reload outcomes: SIGHUP, exec redis-cli, restart, none. */
+export function reloadName(r: ReloadSpec): string {
+  if (typeof r === 'string') return r;
+  if ('signal' in r) return r.signal;
+  return `exec ${r.exec[0]}`;
 }

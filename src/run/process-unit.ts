@@ -8,7 +8,7 @@ import { formatDuration } from '../duration.ts';
 import { Child, type ChildExit } from '../supervise/child.ts';
 import { describeReady, waitReady } from './ready.ts';
 import { runCommand } from './command.ts';
-import { reloadName } from './reload.ts';
+import { reloadName } from '../render/reload.ts';
 import { UnitFailure, type ProcessUnitSpec, type ReloadOutcome, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
 
 export interface UnitContext {
@@ -105,10 +105,7 @@ export class ProcessUnit {
     if (r === 'restart') {
       const restarted = (this.#reloadRestart = deferred<void>());
       this.#state = 'restarting';
-      const signal = this.spec.stopSignal ?? 'SIGTERM';
-      this.#log.info({ signal, pid: child.pid, gracePeriodMs: this.spec.gracePeriodMs }, `restarting ${this.spec.name} for rotated secrets: ${signal}, SIGKILL after ${formatDuration(this.spec.gracePeriodMs)}`);
-      child.deliver(signal, true);
-      child.armKill(this.spec.gracePeriodMs);
+      this.#sendStop(child, this.spec.stopSignal ?? 'SIGTERM', `restarting ${this.spec.name} for rotated secrets`);
       try {
         await restarted.promise;
         return { ...out, result: 'done' };
@@ -154,9 +151,13 @@ export class ProcessUnit {
   #signalStop(): void {
     const child = this.#child;
     if (!child?.alive) return;
-    const signal = this.#stopSignal!;
     this.#state = 'stopping';
-    this.#log.info({ signal, pid: child.pid, gracePeriodMs: this.spec.gracePeriodMs }, `stopping ${this.spec.name} with ${signal}; SIGKILL after ${formatDuration(this.spec.gracePeriodMs)}`);
+    this.#sendStop(child, this.#stopSignal!, `stopping ${this.spec.name}`);
+  }
+
+  /** `signal` now, SIGKILL after the grace period; `doing` says why in the log line. */
+  #sendStop(child: Child, signal: NodeJS.Signals, doing: string): void {
+    this.#log.info({ signal, pid: child.pid, gracePeriodMs: this.spec.gracePeriodMs }, `${doing} with ${signal}; SIGKILL after ${formatDuration(this.spec.gracePeriodMs)}`);
     child.deliver(signal, true);
     child.armKill(this.spec.gracePeriodMs);
   }
