@@ -67,6 +67,13 @@ function needsAttestation(config: Config): boolean {
   return federated || Object.keys(config.attestation.require).length > 0;
 }
 
+/** Reads the token (waiting for the launcher), logs what it says, checks the claims the config requires. */
+async function attest(config: Config, log: Log, abort: AbortSignal, level: 'info' | 'debug'): Promise<void> {
+  const token = await readAttestationToken({ path: config.attestation.tokenFile, waitForMs: config.attestation.waitFor }, log, abort);
+  log[level]({ ...claimsSummary(token.claims), tokenFile: token.path }, 'attestation token read');
+  checkClaims(token.claims, config.attestation.require);
+}
+
 function identityContext(config: Config) {
   return { tokenFile: config.attestation.tokenFile, endpoints: config.endpoints, teeserverTimeoutMs: config.fetch.attemptTimeout };
 }
@@ -94,11 +101,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     ? OutputDir.create({ dir: config.output.dir, allowNonTmpfs: config.output.allowNonTmpfs, owner }, cleanup, log)
     : undefined;
 
-  if (needsAttestation(config)) {
-    const token = await readAttestationToken({ path: config.attestation.tokenFile, waitForMs: config.attestation.waitFor }, log, abort);
-    log.info({ ...claimsSummary(token.claims), tokenFile: token.path }, 'attestation token read');
-    checkClaims(token.claims, config.attestation.require);
-  }
+  if (needsAttestation(config)) await attest(config, log, abort, 'info');
 
   const secrets = await fetchSecrets({ config, identity: identityContext(config), log, abort });
   cleanup.add('zero secrets in memory', () => {
@@ -243,11 +246,8 @@ function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: Out
     rotating,
     current: secrets,
     async fetch(names, abort) {
-      if (needsAttestation(config)) {
-        // The launcher replaces the token file; the claims it carries must still hold.
-        const token = await readAttestationToken({ path: config.attestation.tokenFile, waitForMs: config.attestation.waitFor }, log, abort);
-        checkClaims(token.claims, config.attestation.require);
-      }
+      // The launcher replaces the token file; the claims it carries must still hold.
+      if (needsAttestation(config)) await attest(config, log, abort, 'debug');
       return fetchSecrets({ config, identity: identityContext(config), log, abort, only: names });
     },
     check(next) {
