@@ -50,10 +50,7 @@ export function presetReady(rendered: Rendered): ReadyCheck | undefined {
 function readyCheck(name: string, p: ProcessConfig, rendered: Rendered, scope: Scope): ReadyCheck | undefined {
   const field = `processes.${name}.ready`;
   if (p.oneshot) return undefined;
-  if (p.ready === undefined) {
-    // A preset knows how its program shows it is ready (postgres: its socket accepts).
-    return presetReady(rendered);
-  }
+  if (p.ready === undefined) return presetReady(rendered);
   const r = p.ready;
   let spec: ReadySpec;
   if (r.exec !== undefined) spec = { exec: expandArgv(r.exec, scope, `${field}.exec`) };
