@@ -264,11 +264,13 @@ describe('rotation through the config', () => {
     }));
     try {
       await log.waitFor('all units ready', 20_000);
+      // Started is ready for this program: its first line proves its HUP trap is set (the
+      // SIGHUP below is forwarded to it too, and would end a shell that has not set it yet).
+      await until(() => existsSync(reads) && readFileSync(reads, 'utf8').trim().split('\n').length === 1, 'the first start\'s read');
       s.rotate(rotated);
       const done = next(log, 'refresh: rotated');
       proc.kill('SIGHUP');
       assert.match((await done).message, /reloaded run \(restart\)/);
-      // Started is ready for this program: its first command may still be running.
       await until(() => readFileSync(reads, 'utf8').trim().split('\n').length === 2, 'the second start\'s read');
       const lines = readFileSync(reads, 'utf8').trim().split('\n');
       const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
