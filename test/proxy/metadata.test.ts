@@ -4,7 +4,9 @@
 // calling the private service with an ID token from /identity. Plus the protocol's guards.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -177,6 +179,18 @@ describe('metadata listener with Google client libraries in the child', () => {
       assert.match(await r.text(), /audience must be 1-512 printable characters/);
     }
     assert.equal(b.tokens.stats().cached, before.cached);
+    assert.equal(alice.stats().connection_faults_total, 0);
+  });
+
+  test('a request target the URL parser refuses (//, http://[) is a 400, not a fault', async () => {
+    for (const target of ['//', 'http://[']) {
+      const socket = connect({ host: '127.0.0.1', port: alice.address.port });
+      socket.end(`GET ${target} HTTP/1.1\r\nHost: metadata\r\nMetadata-Flavor: Google\r\nConnection: close\r\n\r\n`);
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      await once(socket, 'close');
+      assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1.1 400 [^]*the request target is not a URL path/, target);
+    }
     assert.equal(alice.stats().connection_faults_total, 0);
   });
 

@@ -4,7 +4,7 @@
 import type { Config, CredentialConfig } from '../../config/schema.ts';
 import { configError } from '../../errors.ts';
 import type { Log } from '../../log.ts';
-import { limitedWarn } from '../../proxy/log-limit.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../proxy/log-limit.ts';
 import { errorText } from '../../secrets/classify.ts';
 import { retrying } from '../../secrets/retry.ts';
 import { createIdentities, type Identity, type IdentityContext, type IdentityOptions } from '../identities.ts';
@@ -93,6 +93,9 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
   // A program that names new audiences (the egress proxy's hosts, the metadata server's
   // ?audience=) causes one mint each: their debug lines are rate-limited.
   const minted = limitedWarn({ warn: ctx.log.debug.bind(ctx.log) } as unknown as Log, 'token mints', { burst: 100, windowMs: 60_000 });
+  // So are the retries and failed refreshes of those mints (a line each while Google fails).
+  const retryLog = { warn: limitedWarn(ctx.log, 'token mint retries', LOG_LIMIT_DEFAULTS) } as unknown as Log;
+  const refreshFailed = limitedWarn(ctx.log, 'token refresh failures', LOG_LIMIT_DEFAULTS);
 
   const deps: MintDeps = {
     endpoints: ctx.endpoints,
@@ -121,14 +124,14 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
     const cache = new TokenCache(
       (audience) => {
         const policy = { deadline: now() + ctx.retry.deadlineMs, deadlineMs: ctx.retry.deadlineMs, initialBackoffMs: ctx.retry.initialBackoffMs, maxBackoffMs: ctx.retry.maxBackoffMs, attemptTimeoutMs: ctx.retry.attemptTimeoutMs, now };
-        return retrying(what(audience), () => mint(audience), policy, closed.signal, ctx.log).then((token) => {
+        return retrying(what(audience), () => mint(audience), policy, closed.signal, retryLog).then((token) => {
           if (!TOKEN_VALUE.test(token.value)) throw new TypeError(`${what(audience)}: the service answered a token that is not one printable word; refused`);
           minted({ kind: config.kind, credentials: config.credentials, audience, validForS: Math.round((token.expiresAt - now()) / 1000) }, `minted ${what(audience)}`);
           return token;
         });
       },
       timing,
-      (audience, err) => ctx.log.warn({ kind: config.kind, credentials: config.credentials, audience }, `refreshing ${what(audience)} failed; the current token stays in use: ${errorText(err)}`),
+      (audience, err) => refreshFailed({ kind: config.kind, credentials: config.credentials, audience }, `refreshing ${what(audience)} failed; the current token stays in use: ${errorText(err)}`),
     );
     const source: TokenSource = {
       get(audience?: string): Promise<Token> {

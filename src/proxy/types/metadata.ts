@@ -81,14 +81,20 @@ export const metadataType: ListenerType<MetadataConfig> = {
 
     const handle = async (req: IncomingMessage, res: ServerResponse) => {
       counters.requests++;
-      const url = new URL(req.url ?? '/', 'http://metadata.google.internal');
+      let url: URL | undefined;
+      try {
+        url = new URL(req.url ?? '/', 'http://metadata.google.internal');
+      } catch {
+        url = undefined; // `//`, `http://[`: what the HTTP parser lets through and the URL parser does not
+      }
       // The program's path (percent-encoded by the URL parser), bounded for the log.
-      const path = url.pathname.slice(0, 200);
+      const path = url?.pathname.slice(0, 200) ?? '(not a path)';
       const no = (status: number, why: string) => {
         counters.refused++;
         refused({ status, path }, `metadata server refused a request: ${why}`);
         send(res, { status, text: `${why}\n` });
       };
+      if (!url) return no(400, 'the request target is not a URL path');
       if (!fromLoopback(req.socket.remoteAddress)) return no(403, 'not from loopback');
       if (req.headers['x-forwarded-for'] !== undefined) return no(403, 'X-Forwarded-For present: a relayed request is refused');
       if ((req.headers['metadata-flavor'] ?? '').toString().toLowerCase() !== 'google') return no(403, 'Missing required header: Metadata-Flavor: Google');
