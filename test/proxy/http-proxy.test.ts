@@ -7,7 +7,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -105,7 +106,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
         { hosts: ['hostile.a.run.app'], ca: 'service_ca', address: `127.0.0.1:${(hostile.address() as AddressInfo).port}` },
         { hosts: ['*.a.run.app'], token: { kind: 'id-token', credentials: 'alice' }, ca: 'service_ca', address },
       ],
-      tunnels: [address],
+      tunnels: [address, `127.0.0.1:${(hostile.address() as AddressInfo).port}`],
     });
     proxy = await httpProxyType.start(config, b.env('egress'));
     env = { PATH: process.env.PATH!, ...httpProxyType.childEnv!(config, proxy.address) };
@@ -394,6 +395,30 @@ print(json.dumps(out))`;
     } finally {
       await wide.close();
     }
+  });
+
+  test('a request host that is no DNS name is refused before it becomes an SNI or an audience (cache key, mint)', async () => {
+    const mints = b.tokens.stats().mints;
+    for (const host of [`${'a'.repeat(64)}.a.run.app`, `${'abcdefgh.'.repeat(40)}a.run.app`]) {
+      const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${host}/`]);
+      assert.equal(r.stdout, '400', host.slice(0, 20));
+    }
+    assert.equal(b.tokens.stats().mints, mints);
+  });
+
+  test('a tunnel whose destination resets: that tunnel ends, the proxy serves on', async () => {
+    const socket = netConnect({ host: '127.0.0.1', port: proxy.address.port });
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', () => {});
+    socket.write(`CONNECT 127.0.0.1:${(hostile.address() as AddressInfo).port} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    // Not TLS: the destination (a TLS server) gives up on the handshake and closes.
+    socket.write(Buffer.from('HTTP/1.1 200 OK\r\n\x00\x01\x02garbage\r\n\r\n', 'latin1'));
+    await once(socket, 'close');
+    assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1.1 200 Connection Established\r\n\r\n/);
+    const fine = await curl([`http://${SERVICE_HOST}/after-tunnel`]);
+    assert.equal(JSON.parse(fine.stdout).path, '/after-tunnel');
+    assert.equal(proxy.stats().connection_faults_total, 0);
   });
 
   test('a WebSocket upgrade is refused, not relayed', async () => {

@@ -13,7 +13,7 @@ import type { LimitedWarn } from '../log-limit.ts';
 import { errorText } from '../../secrets/classify.ts';
 import type { HostPort } from '../listener.ts';
 import { endToEnd, hasHeader } from './http-proxy-headers.ts';
-import { findRoute } from './http-proxy-routes.ts';
+import { findRoute, validRequestHost } from './http-proxy-routes.ts';
 
 export const REASON_HEADER = 'X-Tee-Init-Reason';
 
@@ -125,6 +125,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   }
   const host = target.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   const port = target.port ? Number(target.port) : target.protocol === 'http:' ? 80 : 443;
+  if (!validRequestHost(host)) return no(400, 'the host is not a DNS name (labels of 1-63 characters, 253 in all) or an IP address');
   // The URL parser has resolved . and .. segments (also %2e); findRoute also checks the path as
   // a destination that decodes %2F, %5C and %2E would read it.
   const route = findRoute(ctx.routes(), host, port, target.pathname);

@@ -34,6 +34,18 @@ export const tunnelPattern = z.string().superRefine((v, ctx) => {
   if (why) ctx.addIssue({ code: 'custom', message: `tunnel ${JSON.stringify(v)}: ${why}` });
 });
 
+/**
+ * Whether a request's host is a DNS name (at most 253 characters, labels of 1-63) or an IP
+ * address: it becomes the upstream's SNI and an ID token's audience (a cache key and a mint),
+ * so the URL parser's looser idea of a host is not enough. `_` is let through (some internal
+ * names have it).
+ */
+export function validRequestHost(host: string): boolean {
+  if (isIP(host)) return true;
+  const name = host.replace(/\.$/, '');
+  return name.length <= 253 && name.split('.').every((l) => /^[a-z0-9_-]{1,63}$/.test(l));
+}
+
 export function hostMatches(pattern: string, host: string): boolean {
   const h = host.toLowerCase().replace(/\.$/, '');
   if (pattern.startsWith('*.')) return h.endsWith(pattern.slice(1)) && h.length > pattern.length - 1;
