@@ -406,6 +406,28 @@ print(json.dumps(out))`;
     assert.equal(b.tokens.stats().mints, mints);
   });
 
+  test('a refused request whose body does not end: answered, then the connection is closed (not drained forever)', async () => {
+    const socket = netConnect({ host: '127.0.0.1', port: proxy.address.port });
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', () => {});
+    socket.write('POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const chunk = Buffer.from(`10000\r\n${'x'.repeat(0x10000)}\r\n`);
+    let sent = 0;
+    // Body chunks without end, as long as the proxy takes them; at most 256 MiB.
+    const pump = () => {
+      while (!socket.destroyed && sent < 256 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+    };
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    pump();
+    await closed;
+    assert.ok(sent < 256 * 1024 * 1024, 'closed by the proxy, not by the test');
+    assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1.1 403 [^]*connection: close/i);
+  });
+
   test('a tunnel whose destination resets: that tunnel ends, the proxy serves on', async () => {
     const socket = netConnect({ host: '127.0.0.1', port: proxy.address.port });
     const chunks: Buffer[] = [];

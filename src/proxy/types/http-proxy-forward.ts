@@ -55,7 +55,9 @@ const oneLine = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
 export function refuse(res: ServerResponse, status: number, reason: string): void {
   if (res.headersSent) return void res.destroy();
   const body = `tee-init egress proxy: ${reason}\n`;
-  res.writeHead(status, { [REASON_HEADER]: oneLine(reason), 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  // A body still arriving is not read to its end (it could have none): the connection closes.
+  const unread = res.req !== undefined && !res.req.complete;
+  res.writeHead(status, { [REASON_HEADER]: oneLine(reason), 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(unread ? { connection: 'close' } : {}) });
   res.end(body);
 }
 
