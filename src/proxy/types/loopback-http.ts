@@ -11,6 +11,7 @@ import { configError } from '../../errors.ts';
 import type { Log } from '../../log.ts';
 import { parseHostPort } from '../address.ts';
 import { guard, type FaultSink } from '../boundary.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
 import type { HostPort } from '../listener.ts';
 
 /** `headersTimeout:`: a client that has not sent a whole request head within it gets 408 and is cut. */
@@ -54,8 +55,10 @@ export async function listenOn(server: Server, listen: string, name: string, log
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw configError(`listeners.${name}.listen ${listen}: cannot listen (${code}); choose a free port on a loopback address`);
   }
-  // After listen, errors are per connection (EMFILE...): logged, the listener keeps going.
-  server.on('error', (err: NodeJS.ErrnoException) => log.error({ reason: err.code ?? err.message }, `listener ${name}: error`));
+  // After listen, errors are per connection (EMFILE...): logged, the listener keeps going; a
+  // connection flood that causes them makes a few lines a minute, not one each.
+  const failed = limitedWarn(atError(log), `listener ${name} errors`, LOG_LIMIT_DEFAULTS);
+  server.on('error', (err: NodeJS.ErrnoException) => failed({ reason: err.code ?? err.message }, `listener ${name}: error accepting a connection (${err.code ?? 'unknown'}); it keeps listening`));
   const a = server.address() as AddressInfo;
   return { host: a.address, port: a.port };
 }
@@ -93,4 +96,9 @@ export function countConnections(server: Server, fault: FaultSink): () => number
 /** `log` as a LimitedWarn's target that writes at debug level (per-request lines the program causes). */
 export function atDebug(log: Log): Log {
   return { warn: log.debug.bind(log) } as unknown as Log;
+}
+
+/** `log` as a LimitedWarn's target that writes at error level. */
+function atError(log: Log): Log {
+  return { warn: log.error.bind(log) } as unknown as Log;
 }
