@@ -127,6 +127,15 @@ describe('token sources', () => {
     assert.match(logs.text(), /retrying/);
   });
 
+  test('a minted value that is not one printable word (it goes into a header) is refused, not handed out', async () => {
+    const tokens = sources();
+    w.teeserver!.fault({ status: 200, body: 'eyJ.x\r\nX-Injected: 1', times: 1 });
+    const src = tokens.source({ kind: 'attestation', audience: 'https://verifier.example' });
+    await assert.rejects(src.get(), /attestation for audience https:\/\/verifier\.example: the service answered a token that is not one printable word/);
+    assert.match((await src.get()).value, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/, 'the next mint is fine');
+    assert.deepEqual({ sources: tokens.stats().sources, cached: tokens.stats().cached }, { sources: 1, cached: 1 });
+  });
+
   test('configs that cannot mint are refused with the reason', () => {
     const creds = credentials();
     const cases: [TokenConfig, RegExp][] = [

@@ -5,8 +5,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { InitError } from '../../src/errors.ts';
@@ -18,9 +21,46 @@ import { ISSUER } from '../fakes/attestation.ts';
 import { startPrivateService, type PrivateService } from '../fakes/private-service.ts';
 import { identityBench, SERVICE_HOST, type IdentityBench } from '../helpers/egress.ts';
 import { createPki } from '../helpers/pki.ts';
+import { trickle } from '../helpers/net.ts';
 import { needs } from '../helpers/tools.ts';
 
 const PYTHON = '/usr/bin/python3';
+
+const HEAD_END = '\r\n\r\n';
+/** Raw responses of the hostile destination, by request path (bytes as latin1). */
+const HOSTILE: Record<string, string> = {
+  '/status-099': 'HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n',
+  '/reason-ctl': 'HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n',
+  '/status-600': 'HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n',
+  '/header-ctl': 'HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n',
+  '/header-name': 'HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 0\r\n\r\n',
+  '/huge-head': `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(20_000)}\r\nContent-Length: 0\r\n\r\n`,
+  '/switch': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nraw bytes',
+  '/latin1': 'HTTP/1.1 200 OK\r\nX-Name: caf\xe9\r\nContent-Length: 2\r\n\r\nok',
+  '/early-hints': `${'HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n'.repeat(3)}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`,
+};
+
+/** Reads one request head, then answers what HOSTILE says for its path (or floods 1xx, or hangs up). */
+function hostileAnswer(socket: TLSSocket): void {
+  socket.on('error', () => {});
+  let head = '';
+  socket.on('data', function onData(chunk: Buffer) {
+    head += chunk.toString('latin1');
+    if (!head.includes(HEAD_END)) return;
+    socket.off('data', onData);
+    const path = head.split(' ')[1] ?? '';
+    if (path === '/hang-up') return void socket.destroy();
+    if (path === '/interim-flood') {
+      // 1xx without end, as long as the proxy listens.
+      const flood = () => {
+        while (!socket.destroyed && socket.write('HTTP/1.1 102 Processing\r\n\r\n'));
+        if (!socket.destroyed) socket.once('drain', flood);
+      };
+      return flood();
+    }
+    socket.end(Buffer.from(HOSTILE[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 'latin1'));
+  });
+}
 
 describe('http-proxy (egress) with curl and Python requests', () => {
   let b: IdentityBench;
@@ -29,6 +69,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
   let flaky: Server;
   let verifier: PrivateService;
   let flakyConnections = 0;
+  let hostile: TlsServer;
 
   before(async () => {
     b = await identityBench();
@@ -45,6 +86,9 @@ describe('http-proxy (egress) with curl and Python requests', () => {
     });
     flaky.on('secureConnection', () => flakyConnections++);
     await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
+    // A destination a route covers that answers raw bytes, chosen by the request's path.
+    hostile = createTlsServer({ cert: readFileSync(b.pki.server.cert), key: readFileSync(b.pki.server.key) }, (socket) => hostileAnswer(socket));
+    await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
     // A verifier of the collaborators' own, trusting the attestation service's keys.
     verifier = await startPrivateService({ url: 'https://verifier.a.run.app', issuer: ISSUER, jwks: b.world.key.jwks, cert: readFileSync(b.pki.server.cert), key: readFileSync(b.pki.server.key) });
     const address = `127.0.0.1:${b.service.port}`;
@@ -59,9 +103,10 @@ describe('http-proxy (egress) with curl and Python requests', () => {
         { hosts: ['api.b.run.app'], pathPrefix: '/v1', token: { kind: 'id-token', credentials: 'alice' }, ca: 'service_ca', address },
         { hosts: ['verifier.a.run.app'], token: { kind: 'attestation', nonces: ['0123456789abcdef'] }, ca: 'service_ca', address: `127.0.0.1:${verifier.port}` },
         { hosts: ['flaky.a.run.app'], ca: 'service_ca', address: `127.0.0.1:${(flaky.address() as AddressInfo).port}` },
+        { hosts: ['hostile.a.run.app'], ca: 'service_ca', address: `127.0.0.1:${(hostile.address() as AddressInfo).port}` },
         { hosts: ['*.a.run.app'], token: { kind: 'id-token', credentials: 'alice' }, ca: 'service_ca', address },
       ],
-      tunnels: [address],
+      tunnels: [address, `127.0.0.1:${(hostile.address() as AddressInfo).port}`],
     });
     proxy = await httpProxyType.start(config, b.env('egress'));
     env = { PATH: process.env.PATH!, ...httpProxyType.childEnv!(config, proxy.address) };
@@ -71,6 +116,7 @@ describe('http-proxy (egress) with curl and Python requests', () => {
     await verifier?.close();
     flaky?.closeAllConnections();
     flaky?.close();
+    hostile?.close();
     await b?.close();
   });
 
@@ -160,6 +206,19 @@ print(json.dumps(out))`;
     }
     assert.deepEqual(codes, ['200', '200', '403', '403', '403']);
     assert.deepEqual(b.service.records.slice(-2).map((r) => r.path), ['/v1', '/v1/x']);
+  });
+
+  test('encoded separators do not escape a path prefix (CVE-2021-29492); an escaped slash inside it passes as sent', async () => {
+    const n = b.service.records.length;
+    const escapes = ['/v1/..%2fadmin', '/v1/%2e%2e%2fadmin', '/v1/..%5cadmin', '/v1/x/..%2f..%2fadmin', '/v1/..%2Fadmin', '/v1/..;/admin', '/v1/.%2e/admin'];
+    for (const p of escapes) {
+      const r = await curl(['--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', `http://api.b.run.app${p}`]);
+      assert.equal(r.stdout, '403', p);
+    }
+    assert.equal(b.service.records.length, n, 'none reached the destination');
+    const inside = await curl(['--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', 'http://api.b.run.app/v1/a%2Fb/..%2fc']);
+    assert.equal(inside.stdout, '200');
+    assert.equal(b.service.records.at(-1)!.path, '/v1/a%2Fb/..%2fc', 'forwarded as sent');
   });
 
   test("the program's own Authorization is kept; replace and X-Serverless-Authorization routes", async () => {
@@ -252,6 +311,136 @@ print(json.dumps(out))`;
     assert.equal(JSON.parse(r.stdout).email, `image ${b.world.imageDigest}`, r.stdout);
     const asked = b.world.teeserver!.requests.at(-1)!;
     assert.deepEqual(asked.options, { audience: 'https://verifier.a.run.app', token_type: 'OIDC', nonces: ['0123456789abcdef'] });
+  });
+
+  test('a destination sending an invalid response gets the program a 502 with a reason; the proxy keeps serving', async () => {
+    const expect: Record<string, RegExp> = {
+      '/status-099': /not a final HTTP status/,
+      '/reason-ctl': /reason phrase holds control characters/,
+      '/status-600': /not a final HTTP status/,
+      '/header-ctl': /malformed HTTP response/,
+      '/header-name': /malformed HTTP response/,
+      '/huge-head': /response head over 16384 bytes/,
+      '/switch': /101 Switching Protocols/,
+      '/interim-flood': /more than 16 interim/,
+      '/hang-up': /upstream hostile\.a\.run\.app: ECONNRESET/,
+    };
+    for (const [path, reason] of Object.entries(expect)) {
+      const r = await curl([`http://hostile.a.run.app${path}`]);
+      assert.match(r.head, /^HTTP\/1.1 502 /m, `${path}: ${r.head}${r.stderr}`);
+      const header = /^x-tee-init-reason: (.*)$/im.exec(r.head)?.[1] ?? '';
+      assert.match(header, reason, path);
+    }
+    // What is valid passes: obs-text (Latin-1) in a value, interim responses before the final one.
+    const latin1 = await curl(['http://hostile.a.run.app/latin1']);
+    assert.match(latin1.head, /^HTTP\/1.1 200 /m);
+    assert.ok(Buffer.from(latin1.head, 'latin1').includes(Buffer.from('caf\xe9', 'latin1')) || latin1.head.includes('caf'), 'the value passes');
+    const hints = await curl(['http://hostile.a.run.app/early-hints']);
+    assert.equal(hints.stdout, 'ok');
+    const fine = await curl([`http://${SERVICE_HOST}/after-hostile`]);
+    assert.equal(fine.exitCode, 0, fine.stderr);
+    assert.equal(JSON.parse(fine.stdout).path, '/after-hostile');
+    assert.equal(proxy.stats().connection_faults_total, 0, 'each was handled at its root, not by the boundary');
+  });
+
+  test('a handler that throws ends that one connection: counted, logged without the value, the listener serves on', async () => {
+    // A token source that is not the init's (whose tokens are checked): its value cannot go in a header.
+    const base = b.env('egress-faulty');
+    const faulty = await httpProxyType.start(
+      httpProxySchema.parse({ type: 'http-proxy', listen: '127.0.0.1:0', routes: [{ hosts: [SERVICE_HOST], token: { kind: 'id-token', credentials: 'alice' }, ca: 'service_ca', address: `127.0.0.1:${b.service.port}` }, { hosts: ['open.a.run.app'], ca: 'service_ca', address: `127.0.0.1:${b.service.port}` }] }),
+      { ...base, tokens: { source: () => ({ get: async () => ({ value: 'x\r\nX-Injected: 1', expiresAt: Date.now() + 3600_000 }) }) } },
+    );
+    try {
+      const via = { http_proxy: `http://127.0.0.1:${faulty.address.port}` };
+      const broken = await curl([`http://${SERVICE_HOST}/x`], via);
+      assert.notEqual(broken.exitCode, 0, 'that connection was ended');
+      assert.equal(faulty.stats().connection_faults_total, 1);
+      const ok = await curl(['http://open.a.run.app/y'], via);
+      assert.match(ok.head, /^HTTP\/1.1 401/m, 'the next connection is served (the service wants a token)');
+      assert.match(b.logs.text(), /listener egress-faulty: a connection was ended by a fault/);
+      assert.doesNotMatch(b.logs.text(), /X-Injected/);
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  test('a program trickling header lines is cut at headersTimeout (408)', async () => {
+    const slow = await httpProxyType.start(httpProxySchema.parse({ type: 'http-proxy', listen: '127.0.0.1:0', headersTimeout: '1s', routes: [{ hosts: ['x.a.run.app'] }] }), b.env('egress-slow'));
+    try {
+      const answer = await trickle(slow.address.port, 'GET http://x.a.run.app/ HTTP/1.1\r\nHost: x.a.run.app\r\n');
+      assert.match(answer, /^HTTP\/1.1 408/);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  test('a *.domain route kept alive to ever new hosts holds at most 64 idle upstream connections', async () => {
+    const wide = await httpProxyType.start(httpProxySchema.parse({ type: 'http-proxy', listen: '127.0.0.1:0', routes: [{ hosts: ['*.a.run.app'], ca: 'service_ca', address: `127.0.0.1:${b.service.port}` }] }), b.env('egress-wide'));
+    try {
+      // Absolute-form requests as any HTTP_PROXY client sends them, one new host each (no token: the service answers 401).
+      const agent = new HttpAgent({ keepAlive: true });
+      for (let i = 0; i < 100; i++) {
+        const status = await new Promise<number | undefined>((resolve, reject) => {
+          const host = `n${i}.a.run.app`;
+          httpRequest({ host: '127.0.0.1', port: wide.address.port, path: `http://${host}/`, headers: { host }, agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode));
+          }).on('error', reject).end();
+        });
+        assert.equal(status, 401);
+      }
+      agent.destroy();
+      const idle = wide.stats().http_proxy_idle_upstream_connections!;
+      assert.ok(idle > 0 && idle <= 64, String(idle));
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test('a request host that is no DNS name is refused before it becomes an SNI or an audience (cache key, mint)', async () => {
+    const mints = b.tokens.stats().mints;
+    for (const host of [`${'a'.repeat(64)}.a.run.app`, `${'abcdefgh.'.repeat(40)}a.run.app`]) {
+      const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${host}/`]);
+      assert.equal(r.stdout, '400', host.slice(0, 20));
+    }
+    assert.equal(b.tokens.stats().mints, mints);
+  });
+
+  test('a refused request whose body does not end: answered, then the connection is closed (not drained forever)', async () => {
+    const socket = netConnect({ host: '127.0.0.1', port: proxy.address.port });
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', () => {});
+    socket.write('POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const chunk = Buffer.from(`10000\r\n${'x'.repeat(0x10000)}\r\n`);
+    let sent = 0;
+    // Body chunks without end, as long as the proxy takes them; at most 256 MiB.
+    const pump = () => {
+      while (!socket.destroyed && sent < 256 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+    };
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    pump();
+    await closed;
+    assert.ok(sent < 256 * 1024 * 1024, 'closed by the proxy, not by the test');
+    assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1.1 403 [^]*connection: close/i);
+  });
+
+  test('a tunnel whose destination resets: that tunnel ends, the proxy serves on', async () => {
+    const socket = netConnect({ host: '127.0.0.1', port: proxy.address.port });
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', () => {});
+    socket.write(`CONNECT 127.0.0.1:${(hostile.address() as AddressInfo).port} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    // Not TLS: the destination (a TLS server) gives up on the handshake and closes.
+    socket.write(Buffer.from('HTTP/1.1 200 OK\r\n\x00\x01\x02garbage\r\n\r\n', 'latin1'));
+    await once(socket, 'close');
+    assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1.1 200 Connection Established\r\n\r\n/);
+    const fine = await curl([`http://${SERVICE_HOST}/after-tunnel`]);
+    assert.equal(JSON.parse(fine.stdout).path, '/after-tunnel');
+    assert.equal(proxy.stats().connection_faults_total, 0);
   });
 
   test('a WebSocket upgrade is refused, not relayed', async () => {

@@ -4,7 +4,9 @@
 // calling the private service with an ID token from /identity. Plus the protocol's guards.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -14,6 +16,7 @@ import { metadataSchema, metadataType } from '../../src/proxy/types/metadata.ts'
 import { identityBench, SERVICE_HOST, type IdentityBench } from '../helpers/egress.ts';
 import { fileURLToPath } from 'node:url';
 import { needs } from '../helpers/tools.ts';
+import { trickle } from '../helpers/net.ts';
 
 const PYTHON = '/usr/bin/python3';
 const SECRET = 'projects/alice-proj/secrets/egress-secret';
@@ -147,12 +150,58 @@ describe('metadata listener with Google client libraries in the child', () => {
     const rec = await get(alice, '/computeMetadata/v1/instance/service-accounts/default/?recursive=true');
     assert.deepEqual(await rec.json(), { aliases: ['default'], email, scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
     const scoped = await get(alice, '/computeMetadata/v1/instance/service-accounts/default/token?scopes=https://www.googleapis.com/auth/cloud-platform,https://www.googleapis.com/auth/userinfo.email');
-    assert.notEqual(((await scoped.json()) as { access_token: string }).access_token, tok.access_token, 'other scopes: another token');
+    assert.equal(((await scoped.json()) as { access_token: string }).access_token, tok.access_token, 'the token of the configured scopes, whatever ?scopes= asks');
     const noAud = await get(alice, '/computeMetadata/v1/instance/service-accounts/default/identity');
     assert.equal(noAud.status, 400);
     const id = await get(alice, '/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://aud.example&format=full');
     const claims = await b.world.gcp.googleKey.verify(await id.text(), { audience: 'https://aud.example' });
     assert.equal(claims.email, email);
+  });
+
+  test('?scopes= and ?audience= the program makes up do not grow the init: one access token per listener, bounded audiences', async () => {
+    const before = b.tokens.stats();
+    const token = '/computeMetadata/v1/instance/service-accounts/default/token';
+    for (let i = 0; i < 300; i++) {
+      const r = await get(alice, `${token}?scopes=${i}-${'s'.repeat(4096)}`);
+      assert.equal(r.status, 200);
+      await r.arrayBuffer();
+    }
+    const after = b.tokens.stats();
+    assert.equal(after.sources, before.sources, 'no token source per scope list');
+    assert.equal(after.mints, before.mints, 'nothing minted at Google for them');
+    assert.equal(after.cached, before.cached);
+    assert.match(b.logs.text(), /a client asked \(\?scopes=\) for 1 scope\(s\) not in listeners\.metadata\.scopes/);
+    // An audience is a cache key and a mint: a bounded, printable one.
+    const identity = '/computeMetadata/v1/instance/service-accounts/default/identity?audience=';
+    for (const aud of ['a'.repeat(4096), 'https://x.example/%0d%0aX-Injected:%201', 'has%20space']) {
+      const r = await get(alice, `${identity}${aud}`);
+      assert.equal(r.status, 400, aud.slice(0, 40));
+      assert.match(await r.text(), /audience must be 1-512 printable characters/);
+    }
+    assert.equal(b.tokens.stats().cached, before.cached);
+    assert.equal(alice.stats().connection_faults_total, 0);
+  });
+
+  test('a request target the URL parser refuses (//, http://[) is a 400, not a fault', async () => {
+    for (const target of ['//', 'http://[']) {
+      const socket = connect({ host: '127.0.0.1', port: alice.address.port });
+      socket.end(`GET ${target} HTTP/1.1\r\nHost: metadata\r\nMetadata-Flavor: Google\r\nConnection: close\r\n\r\n`);
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      await once(socket, 'close');
+      assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1.1 400 [^]*the request target is not a URL path/, target);
+    }
+    assert.equal(alice.stats().connection_faults_total, 0);
+  });
+
+  test('a client trickling header lines is cut at headersTimeout (408)', async () => {
+    const slow = await metadataType.start(metadataSchema.parse({ type: 'metadata', listen: '127.0.0.1:0', credentials: 'alice', headersTimeout: '1s' }), b.env('metadata-slow'));
+    try {
+      const answer = await trickle(slow.address.port, 'GET /computeMetadata/v1/ HTTP/1.1\r\nHost: metadata\r\n');
+      assert.match(answer, /^HTTP\/1.1 408/);
+    } finally {
+      await slow.close();
+    }
   });
 
   test('a credential without a service account: access tokens yes; no email, no ID tokens (404, as a VM without one)', async () => {

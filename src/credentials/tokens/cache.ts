@@ -93,6 +93,11 @@ export class TokenCache {
     return p;
   }
 
+  /** Audiences held now (at most maxEntries). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
   /** Forgets every token (close: nothing of them stays reachable). */
   clear(): void {
     this.#entries.clear();

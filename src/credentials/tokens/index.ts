@@ -4,6 +4,7 @@
 import type { Config, CredentialConfig } from '../../config/schema.ts';
 import { configError } from '../../errors.ts';
 import type { Log } from '../../log.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../proxy/log-limit.ts';
 import { errorText } from '../../secrets/classify.ts';
 import { retrying } from '../../secrets/retry.ts';
 import { createIdentities, type Identity, type IdentityContext, type IdentityOptions } from '../identities.ts';
@@ -47,9 +48,16 @@ export function accountOf(credential: CredentialConfig): AccountInfo {
   };
 }
 
+export interface TokenSourcesStats extends CacheStats {
+  /** Distinct token configs in use (bounded by the config: no program input makes one). */
+  sources: number;
+  /** Tokens (or mints in flight) held over all sources: at most `maxEntries` audiences each. */
+  cached: number;
+}
+
 export interface ManagedTokenSources extends TokenSources {
   /** Totals over every source, for /metrics and tests. */
-  stats(): CacheStats;
+  stats(): TokenSourcesStats;
   /** Cancels mints in flight and forgets every token. */
   close(): void;
 }
@@ -65,6 +73,12 @@ export function tokenConfigProblem(token: TokenConfig, credentials: Config['cred
   return spec.problem(token, credential);
 }
 
+/**
+ * A token goes into an HTTP header as it is: one printable ASCII word (a JWT, an OAuth token).
+ * Anything else from a minting service is refused here rather than throwing where it is sent.
+ */
+const TOKEN_VALUE = /^[\x21-\x7e]{1,16384}$/;
+
 /** How a token config is named in messages (never a token). */
 export function describeToken(token: TokenConfig): string {
   return `${token.kind}${token.credentials ? ` of credentials ${token.credentials}` : ''}`;
@@ -76,6 +90,12 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
   const closed = new AbortController();
   const identities = new Map<string, Promise<Identity>>();
   const sources = new Map<string, { source: TokenSource; cache: TokenCache }>();
+  // A program that names new audiences (the egress proxy's hosts, the metadata server's
+  // ?audience=) causes one mint each: their debug lines are rate-limited.
+  const minted = limitedWarn({ warn: ctx.log.debug.bind(ctx.log) } as unknown as Log, 'token mints', { burst: 100, windowMs: 60_000 });
+  // So are the retries and failed refreshes of those mints (a line each while Google fails).
+  const retryLog = { warn: limitedWarn(ctx.log, 'token mint retries', LOG_LIMIT_DEFAULTS) } as unknown as Log;
+  const refreshFailed = limitedWarn(ctx.log, 'token refresh failures', LOG_LIMIT_DEFAULTS);
 
   const deps: MintDeps = {
     endpoints: ctx.endpoints,
@@ -104,13 +124,14 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
     const cache = new TokenCache(
       (audience) => {
         const policy = { deadline: now() + ctx.retry.deadlineMs, deadlineMs: ctx.retry.deadlineMs, initialBackoffMs: ctx.retry.initialBackoffMs, maxBackoffMs: ctx.retry.maxBackoffMs, attemptTimeoutMs: ctx.retry.attemptTimeoutMs, now };
-        return retrying(what(audience), () => mint(audience), policy, closed.signal, ctx.log).then((token) => {
-          ctx.log.debug({ kind: config.kind, credentials: config.credentials, audience, validForS: Math.round((token.expiresAt - now()) / 1000) }, `minted ${what(audience)}`);
+        return retrying(what(audience), () => mint(audience), policy, closed.signal, retryLog).then((token) => {
+          if (!TOKEN_VALUE.test(token.value)) throw new TypeError(`${what(audience)}: the service answered a token that is not one printable word; refused`);
+          minted({ kind: config.kind, credentials: config.credentials, audience, validForS: Math.round((token.expiresAt - now()) / 1000) }, `minted ${what(audience)}`);
           return token;
         });
       },
       timing,
-      (audience, err) => ctx.log.warn({ kind: config.kind, credentials: config.credentials, audience }, `refreshing ${what(audience)} failed; the current token stays in use: ${errorText(err)}`),
+      (audience, err) => refreshFailed({ kind: config.kind, credentials: config.credentials, audience }, `refreshing ${what(audience)} failed; the current token stays in use: ${errorText(err)}`),
     );
     const source: TokenSource = {
       get(audience?: string): Promise<Token> {
@@ -136,8 +157,11 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
       return c === undefined ? undefined : accountOf(c);
     },
     stats() {
-      const total: CacheStats = { hits: 0, mints: 0, failures: 0 };
-      for (const { cache } of sources.values()) for (const k of ['hits', 'mints', 'failures'] as const) total[k] += cache.stats[k];
+      const total: TokenSourcesStats = { hits: 0, mints: 0, failures: 0, sources: sources.size, cached: 0 };
+      for (const { cache } of sources.values()) {
+        for (const k of ['hits', 'mints', 'failures'] as const) total[k] += cache.stats[k];
+        total.cached += cache.size;
+      }
       return total;
     },
     close() {

@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { guard } from '../boundary.ts';
 import { REASON_HEADER, type ForwardContext } from './http-proxy-forward.ts';
 import { tunnelAllowed } from './http-proxy-routes.ts';
 
@@ -30,7 +31,9 @@ export function tunnel(req: IncomingMessage, client: Duplex, head: Buffer, allow
   ctx.counters.tunnels++;
   const up = connect({ host, port });
   open.add(up).add(client);
-  const timer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), ctx.connectTimeoutMs);
+  // A throw in any handler of this tunnel ends this tunnel (both sockets), nothing else.
+  const safe = <A extends unknown[]>(fn: (...args: A) => unknown) => guard<A>((err: unknown, ..._args: unknown[]) => ctx.fault(err, { host, port, kind: 'tunnel' }, up, client), fn);
+  const timer = setTimeout(safe(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }))), ctx.connectTimeoutMs);
   let established = false;
   const done = () => {
     clearTimeout(timer);
@@ -40,24 +43,24 @@ export function tunnel(req: IncomingMessage, client: Duplex, head: Buffer, allow
     // Before the 200, the client is answered with the reason (end() closes it once written).
     if (established) client.destroy();
   };
-  up.once('connect', () => {
+  up.once('connect', safe(() => {
     clearTimeout(timer);
     established = true;
-    up.setTimeout(ctx.idleTimeoutMs, done);
+    up.setTimeout(ctx.idleTimeoutMs, safe(done));
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) up.write(head);
     up.pipe(client);
     client.pipe(up);
-  });
-  up.on('error', (err: NodeJS.ErrnoException) => {
+  }));
+  up.on('error', safe((err: NodeJS.ErrnoException) => {
     if (!established) {
       ctx.counters.upstreamErrors++;
       ctx.failed({ host, port, kind: 'tunnel', code: err.code }, `egress proxy: CONNECT ${host}:${port}: ${err.code ?? err.message}`);
       answer(client, err.code === 'ETIMEDOUT' ? '504 Gateway Timeout' : '502 Bad Gateway', `CONNECT ${host}:${port}: ${err.code ?? 'failed'}`);
     }
     done();
-  });
-  up.on('close', done);
-  client.on('error', () => ((established = true), done()));
-  client.on('close', () => ((established = true), done()));
+  }));
+  up.on('close', safe(done));
+  client.on('error', safe(() => ((established = true), done())));
+  client.on('close', safe(() => ((established = true), done())));
 }

@@ -34,6 +34,18 @@ export const tunnelPattern = z.string().superRefine((v, ctx) => {
   if (why) ctx.addIssue({ code: 'custom', message: `tunnel ${JSON.stringify(v)}: ${why}` });
 });
 
+/**
+ * Whether a request's host is a DNS name (at most 253 characters, labels of 1-63) or an IP
+ * address: it becomes the upstream's SNI and an ID token's audience (a cache key and a mint),
+ * so the URL parser's looser idea of a host is not enough. `_` is let through (some internal
+ * names have it).
+ */
+export function validRequestHost(host: string): boolean {
+  if (isIP(host)) return true;
+  const name = host.replace(/\.$/, '');
+  return name.length <= 253 && name.split('.').every((l) => /^[a-z0-9_-]{1,63}$/.test(l));
+}
+
 export function hostMatches(pattern: string, host: string): boolean {
   const h = host.toLowerCase().replace(/\.$/, '');
   if (pattern.startsWith('*.')) return h.endsWith(pattern.slice(1)) && h.length > pattern.length - 1;
@@ -46,11 +58,34 @@ export interface RouteMatch {
   pathPrefix?: string | undefined;
 }
 
-/** The first route (in config order) that covers host:port/path. */
+/**
+ * The first route (in config order) that covers host:port/path. A path prefix must hold for
+ * the path as sent and as a destination that decodes escaped separators would read it
+ * (`/api/..%2fadmin` is `/admin` to it: Envoy's CVE-2021-29492), so neither reading escapes it.
+ */
 export function findRoute<R extends RouteMatch>(routes: readonly R[], host: string, port: number, path: string): R | undefined {
-  return routes.find(
-    (r) => (r.port === undefined || r.port === port) && (r.pathPrefix === undefined || pathUnder(path, r.pathPrefix)) && r.hosts.some((p) => hostMatches(p, host)),
-  );
+  let decoded: string | undefined;
+  const under = (prefix: string) => pathUnder(path, prefix) && pathUnder((decoded ??= decodedPath(path)), prefix);
+  return routes.find((r) => (r.port === undefined || r.port === port) && (r.pathPrefix === undefined || under(r.pathPrefix)) && r.hosts.some((p) => hostMatches(p, host)));
+}
+
+/**
+ * `path` (already parsed by the URL parser, so `.`, `..` and `%2e%2e` are resolved) as a lenient
+ * destination reads it: %2F, %5C and a backslash are `/`, %2E is `.`, a dot segment with
+ * `;params` (`..;`, as Tomcat) is a dot segment, then `.` and `..` are resolved. Only for
+ * matching: the request goes on as it was sent.
+ */
+export function decodedPath(path: string): string {
+  const segments = path.replace(/%2f|%5c|\\/gi, '/').replace(/%2e/gi, '.').split('/').slice(1);
+  const out: string[] = [];
+  segments.forEach((segment, i) => {
+    const bare = segment.replace(/;.*$/, '');
+    if (bare !== '.' && bare !== '..') return void out.push(segment);
+    if (bare === '..') out.pop();
+    // A dot segment at the end leaves a directory: `/a/b/..` is `/a/`.
+    if (i === segments.length - 1) out.push('');
+  });
+  return `/${out.join('/')}`;
 }
 
 /** `/api` covers /api, /api/x and /api?q, not /apix; `/api/` covers /api/x. */

@@ -2,7 +2,7 @@
 // The program sets HTTP_PROXY to it and calls http://svc-abc.a.run.app/...; configured routes
 // are sent on over https with the route's token (a Google-signed ID token for a private Cloud
 // Run service, an access token, an attestation token). Loopback only; never an open relay.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { Agent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -13,13 +13,14 @@ import { tokenConfigSchema } from '../../credentials/token-types.ts';
 import { configError } from '../../errors.ts';
 import { errorText } from '../../secrets/classify.ts';
 import { formatHostPort, parseHostPort } from '../address.ts';
+import { createFaultSink, guard } from '../boundary.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
 import type { ListenerEnv, ListenerHandle, ListenerType } from '../listener.ts';
 import { httpProxyEnv } from './http-proxy-env.ts';
 import { tunnel } from './http-proxy-connect.ts';
-import { forward, refuse, type ForwardContext, type LiveRoute, type ProxyCounters } from './http-proxy-forward.ts';
+import { forward, type ForwardContext, type LiveRoute, type ProxyCounters } from './http-proxy-forward.ts';
 import { hostPattern, tunnelPattern } from './http-proxy-routes.ts';
-import { closeServer, countConnections, listenOn, loopbackListen } from './loopback-http.ts';
+import { atDebug, boundedHttpServer, closeServer, countConnections, headersTimeoutField, listenOn, loopbackListen } from './loopback-http.ts';
 
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured secret' });
 
@@ -54,6 +55,10 @@ export const httpProxySchema = z.strictObject({
   connectTimeout: duration(1).default(10_000),
   /** An upstream exchange with no bytes either way for this long is cut (504 if nothing was answered yet). */
   idleTimeout: duration(1).default(300_000),
+  /** A program connection that has not sent a whole request head within this gets 408 and is closed. */
+  headersTimeout: headersTimeoutField,
+  /** The whole request, body included, must arrive within this; 0: no limit (uploads stream; idleTimeout cuts a stalled exchange). */
+  requestTimeout: duration(0).default(0),
 });
 
 export type HttpProxyConfig = z.infer<typeof httpProxySchema>;
@@ -71,7 +76,47 @@ function agentFor(r: HttpProxyRoute, i: number, env: ListenerEnv): Agent {
       throw configError(`listeners.${env.name}.routes[${i}].ca: secret ${r.ca} is not usable as CA certificates (${errorText(err)})`);
     }
   }
-  return new Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo', ...(ca ? { ca } : {}) });
+  return boundedAgent(ca);
+}
+
+/** Idle kept-alive upstream connections of one route: at most this many per destination... */
+export const MAX_IDLE_PER_DESTINATION = 16;
+/** ...at most this many over all its destinations (a `*.domain` route has as many as the program names)... */
+export const MAX_IDLE_PER_ROUTE = 64;
+/** ...each closed after this long unused. */
+export const IDLE_UPSTREAM_MS = 30_000;
+
+/**
+ * A route's Agent. Node keeps idle sockets per destination name without a total, so a program
+ * naming ever new hosts under a wildcard would make the init hold ever more: past the route's
+ * total, a connection that falls idle is closed instead of kept.
+ */
+function boundedAgent(ca: string | undefined): Agent {
+  const agent = new Agent({ keepAlive: true, maxFreeSockets: MAX_IDLE_PER_DESTINATION, timeout: IDLE_UPSTREAM_MS, scheduling: 'lifo', ...(ca ? { ca } : {}) });
+  // Runs after the Agent's own 'free' handler has put the socket in its idle list.
+  // (A freed socket may instead have gone straight to a queued request: only an idle one is closed.)
+  agent.on('free', (socket: Socket) => {
+    if (idleSockets(agent) > MAX_IDLE_PER_ROUTE && Object.values(agent.freeSockets).some((list) => list?.includes(socket))) socket.destroy();
+  });
+  return agent;
+}
+
+/** An agent replaced by reload(): nothing more is kept idle; exchanges in flight finish on it. */
+function retire(agent: Agent): void {
+  agent.maxFreeSockets = 0;
+  for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
+}
+
+/** Idle kept-alive connections an agent holds. */
+function idleSockets(agent: Agent): number {
+  let n = 0;
+  for (const list of Object.values(agent.freeSockets)) n += list?.length ?? 0;
+  return n;
+}
+
+/** Whether a retired agent still carries an exchange (else nothing needs it any more). */
+function busy(agent: Agent): boolean {
+  return Object.values(agent.sockets).some((list) => (list?.length ?? 0) > 0);
 }
 
 function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
@@ -99,32 +144,45 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
   childEnv: (config, address) => httpProxyEnv(config, address),
   async start(config, env): Promise<ListenerHandle> {
     let routes = liveRoutes(config, env);
-    const retired: Agent[] = [];
+    let retired: Agent[] = [];
     const counters: ProxyCounters = { requests: 0, refused: 0, tokenErrors: 0, upstreamErrors: 0, tunnels: 0 };
+    const fault = createFaultSink(env.log, `listener ${env.name}`);
     const ctx: ForwardContext = {
       routes: () => routes,
       log: env.log,
       refused: limitedWarn(env.log, 'egress refusals', LOG_LIMIT_DEFAULTS),
       failed: limitedWarn(env.log, 'egress failures', LOG_LIMIT_DEFAULTS),
+      exchanged: limitedWarn(atDebug(env.log), 'egress requests', { burst: 100, windowMs: 1_000 }),
+      fault,
       counters,
       connectTimeoutMs: config.connectTimeout,
       idleTimeoutMs: config.idleTimeout,
     };
     const tunnels = new Set<Socket | Duplex>();
-    const server: Server = createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 });
+    const server: Server = boundedHttpServer(config.headersTimeout, config.requestTimeout);
     server.maxConnections = config.maxConnections;
-    server.on('request', (req, res) => {
-      forward(req, res, ctx).catch((err: unknown) => {
-        env.log.error({ err }, 'egress proxy: request failed unexpectedly');
-        refuse(res, 500, 'internal error');
-      });
-    });
-    server.on('connect', (req, socket: Duplex, head: Buffer) => tunnel(req, socket, head, config.tunnels, ctx, tunnels));
-    server.on('upgrade', (_req, socket: Duplex) => {
-      counters.refused++;
-      socket.end('HTTP/1.1 501 Not Implemented\r\nX-Tee-Init-Reason: protocol upgrades (WebSocket) are not proxied\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-    });
-    const connections = countConnections(server);
+    server.on(
+      'request',
+      guard((err, req, res) => fault(err, { kind: 'request' }, req, res), (req, res) => forward(req, res, ctx)),
+    );
+    server.on(
+      'connect',
+      guard(
+        (err, _req, socket: Duplex, _head: Buffer) => fault(err, { kind: 'connect' }, socket),
+        (req, socket: Duplex, head: Buffer) => tunnel(req, socket, head, config.tunnels, ctx, tunnels),
+      ),
+    );
+    server.on(
+      'upgrade',
+      guard(
+        (err, _req, socket: Duplex) => fault(err, { kind: 'upgrade' }, socket),
+        (_req, socket: Duplex) => {
+          counters.refused++;
+          socket.end('HTTP/1.1 501 Not Implemented\r\nX-Tee-Init-Reason: protocol upgrades (WebSocket) are not proxied\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        },
+      ),
+    );
+    const connections = countConnections(server, fault);
     const address = await listenOn(server, config.listen, env.name, env.log);
     env.log.info({ listen: formatHostPort(address), routes: config.routes.length, tunnels: config.tunnels.length }, 'egress proxy listening');
     let closing: Promise<void> | undefined;
@@ -137,11 +195,14 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
         http_proxy_upstream_errors_total: counters.upstreamErrors,
         http_proxy_tunnels_total: counters.tunnels,
         http_proxy_connections: connections(),
+        http_proxy_idle_upstream_connections: routes.reduce((n, r) => n + idleSockets(r.agent), 0),
+        connection_faults_total: fault.count,
       }),
       async reload() {
         // New CA material for new upstream connections; exchanges in flight keep their agent.
         const next = liveRoutes(config, env);
-        retired.push(...routes.map((r) => r.agent));
+        for (const r of routes) retire(r.agent);
+        retired = [...retired.filter(busy), ...routes.map((r) => r.agent)];
         routes = next;
       },
       close() {

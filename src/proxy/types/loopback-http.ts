@@ -1,14 +1,39 @@
 // What the http-proxy and metadata listeners share: an HTTP server that may listen on loopback
-// only (it hands out tokens to whoever connects), and a close that does not wait for keep-alive.
+// only (it hands out tokens to whoever connects), a deadline for a request's head, and a close
+// that does not wait for keep-alive.
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
+import { duration } from '../../config/fields.ts';
 import { isLoopbackHost } from '../../config/endpoints.ts';
 import { configError } from '../../errors.ts';
 import type { Log } from '../../log.ts';
 import { parseHostPort } from '../address.ts';
+import { guard, type FaultSink } from '../boundary.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
 import type { HostPort } from '../listener.ts';
+
+/** `headersTimeout:`: a client that has not sent a whole request head within it gets 408 and is cut. */
+export const headersTimeoutField = duration(100).default(10_000);
+
+/** How often Node checks the head (and request) deadlines: a trickling client is cut within this past its deadline. */
+export const DEADLINE_CHECK_MS = 1_000;
+
+/**
+ * An HTTP server whose deadlines are enforced: `headersTimeoutMs` for a request's head (header
+ * lines trickled one by one do not extend it), `requestTimeoutMs` for the whole request (0: none,
+ * where bodies may stream for long). Node's default check runs only every 30 s.
+ */
+export function boundedHttpServer(headersTimeoutMs: number, requestTimeoutMs: number): Server {
+  const options: ServerOptions = {
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs === 0 ? 0 : Math.max(requestTimeoutMs, headersTimeoutMs),
+    connectionsCheckingInterval: Math.min(DEADLINE_CHECK_MS, headersTimeoutMs),
+    keepAliveTimeout: 5_000,
+  };
+  return createServer(options);
+}
 
 /** `listen:` of a listener that must not be reachable from outside the VM. */
 export const loopbackListen = z.string().superRefine((v, ctx) => {
@@ -30,8 +55,10 @@ export async function listenOn(server: Server, listen: string, name: string, log
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw configError(`listeners.${name}.listen ${listen}: cannot listen (${code}); choose a free port on a loopback address`);
   }
-  // After listen, errors are per connection (EMFILE...): logged, the listener keeps going.
-  server.on('error', (err: NodeJS.ErrnoException) => log.error({ reason: err.code ?? err.message }, `listener ${name}: error`));
+  // After listen, errors are per connection (EMFILE...): logged, the listener keeps going; a
+  // connection flood that causes them makes a few lines a minute, not one each.
+  const failed = limitedWarn(atError(log), `listener ${name} errors`, LOG_LIMIT_DEFAULTS);
+  server.on('error', (err: NodeJS.ErrnoException) => failed({ reason: err.code ?? err.message }, `listener ${name}: error accepting a connection (${err.code ?? 'unknown'}); it keeps listening`));
   const a = server.address() as AddressInfo;
   return { host: a.address, port: a.port };
 }
@@ -51,11 +78,27 @@ export function fromLoopback(address: string | undefined): boolean {
 }
 
 /** A live count of the server's open connections, for stats(). */
-export function countConnections(server: Server): () => number {
+export function countConnections(server: Server, fault: FaultSink): () => number {
   let open = 0;
-  server.on('connection', (s: Socket) => {
-    open++;
-    s.once('close', () => open--);
-  });
+  server.on(
+    'connection',
+    guard(
+      (err, s: Socket) => fault(err, { kind: 'connection' }, s),
+      (s: Socket) => {
+        open++;
+        s.once('close', () => open--);
+      },
+    ),
+  );
   return () => open;
+}
+
+/** `log` as a LimitedWarn's target that writes at debug level (per-request lines the program causes). */
+export function atDebug(log: Log): Log {
+  return { warn: log.debug.bind(log) } as unknown as Log;
+}
+
+/** `log` as a LimitedWarn's target that writes at error level. */
+function atError(log: Log): Log {
+  return { warn: log.error.bind(log) } as unknown as Log;
 }

@@ -3,13 +3,17 @@
 // the universe domain, and the directories leading to them. Anything else is 404, as on GCE.
 import type { AccountInfo, TokenSource } from '../../credentials/token-types.ts';
 
-export type Answer = { status: number; text: string; json?: false } | { status: number; json: true; body: unknown };
+/** `refused`: why the program's request is refused (counted and logged, rate-limited). */
+export type Answer = { status: number; text: string; json?: false; refused?: string } | { status: number; json: true; body: unknown };
 
 export interface MetadataSources {
   account: AccountInfo;
+  /** The configured scopes: those of every access token this listener hands out. */
   scopes: readonly string[];
-  /** An access-token source for these scopes. */
-  accessToken(scopes: readonly string[]): TokenSource;
+  /** A request's ?scopes= named `count` scopes not configured (it gets the configured ones). */
+  otherScopes(count: number): void;
+  /** The access-token source for `scopes`. */
+  accessToken: TokenSource;
   /** undefined: the credential cannot mint ID tokens (no service account). */
   idToken: TokenSource | undefined;
   now: () => number;
@@ -20,6 +24,10 @@ const SA_DIR = `${V1}/instance/service-accounts`;
 const text = (t: string): Answer => ({ status: 200, text: t });
 const list = (...entries: string[]): Answer => text(`${entries.join('\n')}\n`);
 export const notFound = (): Answer => ({ status: 404, text: '<!DOCTYPE html>\n<html lang=en><title>Error 404 (Not Found)</title><p><b>404.</b> That\u2019s an error.\n' });
+
+/** The longest ID-token audience served (the config's `token.audience` has the same bound). */
+export const MAX_AUDIENCE = 512;
+const AUDIENCE = new RegExp(`^[\\x21-\\x7e]{1,${MAX_AUDIENCE}}$`);
 
 type Handler = (q: URLSearchParams, s: MetadataSources) => Answer | Promise<Answer>;
 
@@ -33,14 +41,23 @@ const ACCOUNT: Record<string, Handler> = {
   '/email': (_q, s) => (s.account.email ? text(s.account.email) : notFound()),
   '/scopes': (_q, s) => list(...s.scopes),
   '/token': async (q, s) => {
-    const asked = q.get('scopes');
-    const scopes = asked ? asked.split(',').map((x) => x.trim()).filter(Boolean) : s.scopes;
-    const t = await s.accessToken(scopes).get();
+    // One token per listener, with the configured scopes, whatever ?scopes= asks: a program
+    // naming new scope lists at will would make the init keep (and mint at Google) one token per
+    // list. Client libraries ask for their API's default scopes, which cloud-platform covers.
+    const asked = q.getAll('scopes').flatMap((v) => v.split(',')).map((x) => x.trim()).filter(Boolean);
+    const other = asked.filter((x) => !s.scopes.includes(x)).length;
+    if (other > 0) s.otherScopes(other);
+    const t = await s.accessToken.get();
     return { status: 200, json: true, body: { access_token: t.value, expires_in: Math.max(0, Math.floor((t.expiresAt - s.now()) / 1000)), token_type: 'Bearer' } };
   },
   '/identity': async (q, s) => {
     const audience = q.get('audience');
     if (!audience) return { status: 400, text: 'non-empty audience parameter required\n' };
+    // Each audience is a cached token (and a mint): a bounded, printable key (as `token.audience` in the config).
+    if (!AUDIENCE.test(audience)) {
+      const why = `audience must be 1-${MAX_AUDIENCE} printable characters without spaces`;
+      return { status: 400, text: `${why}\n`, refused: why };
+    }
     if (!s.idToken) return notFound();
     return text((await s.idToken.get(audience)).value);
   },

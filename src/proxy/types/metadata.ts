@@ -4,17 +4,17 @@
 // Like the real server: requests need `Metadata-Flavor: Google` and must not carry
 // X-Forwarded-For (an SSRF guard: a request relayed by some proxy is refused), answers carry
 // `Metadata-Flavor: Google`, JSON is `application/json` exactly (python google-auth 1.5 checks).
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { CLOUD_PLATFORM } from '../../credentials/identities.ts';
 import type { AccountInfo } from '../../credentials/token-types.ts';
 import { formatHostPort } from '../address.ts';
+import { createFaultSink, guard } from '../boundary.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
 import { errorText } from '../../secrets/classify.ts';
 import type { ListenerHandle, ListenerType } from '../listener.ts';
 import { metadataEnv } from './metadata-env.ts';
-import { closeServer, countConnections, fromLoopback, listenOn, loopbackListen } from './loopback-http.ts';
+import { atDebug, boundedHttpServer, closeServer, countConnections, fromLoopback, headersTimeoutField, listenOn, loopbackListen } from './loopback-http.ts';
 import { notFound, route, type Answer, type MetadataSources } from './metadata-paths.ts';
 
 export const metadataSchema = z.strictObject({
@@ -22,7 +22,7 @@ export const metadataSchema = z.strictObject({
   listen: loopbackListen,
   /** The credential whose tokens the program gets. */
   credentials: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured credential' }),
-  /** Scopes of the default token (a client may ask for others with ?scopes=). */
+  /** Scopes of every access token served (a client's ?scopes= does not change them). */
   scopes: z.array(z.string().min(1)).min(1).default([CLOUD_PLATFORM]),
   /** Override what the credential's config implies (service account email, its project). */
   email: z.string().min(3).optional(),
@@ -30,6 +30,8 @@ export const metadataSchema = z.strictObject({
   numericProjectId: z.string().regex(/^\d{1,20}$/, { error: 'must be a project number' }).optional(),
   /** Set GCE_METADATA_HOST (and GCE_METADATA_IP, GCE_METADATA_ROOT) in the program's environment. */
   env: z.boolean().default(false),
+  /** A client that has not sent a whole request (head; GET has no body) within this gets 408 and is closed. */
+  headersTimeout: headersTimeoutField,
 });
 export type MetadataConfig = z.infer<typeof metadataSchema>;
 
@@ -63,21 +65,36 @@ export const metadataType: ListenerType<MetadataConfig> = {
     const sources: MetadataSources = {
       account,
       scopes: config.scopes,
-      accessToken: (scopes) => env.tokens.source({ kind: 'access-token', credentials: config.credentials, scopes: [...scopes] }),
+      otherScopes: (count) =>
+        scopesNoted({ count }, `metadata server: a client asked (?scopes=) for ${count} scope(s) not in ${env.field ?? `listeners.${env.name}`}.scopes; its token carries those configured (add a scope there if an API answers "insufficient scopes")`),
+      accessToken: env.tokens.source({ kind: 'access-token', credentials: config.credentials, scopes: [...config.scopes] }),
       idToken,
       now: Date.now,
     };
     const counters = { requests: 0, refused: 0, tokenErrors: 0 };
     const refused = limitedWarn(env.log, 'metadata refusals', LOG_LIMIT_DEFAULTS);
+    const tokenFailed = limitedWarn(env.log, 'metadata token failures', LOG_LIMIT_DEFAULTS);
+    // Worth one line now and then, not one per token refresh of every client.
+    const scopesNoted = limitedWarn(env.log, 'metadata scopes not configured', { burst: 1, windowMs: 600_000 });
+    const served = limitedWarn(atDebug(env.log), 'metadata requests', { burst: 100, windowMs: 1_000 });
+    const fault = createFaultSink(env.log, `listener ${env.name}`);
 
     const handle = async (req: IncomingMessage, res: ServerResponse) => {
       counters.requests++;
-      const url = new URL(req.url ?? '/', 'http://metadata.google.internal');
+      let url: URL | undefined;
+      try {
+        url = new URL(req.url ?? '/', 'http://metadata.google.internal');
+      } catch {
+        url = undefined; // `//`, `http://[`: what the HTTP parser lets through and the URL parser does not
+      }
+      // The program's path (percent-encoded by the URL parser), bounded for the log.
+      const path = url?.pathname.slice(0, 200) ?? '(not a path)';
       const no = (status: number, why: string) => {
         counters.refused++;
-        refused({ status, path: url.pathname }, `metadata server refused a request: ${why}`);
+        refused({ status, path }, `metadata server refused a request: ${why}`);
         send(res, { status, text: `${why}\n` });
       };
+      if (!url) return no(400, 'the request target is not a URL path');
       if (!fromLoopback(req.socket.remoteAddress)) return no(403, 'not from loopback');
       if (req.headers['x-forwarded-for'] !== undefined) return no(403, 'X-Forwarded-For present: a relayed request is refused');
       if ((req.headers['metadata-flavor'] ?? '').toString().toLowerCase() !== 'google') return no(403, 'Missing required header: Metadata-Flavor: Google');
@@ -85,7 +102,7 @@ export const metadataType: ListenerType<MetadataConfig> = {
       if (url.searchParams.get('wait_for_change') === 'true') return no(400, 'wait_for_change is not supported');
       const h = route(url.pathname, sources);
       if (!h) {
-        env.log.debug({ path: url.pathname, status: 404 }, 'metadata request');
+        served({ path, status: 404 }, 'metadata request');
         return send(res, notFound());
       }
       let a: Answer;
@@ -93,23 +110,23 @@ export const metadataType: ListenerType<MetadataConfig> = {
         a = await h(url.searchParams, sources);
       } catch (err) {
         counters.tokenErrors++;
-        env.log.warn({ path: url.pathname }, `metadata server: no token for credentials ${config.credentials}: ${errorText(err)}`);
+        tokenFailed({ path }, `metadata server: no token for credentials ${config.credentials}: ${errorText(err)}`);
         return send(res, { status: 503, text: `could not get a token for credentials ${config.credentials}: ${errorText(err)}\n` });
       }
+      if (!a.json && a.refused !== undefined) return no(a.status, a.refused);
       if (url.searchParams.get('alt') === 'json' && !a.json && a.status === 200) a = { status: 200, json: true, body: a.text };
       send(res, a);
-      env.log.debug({ path: url.pathname, status: a.status }, 'metadata request');
+      served({ path, status: a.status }, 'metadata request');
     };
 
-    const server = createServer({ keepAliveTimeout: 5_000, headersTimeout: 10_000, requestTimeout: 60_000 });
+    // GET and HEAD only, no body: the whole request is bounded by the head's deadline.
+    const server = boundedHttpServer(config.headersTimeout, config.headersTimeout);
     server.maxConnections = 256;
-    server.on('request', (req, res) => {
-      handle(req, res).catch((err: unknown) => {
-        env.log.error({ err }, 'metadata server: request failed unexpectedly');
-        if (!res.headersSent) send(res, { status: 500, text: 'internal error\n' });
-      });
-    });
-    const connections = countConnections(server);
+    server.on(
+      'request',
+      guard((err, req, res) => fault(err, { kind: 'request' }, req, res), handle),
+    );
+    const connections = countConnections(server, fault);
     const address = await listenOn(server, config.listen, env.name, env.log);
     env.log.info({ listen: formatHostPort(address), credentials: config.credentials, email: account.email, projectId: account.projectId }, 'metadata server listening');
     let closing: Promise<void> | undefined;
@@ -120,6 +137,7 @@ export const metadataType: ListenerType<MetadataConfig> = {
         metadata_refused_total: counters.refused,
         metadata_token_errors_total: counters.tokenErrors,
         metadata_connections: connections(),
+        connection_faults_total: fault.count,
       }),
       reload: async () => {},
       close: () => (closing ??= closeServer(server)),
