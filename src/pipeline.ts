@@ -25,6 +25,7 @@ import type { Scope } from './render/placeholders.ts';
 import type { SecretRef } from './render/types.ts';
 import { checkUnits, type HealthConfig } from './config/schema-run.ts';
 import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
+import { checkQuorums, optionalSecrets, type Quorum } from './secrets/quorum.ts';
 import type { ChildSpec } from './supervise/supervisor.ts';
 import type { UserIds } from './users.ts';
 
@@ -74,6 +75,11 @@ async function attest(config: Config, log: Log, abort: AbortSignal, level: 'info
   checkClaims(token.claims, config.attestation.require);
 }
 
+/** t-of-n share groups (combine: shamir): their shares may fail to arrive, as long as enough do. */
+function shareQuorums(config: Config): Quorum[] {
+  return configuredListeners(config).flatMap((l) => (l.type.quorums?.(l.config) ?? []).map((q) => ({ ...q, what: `${l.field} ${q.what}` })));
+}
+
 function identityContext(config: Config) {
   return { tokenFile: config.attestation.tokenFile, endpoints: config.endpoints, teeserverTimeoutMs: config.fetch.attemptTimeout };
 }
@@ -103,11 +109,14 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
 
   if (needsAttestation(config)) await attest(config, log, abort, 'info');
 
-  const secrets = await fetchSecrets({ config, identity: identityContext(config), log, abort });
+  const quorums = shareQuorums(config);
+  const optional = optionalSecrets(quorums, config.secrets);
+  const secrets = await fetchSecrets({ config, identity: identityContext(config), log, abort, optional });
   cleanup.add('zero secrets in memory', () => {
     for (const s of secrets.values()) s.data.fill(0);
   });
   if (abort.aborted) throw abort.reason;
+  checkQuorums(quorums, secrets);
 
   // Every secret, not only the files: a key kept in memory (for a listener) must match too.
   checkPemSecrets([...secrets.values()].map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
@@ -118,8 +127,8 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     for (const f of files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
   };
   // After rendering: a config error is reported before a bad share or certificate.
-  const withListeners = () => ({
-    listeners: planListeners(config, secrets, log, cleanup),
+  const withListeners = async () => ({
+    listeners: await planListeners(config, secrets, log, cleanup),
     health: config.health,
     refresh: config.refresh && refreshPlan(config, secrets, out, log),
   });
@@ -137,7 +146,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
       },
     });
     writeAll(files);
-    return { ...withListeners(), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
+    return { ...(await withListeners()), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
   }
 
   const run = runWithCommand(config, input.command);
@@ -147,10 +156,10 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   if (config.refresh) {
     // A reload may restart it: that is the units' run stage, with run: as its one unit.
     const scope = { secrets: secretRefs, outputDir: out?.path, with: run.with ?? {} };
-    return { ...withListeners(), child: undefined, gracePeriodMs: undefined, stopSignal: undefined, units: [runAsUnit(config, rendered, child, scope, secretRefs)] };
+    return { ...(await withListeners()), child: undefined, gracePeriodMs: undefined, stopSignal: undefined, units: [runAsUnit(config, rendered, child, scope, secretRefs)] };
   }
   return {
-    ...withListeners(),
+    ...(await withListeners()),
     units: undefined,
     child,
     gracePeriodMs: config.run.gracePeriod,
@@ -164,10 +173,10 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
  * (keys combine, certificates match their keys), so a bad secret stops the boot before any
  * program starts.
  */
-function planListeners(config: Config, secrets: Map<string, SecretValue>, log: Log, cleanup: Cleanup): ListenerSet | undefined {
+async function planListeners(config: Config, secrets: Map<string, SecretValue>, log: Log, cleanup: Cleanup): Promise<ListenerSet | undefined> {
   const planned = configuredListeners(config);
   if (planned.length === 0) return undefined;
-  const secret = checkListenerMaterial(config, (name) => secrets.get(name)?.data);
+  const secret = await checkListenerMaterial(config, (name) => secrets.get(name)?.data);
   // Lazy: nothing is minted until a listener asks; each token cached, refreshed ahead, never logged.
   const tokens = tokenSourcesFor(config, log);
   cleanup.add('forget minted tokens', () => tokens.close());
@@ -175,13 +184,13 @@ function planListeners(config: Config, secrets: Map<string, SecretValue>, log: L
 }
 
 /** Each listener type checks its material (keys combine, certificates match); returns the reader it used. */
-function checkListenerMaterial(config: Config, read: (name: string) => Buffer | undefined): (name: string) => Buffer {
+async function checkListenerMaterial(config: Config, read: (name: string) => Buffer | undefined): Promise<(name: string) => Buffer> {
   const secret = (name: string): Buffer => {
     const data = read(name);
     if (!data) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
     return data;
   };
-  for (const l of configuredListeners(config)) l.type.check?.(l.config, secret, l.field);
+  for (const l of configuredListeners(config)) await l.type.check?.(l.config, secret, l.field);
   return secret;
 }
 
@@ -248,11 +257,15 @@ function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: Out
     async fetch(names, abort) {
       // The launcher replaces the token file; the claims it carries must still hold.
       if (needsAttestation(config)) await attest(config, log, abort, 'debug');
-      return fetchSecrets({ config, identity: identityContext(config), log, abort, only: names });
+      const optional = optionalSecrets(shareQuorums(config), config.secrets);
+      const fetched = await fetchSecrets({ config, identity: identityContext(config), log, abort, only: names, optional });
+      // A share not read this time keeps the value in use (the warning said why): not a change.
+      for (const [name, v] of fetched) if (v.skipped) fetched.delete(name);
+      return fetched;
     },
-    check(next) {
+    async check(next) {
       checkPemSecrets([...next.values()].map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
-      checkListenerMaterial(config, (name) => next.get(name)?.data);
+      await checkListenerMaterial(config, (name) => next.get(name)?.data);
     },
     publish: (next) => void materialize(out, next, config),
     retireOld: () => out?.retireOld(),
