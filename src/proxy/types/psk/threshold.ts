@@ -52,31 +52,45 @@ export function arrivedShares(shares: readonly Share[], threshold: number, where
 export async function combineThreshold(shares: readonly Share[], spec: ThresholdSpec, identity?: string): Promise<Buffer> {
   const where = identity === undefined ? 'psk' : `psk identity "${identity}"`;
   checkSpec(spec, shares, where);
-  const arrived = arrivedShares(shares, spec.threshold, where);
+  const secret = await combineSecret(arrivedShares(shares, spec.threshold, where), spec.threshold, spec.verify, where);
+  try {
+    return Buffer.from(hkdfSync('sha256', secret, Buffer.from(spec.salt, 'utf8'), Buffer.from(spec.info, 'utf8'), KEY_BYTES));
+  } finally {
+    secret.fill(0);
+  }
+}
+
+/**
+ * The secret the shares (all of which arrived) combine to, checked against `verify` and, past
+ * the first `threshold`, each share against the others; the caller wipes it. `where` starts
+ * every message.
+ */
+export async function combineSecret(arrived: readonly Share[], threshold: number, verify: string | undefined, where: string): Promise<Buffer> {
   const decoded: Buffer[] = [];
   let secret: Buffer | undefined;
   try {
     for (const s of arrived) decoded.push(decodeShare(s, where));
     checkShareSet(arrived, decoded, where);
-    const base = decoded.slice(0, spec.threshold);
-    secret = await combineBytes(base);
-    if (spec.verify !== undefined) {
-      const want = Buffer.from(spec.verify.slice('sha256:'.length), 'hex');
+    secret = await combineBytes(decoded.slice(0, threshold));
+    if (verify !== undefined) {
+      const want = Buffer.from(verify.slice('sha256:'.length), 'hex');
       if (!timingSafeEqual(createHash('sha256').update(secret).digest(), want)) {
-        throw dataError(`${where}: shares ${listNames(arrived.slice(0, spec.threshold))} combine to a secret that does not match verify: one of them is wrong or corrupted, or verify is not the one \`tee-init shares split\` printed for this split`);
+        throw dataError(`${where}: shares ${listNames(arrived.slice(0, threshold))} combine to a secret that does not match verify: one of them is wrong or corrupted, or verify is not the one \`tee-init shares split\` printed for this split`);
       }
     }
     // Any `threshold` consistent shares give the same secret: each extra share, in place of the
     // last one of the base, must give it too (then every share lies on one polynomial).
-    for (let j = spec.threshold; j < decoded.length; j++) {
-      const other = await combineBytes([...decoded.slice(0, spec.threshold - 1), decoded[j]!]);
+    for (let j = threshold; j < decoded.length; j++) {
+      const other = await combineBytes([...decoded.slice(0, threshold - 1), decoded[j]!]);
       const same = timingSafeEqual(other, secret);
       other.fill(0);
       if (!same) {
-        throw dataError(`${where}: share "${arrived[j]!.name}" does not agree with shares ${listNames(arrived.slice(0, spec.threshold))}: one of them is corrupted or from another split${spec.verify === undefined ? ' (verify: sha256:… would tell whether the first ones are right)' : ''}`);
+        throw dataError(`${where}: share "${arrived[j]!.name}" does not agree with shares ${listNames(arrived.slice(0, threshold))}: one of them is corrupted or from another split${verify === undefined ? ' (verify: sha256:… would tell whether the first ones are right)' : ''}`);
       }
     }
-    return Buffer.from(hkdfSync('sha256', secret, Buffer.from(spec.salt, 'utf8'), Buffer.from(spec.info, 'utf8'), KEY_BYTES));
+    const out = secret;
+    secret = undefined;
+    return out;
   } finally {
     secret?.fill(0);
     for (const b of decoded) b.fill(0);
