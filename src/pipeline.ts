@@ -2,8 +2,8 @@
 //   config -> output dir -> attest -> credentials + fetch -> materialize -> render -> child spec
 // Each stage takes what the previous ones produced. Loaded lazily by main.ts: the plain init
 // never pays for YAML, zod, jose or the Google clients.
-import { readAttestationToken } from './attest/token-file.ts';
-import { checkClaims, claimsSummary } from './attest/claims.ts';
+import { defaultTokenOptions, readAttestationToken } from './attest/token-file.ts';
+import { checkClaims, checkDebug, claimsSummary } from './attest/claims.ts';
 import type { Cleanup } from './cleanup.ts';
 import { withoutInitSettings } from './cli.ts';
 import { configError } from './errors.ts';
@@ -68,11 +68,28 @@ function needsAttestation(config: Config): boolean {
   return federated || Object.keys(config.attestation.require).length > 0;
 }
 
+/** Which source the last attestation used, so that a refresh says so when it changes. */
+interface AttestState {
+  source?: 'file' | 'teeserver';
+}
+
 /** Reads the token (waiting for the launcher), logs what it says, checks the claims the config requires. */
-async function attest(config: Config, log: Log, abort: AbortSignal, level: 'info' | 'debug'): Promise<void> {
-  const token = await readAttestationToken({ path: config.attestation.tokenFile, waitForMs: config.attestation.waitFor }, log, abort);
-  log[level]({ ...claimsSummary(token.claims), tokenFile: token.path }, 'attestation token read');
+async function attest(config: Config, log: Log, abort: AbortSignal, level: 'info' | 'debug', state: AttestState): Promise<void> {
+  const token = await readAttestationToken(defaultTokenOptions(config), log, abort);
+  const changed = state.source !== undefined && state.source !== token.source;
+  state.source = token.source;
+  const said = changed ? 'info' : level;
+  if (token.source === 'file') log[said]({ ...claimsSummary(token.claims), tokenFile: token.path, source: 'file' }, 'attestation token read from the launcher\'s token file');
+  else {
+    log[said](
+      { ...claimsSummary(token.claims), tokenFile: config.attestation.tokenFile, teeserver: token.path, source: 'teeserver' },
+      `attestation token file ${config.attestation.tokenFile} expired at ${token.fileExpiredAt?.toISOString()} (the launcher does not refresh it: refresh disabled, or Intel Trust Authority configured): using a default token from the teeserver ${token.path}`,
+    );
+  }
   checkClaims(token.claims, config.attestation.require);
+  if (checkDebug(token.claims, config.attestation.allowDebug)) {
+    log.warn({ dbgstat: token.claims.dbgstat }, `attestation: dbgstat is ${JSON.stringify(token.claims.dbgstat)}, a debug image: the operator can read the secrets (attestation.allowDebug: true)`);
+  }
 }
 
 /** t-of-n share groups (combine: shamir): their shares may fail to arrive, as long as enough do. */
@@ -81,7 +98,7 @@ function shareQuorums(config: Config): Quorum[] {
 }
 
 function identityContext(config: Config) {
-  return { tokenFile: config.attestation.tokenFile, endpoints: config.endpoints, teeserverTimeoutMs: config.fetch.attemptTimeout };
+  return { tokenFile: config.attestation.tokenFile, defaultToken: defaultTokenOptions(config), endpoints: config.endpoints, teeserverTimeoutMs: config.fetch.attemptTimeout };
 }
 
 function needsOutputDir(config: Config): boolean {
@@ -107,7 +124,8 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     ? OutputDir.create({ dir: config.output.dir, allowNonTmpfs: config.output.allowNonTmpfs, owner }, cleanup, log)
     : undefined;
 
-  if (needsAttestation(config)) await attest(config, log, abort, 'info');
+  const attestState: AttestState = {};
+  if (needsAttestation(config)) await attest(config, log, abort, 'info', attestState);
 
   const quorums = shareQuorums(config);
   const optional = optionalSecrets(quorums, config.secrets);
@@ -130,7 +148,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   const withListeners = async () => ({
     listeners: await planListeners(config, secrets, log, cleanup),
     health: config.health,
-    refresh: config.refresh && refreshPlan(config, secrets, out, log),
+    refresh: config.refresh && refreshPlan(config, secrets, out, log, attestState),
   });
   const fromListeners = listenerEnv(config);
 
@@ -248,7 +266,7 @@ function runAsUnit(config: Config, rendered: Rendered, child: ChildSpec, scope: 
  * Rotation's view of the pipeline (src/refresh/): the secrets that can change, and the boot's
  * own stages (attestation, fetch, checks, materialize) to run on a new set.
  */
-function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: OutputDir | undefined, log: Log): RefreshPlan {
+function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: OutputDir | undefined, log: Log, attestState: AttestState): RefreshPlan {
   const { rotating } = rotatingSecrets(config.secrets);
   return {
     config: config.refresh!,
@@ -256,7 +274,7 @@ function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: Out
     current: secrets,
     async fetch(names, abort) {
       // The launcher replaces the token file; the claims it carries must still hold.
-      if (needsAttestation(config)) await attest(config, log, abort, 'debug');
+      if (needsAttestation(config)) await attest(config, log, abort, 'debug', attestState);
       const optional = optionalSecrets(shareQuorums(config), config.secrets);
       const fetched = await fetchSecrets({ config, identity: identityContext(config), log, abort, only: names, optional });
       // A share not read this time keeps the value in use (the warning said why): not a change.

@@ -4,6 +4,7 @@
 // google-auth-library is imported here, lazily, so the plain init never loads it.
 import type { AuthClient } from 'google-auth-library';
 import { fetchCustomToken } from '../attest/teeserver.ts';
+import { currentToken, type TokenFileOptions } from '../attest/token-file.ts';
 import { cjsExports } from '../cjs.ts';
 import type { Config, CredentialConfig, Endpoints } from '../config/schema.ts';
 
@@ -18,6 +19,8 @@ export interface Identity {
 
 export interface IdentityContext {
   tokenFile: string;
+  /** How the default token is read at each exchange (the file, or the teeserver once it expired); default: the file alone. */
+  defaultToken?: TokenFileOptions;
   endpoints: Endpoints;
   teeserverTimeoutMs: number;
 }
@@ -65,11 +68,14 @@ export async function createIdentities(credentials: Config['credentials'], names
       ...(impersonate
         ? { service_account_impersonation_url: impersonationUrl(ctx.endpoints, c.serviceAccount!) }
         : {}),
-      // The default token file is re-read at every exchange (the launcher refreshes it); a
-      // custom audience comes fresh from the launcher's socket instead.
-      ...(custom
-        ? { subject_token_supplier: { getSubjectToken: () => fetchCustomToken(ctx.endpoints.teeserver, custom, ctx.teeserverTimeoutMs) } }
-        : { credential_source: { file: ctx.tokenFile } }),
+      // The default token file is re-read at every exchange (the launcher refreshes it; when it
+      // does not and the token expired, the teeserver's default token replaces it); a custom
+      // audience comes fresh from the launcher's socket instead.
+      subject_token_supplier: {
+        getSubjectToken: custom
+          ? () => fetchCustomToken(ctx.endpoints.teeserver, custom, ctx.teeserverTimeoutMs)
+          : () => currentToken(ctx.defaultToken ?? { path: ctx.tokenFile, waitForMs: 0 }),
+      },
     });
     out.set(name, { name, label, client });
   }

@@ -6,6 +6,7 @@ import { configError } from '../../errors.ts';
 import type { Log } from '../../log.ts';
 import { errorText } from '../../secrets/classify.ts';
 import { retrying } from '../../secrets/retry.ts';
+import { defaultTokenOptions } from '../../attest/token-file.ts';
 import { createIdentities, type Identity, type IdentityContext, type IdentityOptions } from '../identities.ts';
 import type { AccountInfo, Token, TokenConfig, TokenKind, TokenSource, TokenSources } from '../token-types.ts';
 import { accessToken } from './access-token.ts';
@@ -151,6 +152,7 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
 export function tokenSourcesFor(config: Config, log: Log): ManagedTokenSources {
   return createTokenSources(config.credentials, {
     tokenFile: config.attestation.tokenFile,
+    defaultToken: defaultTokenOptions(config),
     endpoints: config.endpoints,
     teeserverTimeoutMs: config.fetch.attemptTimeout,
     log,
