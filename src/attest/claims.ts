@@ -67,6 +67,13 @@ export function claimsSummary(claims: JWTPayload): Record<string, unknown> {
     imageReference: claimAt(claims, 'submods.container.image_reference'),
     imageDigest: claimAt(claims, 'submods.container.image_digest'),
     supportAttributes: claimAt(claims, 'submods.confidential_space.support_attributes'),
-    expiresAt: typeof claims.exp === 'number' ? new Date(claims.exp * 1000).toISOString() : undefined,
+    expiresAt: isoTime(claims.exp),
   };
+}
+
+/** An `exp`-style claim as an ISO time; undefined when it is not a time a Date can hold (1e20). */
+function isoTime(seconds: unknown): string | undefined {
+  if (typeof seconds !== 'number') return undefined;
+  const d = new Date(seconds * 1000);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
 }

@@ -52,3 +52,8 @@ test('dbgstat: a debug image is refused (77 naming the claim) unless allowDebug;
     assert.equal(checkDebug(debug, true), true, 'allowed, and said so');
   }
 });
+
+test('a token whose exp no Date can hold is summarized without it, not a crash', () => {
+  assert.equal(claimsSummary({ ...claims, exp: 1e20 }).expiresAt, undefined);
+  assert.equal(claimsSummary({ ...claims, exp: 'soon' as unknown as number }).expiresAt, undefined);
+});
