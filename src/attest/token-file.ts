@@ -53,9 +53,18 @@ export async function readAttestationToken(options: TokenFileOptions, log: Log, 
   const deadline = now() + options.waitForMs;
   const pollMs = options.pollMs ?? 100;
   let waitingSaid = false;
+  // While the file stays expired and the teeserver fails, ask it once a second, not every poll.
+  let askedAt = -Infinity;
+  let answer: ReadState | undefined;
   for (;;) {
     let state = await tryRead(options.path, now);
-    if (state.kind === 'expired' && options.teeserver) state = await fromTeeserver(state, options.teeserver, now);
+    if (state.kind === 'expired' && options.teeserver) {
+      if (now() - askedAt >= TEESERVER_RETRY_MS) {
+        askedAt = now();
+        answer = await fromTeeserver(state, options.teeserver, now);
+      }
+      state = answer!;
+    }
     if (state.kind === 'ok') return state.token;
     if (state.kind === 'fatal') throw state.error;
     if (now() >= deadline) throw state.error;
@@ -68,6 +77,8 @@ export async function readAttestationToken(options: TokenFileOptions, log: Log, 
     });
   }
 }
+
+const TEESERVER_RETRY_MS = 1000;
 
 type ReadState =
   | { kind: 'ok'; token: AttestationToken; jwt: string }
