@@ -98,7 +98,13 @@ function shareQuorums(config: Config): Quorum[] {
 }
 
 function identityContext(config: Config) {
-  return { tokenFile: config.attestation.tokenFile, defaultToken: defaultTokenOptions(config), endpoints: config.endpoints, teeserverTimeoutMs: config.fetch.attemptTimeout };
+  return {
+    tokenFile: config.attestation.tokenFile,
+    defaultToken: defaultTokenOptions(config),
+    allowDebug: config.attestation.allowDebug,
+    endpoints: config.endpoints,
+    teeserverTimeoutMs: config.fetch.attemptTimeout,
+  };
 }
 
 function needsOutputDir(config: Config): boolean {

@@ -153,6 +153,7 @@ export function tokenSourcesFor(config: Config, log: Log): ManagedTokenSources {
   return createTokenSources(config.credentials, {
     tokenFile: config.attestation.tokenFile,
     defaultToken: defaultTokenOptions(config),
+    allowDebug: config.attestation.allowDebug,
     endpoints: config.endpoints,
     teeserverTimeoutMs: config.fetch.attemptTimeout,
     log,
