@@ -6,16 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { root, runInit } from '../helpers/init.ts';
-
-/** The tee.launch_policy.* labels of every LABEL instruction in a Dockerfile's text. */
-function policyLabels(dockerfile: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const instructions = dockerfile.replace(/\\\n/g, ' ').split('\n').filter((l) => /^\s*LABEL\s/i.test(l));
-  for (const l of instructions) {
-    for (const m of l.matchAll(/(tee\.launch_policy\.[a-z_]+)=("(?:[^"\\]|\\.)*"|\S+)/g)) out[m[1]!] = m[2]!.startsWith('"') ? JSON.parse(m[2]!) : m[2]!;
-  }
-  return out;
-}
+import { policyLabels } from '../helpers/labels.ts';
 
 async function labels(config: string) {
   const { result, code } = await runInit(['labels', '--config', config]);
