@@ -99,10 +99,14 @@ export async function combineSecret(arrived: readonly Share[], threshold: number
 
 /** Splits `secret` into `shares` shares, any `threshold` of which give it back (as hex text). */
 export async function splitSecret(secret: Uint8Array, shares: number, threshold: number): Promise<string[]> {
-  const parts = await split(new Uint8Array(secret), shares, threshold);
+  // A plain Uint8Array copy (the library checks the constructor), wiped like the parts.
+  const copy = new Uint8Array(secret);
+  let parts: Uint8Array[] = [];
   try {
+    parts = await split(copy, shares, threshold);
     return parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('hex'));
   } finally {
+    copy.fill(0);
     for (const p of parts) p.fill(0);
   }
 }
