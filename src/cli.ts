@@ -4,7 +4,7 @@ import { usageError } from './errors.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 import { parseStopSignal } from './supervise/signals.ts';
 
-export type Subcommand = 'run' | 'check' | 'help' | 'version';
+export type Subcommand = 'run' | 'check' | 'help' | 'version' | 'shares' | 'labels';
 
 /** What the command line (and the TEE_INIT_* variables that mirror it) asked for. */
 export interface CliOptions {
@@ -22,6 +22,23 @@ export interface CliOptions {
   etc: string | undefined;
   /** COMMAND [ARG...]; empty when the config's run.command is to be used. */
   command: string[];
+  /** `tee-init shares split|combine`: what to do (the shares themselves come on stdin). */
+  shares?: SharesOptions;
+}
+
+export interface SharesOptions {
+  action: 'split' | 'combine';
+  /** split: required; combine: how many of the shares on stdin to combine (default: all). */
+  threshold: number | undefined;
+  /** split: how many shares to make. */
+  shares: number | undefined;
+  /** split: a fresh random 32-byte secret instead of one read from stdin. */
+  random: boolean;
+  /** combine: sha256:HEX the combined secret must match. */
+  verify: string | undefined;
+  /** combine: with both, also print the PSK (HKDF-SHA256 of the secret). */
+  salt: string | undefined;
+  info: string | undefined;
 }
 
 export const USAGE = `Usage:
@@ -31,6 +48,14 @@ export const USAGE = `Usage:
                                    print the plan; --show adds the rendered argv, env and files;
                                    --etc DIR looks users up in DIR/passwd, DIR/group (an image's
                                    /etc) instead of /etc. Reads no token, contacts nobody.
+  tee-init shares split --threshold T --shares N [--random]
+                                   split a secret (hex on stdin, or --random: 32 fresh bytes) into
+                                   N Shamir shares, any T of which give it back (combine: shamir);
+                                   prints one hex share a line, then its verify value
+  tee-init shares combine [--threshold T] [--verify sha256:HEX] [--salt S --info I]
+                                   combine hex shares from stdin (one a line), offline: prints the
+                                   verify value, and with --salt/--info the PSK itself
+  tee-init labels --config FILE    print the image labels (tee.launch_policy.*) the config needs
   tee-init --help | --version
 
 Runs COMMAND as its child and supervises it as a container init: forwards signals, reaps
@@ -66,6 +91,17 @@ const OPTIONS = {
 
 const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--stop-signal', '--log-level', '--etc']);
 const SUBCOMMANDS = new Set(['run', 'check']);
+const TOOL_OPTIONS = {
+  shares: {
+    threshold: { type: 'string' },
+    shares: { type: 'string' },
+    random: { type: 'boolean' },
+    verify: { type: 'string' },
+    salt: { type: 'string' },
+    info: { type: 'string' },
+  },
+  labels: { config: { type: 'string', short: 'c' } },
+} as const;
 
 /**
  * Options end at the first argument that is not an option (or at `--`): everything after it
@@ -89,6 +125,7 @@ function truthy(name: string, value: string | undefined): boolean {
 }
 
 export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
+  if (argv[0] === 'shares' || argv[0] === 'labels') return parseTool(argv[0], argv.slice(1), env);
   let args = [...argv];
   let subcommand: Subcommand = 'run';
   if (args[0] !== undefined && SUBCOMMANDS.has(args[0])) subcommand = args.shift() as Subcommand;
@@ -153,4 +190,58 @@ export function withoutInitSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(env)) if (!k.startsWith('TEE_INIT_')) out[k] = v;
   return out;
+}
+
+/** `shares` and `labels`: tools beside the init, with their own options (no COMMAND). */
+function parseTool(tool: 'shares' | 'labels', argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
+  const base: CliOptions = {
+    subcommand: tool, configPath: undefined, gracePeriodMs: undefined, stopSignal: undefined, logLevel: undefined,
+    signalGroup: false, subreaper: false, show: false, etc: undefined, command: [],
+  };
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({ args: [...argv], options: { ...TOOL_OPTIONS[tool], help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+    values = parsed.values as Record<string, string | boolean | undefined>;
+    positionals = parsed.positionals;
+  } catch (err) {
+    throw usageError(`${tool}: ${(err as Error).message.split('\n')[0]} (see tee-init --help)`);
+  }
+  if (values.help) return { ...base, subcommand: 'help' };
+  if (tool === 'labels') {
+    if (positionals.length > 0) throw usageError(`labels takes no arguments, found ${JSON.stringify(positionals[0])}: tee-init labels --config FILE`);
+    const configPath = (values.config as string | undefined) ?? (env.TEE_INIT_CONFIG || undefined);
+    if (!configPath) throw usageError('labels needs --config FILE (or TEE_INIT_CONFIG)');
+    return { ...base, configPath };
+  }
+  const action = positionals[0];
+  if ((action !== 'split' && action !== 'combine') || positionals.length > 1) {
+    throw usageError(`shares: write \`tee-init shares split --threshold T --shares N\` or \`tee-init shares combine\`, found ${JSON.stringify(positionals.join(' '))}`);
+  }
+  const count = (name: 'threshold' | 'shares'): number | undefined => {
+    const text = values[name] as string | undefined;
+    if (text === undefined) return undefined;
+    if (!/^\d{1,3}$/.test(text) || Number(text) < 2 || Number(text) > 255) throw usageError(`shares ${action}: --${name} ${JSON.stringify(text)} must be a whole number from 2 to 255`);
+    return Number(text);
+  };
+  const o: SharesOptions = {
+    action,
+    threshold: count('threshold'),
+    shares: count('shares'),
+    random: values.random === true,
+    verify: values.verify as string | undefined,
+    salt: values.salt as string | undefined,
+    info: values.info as string | undefined,
+  };
+  const misplaced = action === 'split'
+    ? (['verify', 'salt', 'info'] as const).find((k) => o[k] !== undefined)
+    : (['shares', 'random'] as const).find((k) => (k === 'random' ? o.random : o[k] !== undefined));
+  if (misplaced) throw usageError(`shares ${action}: --${misplaced} goes with shares ${action === 'split' ? 'combine' : 'split'}`);
+  if (action === 'split') {
+    if (o.threshold === undefined || o.shares === undefined) throw usageError('shares split needs --threshold T and --shares N (e.g. --threshold 2 --shares 3)');
+    if (o.threshold > o.shares) throw usageError(`shares split: --threshold ${o.threshold} is more than --shares ${o.shares}`);
+  }
+  if ((o.salt === undefined) !== (o.info === undefined)) throw usageError('shares combine: --salt and --info go together (the identity\'s salt and info)');
+  if (o.verify !== undefined && !/^sha256:[0-9a-fA-F]{64}$/.test(o.verify)) throw usageError('shares combine: --verify must be sha256: and 64 hex digits');
+  return { ...base, shares: o };
 }

@@ -53,6 +53,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   if (cli.subcommand === 'help') return line(1, USAGE), EXIT.ok;
   if (cli.subcommand === 'version') return line(1, `tee-init ${pkg.version}`), EXIT.ok;
   if (cli.subcommand === 'check') return check(cli);
+  if (cli.subcommand === 'shares' || cli.subcommand === 'labels') return tool(cli);
 
   const log = createLog({ level: cli.logLevel ?? 'info', redact: cli.configPath !== undefined });
   const cleanup = new Cleanup(log);
@@ -148,6 +149,41 @@ async function check(cli: CliOptions): Promise<number> {
   } catch (err) {
     for (const problem of problemsOf(err)) line(2, `tee-init check: ${problem}`);
     return err instanceof InitError ? err.exitCode : EXIT.software;
+  }
+}
+
+/** `tee-init shares ...` and `tee-init labels`: output on stdout, one line of error on stderr. */
+async function tool(cli: CliOptions): Promise<number> {
+  try {
+    let out: string[];
+    if (cli.subcommand === 'shares') {
+      const { runShares, MAX_INPUT_BYTES } = await import('./tools/shares.ts');
+      out = await runShares(cli.shares!, () => readStdin(MAX_INPUT_BYTES));
+    } else {
+      const { labelsFor } = await import('./tools/labels.ts');
+      out = labelsFor(cli.configPath!);
+    }
+    line(1, out.join('\n'));
+    return EXIT.ok;
+  } catch (err) {
+    line(2, `tee-init ${cli.subcommand}: ${err instanceof Error ? err.message : String(err)}`);
+    return err instanceof InitError ? err.exitCode : EXIT.software;
+  }
+}
+
+/** stdin, at most `limit` bytes (the chunks read are wiped: they may hold a secret). */
+async function readStdin(limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > limit) throw new InitError(EXIT.data, `stdin holds more than ${limit} bytes: not a secret or a list of shares`);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    for (const c of chunks) c.fill(0);
   }
 }
 

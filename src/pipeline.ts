@@ -2,8 +2,8 @@
 //   config -> output dir -> attest -> credentials + fetch -> materialize -> render -> child spec
 // Each stage takes what the previous ones produced. Loaded lazily by main.ts: the plain init
 // never pays for YAML, zod, jose or the Google clients.
-import { readAttestationToken } from './attest/token-file.ts';
-import { checkClaims, claimsSummary } from './attest/claims.ts';
+import { defaultTokenOptions, readAttestationToken } from './attest/token-file.ts';
+import { checkClaims, checkDebug, claimsSummary } from './attest/claims.ts';
 import type { Cleanup } from './cleanup.ts';
 import { withoutInitSettings } from './cli.ts';
 import { configError } from './errors.ts';
@@ -25,6 +25,7 @@ import type { Scope } from './render/placeholders.ts';
 import type { SecretRef } from './render/types.ts';
 import { checkUnits, type HealthConfig } from './config/schema-run.ts';
 import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
+import { checkQuorums, optionalSecrets, type Quorum } from './secrets/quorum.ts';
 import type { ChildSpec } from './supervise/supervisor.ts';
 import type { UserIds } from './users.ts';
 
@@ -67,15 +68,43 @@ function needsAttestation(config: Config): boolean {
   return federated || Object.keys(config.attestation.require).length > 0;
 }
 
+/** Which source the last attestation used, so that a refresh says so when it changes. */
+interface AttestState {
+  source?: 'file' | 'teeserver';
+}
+
 /** Reads the token (waiting for the launcher), logs what it says, checks the claims the config requires. */
-async function attest(config: Config, log: Log, abort: AbortSignal, level: 'info' | 'debug'): Promise<void> {
-  const token = await readAttestationToken({ path: config.attestation.tokenFile, waitForMs: config.attestation.waitFor }, log, abort);
-  log[level]({ ...claimsSummary(token.claims), tokenFile: token.path }, 'attestation token read');
+async function attest(config: Config, log: Log, abort: AbortSignal, level: 'info' | 'debug', state: AttestState): Promise<void> {
+  const token = await readAttestationToken(defaultTokenOptions(config), log, abort);
+  const changed = state.source !== undefined && state.source !== token.source;
+  state.source = token.source;
+  const said = changed ? 'info' : level;
+  if (token.source === 'file') log[said]({ ...claimsSummary(token.claims), tokenFile: token.path, source: 'file' }, 'attestation token read from the launcher\'s token file');
+  else {
+    log[said](
+      { ...claimsSummary(token.claims), tokenFile: config.attestation.tokenFile, teeserver: token.path, source: 'teeserver' },
+      `attestation token file ${config.attestation.tokenFile} expired at ${token.fileExpiredAt?.toISOString()} (the launcher does not refresh it: refresh disabled, or Intel Trust Authority configured): using a default token from the teeserver ${token.path}`,
+    );
+  }
   checkClaims(token.claims, config.attestation.require);
+  if (checkDebug(token.claims, config.attestation.allowDebug)) {
+    log.warn({ dbgstat: token.claims.dbgstat }, `attestation: dbgstat is ${JSON.stringify(token.claims.dbgstat)}, a debug image: the operator can read the secrets (attestation.allowDebug: true)`);
+  }
+}
+
+/** t-of-n share groups (combine: shamir): their shares may fail to arrive, as long as enough do. */
+function shareQuorums(config: Config): Quorum[] {
+  return configuredListeners(config).flatMap((l) => (l.type.quorums?.(l.config) ?? []).map((q) => ({ ...q, what: `${l.field} ${q.what}` })));
 }
 
 function identityContext(config: Config) {
-  return { tokenFile: config.attestation.tokenFile, endpoints: config.endpoints, teeserverTimeoutMs: config.fetch.attemptTimeout };
+  return {
+    tokenFile: config.attestation.tokenFile,
+    defaultToken: defaultTokenOptions(config),
+    allowDebug: config.attestation.allowDebug,
+    endpoints: config.endpoints,
+    teeserverTimeoutMs: config.fetch.attemptTimeout,
+  };
 }
 
 function needsOutputDir(config: Config): boolean {
@@ -101,13 +130,17 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     ? OutputDir.create({ dir: config.output.dir, allowNonTmpfs: config.output.allowNonTmpfs, owner }, cleanup, log)
     : undefined;
 
-  if (needsAttestation(config)) await attest(config, log, abort, 'info');
+  const attestState: AttestState = {};
+  if (needsAttestation(config)) await attest(config, log, abort, 'info', attestState);
 
-  const secrets = await fetchSecrets({ config, identity: identityContext(config), log, abort });
+  const quorums = shareQuorums(config);
+  const optional = optionalSecrets(quorums, config.secrets);
+  const secrets = await fetchSecrets({ config, identity: identityContext(config), log, abort, optional });
   cleanup.add('zero secrets in memory', () => {
     for (const s of secrets.values()) s.data.fill(0);
   });
   if (abort.aborted) throw abort.reason;
+  checkQuorums(quorums, secrets);
 
   // Every secret, not only the files: a key kept in memory (for a listener) must match too.
   checkPemSecrets([...secrets.values()].map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
@@ -118,10 +151,10 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
     for (const f of files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
   };
   // After rendering: a config error is reported before a bad share or certificate.
-  const withListeners = () => ({
-    listeners: planListeners(config, secrets, log, cleanup),
+  const withListeners = async () => ({
+    listeners: await planListeners(config, secrets, log, cleanup),
     health: config.health,
-    refresh: config.refresh && refreshPlan(config, secrets, out, log),
+    refresh: config.refresh && refreshPlan(config, secrets, out, log, attestState),
   });
   const fromListeners = listenerEnv(config);
 
@@ -137,7 +170,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
       },
     });
     writeAll(files);
-    return { ...withListeners(), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
+    return { ...(await withListeners()), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
   }
 
   const run = runWithCommand(config, input.command);
@@ -147,10 +180,10 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   if (config.refresh) {
     // A reload may restart it: that is the units' run stage, with run: as its one unit.
     const scope = { secrets: secretRefs, outputDir: out?.path, with: run.with ?? {} };
-    return { ...withListeners(), child: undefined, gracePeriodMs: undefined, stopSignal: undefined, units: [runAsUnit(config, rendered, child, scope, secretRefs)] };
+    return { ...(await withListeners()), child: undefined, gracePeriodMs: undefined, stopSignal: undefined, units: [runAsUnit(config, rendered, child, scope, secretRefs)] };
   }
   return {
-    ...withListeners(),
+    ...(await withListeners()),
     units: undefined,
     child,
     gracePeriodMs: config.run.gracePeriod,
@@ -164,10 +197,10 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
  * (keys combine, certificates match their keys), so a bad secret stops the boot before any
  * program starts.
  */
-function planListeners(config: Config, secrets: Map<string, SecretValue>, log: Log, cleanup: Cleanup): ListenerSet | undefined {
+async function planListeners(config: Config, secrets: Map<string, SecretValue>, log: Log, cleanup: Cleanup): Promise<ListenerSet | undefined> {
   const planned = configuredListeners(config);
   if (planned.length === 0) return undefined;
-  const secret = checkListenerMaterial(config, (name) => secrets.get(name)?.data);
+  const secret = await checkListenerMaterial(config, (name) => secrets.get(name)?.data);
   // Lazy: nothing is minted until a listener asks; each token cached, refreshed ahead, never logged.
   const tokens = tokenSourcesFor(config, log);
   cleanup.add('forget minted tokens', () => tokens.close());
@@ -175,13 +208,13 @@ function planListeners(config: Config, secrets: Map<string, SecretValue>, log: L
 }
 
 /** Each listener type checks its material (keys combine, certificates match); returns the reader it used. */
-function checkListenerMaterial(config: Config, read: (name: string) => Buffer | undefined): (name: string) => Buffer {
+async function checkListenerMaterial(config: Config, read: (name: string) => Buffer | undefined): Promise<(name: string) => Buffer> {
   const secret = (name: string): Buffer => {
     const data = read(name);
     if (!data) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
     return data;
   };
-  for (const l of configuredListeners(config)) l.type.check?.(l.config, secret, l.field);
+  for (const l of configuredListeners(config)) await l.type.check?.(l.config, secret, l.field);
   return secret;
 }
 
@@ -239,7 +272,7 @@ function runAsUnit(config: Config, rendered: Rendered, child: ChildSpec, scope: 
  * Rotation's view of the pipeline (src/refresh/): the secrets that can change, and the boot's
  * own stages (attestation, fetch, checks, materialize) to run on a new set.
  */
-function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: OutputDir | undefined, log: Log): RefreshPlan {
+function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: OutputDir | undefined, log: Log, attestState: AttestState): RefreshPlan {
   const { rotating } = rotatingSecrets(config.secrets);
   return {
     config: config.refresh!,
@@ -247,12 +280,16 @@ function refreshPlan(config: Config, secrets: Map<string, SecretValue>, out: Out
     current: secrets,
     async fetch(names, abort) {
       // The launcher replaces the token file; the claims it carries must still hold.
-      if (needsAttestation(config)) await attest(config, log, abort, 'debug');
-      return fetchSecrets({ config, identity: identityContext(config), log, abort, only: names });
+      if (needsAttestation(config)) await attest(config, log, abort, 'debug', attestState);
+      const optional = optionalSecrets(shareQuorums(config), config.secrets);
+      const fetched = await fetchSecrets({ config, identity: identityContext(config), log, abort, only: names, optional });
+      // A share not read this time keeps the value in use (the warning said why): not a change.
+      for (const [name, v] of fetched) if (v.skipped) fetched.delete(name);
+      return fetched;
     },
-    check(next) {
+    async check(next) {
       checkPemSecrets([...next.values()].map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
-      checkListenerMaterial(config, (name) => next.get(name)?.data);
+      await checkListenerMaterial(config, (name) => next.get(name)?.data);
     },
     publish: (next) => void materialize(out, next, config),
     retireOld: () => out?.retireOld(),

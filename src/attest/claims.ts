@@ -36,6 +36,26 @@ export function checkClaims(claims: JWTPayload, require: Record<string, Expected
   }
 }
 
+/** The one dbgstat of a production Confidential Space image. */
+export const PRODUCTION_DBGSTAT = 'disabled-since-boot';
+
+/**
+ * A debug image (dbgstat other than disabled-since-boot) lets the operator read the workload's
+ * memory, so the collaborators' secrets: refused (77) unless attestation.allowDebug. Returns
+ * whether the token is a debug one (allowed, to be warned about).
+ */
+export function checkDebug(claims: JWTPayload, allowDebug: boolean): boolean {
+  const dbgstat = claims.dbgstat;
+  if (dbgstat === PRODUCTION_DBGSTAT) return false;
+  if (allowDebug) return true;
+  const shown = dbgstat === undefined ? 'absent' : JSON.stringify(dbgstat);
+  throw new InitError(
+    EXIT.noPerm,
+    `attestation policy not met: claim dbgstat is ${shown}, not "${PRODUCTION_DBGSTAT}": on a debug image the operator can read the secrets; run the production Confidential Space image (set attestation.allowDebug: true only for a test workload)`,
+    { claim: 'dbgstat' },
+  );
+}
+
 /** What is worth logging about where we run. Claims are facts about the VM, not secrets. */
 export function claimsSummary(claims: JWTPayload): Record<string, unknown> {
   return {
@@ -47,6 +67,13 @@ export function claimsSummary(claims: JWTPayload): Record<string, unknown> {
     imageReference: claimAt(claims, 'submods.container.image_reference'),
     imageDigest: claimAt(claims, 'submods.container.image_digest'),
     supportAttributes: claimAt(claims, 'submods.confidential_space.support_attributes'),
-    expiresAt: typeof claims.exp === 'number' ? new Date(claims.exp * 1000).toISOString() : undefined,
+    expiresAt: isoTime(claims.exp),
   };
+}
+
+/** An `exp`-style claim as an ISO time; undefined when it is not a time a Date can hold (1e20). */
+function isoTime(seconds: unknown): string | undefined {
+  if (typeof seconds !== 'number') return undefined;
+  const d = new Date(seconds * 1000);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
 }

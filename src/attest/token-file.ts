@@ -3,9 +3,11 @@ import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt, type JWTPayload } from 'jose';
 import { InitError } from '../errors.ts';
+import type { Config } from '../config/schema.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
 import { readAtMost } from '../read-bounded.ts';
+import { fetchDefaultToken } from './teeserver.ts';
 
 export interface TokenFileOptions {
   path: string;
@@ -13,12 +15,31 @@ export interface TokenFileOptions {
   waitForMs: number;
   pollMs?: number;
   now?: () => number;
+  /**
+   * The launcher's socket: a token file past its exp is replaced by a default token from it
+   * (the launcher does not refresh the file when refresh is disabled or Intel Trust Authority
+   * is configured). Without it, an expired file is waited for.
+   */
+  teeserver?: { socketPath: string; timeoutMs: number } | undefined;
+}
+
+/** The config's default token: its file, and the teeserver once the file has expired. */
+export function defaultTokenOptions(config: Pick<Config, 'attestation' | 'endpoints' | 'fetch'>): TokenFileOptions {
+  return {
+    path: config.attestation.tokenFile,
+    waitForMs: config.attestation.waitFor,
+    teeserver: { socketPath: config.endpoints.teeserver, timeoutMs: config.fetch.attemptTimeout },
+  };
 }
 
 export interface AttestationToken {
   path: string;
   claims: JWTPayload;
   expiresAt: Date | undefined;
+  /** Where it came from: the token file, or the teeserver because the file had expired. */
+  source: 'file' | 'teeserver';
+  /** Why the teeserver: the file's expiry (for the one line that says so). */
+  fileExpiredAt?: Date | undefined;
 }
 
 /**
@@ -32,8 +53,18 @@ export async function readAttestationToken(options: TokenFileOptions, log: Log, 
   const deadline = now() + options.waitForMs;
   const pollMs = options.pollMs ?? 100;
   let waitingSaid = false;
+  // While the file stays expired and the teeserver fails, ask it once a second, not every poll.
+  let askedAt = -Infinity;
+  let answer: ReadState | undefined;
   for (;;) {
-    const state = await tryRead(options.path, now);
+    let state = await tryRead(options.path, now);
+    if (state.kind === 'expired' && options.teeserver) {
+      if (now() - askedAt >= TEESERVER_RETRY_MS) {
+        askedAt = now();
+        answer = await fromTeeserver(state, options.teeserver, now);
+      }
+      state = answer!;
+    }
     if (state.kind === 'ok') return state.token;
     if (state.kind === 'fatal') throw state.error;
     if (now() >= deadline) throw state.error;
@@ -47,7 +78,39 @@ export async function readAttestationToken(options: TokenFileOptions, log: Log, 
   }
 }
 
-type ReadState = { kind: 'ok'; token: AttestationToken } | { kind: 'wait' | 'fatal'; error: InitError };
+const TEESERVER_RETRY_MS = 1000;
+
+type ReadState =
+  | { kind: 'ok'; token: AttestationToken; jwt: string }
+  | { kind: 'wait' | 'fatal'; error: InitError }
+  | { kind: 'expired'; error: InitError; expiresAt: Date };
+
+/**
+ * The token to exchange now (the subject token of every federated identity): the file's, or,
+ * once the file has expired, a fresh default token from the teeserver. Read afresh each time,
+ * never kept.
+ */
+export async function currentToken(options: TokenFileOptions): Promise<string> {
+  const now = options.now ?? Date.now;
+  let state = await tryRead(options.path, now);
+  if (state.kind === 'expired' && options.teeserver) state = await fromTeeserver(state, options.teeserver, now);
+  if (state.kind === 'ok') return state.jwt;
+  throw state.error;
+}
+
+/** The file expired: a default token from the launcher's socket, or why there is none. */
+async function fromTeeserver(expired: Extract<ReadState, { kind: 'expired' }>, teeserver: { socketPath: string; timeoutMs: number }, now: () => number): Promise<ReadState> {
+  let jwt: string;
+  try {
+    jwt = await fetchDefaultToken(teeserver.socketPath, teeserver.timeoutMs);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return { ...expired, error: new InitError(EXIT.noInput, `${expired.error.message}, and no default token came from the teeserver instead (${why})`) };
+  }
+  const token = decode(jwt, `the default token from teeserver ${teeserver.socketPath}`, now);
+  if (token.kind !== 'ok') return { kind: 'fatal', error: token.error };
+  return { kind: 'ok', jwt, token: { ...token.token, path: teeserver.socketPath, source: 'teeserver', fileExpiredAt: expired.expiresAt } };
+}
 
 /** A Confidential Space token is 1-2 KiB; anything past this is not one. */
 const MAX_TOKEN_BYTES = 64 * 1024;
@@ -81,15 +144,21 @@ async function tryRead(path: string, now: () => number): Promise<ReadState> {
     }
     return { kind: 'fatal', error: new InitError(EXIT.noInput, `attestation token ${path} is not readable (${code}): check the container user's access to it`) };
   }
+  const state = decode(text, `attestation token ${path}`, now);
+  if (state.kind !== 'ok') return state;
+  return { ...state, token: { ...state.token, path } };
+}
+
+function decode(jwt: string, what: string, now: () => number): ReadState {
   let claims: JWTPayload;
   try {
-    claims = decodeJwt(text);
+    claims = decodeJwt(jwt);
   } catch {
-    return { kind: 'fatal', error: new InitError(EXIT.noInput, `attestation token ${path} does not hold a JWT`) };
+    return { kind: 'fatal', error: new InitError(EXIT.noInput, `${what} does not hold a JWT`) };
   }
   const expiresAt = typeof claims.exp === 'number' ? new Date(claims.exp * 1000) : undefined;
   if (expiresAt && expiresAt.getTime() <= now()) {
-    return { kind: 'wait', error: new InitError(EXIT.noInput, `attestation token ${path} expired at ${expiresAt.toISOString()}: the launcher should have refreshed it`) };
+    return { kind: 'expired', expiresAt, error: new InitError(EXIT.noInput, `${what} expired at ${expiresAt.toISOString()}: the launcher did not refresh it`) };
   }
-  return { kind: 'ok', token: { path, claims, expiresAt } };
+  return { kind: 'ok', jwt, token: { path: '', claims, expiresAt, source: 'file' } };
 }

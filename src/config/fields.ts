@@ -55,3 +55,16 @@ export const url = (field: string) =>
     const problem = checkEndpointUrl(v);
     if (problem) ctx.addIssue({ code: 'custom', message: `${field} ${JSON.stringify(v)}: ${problem}` });
   });
+
+/**
+ * Nonces bound into a launcher token: 1 to 6, each 10 to 74 bytes. The limits Google documents
+ * for Confidential Space custom tokens (the attestation service has accepted 8 to 88 since):
+ * what fits both is accepted, so a config never meets a 400 from the launcher.
+ */
+export const NONCE_BYTES = { min: 10, max: 74 } as const;
+export const nonces = z
+  .array(z.string().refine((n) => Buffer.byteLength(n, 'utf8') >= NONCE_BYTES.min && Buffer.byteLength(n, 'utf8') <= NONCE_BYTES.max, {
+    error: `each nonce must be ${NONCE_BYTES.min} to ${NONCE_BYTES.max} bytes (the launcher's limits)`,
+  }))
+  .min(1)
+  .max(6, { error: 'at most 6 nonces (the launcher\'s limit)' });

@@ -5,7 +5,7 @@ import { found } from './messages.ts';
 import { LOG_LEVELS } from '../log.ts';
 import { withUnits } from './schema-run.ts';
 import { pskShorthandSchema } from '../proxy/types/psk/config.ts';
-import { duration, hostPort, name, url } from './fields.ts';
+import { duration, hostPort, name, nonces, url } from './fields.ts';
 import { refreshSchema } from './schema-refresh.ts';
 import { listenersSchema } from './schema-listeners.ts';
 
@@ -59,7 +59,7 @@ const confidentialSpace = z.strictObject({
   token: z
     .strictObject({
       audience: z.string().min(1).max(512),
-      nonces: z.array(z.string().min(8).max(88)).min(1).max(6).optional(),
+      nonces: nonces.optional(),
       type: z.enum(['OIDC', 'PKI']).default('OIDC'),
     })
     .optional(),
@@ -111,8 +111,10 @@ const baseSchema = z.strictObject({
       tokenFile: z.string().min(1).default(DEFAULT_TOKEN_FILE),
       waitFor: duration().default(30_000),
       require: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()])).min(1)])).default({}),
+      /** A token whose dbgstat is not disabled-since-boot (a debug image) is refused unless true. */
+      allowDebug: z.boolean().default(false),
     })
-    .default({ tokenFile: DEFAULT_TOKEN_FILE, waitFor: 30_000, require: {} }),
+    .default({ tokenFile: DEFAULT_TOKEN_FILE, waitFor: 30_000, require: {}, allowDebug: false }),
   credentials: z.record(name('a credentials name'), credential).default({}),
   secrets: z.record(name('a secret name'), secret).default({}),
   fetch: z

@@ -3,9 +3,14 @@
 // service account); `adc`: Application Default Credentials, for runs outside a TEE.
 // google-auth-library is imported here, lazily, so the plain init never loads it.
 import type { AuthClient } from 'google-auth-library';
+import { decodeJwt } from 'jose';
+import { checkDebug } from '../attest/claims.ts';
 import { fetchCustomToken } from '../attest/teeserver.ts';
+import { currentToken, type TokenFileOptions } from '../attest/token-file.ts';
 import { cjsExports } from '../cjs.ts';
 import type { Config, CredentialConfig, Endpoints } from '../config/schema.ts';
+import { InitError } from '../errors.ts';
+import { EXIT } from '../exit-codes.ts';
 
 export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
 
@@ -18,6 +23,10 @@ export interface Identity {
 
 export interface IdentityContext {
   tokenFile: string;
+  /** How the default token is read at each exchange (the file, or the teeserver once it expired); default: the file alone. */
+  defaultToken?: TokenFileOptions;
+  /** attestation.allowDebug: a custom-audience token from a debug image is refused (77) unless true. */
+  allowDebug?: boolean;
   endpoints: Endpoints;
   teeserverTimeoutMs: number;
 }
@@ -65,13 +74,32 @@ export async function createIdentities(credentials: Config['credentials'], names
       ...(impersonate
         ? { service_account_impersonation_url: impersonationUrl(ctx.endpoints, c.serviceAccount!) }
         : {}),
-      // The default token file is re-read at every exchange (the launcher refreshes it); a
-      // custom audience comes fresh from the launcher's socket instead.
-      ...(custom
-        ? { subject_token_supplier: { getSubjectToken: () => fetchCustomToken(ctx.endpoints.teeserver, custom, ctx.teeserverTimeoutMs) } }
-        : { credential_source: { file: ctx.tokenFile } }),
+      // The default token file is re-read at every exchange (the launcher refreshes it; when it
+      // does not and the token expired, the teeserver's default token replaces it); a custom
+      // audience comes fresh from the launcher's socket instead.
+      subject_token_supplier: {
+        getSubjectToken: custom
+          ? () => customToken(ctx, custom)
+          : () => currentToken(ctx.defaultToken ?? { path: ctx.tokenFile, waitForMs: 0 }),
+      },
     });
     out.set(name, { name, label, client });
   }
   return out;
+}
+
+/**
+ * A custom-audience token for an exchange. It bears the same dbgstat as the default token, which
+ * such an identity never reads: a debug image is refused here (77), as the boot does for that.
+ */
+async function customToken(ctx: IdentityContext, request: Parameters<typeof fetchCustomToken>[1]): Promise<string> {
+  const jwt = await fetchCustomToken(ctx.endpoints.teeserver, request, ctx.teeserverTimeoutMs);
+  let claims;
+  try {
+    claims = decodeJwt(jwt);
+  } catch {
+    throw new InitError(EXIT.noInput, `teeserver ${ctx.endpoints.teeserver} answered the token request for audience ${JSON.stringify(request.audience)} with something that is not a JWT`);
+  }
+  checkDebug(claims, ctx.allowDebug ?? false);
+  return jwt;
 }

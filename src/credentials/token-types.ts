@@ -2,6 +2,7 @@
 // kinds): the contract between src/credentials (which mints, caches and refreshes them) and
 // the listener types that put them on the wire. A token value is a secret: never logged.
 import { z } from 'zod';
+import { nonces } from '../config/fields.ts';
 
 export const TOKEN_KINDS = ['id-token', 'access-token', 'attestation'] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
@@ -17,8 +18,8 @@ export const tokenConfigSchema = z.strictObject({
   audience: z.string().min(1).max(512).optional(),
   /** access-token: OAuth scopes (default cloud-platform). */
   scopes: z.array(z.string().min(1)).min(1).optional(),
-  /** attestation: nonces (8-88 bytes each, at most 6) and the token type. */
-  nonces: z.array(z.string().min(8).max(88)).min(1).max(6).optional(),
+  /** attestation: nonces (10-74 bytes each, at most 6) and the token type. */
+  nonces: nonces.optional(),
   tokenType: z.enum(['OIDC', 'PKI']).optional(),
 });
 export type TokenConfig = z.infer<typeof tokenConfigSchema>;

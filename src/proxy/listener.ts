@@ -53,6 +53,12 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
   readonly schema: z.ZodType<C>;
   /** Secret names the config uses (each must be configured; checked by `tee-init check`). */
   secrets(config: C): string[];
+  /**
+   * Secrets of which any `need` of `names` will do (t-of-n shares): the fetch stage skips one
+   * that cannot be read, with a warning, and the boot fails only when fewer than `need` arrive.
+   * A skipped secret reads as empty. `what` names the group in messages (after the field).
+   */
+  quorums?(config: C): { what: string; names: string[]; need: number }[];
   /** Credentials names it mints tokens with (each must be configured). */
   credentials(config: C): string[];
   /**
@@ -64,7 +70,7 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
    * Checks the secret material (keys combine, certificate matches key) before any program
    * starts, so a bad secret fails the boot with its own exit code. Wipes what it derives.
    */
-  check?(config: C, secret: (name: string) => Buffer, field: string): void;
+  check?(config: C, secret: (name: string) => Buffer, field: string): void | Promise<void>;
   start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
   /**
    * start() may run in a worker thread: it needs only its config and secrets (no tokens, no

@@ -21,7 +21,7 @@ export interface RefreshPlan {
   /** Reads `names` again (attestation re-checked, fresh tokens, CRC32C): throws an InitError like the boot. */
   fetch(names: readonly string[], abort: AbortSignal): Promise<Map<string, SecretValue>>;
   /** Checks a complete new set like the boot (PEM pairs and dates, listener material): throws. */
-  check(next: ReadonlyMap<string, SecretValue>): void;
+  check(next: ReadonlyMap<string, SecretValue>): void | Promise<void>;
   /** Writes the new set's files as a new generation and swaps it in atomically: throws, changing nothing. */
   publish(next: ReadonlyMap<string, SecretValue>): void;
   /** Zeroes and removes the generations no longer in use. */
@@ -157,7 +157,7 @@ export class Refresher {
       if (changed.size > 0) {
         next = new Map(plan.current);
         for (const name of changed) next.set(name, fetched.get(name)!);
-        plan.check(next);
+        await plan.check(next);
         plan.publish(next);
       }
     } catch (err) {

@@ -55,17 +55,17 @@ describe('teeserver', () => {
   });
 
   test('POST /v1/token: the audience requested, eat_nonce a string for one nonce', async () => {
-    const res = await post({ audience: 'https://peer.example', nonces: [nonce(8)], token_type: 'OIDC' });
+    const res = await post({ audience: 'https://peer.example', nonces: [nonce(10)], token_type: 'OIDC' });
     assert.equal(res.status, 200);
     assert.equal(res.contentType, 'text/html');
     const claims = await key.verify(res.body, { audience: 'https://peer.example' });
-    assert.equal(claims.eat_nonce, nonce(8));
+    assert.equal(claims.eat_nonce, nonce(10));
   });
 
   test('POST /v1/token: eat_nonce an array for several nonces; no nonces, no eat_nonce; PKI accepted', async () => {
-    const several = await post({ audience: 'https://peer.example', nonces: [nonce(8), nonce(88)], token_type: 'PKI' });
+    const several = await post({ audience: 'https://peer.example', nonces: [nonce(10), nonce(74)], token_type: 'PKI' });
     assert.equal(several.status, 200);
-    assert.deepEqual((await key.verify(several.body)).eat_nonce, [nonce(8), nonce(88)]);
+    assert.deepEqual((await key.verify(several.body)).eat_nonce, [nonce(10), nonce(74)]);
     const none = await post({ audience: 'https://peer.example', token_type: 'OIDC' });
     assert.equal(none.status, 200);
     assert.equal('eat_nonce' in (await key.verify(none.body)), false);
@@ -81,9 +81,11 @@ describe('teeserver', () => {
       ['missing token_type', { audience: ok.audience, nonces: ok.nonces }, /^token_type is a required parameter$/],
       ['token_type LIMITED_AWS', { ...ok, token_type: 'LIMITED_AWS' }, /token_type/],
       ['empty nonce list', { ...ok, nonces: [] }, /nonces/],
-      ['7 nonces', { ...ok, nonces: Array(7).fill(nonce(8)) }, /nonces/],
-      ['a 7-byte nonce', { ...ok, nonces: [nonce(7)] }, /nonce/],
-      ['an 89-byte nonce', { ...ok, nonces: [nonce(89)] }, /nonce/],
+      ['7 nonces', { ...ok, nonces: Array(7).fill(nonce(10)) }, /nonces/],
+      ['a 9-byte nonce', { ...ok, nonces: [nonce(9)] }, /nonce/],
+      ['a 75-byte nonce', { ...ok, nonces: [nonce(75)] }, /nonce/],
+      ['a 76-byte nonce of 38 characters', { ...ok, nonces: ['é'.repeat(38)] }, /nonce/],
+      ['nonces not strings', { ...ok, nonces: [1234567890] }, /nonces/],
       ['a 513-byte audience', { ...ok, audience: `https://${'a'.repeat(505)}` }, /audience/],
     ];
     for (const [what, body, message] of cases) {

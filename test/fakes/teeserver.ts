@@ -11,7 +11,8 @@ import { RequestLog } from './request-log.ts';
 const KNOWN_FIELDS = new Set(['audience', 'nonces', 'token_type', 'token_type_options']);
 const TOKEN_TYPES = new Set(['OIDC', 'PKI']);
 const MAX_AUDIENCE_BYTES = 512;
-const NONCES = { min: 1, max: 6, minBytes: 8, maxBytes: 88 };
+// The limits Google documents for custom tokens (the stricter of the two the service has had).
+const NONCES = { min: 1, max: 6, minBytes: 10, maxBytes: 74 };
 
 export interface TeeServerOptions {
   socketPath: string;

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { buildImage, containersEnv, root, type Built } from '../../scripts/image.ts';
+import { policyLabels } from '../helpers/labels.ts';
 import { Lines } from '../helpers/lines.ts';
 import { createPki, issue, leaf, type Pki } from '../helpers/pki.ts';
 import { isRoot, needs } from '../helpers/tools.ts';
@@ -223,6 +224,10 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
     const policy = Object.entries(labels).filter(([k]) => k.startsWith('tee.launch_policy.'));
     const documented = [...table].filter(([k]) => k.startsWith('tee.launch_policy.'));
     assert.deepEqual(Object.fromEntries(policy), Object.fromEntries(documented));
+    // And what `tee-init labels` says the baked-in config needs.
+    const printed = spawnSync(process.execPath, ['--disable-sigusr1', join(root, 'dist', 'tee-init.js'), 'labels', '--config', join(root, 'examples', 'redis', 'tee-init.yaml')], { encoding: 'utf8' });
+    assert.equal(printed.status, 0, printed.stderr);
+    assert.deepEqual(Object.fromEntries(policy), policyLabels(printed.stdout));
     assert.deepEqual(inspect.Config.Entrypoint, ['/nodejs/bin/node', '--disable-sigusr1', '/opt/tee-init/tee-init.js']);
   });
 

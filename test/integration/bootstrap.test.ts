@@ -122,11 +122,12 @@ describe('failures: one line naming the culprit, a documented status, no child, 
     }
   });
 
-  test('expired token that the launcher does not refresh: 66', async () => {
+  test('expired token that the launcher does not refresh, and no teeserver to ask instead: 66', async () => {
     await b.world.writeToken({}, { expiresInSeconds: -60 });
     const config = b.config();
     (config.attestation as Record<string, unknown>).waitFor = '150ms';
-    await fails(config, 66, /expired at/);
+    (config.endpoints as Record<string, unknown>).teeserver = join(b.dir, 'no-teeserver.sock');
+    await fails(config, 66, /expired at .*: the launcher did not refresh it, and no default token came from the teeserver instead \(teeserver socket .*no-teeserver\.sock does not exist/);
     await restore();
   });
 

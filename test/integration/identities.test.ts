@@ -50,6 +50,26 @@ describe('identities and sources', () => {
     }
   });
 
+  test('a custom-audience token from a debug image: 77 naming dbgstat, no exchange', async () => {
+    const audience = 'https://bob.example.com/tee';
+    b.world.gcp.world.providers[b.world.providers.bob]!.allowedAudiences = [audience];
+    await b.world.writeToken({ dbgstat: 'enabled' }); // the teeserver signs the same claims
+    try {
+      const config = onlyCa({ type: 'confidential-space', provider: b.world.providers.bob, token: { audience, nonces: ['0123456789abcdef'] } });
+      (config.attestation as Record<string, unknown>).require = {};
+      const exchanged = () => b.world.gcp.requestsOf('sts').filter((r) => r.status === 200).length;
+      const before = exchanged();
+      const { proc, log } = b.start(config);
+      const result = await proc;
+      assert.equal(result.exitCode, 77, log.text);
+      assert.match(log.records.find((r) => r.severity === 'ERROR')!.message, /credentials bob .*claim dbgstat is "enabled", not "disabled-since-boot"/);
+      assert.equal(exchanged(), before, 'no exchange with a debug token');
+    } finally {
+      delete b.world.gcp.world.providers[b.world.providers.bob]!.allowedAudiences;
+      await b.world.writeToken();
+    }
+  });
+
   test('Application Default Credentials (an external_account file, as outside a TEE)', async () => {
     const adcFile = join(b.dir, 'adc.json');
     writeFileSync(adcFile, JSON.stringify(b.world.externalAccount('bob')));

@@ -7,29 +7,11 @@ import { execa } from 'execa';
 import { after, before, describe, test } from 'node:test';
 import { boot, SHARE_A, SHARE_B, type Boot } from '../helpers/boot.ts';
 import { freePort } from '../helpers/net.ts';
+import { pingOverPsk } from '../helpers/psk.ts';
 import { needs } from '../helpers/tools.ts';
 
 const SHA256_CONCAT_KEY = createHash('sha256').update(SHARE_A + SHARE_B).digest('hex');
 const HKDF_KEY = Buffer.from(hkdfSync('sha256', Buffer.from(SHARE_A + SHARE_B, 'hex'), 'tee-init-test', 'redis', 32)).toString('hex');
-
-/** One RESP PING through openssl s_client with `key`: true when +PONG came back. */
-async function pingOverPsk(port: number, key: string, identity = 'Client1', extra: string[] = ['-tls1_3']): Promise<boolean> {
-  const proc = execa('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-psk', key, '-psk_identity', identity, ...extra, '-quiet'], {
-    stdin: 'pipe', reject: false, timeout: 10_000,
-  });
-  proc.stdin!.write('PING\r\n');
-  let out = '';
-  const pong = await new Promise<boolean>((resolve) => {
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      if (out.includes('+PONG')) resolve(true);
-    });
-    void proc.then(() => resolve(out.includes('+PONG'))); // a failed handshake ends s_client
-  });
-  proc.kill('SIGTERM');
-  await proc;
-  return pong;
-}
 
 describe('TLS-PSK through the config', () => {
   let b: Boot;

@@ -53,6 +53,11 @@ for (const name of readdirSync(examples, { withFileTypes: true }).filter((d) => 
         checkSds(v, rendered, c.output.dir);
       }
     }
+    if (name === 'psk-threshold') {
+      const id = c.psk.identities.Client1;
+      assert.deepEqual([id.combine, id.threshold, id.shares.length], ['shamir', 2, 3]);
+      for (const share of id.shares) assert.equal(c.secrets[share].file, undefined, 'PSK shares stay in memory');
+    }
     if (name === 'psk') {
       assert.deepEqual(Object.keys(c.psk.identities.Client1), ['shares', 'combine']);
       for (const share of c.psk.identities.Client1.shares) assert.equal(c.secrets[share].file, undefined, 'PSK shares stay in memory');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkClaims, claimAt, claimsSummary } from '../../src/attest/claims.ts';
+import { checkClaims, checkDebug, claimAt, claimsSummary } from '../../src/attest/claims.ts';
 import { InitError } from '../../src/errors.ts';
 
 const claims = {
@@ -40,4 +40,20 @@ test('the summary carries facts about the VM, not the token', () => {
   const s = claimsSummary(claims);
   assert.equal(s.imageDigest, 'sha256:abc');
   assert.equal(s.expiresAt, new Date(2_000_000_000_000).toISOString());
+});
+
+test('dbgstat: a debug image is refused (77 naming the claim) unless allowDebug; absent counts as debug', () => {
+  assert.equal(checkDebug(claims, false), false);
+  for (const dbgstat of ['enabled', undefined]) {
+    const debug = { ...claims, dbgstat };
+    assert.throws(() => checkDebug(debug, false), (e: unknown) =>
+      e instanceof InitError && e.exitCode === 77 && e.detail?.claim === 'dbgstat'
+      && /claim dbgstat is (?:"enabled"|absent), not "disabled-since-boot": on a debug image the operator can read the secrets.*attestation\.allowDebug: true/.test(e.message));
+    assert.equal(checkDebug(debug, true), true, 'allowed, and said so');
+  }
+});
+
+test('a token whose exp no Date can hold is summarized without it, not a crash', () => {
+  assert.equal(claimsSummary({ ...claims, exp: 1e20 }).expiresAt, undefined);
+  assert.equal(claimsSummary({ ...claims, exp: 'soon' as unknown as number }).expiresAt, undefined);
 });

@@ -98,9 +98,19 @@ test('cross-references are checked', () => {
   configErr('secrets: { a: { source: file, path: x, mode: "0400" } }', /secrets\.a\.mode: a mode needs a file/);
   const psk = (ident: string) => `secrets: { s1: { source: file, path: x }, s2: { source: file, path: y } }\npsk: { mode: server, listen: "0.0.0.0:1", connect: "127.0.0.1:2", identities: { C: ${ident} } }`;
   configErr(psk('{ shares: [s1, s3], combine: sha256-concat }'), /psk\.identities\.C\.shares\[1\]: found "s3", but no secret has that name/);
-  configErr(psk('{ shares: [s1, s2] }'), /combine must be sha256-concat or hkdf-sha256 \(there is no default\)/);
+  configErr(psk('{ shares: [s1, s2] }'), /combine must be sha256-concat, hkdf-sha256 or shamir \(there is no default\)/);
   configErr(psk('{ shares: [s1, s2], combine: hkdf-sha256, salt: x }'), /hkdf-sha256 needs both salt and info/);
   assert.ok(parseConfig(psk('{ shares: [s1, s2], combine: hkdf-sha256, salt: x, info: y }'), 'x').psk);
+  // combine: shamir (t of n)
+  const shamir = (extra: string) => psk(`{ shares: [s1, s2], combine: shamir, salt: x, info: y${extra} }`);
+  assert.equal(parseConfig(shamir(`, threshold: 2, verify: "sha256:${'ab'.repeat(32)}"`), 'x').psk!.identities.C!.threshold, 2);
+  configErr(shamir(''), /psk\.identities\.C: shamir needs threshold: how many of its 2 shares give the key/);
+  configErr(shamir(', threshold: 3'), /psk\.identities\.C\.threshold: threshold 3 is more than the 2 shares listed/);
+  configErr(shamir(', threshold: 1'), /psk\.identities\.C\.threshold: .*at least 2/);
+  configErr(shamir(', threshold: 2, verify: "sha256:abc"'), /psk\.identities\.C\.verify: .*sha256: and 64 hex digits/);
+  configErr(psk('{ shares: [s1, s1], combine: shamir, threshold: 2, salt: x, info: y }'), /psk\.identities\.C\.shares\[1\]: "s1" is listed twice/);
+  configErr(psk('{ shares: [s1, s2], combine: shamir, threshold: 2 }'), /shamir needs both salt and info/);
+  configErr(psk('{ shares: [s1, s2], combine: hkdf-sha256, salt: x, info: y, threshold: 2 }'), /psk\.identities\.C\.threshold: threshold applies to combine: shamir only/);
 });
 
 test('modes: strings, and unquoted YAML numbers read as the octal they look like', () => {

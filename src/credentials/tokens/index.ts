@@ -7,6 +7,7 @@ import type { Log } from '../../log.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../proxy/log-limit.ts';
 import { errorText } from '../../secrets/classify.ts';
 import { retrying } from '../../secrets/retry.ts';
+import { defaultTokenOptions } from '../../attest/token-file.ts';
 import { createIdentities, type Identity, type IdentityContext, type IdentityOptions } from '../identities.ts';
 import type { AccountInfo, Token, TokenConfig, TokenKind, TokenSource, TokenSources } from '../token-types.ts';
 import { accessToken } from './access-token.ts';
@@ -175,6 +176,8 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
 export function tokenSourcesFor(config: Config, log: Log): ManagedTokenSources {
   return createTokenSources(config.credentials, {
     tokenFile: config.attestation.tokenFile,
+    defaultToken: defaultTokenOptions(config),
+    allowDebug: config.attestation.allowDebug,
     endpoints: config.endpoints,
     teeserverTimeoutMs: config.fetch.attemptTimeout,
     log,

@@ -13,6 +13,7 @@
 //   listed twice is a config error.
 // Share problems are data errors (exit 65) naming the secret, never showing its bytes; problems
 // in the shape of the config (method, salt, info, number of shares) are config errors (exit 78).
+// `combine: shamir` (t of n shares) is ./threshold.ts.
 import { createHash, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { configError, dataError } from '../../../errors.ts';
 
@@ -148,7 +149,8 @@ function decodeShare(text: Buffer, name: string, where: string): Buffer {
   return out;
 }
 
-function hexValue(c: number): number {
+/** The value of one hex digit's character code, or -1. */
+export function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x61 && c <= 0x66) return c - 0x57;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;

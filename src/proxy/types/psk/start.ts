@@ -6,15 +6,21 @@ import { metrics } from '../../stats.ts';
 import { combineShares } from './combine.ts';
 import type { PskListenerConfig } from './config.ts';
 import { startPskProxy } from './proxy.ts';
+import { combineThreshold } from './threshold.ts';
 
-/** identity → combined key; the caller wipes them. Throws (65/78) naming the share at fault. */
-export function combineKeys(c: PskListenerConfig, secret: (name: string) => Buffer): Map<string, Buffer> {
+/**
+ * identity → combined key; the caller wipes them. Throws (65/69/78) naming the share at fault.
+ * A shamir share that was not read is an empty secret (the fetch stage said why).
+ */
+export async function combineKeys(c: PskListenerConfig, secret: (name: string) => Buffer): Promise<Map<string, Buffer>> {
   const keys = new Map<string, Buffer>();
   try {
     for (const [identity, ident] of Object.entries(c.identities)) {
       const shares = ident.shares.map((name) => ({ name, value: secret(name) }));
-      const spec = ident.combine === 'hkdf-sha256' ? { method: ident.combine, salt: ident.salt!, info: ident.info! } : { method: ident.combine };
-      keys.set(identity, combineShares(shares, spec, identity));
+      const key = ident.combine === 'shamir'
+        ? await combineThreshold(shares, { method: 'shamir', threshold: ident.threshold!, salt: ident.salt!, info: ident.info!, verify: ident.verify }, identity)
+        : combineShares(shares, ident.combine === 'hkdf-sha256' ? { method: ident.combine, salt: ident.salt!, info: ident.info! } : { method: ident.combine }, identity);
+      keys.set(identity, key);
     }
   } catch (err) {
     wipe(keys);
@@ -29,7 +35,7 @@ function wipe(keys: Map<string, Buffer>): void {
 
 export async function startPsk(c: PskListenerConfig, env: ListenerEnv): Promise<ListenerHandle> {
   const field = env.field ?? `listeners.${env.name}`;
-  const keys = combineKeys(c, env.secret);
+  const keys = await combineKeys(c, env.secret);
   env.log.info({ identities: [...keys.keys()], mode: c.mode }, 'PSK keys combined');
   const common = {
     field,
@@ -50,7 +56,7 @@ export async function startPsk(c: PskListenerConfig, env: ListenerEnv): Promise<
       address: proxy.address,
       stats: () => metrics(proxy.stats()),
       async reload() {
-        const fresh = combineKeys(c, env.secret);
+        const fresh = await combineKeys(c, env.secret);
         try {
           proxy.rekey(fresh);
         } finally {

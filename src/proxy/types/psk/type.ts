@@ -1,18 +1,19 @@
 // The `psk` entry of the listener table: its schema and what it needs; start() in ./start.ts.
 import { parseHostPort } from '../../address.ts';
 import type { ListenerType } from '../../listener.ts';
-import { type PskListenerConfig, pskListenerSchema } from './config.ts';
+import { type PskListenerConfig, pskListenerSchema, shareQuorums } from './config.ts';
 import { combineKeys, startPsk } from './start.ts';
 
 export const pskType: ListenerType<PskListenerConfig> = {
   type: 'psk',
   schema: pskListenerSchema,
   secrets: (c) => [...new Set(Object.values(c.identities).flatMap((i) => i.shares))],
+  quorums: shareQuorums,
   credentials: () => [],
   workerSafe: true,
   upstream: (c) => (c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined),
-  check(c, secret) {
-    for (const k of combineKeys(c, secret).values()) k.fill(0);
+  async check(c, secret) {
+    for (const k of (await combineKeys(c, secret)).values()) k.fill(0);
   },
   start: startPsk,
 };
