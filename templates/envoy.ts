@@ -6,7 +6,7 @@
 // Placeholders: {{with.listenAddress}} (default 0.0.0.0), {{with.listenPort}} (default 8443),
 // {{with.backendPort}}, {{with.adminPort}}, {{with.logLevel}} (default info), {{tls.ca}},
 // {{tls.cert}}, {{tls.key}} (paths: certificates are referenced by file, never inlined),
-// {{envoy.config}} (the rendered bootstrap's path), {{envoy.sds.cert}}, {{envoy.sds.ca}} (the
+// {{with.maxConnections}} (default 1024), {{envoy.config}} (the rendered bootstrap's path), {{envoy.sds.cert}}, {{envoy.sds.ca}} (the
 // rendered SDS files' paths), {{output.dir}}.
 // Limits follow Envoy's "Configuring Envoy as an edge proxy" best practices.
 //
@@ -67,6 +67,21 @@ export const trustSecret = sdsFile({
   name: 'ca',
   validation_context: { trusted_ca: { filename: '{{tls.ca}}' }, watched_directory: { path: '{{output.dir}}' } },
 });
+
+/**
+ * Every bootstrap: a bound on downstream connections across all listeners (Envoy's edge best
+ * practice; without it a flood of idle connections holds file descriptors and memory until the
+ * process dies). Past it Envoy refuses new connections.
+ */
+export const overloadManager = {
+  resource_monitors: [{
+    name: 'envoy.resource_monitors.global_downstream_max_connections',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
+      max_active_downstream_connections: '{{with.maxConnections}}',
+    },
+  }],
+};
 
 /** Present only when with.adminPort is set; the admin interface never leaves loopback. */
 export const admin = {
@@ -136,7 +151,9 @@ export const httpConnectionManager = {
   },
 };
 
-export const backendRoute = { match: { prefix: '/' }, route: { cluster: 'backend' } };
+// An explicit route timeout, as long as request_timeout: Envoy's default (15 s) would cut a slow
+// answer long before the request timeout the connection manager allows.
+export const backendRoute = { match: { prefix: '/' }, route: { cluster: 'backend', timeout: '300s' } };
 
 /** envoy-http with no with.backendPort: an mTLS endpoint that answers every request itself. */
 export const directResponseRoute = {

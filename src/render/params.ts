@@ -32,6 +32,15 @@ export const port: Param<number> = (value, field) => {
   return n;
 };
 
+/** A whole number 1–1,000,000 (a limit such as a connection count); digits as text are accepted too. */
+export const count: Param<number> = (value, field) => {
+  const n = typeof value === 'string' && /^[0-9]{1,7}$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1_000_000) {
+    throw configError(`${field}: expected a whole number 1-1000000, got ${show(value)}`);
+  }
+  return n;
+};
+
 /** A non-empty string with no NUL byte (no argv element or file path can hold one). */
 export const text: Param<string> = (value, field) => {
   if (typeof value !== 'string' || value === '') throw configError(`${field}: expected a non-empty string, got ${show(value)}`);

@@ -7,7 +7,7 @@ import * as T from '../../../templates/envoy-tunnel.ts';
 import { checkEndpointUrl } from '../../config/endpoints.ts';
 import { configError } from '../../errors.ts';
 import { expandArgv, expandData, type Scope } from '../placeholders.ts';
-import { ipAddress, oneOf, optional, parseParams, port, show, text, withDefault, type Param } from '../params.ts';
+import { count, ipAddress, oneOf, optional, parseParams, port, show, text, withDefault, type Param } from '../params.ts';
 import { toYaml } from '../serialize.ts';
 import type { RenderedFile } from '../types.ts';
 import { envoyScope, matchSans, sdsFile, tlsSdsFiles } from './envoy-sds.ts';
@@ -48,6 +48,7 @@ const common = {
   innerPort: withDefault(port, 15001),
   adminPort: optional(port),
   logLevel: withDefault(oneOf(LOG_LEVELS), 'info'),
+  maxConnections: withDefault(count, 1024),
   ...tlsParams,
   ...argsParam,
 };
@@ -101,6 +102,7 @@ function output(s: Scope, listeners: unknown[], clusters: unknown[], adminPort: 
   const bootstrap = {
     node: expandData(E.node, s, 'templates/envoy.ts node'),
     ...(adminPort === undefined ? {} : { admin: expandData(E.admin, s, 'templates/envoy.ts admin') }),
+    overload_manager: expandData(E.overloadManager, s, 'templates/envoy.ts overloadManager'),
     static_resources: { listeners, clusters },
   };
   return {

@@ -4,7 +4,7 @@
 import * as T from '../../../templates/envoy.ts';
 import { configError } from '../../errors.ts';
 import { fieldOf, expandArgv, expandData, type Scope } from '../placeholders.ts';
-import { ipAddress, listOf, mapping, oneOf, optional, parseParams, port, show, text, withDefault, type Param } from '../params.ts';
+import { count, ipAddress, listOf, mapping, oneOf, optional, parseParams, port, show, text, withDefault, type Param } from '../params.ts';
 import { toYaml } from '../serialize.ts';
 import { envoyScope, matchSans, tlsSdsFiles } from './envoy-sds.ts';
 import { FILE_MODE, type Preset, type PresetOutput } from './preset.ts';
@@ -42,6 +42,7 @@ function specFor(network: boolean) {
     /** Client certificates must also carry one of these SANs (any one matches). */
     sanMatch: withDefault(listOf(sanMatcher), [] as SanMatcher[]),
     logLevel: withDefault(oneOf(LOG_LEVELS), 'info'),
+    maxConnections: withDefault(count, 1024),
     ...tlsParams,
     ...argsParam,
   };
@@ -54,6 +55,7 @@ type Params = {
   adminPort: number | undefined;
   sanMatch: SanMatcher[];
   logLevel: string;
+  maxConnections: number;
   ca: string;
   cert: string;
   key: string;
@@ -95,6 +97,7 @@ function build(network: boolean, p: Params, scope: Scope): PresetOutput {
   const bootstrap = {
     node: fill(T.node, s, 'node'),
     ...(p.adminPort === undefined ? {} : { admin: fill(T.admin, s, 'admin') }),
+    overload_manager: fill(T.overloadManager, s, 'overloadManager'),
     static_resources: {
       listeners: [{ ...fill(T.listener, s, 'listener'), filter_chains: [{ transport_socket: tls, filters: [filter] }] }],
       clusters: p.backendPort === undefined ? [] : [fill(T.backendCluster, s, 'backendCluster')],
