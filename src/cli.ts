@@ -31,6 +31,9 @@ export const USAGE = `Usage:
                                    print the plan; --show adds the rendered argv, env and files;
                                    --etc DIR looks users up in DIR/passwd, DIR/group (an image's
                                    /etc) instead of /etc. Reads no token, contacts nobody.
+  tee-init verify --audience A [--require CLAIM=VALUE ...] HOST:PORT
+                                   check that an attested listener runs what you require, bound
+                                   to the TLS connection (tee-init verify --help)
   tee-init --help | --version
 
 Runs COMMAND as its child and supervises it as a container init: forwards signals, reaps

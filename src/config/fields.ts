@@ -55,3 +55,6 @@ export const url = (field: string) =>
     const problem = checkEndpointUrl(v);
     if (problem) ctx.addIssue({ code: 'custom', message: `${field} ${JSON.stringify(v)}: ${problem}` });
   });
+
+/** An expected claim value (attestation.require, verify.attestation.require): a scalar, or a list meaning any of. */
+export const claimValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()])).min(1)]);

@@ -5,6 +5,8 @@ import type { Server } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { createClientModeServer } from '../../client-mode.ts';
 import type { ModeContext } from '../../connection.ts';
+import type { AttestationVerifier } from '../../../attest/verify-token.ts';
+import { ATTEST_ALPN, readAndVerify } from './attest.ts';
 import type { TlsMaterial } from './context.ts';
 import { identityFields, peerIdentity, type PeerRule, ruleMatches } from './identity.ts';
 
@@ -12,6 +14,8 @@ export interface ClientModeOptions {
   material: () => TlsMaterial;
   serverName: string | undefined;
   servers: readonly PeerRule[] | undefined;
+  /** Set with verify.attestation: nothing is forwarded until the server's token checks out. */
+  verify: AttestationVerifier | undefined;
 }
 
 export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server {
@@ -27,5 +31,6 @@ export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server 
     ...(o.serverName ? { servername: o.serverName } : {}),
     rejectUnauthorized: true,
     checkServerIdentity: check,
-  }), { serverName: name });
+    ...(o.verify ? { ALPNProtocols: [ATTEST_ALPN] } : {}),
+  }), { serverName: name }, o.verify && ((upstream) => readAndVerify(upstream, o.verify!)));
 }

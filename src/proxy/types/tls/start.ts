@@ -5,6 +5,9 @@ import { createEngine } from '../../engine.ts';
 import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../log-limit.ts';
 import { metrics } from '../../stats.ts';
+import { createAttestationVerifier } from '../../../attest/verify-token.ts';
+import { configError } from '../../../errors.ts';
+import { type AttestServer, attestServer } from './attest.ts';
 import { createTlsClient } from './client.ts';
 import type { TlsListenerConfig } from './config.ts';
 import { loadMaterial, type TlsMaterial } from './context.ts';
@@ -24,14 +27,22 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
   let setMaterial = (m: TlsMaterial) => void (material = m);
   let server;
   if (c.mode === 'client') {
-    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers }, engine.ctx);
+    const a = c.verify?.attestation;
+    const verify = a && createAttestationVerifier({ audience: a.audience, require: a.require, allowDebug: a.allowDebug, jwks: a.jwks ?? env.jwks, field: `${field}.verify.attestation` });
+    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers, verify }, engine.ctx);
   } else {
-    if (c.http) http = createHttpForwarder(engine.ctx, { xfcc: c.http.xfcc, clientCert: c.http.clientCert, own: () => material.own });
+    let attest: AttestServer | undefined;
+    if (c.attest) {
+      if (!env.attester) throw configError(`${field}.attest: this listener runs where the launcher's teeserver cannot be reached (run it with workers: 0 for now)`);
+      attest = attestServer(env.attester, c.attest.audience, c.attest.type);
+    }
+    if (c.http) http = createHttpForwarder(engine.ctx, { xfcc: c.http.xfcc, clientCert: c.http.clientCert, own: () => material.own, attest });
     const servers = createTlsServers({
       permissive: c.mode === 'permissive',
       material: () => material,
       clients: c.clients,
       http,
+      attest,
       warnRefused: limitedWarn(log, 'tls refused clients', LOG_LIMIT_DEFAULTS),
       warnPlaintext: limitedWarn(log, 'tls plaintext clients', LOG_LIMIT_DEFAULTS),
     }, engine.ctx);
