@@ -3,7 +3,7 @@
 // value among the nonces), and do its claims say what we require (image digest, swname,
 // dbgstat...)? Used by `type: tls` client mode with `verify.attestation` and by `tee-init verify`.
 // A refusal is one line naming the claim at fault; the token itself is never logged.
-import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
 import { checkEndpointUrl } from '../config/endpoints.ts';
 import { checkClaims, type Expected } from './claims.ts';
 
@@ -61,6 +61,7 @@ export function createAttestationVerifier(o: VerifyAttestationOptions): Attestat
   return async (jwt, nonce) => {
     let payload: JWTPayload;
     try {
+      if (decodeProtectedHeader(jwt).x5c !== undefined) throw new AttestationRefused('the server sent a PKI token: tee-init verifies OIDC tokens only for now (set type: OIDC on the server\'s attest:)');
       ({ payload } = await jwtVerify(jwt, await keys(), { issuer: ATTESTATION_ISSUER, audience: o.audience, algorithms: ['RS256'], requiredClaims: ['exp'] }));
     } catch (err) {
       throw err instanceof AttestationRefused ? err : new AttestationRefused(describe(err, o.audience));

@@ -92,6 +92,8 @@ describe('attested TLS', () => {
     assert.equal(nonces.length, 1);
     assert.match(nonces[0]!, /^[A-Za-z0-9_-]{43}$/, 'base64url of 32 exporter bytes, no padding');
     assert.equal(client.handle.stats().connections_established_total, 1);
+    assert.equal(server.handle.stats().attestations_total, 1);
+    assert.equal(client.handle.stats().attestation_refusals_total, 0);
   });
 
   test('a wrong image digest is refused in one line naming the claim; nothing reaches the upstream', async (t) => {
@@ -110,6 +112,7 @@ describe('attested TLS', () => {
     await server.handle.close(); // every upstream connection of the server side is closed: its bytes are counted
     assert.equal(bytes, 0, 'the client\'s bytes never went past the verifying client');
     assert.equal(client.handle.stats().connections_established_total, 0);
+    assert.equal(client.handle.stats().attestation_refusals_total, 1);
   });
 
   test('a debug image is refused unless allowDebug: true', async (t) => {

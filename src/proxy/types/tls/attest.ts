@@ -27,13 +27,25 @@ export interface AttestServer {
   prove(socket: TLSSocket): Promise<void>;
   /** A token for the http: endpoint: this connection's exporter, plus the client's nonce if any. */
   token(socket: TLSSocket, extraNonce?: string): Promise<string>;
+  /** Counters for /metrics. */
+  stats(): { attestations_total: number; attestation_failures_total: number };
 }
 
 export function attestServer(attester: Attester, audience: string, type: 'OIDC' | 'PKI'): AttestServer {
-  const token = (socket: TLSSocket, extra?: string) =>
-    attester.token({ audience, type, nonces: [bindingNonce(socket), ...(extra === undefined ? [] : [extra])] });
+  const n = { attestations_total: 0, attestation_failures_total: 0 };
+  const token = async (socket: TLSSocket, extra?: string) => {
+    try {
+      const jwt = await attester.token({ audience, type, nonces: [bindingNonce(socket), ...(extra === undefined ? [] : [extra])] });
+      n.attestations_total++;
+      return jwt;
+    } catch (err) {
+      n.attestation_failures_total++;
+      throw err;
+    }
+  };
   return {
     token,
+    stats: () => ({ ...n }),
     async prove(socket) {
       const jwt = Buffer.from(await token(socket), 'utf8');
       if (jwt.length > MAX_TOKEN_BYTES) throw new Error(`the launcher's token is ${jwt.length} bytes, more than the ${MAX_TOKEN_BYTES} a frame carries`);

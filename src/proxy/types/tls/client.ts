@@ -2,11 +2,10 @@
 // the server's verified against the `ca` secret, and its name (or `servers:` rules) checked.
 import { X509Certificate } from 'node:crypto';
 import type { Server } from 'node:net';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { createClientModeServer } from '../../client-mode.ts';
 import type { ModeContext } from '../../connection.ts';
-import type { AttestationVerifier } from '../../../attest/verify-token.ts';
-import { ATTEST_ALPN, readAndVerify } from './attest.ts';
+import { ATTEST_ALPN } from './attest.ts';
 import type { TlsMaterial } from './context.ts';
 import { identityFields, peerIdentity, type PeerRule, ruleMatches } from './identity.ts';
 
@@ -14,8 +13,8 @@ export interface ClientModeOptions {
   material: () => TlsMaterial;
   serverName: string | undefined;
   servers: readonly PeerRule[] | undefined;
-  /** Set with verify.attestation: nothing is forwarded until the server's token checks out. */
-  verify: AttestationVerifier | undefined;
+  /** Set with verify.attestation: reads and checks the server's token; nothing is forwarded before. */
+  verify: ((upstream: TLSSocket) => Promise<unknown>) | undefined;
 }
 
 export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server {
@@ -32,5 +31,5 @@ export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server 
     rejectUnauthorized: true,
     checkServerIdentity: check,
     ...(o.verify ? { ALPNProtocols: [ATTEST_ALPN] } : {}),
-  }), { serverName: name }, o.verify && ((upstream) => readAndVerify(upstream, o.verify!)));
+  }), { serverName: name }, o.verify);
 }

@@ -1,5 +1,6 @@
 // Starting a tls listener (no schema here: this runs in worker threads too, which need not load
 // zod). The caller has waited for the upstream in server modes.
+import type { TLSSocket } from 'node:tls';
 import { parseHostPort, formatHostPort } from '../../address.ts';
 import { createEngine } from '../../engine.ts';
 import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
@@ -7,7 +8,7 @@ import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../log-limit.ts';
 import { metrics } from '../../stats.ts';
 import { createAttestationVerifier } from '../../../attest/verify-token.ts';
 import { configError } from '../../../errors.ts';
-import { type AttestServer, attestServer } from './attest.ts';
+import { type AttestServer, attestServer, readAndVerify } from './attest.ts';
 import { createTlsClient } from './client.ts';
 import type { TlsListenerConfig } from './config.ts';
 import { loadMaterial, type TlsMaterial } from './context.ts';
@@ -24,14 +25,23 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
     timeouts: { handshakeMs: c.handshakeTimeout, connectMs: c.connectTimeout, idleMs: c.idleTimeout },
   });
   let http: HttpForwarder | undefined;
+  let attest: AttestServer | undefined;
+  let refusals = 0;
   let setMaterial = (m: TlsMaterial) => void (material = m);
   let server;
   if (c.mode === 'client') {
     const a = c.verify?.attestation;
-    const verify = a && createAttestationVerifier({ audience: a.audience, require: a.require, allowDebug: a.allowDebug, jwks: a.jwks ?? env.jwks, field: `${field}.verify.attestation` });
+    const check = a && createAttestationVerifier({ audience: a.audience, require: a.require, allowDebug: a.allowDebug, jwks: a.jwks ?? env.jwks, field: `${field}.verify.attestation` });
+    const verify = check && (async (upstream: TLSSocket) => {
+      try {
+        return await readAndVerify(upstream, check);
+      } catch (err) {
+        refusals++;
+        throw err;
+      }
+    });
     server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers, verify }, engine.ctx);
   } else {
-    let attest: AttestServer | undefined;
     if (c.attest) {
       if (!env.attester) throw configError(`${field}.attest: this listener runs where the launcher's teeserver cannot be reached (run it with workers: 0 for now)`);
       attest = attestServer(env.attester, c.attest.audience, c.attest.type);
@@ -69,7 +79,11 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
   let closing: Promise<void> | undefined;
   return {
     address,
-    stats: () => metrics(engine.stats),
+    stats: () => ({
+      ...metrics(engine.stats),
+      ...attest?.stats(),
+      ...(c.verify ? { attestation_refusals_total: refusals } : {}),
+    }),
     async reload() {
       const next = loadMaterial(c, env.secret, field); // throws, keeping the old material
       setMaterial(next);
