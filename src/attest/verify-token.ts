@@ -4,6 +4,7 @@
 // dbgstat...)? Used by `type: tls` client mode with `verify.attestation` and by `tee-init verify`.
 // A refusal is one line naming the claim at fault; the token itself is never logged.
 import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
+import { type KeyObject, X509Certificate } from 'node:crypto';
 import { checkEndpointUrl } from '../config/endpoints.ts';
 import { checkClaims, type Expected } from './claims.ts';
 
@@ -15,6 +16,8 @@ export interface VerifyAttestationOptions {
   require: Record<string, Expected>;
   /** The JWKS URL; default: the issuer's, from its OpenID discovery document. */
   jwks?: string | undefined;
+  /** Where the root of PKI tokens is published (PEM); default the issuer's /.well-known/attestation-pki-root. */
+  pkiRoot?: string | undefined;
   /** Accept a debug image (dbgstat other than disabled-since-boot). Default false. */
   allowDebug?: boolean | undefined;
   /** The config path for messages (`listeners.db.verify.attestation`). */
@@ -57,12 +60,17 @@ function keySet(jwks: string | undefined) {
 
 export function createAttestationVerifier(o: VerifyAttestationOptions): AttestationVerifier {
   const keys = keySet(o.jwks);
+  const root = pinnedRoot(o.pkiRoot ?? `${ATTESTATION_ISSUER}/.well-known/attestation-pki-root`);
   const require = o.allowDebug ? o.require : { dbgstat: 'disabled-since-boot', ...o.require };
   return async (jwt, nonce) => {
     let payload: JWTPayload;
     try {
-      if (decodeProtectedHeader(jwt).x5c !== undefined) throw new AttestationRefused('the server sent a PKI token: tee-init verifies OIDC tokens only for now (set type: OIDC on the server\'s attest:)');
-      ({ payload } = await jwtVerify(jwt, await keys(), { issuer: ATTESTATION_ISSUER, audience: o.audience, algorithms: ['RS256'], requiredClaims: ['exp'] }));
+      const header = decodeProtectedHeader(jwt);
+      // A PKI token carries its certificate chain (x5c): its key is the leaf's, once the chain
+      // is shown to end at the pinned root. An OIDC token's key comes from the JWKS.
+      const checks = { issuer: ATTESTATION_ISSUER, audience: o.audience, requiredClaims: ['exp'] };
+      if (header.x5c !== undefined) ({ payload } = await jwtVerify(jwt, await pkiKey(header.x5c, await root()), { ...checks, algorithms: ['RS256', 'ES256'] }));
+      else ({ payload } = await jwtVerify(jwt, await keys(), { ...checks, algorithms: ['RS256'] }));
     } catch (err) {
       throw err instanceof AttestationRefused ? err : new AttestationRefused(describe(err, o.audience));
     }
@@ -77,6 +85,48 @@ export function createAttestationVerifier(o: VerifyAttestationOptions): Attestat
     }
     return payload;
   };
+}
+
+/** The root certificate PKI tokens must chain to, fetched once (PEM) from `url`. */
+function pinnedRoot(url: string): () => Promise<X509Certificate> {
+  let root: Promise<X509Certificate> | undefined;
+  return () => {
+    root ??= (async () => {
+      const problem = checkEndpointUrl(url);
+      if (problem) throw new AttestationRefused(`PKI root ${url}: ${problem}`);
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        return new X509Certificate(await res.text());
+      } catch (err) {
+        throw new AttestationRefused(`cannot read the attestation PKI root ${url}: ${(err as Error).message}`);
+      }
+    })();
+    root.catch(() => (root = undefined)); // fetched again next time
+    return root;
+  };
+}
+
+/** The leaf's public key, once every certificate is in date, signed by the next, and the last is (or is signed by) the root. */
+export async function pkiKey(x5c: string[], root: X509Certificate): Promise<KeyObject> {
+  const refuse = (why: string) => new AttestationRefused(`PKI token: ${why}`);
+  if (x5c.length === 0 || x5c.length > 5) throw refuse(`x5c holds ${x5c.length} certificates (1–5 expected)`);
+  let chain: X509Certificate[];
+  try {
+    chain = x5c.map((b64) => new X509Certificate(Buffer.from(b64, 'base64')));
+  } catch {
+    throw refuse('x5c holds something that is not a DER certificate');
+  }
+  const now = Date.now();
+  for (const [i, c] of chain.entries()) {
+    if (now < Date.parse(c.validFrom) || now > Date.parse(c.validTo)) throw refuse(`certificate ${i} of x5c (${c.subject.replaceAll('\n', ', ')}) is not valid now (${c.validFrom} – ${c.validTo})`);
+    const issuer = chain[i + 1];
+    if (issuer && !(c.checkIssued(issuer) && c.verify(issuer.publicKey))) throw refuse(`certificate ${i} of x5c is not signed by certificate ${i + 1}`);
+  }
+  const last = chain.at(-1)!;
+  const anchored = last.fingerprint256 === root.fingerprint256 || (last.checkIssued(root) && last.verify(root.publicKey));
+  if (!anchored) throw refuse('the x5c chain does not end at the pinned attestation root');
+  return chain[0]!.publicKey;
 }
 
 /** jose's reason in words, naming the claim; never the token. */

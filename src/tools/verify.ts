@@ -22,6 +22,7 @@ Confidential Space VM with the claims you require, bound to this very TLS connec
                         e.g. submods.container.image_digest=sha256:...
   --allow-debug         accept a debug image (dbgstat other than disabled-since-boot)
   --jwks URL            the attestation service's JWKS (default: from its discovery document)
+  --pki-root URL        the PEM root PKI tokens chain to (default: the issuer's)
   --ca FILE             verify the server certificate against FILE (default: not checked;
                         the attestation is what is verified)
   --cert FILE --key FILE  a client certificate, for a strict (mutual TLS) listener
@@ -36,7 +37,7 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
       args: [...argv], allowPositionals: true, strict: true,
       options: {
         audience: { type: 'string' }, require: { type: 'string', multiple: true }, 'allow-debug': { type: 'boolean' },
-        jwks: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+        jwks: { type: 'string' }, 'pki-root': { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
         servername: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -48,7 +49,9 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
   if (!o.audience) return usage('--audience is required (the audience the server\'s attest: names)');
   if (v.positionals.length !== 1) return usage('give exactly one HOST:PORT');
   if (Boolean(o.cert) !== Boolean(o.key)) return usage('--cert and --key go together');
-  if (o.jwks && checkEndpointUrl(o.jwks)) return usage(`--jwks ${o.jwks}: ${checkEndpointUrl(o.jwks)}`);
+  for (const [flag, u] of [['--jwks', o.jwks], ['--pki-root', o['pki-root']]] as const) {
+    if (u && checkEndpointUrl(u)) return usage(`${flag} ${u}: ${checkEndpointUrl(u)}`);
+  }
   const require: Record<string, string> = {};
   for (const r of o.require ?? []) {
     const eq = r.indexOf('=');
@@ -64,7 +67,7 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
     return usage((err as Error).message);
   }
   const where = v.positionals[0]!;
-  const verify = createAttestationVerifier({ audience: o.audience, require, allowDebug: o['allow-debug'], jwks: o.jwks, field: '--require' });
+  const verify = createAttestationVerifier({ audience: o.audience, require, allowDebug: o['allow-debug'], jwks: o.jwks, pkiRoot: o['pki-root'], field: '--require' });
 
   let socket: TLSSocket | undefined;
   try {

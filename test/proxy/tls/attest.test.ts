@@ -227,6 +227,31 @@ describe('attested TLS', () => {
     assert.deepEqual(attester.stats(), { inFlight: 0, waiting: 0, issued: 1, refusedBusy: 1, failed: 2 });
   });
 
+  test('PKI tokens: verified through their x5c chain to the pinned root; another root, or a broken chain, is refused', async (t) => {
+    const { createPki } = await import('../../helpers/pki.ts');
+    const { importPKCS8, SignJWT } = await import('jose');
+    const { X509Certificate } = await import('node:crypto');
+    const a = createPki(join(shared.dir, 'pki-a'), { caName: 'attestation root A' });
+    const b = createPki(join(shared.dir, 'pki-b'), { caName: 'attestation root B' });
+    const roots = createServer((req, res) => res.end(readFileSync(req.url === '/a' ? a.ca.cert : b.ca.cert)));
+    roots.listen(0, '127.0.0.1');
+    await once(roots, 'listening');
+    t.after(() => roots.close());
+    const base = `http://127.0.0.1:${(roots.address() as AddressInfo).port}`;
+    const der = (p: string) => new X509Certificate(readFileSync(p)).raw.toString('base64');
+    const nonce = 'x'.repeat(43);
+    const sign = async (chain: string[]) => new SignJWT({ ...confidentialSpaceClaims(), aud: AUDIENCE, eat_nonce: nonce })
+      .setProtectedHeader({ alg: 'ES256', x5c: chain }).setIssuedAt().setExpirationTime('1h')
+      .sign(await importPKCS8(readFileSync(a.server.key, 'utf8'), 'ES256'));
+    const verifier = (root: string) => createAttestationVerifier({ audience: AUDIENCE, require: { swname: 'CONFIDENTIAL_SPACE' }, pkiRoot: `${base}${root}`, field: 'test' });
+    const good = await sign([der(a.server.cert), der(a.ca.cert)]);
+    assert.equal((await verifier('/a')(good, nonce)).swname, 'CONFIDENTIAL_SPACE');
+    assert.equal((await verifier('/a')(await sign([der(a.server.cert)]), nonce)).aud, AUDIENCE, 'a chain may stop below the root');
+    await assert.rejects(verifier('/b')(good, nonce), /does not end at the pinned attestation root/);
+    await assert.rejects(verifier('/a')(await sign([der(a.server.cert), der(b.ca.cert)]), nonce), /certificate 0 of x5c is not signed by certificate 1/);
+    await assert.rejects(verifier('/a')(await sign([der(b.server.cert), der(b.ca.cert)]), nonce), /does not end at the pinned|signature/, 'a leaf whose key did not sign the token');
+  });
+
   test('the ClientHello parser finds the offer (and finds nothing in what is not a ClientHello)', () => {
     assert.equal(offeredAlpn(Buffer.from([0x16, 3, 1])), undefined, 'needs more');
     assert.deepEqual(offeredAlpn(Buffer.from('GET / HTTP/1.1\r\n')), []);

@@ -61,6 +61,8 @@ export const tlsListenerSchema = z
           allowDebug: z.boolean().default(false),
           /** The JWKS URL (default: endpoints.jwks, else the issuer's discovery document). */
           jwks: url('verify.attestation.jwks').optional(),
+          /** The PEM root PKI tokens must chain to (default: the issuer's /.well-known/attestation-pki-root). */
+          pkiRoot: url('verify.attestation.pkiRoot').optional(),
         }),
       })
       .optional(),

@@ -31,7 +31,7 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
   let server;
   if (c.mode === 'client') {
     const a = c.verify?.attestation;
-    const check = a && createAttestationVerifier({ audience: a.audience, require: a.require, allowDebug: a.allowDebug, jwks: a.jwks ?? env.jwks, field: `${field}.verify.attestation` });
+    const check = a && createAttestationVerifier({ audience: a.audience, require: a.require, allowDebug: a.allowDebug, jwks: a.jwks ?? env.jwks, pkiRoot: a.pkiRoot, field: `${field}.verify.attestation` });
     const verify = check && (async (upstream: TLSSocket) => {
       try {
         return await readAndVerify(upstream, check);
