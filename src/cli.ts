@@ -56,6 +56,9 @@ export const USAGE = `Usage:
                                    combine hex shares from stdin (one a line), offline: prints the
                                    verify value, and with --salt/--info the PSK itself
   tee-init labels --config FILE    print the image labels (tee.launch_policy.*) the config needs
+  tee-init verify --audience A [--require CLAIM=VALUE ...] HOST:PORT
+                                   check that an attested listener runs what you require, bound
+                                   to the TLS connection (tee-init verify --help)
   tee-init --help | --version
 
 Runs COMMAND as its child and supervises it as a container init: forwards signals, reaps

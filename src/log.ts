@@ -77,3 +77,12 @@ export function createLog({ level = 'info', redact = true, sink = stderrLine }: 
     sink,
   );
 }
+
+/** One line of text for a person (usage, check's plan, a tool's answer) on fd 1 or 2. */
+export function line(fd: 1 | 2, text: string): void {
+  try {
+    writeSync(fd, text.endsWith('\n') ? text : `${text}\n`);
+  } catch {
+    // stdout/stderr closed: nothing left to tell anyone.
+  }
+}

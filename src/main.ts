@@ -1,11 +1,10 @@
-import { writeSync } from 'node:fs';
 import pkg from '../package.json' with { type: 'json' };
 import { Cleanup } from './cleanup.ts';
 import { inspectorDisabled, sigusr1Problem } from './no-inspector.ts';
 import { parseCli, USAGE, withoutInitSettings, type CliOptions } from './cli.ts';
 import { AbortedBySignal, InitError } from './errors.ts';
 import { EXIT } from './exit-codes.ts';
-import { createLog, type Log } from './log.ts';
+import { createLog, line, type Log } from './log.ts';
 import { startReaping } from './supervise/reaping.ts';
 import type { ListenerSet, RunningListener } from './proxy/start.ts';
 import type { SingleView } from './run/single-health.ts';
@@ -33,16 +32,10 @@ export interface Prepared {
   refresh?: RefreshPlan | undefined;
 }
 
-function line(fd: 1 | 2, text: string): void {
-  try {
-    writeSync(fd, text.endsWith('\n') ? text : `${text}\n`);
-  } catch {
-    // stdout/stderr closed: nothing left to tell anyone.
-  }
-}
-
 /** Runs tee-init; resolves with the exit status. Never throws. */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  // Tools that share nothing with a boot: loaded only when asked for.
+  if (argv[0] === 'verify') return (await import('./tools/verify.ts')).verifyCommand(argv.slice(1));
   let cli: CliOptions;
   try {
     cli = parseCli(argv, env);
@@ -232,7 +225,7 @@ async function runListeners(
   if (when === 'before') supervisor.abortSignal.addEventListener('abort', () => stop.abort(supervisor.abortSignal.reason), { once: true });
   else void supervisor.wait().then(() => stop.abort(new Error('the child exited before the listeners opened')));
   try {
-    const running = await startListeners({ listeners: list, secret: listeners.secret, tokens: listeners.tokens, log, signal: stop.signal });
+    const running = await startListeners({ listeners: list, secret: listeners.secret, tokens: listeners.tokens, attester: listeners.attester, jwks: listeners.jwks, log, signal: stop.signal });
     const closeAll = () => Promise.all(running.map((r) => r.handle.close()));
     cleanup.add('close the listeners', () => void closeAll());
     opened(running);

@@ -17,6 +17,7 @@ import { checkPemSecrets } from './materialize/pem.ts';
 import type { ListenerSet } from './proxy/start.ts';
 import { parseHostPort } from './proxy/address.ts';
 import { tokenSourcesFor } from './credentials/tokens/index.ts';
+import { createAttester } from './attest/attester.ts';
 import { render, type Rendered } from './render/index.ts';
 import { presetReady, reloadOf, renderUnits, secretsUsed, type ProcessPlan } from './run/render-units.ts';
 import type { RefreshPlan } from './refresh/refresher.ts';
@@ -204,7 +205,9 @@ async function planListeners(config: Config, secrets: Map<string, SecretValue>, 
   // Lazy: nothing is minted until a listener asks; each token cached, refreshed ahead, never logged.
   const tokens = tokenSourcesFor(config, log);
   cleanup.add('forget minted tokens', () => tokens.close());
-  return { list: planned.map(({ name, field, config: c }) => ({ name, field, config: c })), secret, tokens };
+  // One bound for the whole VM: the launcher serializes quotes anyway.
+  const attester = createAttester(config.endpoints.teeserver, { timeoutMs: config.fetch.attemptTimeout });
+  return { list: planned.map(({ name, field, config: c }) => ({ name, field, config: c })), secret, tokens, attester, jwks: config.endpoints.jwks };
 }
 
 /** Each listener type checks its material (keys combine, certificates match); returns the reader it used. */

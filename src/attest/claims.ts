@@ -2,7 +2,7 @@ import type { JWTPayload } from 'jose';
 import { InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 
-type Expected = string | number | boolean | (string | number | boolean)[];
+export type Expected = string | number | boolean | (string | number | boolean)[];
 
 /** The value at a dotted path (`submods.container.image_digest`), or undefined. */
 export function claimAt(claims: JWTPayload, path: string): unknown {
@@ -23,7 +23,7 @@ const same = (a: unknown, b: string | number | boolean) => a === b || (typeof a 
  * also verify the token's signature, remain the real gate: this is the workload refusing to
  * run somewhere it was not meant to.
  */
-export function checkClaims(claims: JWTPayload, require: Record<string, Expected>): void {
+export function checkClaims(claims: JWTPayload, require: Record<string, Expected>, field = 'attestation.require'): void {
   for (const [path, expected] of Object.entries(require)) {
     const actual = claimAt(claims, path);
     const wanted = Array.isArray(expected) ? expected : [expected];
@@ -31,7 +31,7 @@ export function checkClaims(claims: JWTPayload, require: Record<string, Expected
     if (!ok) {
       const shown = actual === undefined ? 'absent' : JSON.stringify(actual);
       const want = Array.isArray(expected) ? `one of ${JSON.stringify(expected)}` : JSON.stringify(expected);
-      throw new InitError(EXIT.noPerm, `attestation policy not met: claim ${path} is ${shown}, attestation.require wants ${want}`, { claim: path });
+      throw new InitError(EXIT.noPerm, `attestation policy not met: claim ${path} is ${shown}, ${field} wants ${want}`, { claim: path });
     }
   }
 }

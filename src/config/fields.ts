@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { checkDuration } from '../duration.ts';
 import { parseHostPort } from '../proxy/address.ts';
 import { checkEndpointUrl } from './endpoints.ts';
+import { MAX_NONCES, NONCE_BYTES } from '../launcher-limits.ts';
 import { found } from './messages.ts';
 
 export const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
@@ -56,15 +57,13 @@ export const url = (field: string) =>
     if (problem) ctx.addIssue({ code: 'custom', message: `${field} ${JSON.stringify(v)}: ${problem}` });
   });
 
-/**
- * Nonces bound into a launcher token: 1 to 6, each 10 to 74 bytes. The limits Google documents
- * for Confidential Space custom tokens (the attestation service has accepted 8 to 88 since):
- * what fits both is accepted, so a config never meets a 400 from the launcher.
- */
-export const NONCE_BYTES = { min: 10, max: 74 } as const;
+/** Nonces bound into a launcher token (src/launcher-limits.ts): what the launcher accepts. */
 export const nonces = z
   .array(z.string().refine((n) => Buffer.byteLength(n, 'utf8') >= NONCE_BYTES.min && Buffer.byteLength(n, 'utf8') <= NONCE_BYTES.max, {
     error: `each nonce must be ${NONCE_BYTES.min} to ${NONCE_BYTES.max} bytes (the launcher's limits)`,
   }))
   .min(1)
-  .max(6, { error: 'at most 6 nonces (the launcher\'s limit)' });
+  .max(MAX_NONCES, { error: `at most ${MAX_NONCES} nonces (the launcher's limit)` });
+
+/** An expected claim value (attestation.require, verify.attestation.require): a scalar, or a list meaning any of. */
+export const claimValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()])).min(1)]);

@@ -5,7 +5,7 @@ import { found } from './messages.ts';
 import { LOG_LEVELS } from '../log.ts';
 import { withUnits } from './schema-run.ts';
 import { pskShorthandSchema } from '../proxy/types/psk/config.ts';
-import { duration, hostPort, name, nonces, url } from './fields.ts';
+import { claimValue, duration, hostPort, name, nonces, url } from './fields.ts';
 import { refreshSchema } from './schema-refresh.ts';
 import { listenersSchema } from './schema-listeners.ts';
 
@@ -110,7 +110,7 @@ const baseSchema = z.strictObject({
     .strictObject({
       tokenFile: z.string().min(1).default(DEFAULT_TOKEN_FILE),
       waitFor: duration().default(30_000),
-      require: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()])).min(1)])).default({}),
+      require: z.record(z.string().min(1), claimValue).default({}),
       /** A token whose dbgstat is not disabled-since-boot (a debug image) is refused unless true. */
       allowDebug: z.boolean().default(false),
     })
@@ -166,6 +166,8 @@ const baseSchema = z.strictObject({
       iamcredentials: url('endpoints.iamcredentials').default(DEFAULT_ENDPOINTS.iamcredentials),
       secretmanager: url('endpoints.secretmanager').optional(),
       teeserver: z.string().startsWith('/', { error: 'must be an absolute socket path' }).default(DEFAULT_ENDPOINTS.teeserver),
+      /** The attestation service's JWKS, for listeners that verify a peer's token (default: from its discovery document). */
+      jwks: url('endpoints.jwks').optional(),
     })
     .default({ sts: DEFAULT_ENDPOINTS.sts, iamcredentials: DEFAULT_ENDPOINTS.iamcredentials, teeserver: DEFAULT_ENDPOINTS.teeserver }),
 });

@@ -2,7 +2,7 @@
 // (another TEE's init in server mode, stunnel, any TLS server). The type supplies how to
 // connect (PSK callback, or certificate and verification).
 import { createServer, type Server, type Socket } from 'node:net';
-import { type ConnectionOptions, connect } from 'node:tls';
+import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
 import { formatHostPort } from './address.ts';
 import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
 
@@ -10,7 +10,11 @@ import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPipi
  * `connectOptions()` is called per connection (it reads the current context, so a reload
  * applies to new connections); `fields` go on every log line of the connection.
  */
-export function createClientModeServer(ctx: ModeContext, connectOptions: () => ConnectionOptions, fields: Record<string, unknown> = {}): Server {
+export function createClientModeServer(
+  ctx: ModeContext, connectOptions: () => ConnectionOptions, fields: Record<string, unknown> = {},
+  /** Runs once the TLS session is up and before anything is forwarded (attested TLS); rejects to refuse the peer. */
+  verifyPeer?: (upstream: TLSSocket) => Promise<unknown>,
+): Server {
   const { stats, timeouts, label } = ctx;
   const remote = formatHostPort(ctx.upstream);
 
@@ -35,9 +39,14 @@ export function createClientModeServer(ctx: ModeContext, connectOptions: () => C
       upstream.setNoDelay(true);
       upstream.setKeepAlive(true, KEEPALIVE_MS);
     });
-    upstream.once('secureConnect', () => {
+    const pipe = () => {
       if (!hold.settle()) return;
       startPiping(ctx, client, upstream, upstream, f, t0);
+    };
+    upstream.once('secureConnect', () => {
+      if (!verifyPeer) return pipe();
+      // The hold's deadline (the handshake timeout) still runs: it bounds the verification too.
+      verifyPeer(upstream).then(pipe, (err: Error) => upstream.destroy(Object.assign(new Error(`attestation refused: ${err.message}`), { code: undefined })));
     });
     upstream.on('error', (err) => {
       if (hold.settled) return;

@@ -3,6 +3,7 @@
 // start together; if one fails, those already up are closed again and the failure is thrown.
 // Loaded lazily by main.ts (a LAZY entry of scripts/build.mjs).
 import { availableParallelism } from 'node:os';
+import type { Attester } from '../attest/attester.ts';
 import type { TokenSources } from '../credentials/token-types.ts';
 import type { Log } from '../log.ts';
 import type { ListenerConfig } from '../config/schema-listeners.ts';
@@ -34,6 +35,9 @@ export interface ListenerSet {
   secret(name: string): Buffer;
   /** Tokens for the listeners that send them (http-proxy, metadata, tunnel). */
   tokens: TokenSources;
+  /** Connection-bound attestation tokens (`attest:`), and where peers' tokens are verified. */
+  attester?: Attester | undefined;
+  jwks?: string | undefined;
 }
 
 /**
@@ -50,6 +54,8 @@ export interface StartInput {
   /** Secret bytes by name (the bootstrap's, wiped by its cleanup). */
   secret(name: string): Buffer;
   tokens: TokenSources;
+  attester?: Attester | undefined;
+  jwks?: string | undefined;
   log: Log;
   /** Aborts the waits (the program exited, or the init is stopping). */
   signal: AbortSignal;
@@ -74,7 +80,7 @@ export async function startListeners(input: StartInput): Promise<RunningListener
       const count = workerCount(type, l.config);
       const handle = count > 0
         ? await startInWorkers({ name: l.name, field: l.field, config: l.config, type, count, secret: input.secret, log })
-        : await type.start(l.config, { name: l.name, field: l.field, log, secret: input.secret, tokens: input.tokens, signal: input.signal });
+        : await type.start(l.config, { name: l.name, field: l.field, log, secret: input.secret, tokens: input.tokens, signal: input.signal, attester: input.attester, jwks: input.jwks });
       running.push({ name: l.name, handle });
     }),
   );

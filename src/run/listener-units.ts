@@ -18,7 +18,7 @@ export function listenerUnits(set: ListenerSet, processes: readonly string[], lo
       after: fronts ? processes : [],
       secrets: LISTENER_TYPES[planned.config.type]!.secrets(planned.config),
       async start(signal) {
-        const [running] = await startListeners({ listeners: [planned], secret: set.secret, tokens: set.tokens, log, signal });
+        const [running] = await startListeners({ listeners: [planned], secret: set.secret, tokens: set.tokens, attester: set.attester, jwks: set.jwks, log, signal });
         return running!.handle;
       },
     };

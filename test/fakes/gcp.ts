@@ -11,6 +11,9 @@ import { bearer, closeServer, Delays, listenLoopback, readBody, reply, replyJson
 import { principalId, TokenStore } from './principals.ts';
 import { RequestLog } from './request-log.ts';
 import { accessSecretVersion, findSecret, parseAccessPath } from './secretmanager.ts';
+
+/** Where the fake serves the attestation service's JWKS (the real one: from its discovery document). */
+export const ATTESTATION_JWKS_PATH = '/attestation/jwks';
 import { exchange } from './sts.ts';
 
 export type GcpApi = 'sts' | 'iam' | 'sm';
@@ -180,6 +183,9 @@ export class FakeGcp {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
     if (req.method === 'GET' && url.pathname === GOOGLE_CERTS_PATH) return replyJson(res, 200, this.googleKey.jwks);
+    // The attestation service's keys (what verifiers of Confidential Space tokens use):
+    // `endpoints.jwks` / `verify.attestation.jwks` / `tee-init verify --jwks` point here.
+    if (req.method === 'GET' && url.pathname === ATTESTATION_JWKS_PATH) return replyJson(res, 200, this.world.jwks);
     const record: RequestRecord = { api: 'unknown', method: req.method ?? '', path: url.pathname, at: Date.now() };
     this.#log.add(record);
     const body = await readBody(req);

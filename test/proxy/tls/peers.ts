@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, type TestContext } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import type { ListenerHandle } from '../../../src/proxy/listener.ts';
+import type { ListenerEnv, ListenerHandle } from '../../../src/proxy/listener.ts';
 import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../../src/proxy/types/tls/type.ts';
 import { createPki, issue, type KeyPair, type Pki } from '../../helpers/pki.ts';
@@ -52,7 +52,7 @@ export interface Started {
 }
 
 /** Starts a tls listener from config fields (listen defaults to port 0), secrets from `pki` (see `own`). */
-export async function startTls(t: TestContext, pki: Pki, fields: Record<string, unknown>, level: 'warn' | 'debug' | 'info' = 'info'): Promise<Started> {
+export async function startTls(t: TestContext, pki: Pki, fields: Record<string, unknown>, level: 'warn' | 'debug' | 'info' = 'info', env: Partial<ListenerEnv> = {}): Promise<Started> {
   // Client mode presents the client certificate (its EKU is clientAuth), server modes the server's.
   const own = fields.mode === 'client' ? pki.client : pki.server;
   const secrets = new Map<string, Buffer>([
@@ -69,6 +69,7 @@ export async function startTls(t: TestContext, pki: Pki, fields: Record<string, 
       return s;
     },
     tokens: { source: () => { throw new Error('no tokens in tls tests'); } },
+    ...env,
   });
   t.after(() => handle.close());
   return { handle, port: handle.address.port, log, secrets };

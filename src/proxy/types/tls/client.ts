@@ -2,9 +2,10 @@
 // the server's verified against the `ca` secret, and its name (or `servers:` rules) checked.
 import { X509Certificate } from 'node:crypto';
 import type { Server } from 'node:net';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { createClientModeServer } from '../../client-mode.ts';
 import type { ModeContext } from '../../connection.ts';
+import { ATTEST_ALPN } from './attest.ts';
 import type { TlsMaterial } from './context.ts';
 import { identityFields, peerIdentity, type PeerRule, ruleMatches } from './identity.ts';
 
@@ -12,6 +13,8 @@ export interface ClientModeOptions {
   material: () => TlsMaterial;
   serverName: string | undefined;
   servers: readonly PeerRule[] | undefined;
+  /** Set with verify.attestation: reads and checks the server's token; nothing is forwarded before. */
+  verify: ((upstream: TLSSocket) => Promise<unknown>) | undefined;
 }
 
 export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server {
@@ -27,5 +30,6 @@ export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server 
     ...(o.serverName ? { servername: o.serverName } : {}),
     rejectUnauthorized: true,
     checkServerIdentity: check,
-  }), { serverName: name });
+    ...(o.verify ? { ALPNProtocols: [ATTEST_ALPN] } : {}),
+  }), { serverName: name }, o.verify);
 }

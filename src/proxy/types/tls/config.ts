@@ -1,6 +1,7 @@
 // The `tls` listener's config (DESIGN.md `listeners:`, `type: tls`).
 import { z } from 'zod';
-import { duration, hostPort, name } from '../../../config/fields.ts';
+import { MAX_AUDIENCE_BYTES } from '../../../launcher-limits.ts';
+import { claimValue, duration, hostPort, name, url } from '../../../config/fields.ts';
 
 export const TLS_MODES = ['strict', 'permissive', 'client'] as const;
 export const XFCC_MODES = ['sanitize-set', 'forward', 'off'] as const;
@@ -40,6 +41,32 @@ export const tlsListenerSchema = z
         clientCert: z.boolean().default(false),
       })
       .optional(),
+    /**
+     * Server modes: attested TLS. A client offering ALPN tee-attest/1 gets a Confidential Space
+     * token bound to its connection right after the handshake (src/proxy/types/tls/attest.ts).
+     */
+    attest: z
+      .strictObject({
+        audience: z.string().min(1).refine((a) => Buffer.byteLength(a) <= MAX_AUDIENCE_BYTES, { error: `at most ${MAX_AUDIENCE_BYTES} bytes (the launcher's limit)` }),
+        type: z.enum(['OIDC', 'PKI'], { error: 'type must be OIDC or PKI' }).default('OIDC'),
+      })
+      .optional(),
+    /** Client mode: forward nothing until the server proves, bound to this connection, what it runs. */
+    verify: z
+      .strictObject({
+        attestation: z.strictObject({
+          audience: z.string().min(1).refine((a) => Buffer.byteLength(a) <= MAX_AUDIENCE_BYTES, { error: `at most ${MAX_AUDIENCE_BYTES} bytes` }),
+          /** Claims the server's token must carry, as attestation.require (dotted paths; a list = any of). */
+          require: z.record(z.string().min(1), claimValue).default({}),
+          /** Accept a debug image (dbgstat other than disabled-since-boot): its operator can read memory. */
+          allowDebug: z.boolean().default(false),
+          /** The JWKS URL (default: endpoints.jwks, else the issuer's discovery document). */
+          jwks: url('verify.attestation.jwks').optional(),
+          /** The PEM root PKI tokens must chain to (default: the issuer's /.well-known/attestation-pki-root). */
+          pkiRoot: url('verify.attestation.pkiRoot').optional(),
+        }),
+      })
+      .optional(),
     handshakeTimeout: duration(1).default(10_000),
     connectTimeout: duration(1).default(5_000),
     idleTimeout: duration().default(12 * 3_600_000),
@@ -53,6 +80,8 @@ export const tlsListenerSchema = z
     if (!server && c.clients) ctx.addIssue({ code: 'custom', path: ['clients'], message: 'applies to strict and permissive mode; client mode checks the server with servers:' });
     if (!server && c.http) ctx.addIssue({ code: 'custom', path: ['http'], message: 'applies to strict and permissive mode (the proxy tells the backend who the client is)' });
     if (server && c.servers) ctx.addIssue({ code: 'custom', path: ['servers'], message: 'applies to client mode only; server modes check clients with clients:' });
+    if (!server && c.attest) ctx.addIssue({ code: 'custom', path: ['attest'], message: 'applies to strict and permissive mode (the server proves what it runs); client mode checks a server with verify.attestation' });
+    if (server && c.verify) ctx.addIssue({ code: 'custom', path: ['verify'], message: 'applies to client mode only; server modes attest themselves with attest:' });
     if (server && c.tls.serverName) ctx.addIssue({ code: 'custom', path: ['tls', 'serverName'], message: 'applies to client mode only' });
   });
 

@@ -7,7 +7,11 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { type Fields, KEEPALIVE_MS, type ModeContext, opened, reason } from '../../connection.ts';
 import type { PeerIdentity } from './identity.ts';
+import { NONCE_BYTES } from '../../../launcher-limits.ts';
+import type { AttestServer } from './attest.ts';
 import { CLIENT_CERT, CLIENT_CERT_CHAIN, clientCertHeader, XFCC, xfccElement } from './xfcc.ts';
+
+export const ATTESTATION_PATH = '/.well-known/tee-attestation';
 
 export type XfccMode = 'sanitize-set' | 'forward' | 'off';
 
@@ -16,6 +20,8 @@ export interface HttpOptions {
   clientCert: boolean;
   /** Our own certificate's identity (XFCC By), read per request: a reload swaps it. */
   own(): PeerIdentity | undefined;
+  /** Set with `attest:`: GET /.well-known/tee-attestation is answered here, never forwarded. */
+  attest?: AttestServer | undefined;
 }
 
 // RFC 9110 §7.6.1: meant for one hop only; node:http sets its own framing on each side.
@@ -61,6 +67,7 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
   }
 
   function forward(req: IncomingMessage, res: ServerResponse): void {
+    if (options.attest && (req.url === ATTESTATION_PATH || req.url?.startsWith(`${ATTESTATION_PATH}?`))) return attestation(req, res, options.attest);
     const client = who.get(req.socket);
     const up = request({
       host: ctx.upstream.host, port: ctx.upstream.port, method: req.method, path: req.url, agent,
@@ -106,6 +113,28 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
     res.on('close', () => {
       if (!res.writableFinished) up.destroy();
     });
+  }
+
+  /** A token bound to this connection (and to the client's ?nonce=, 10–74 bytes, if given). */
+  function attestation(req: IncomingMessage, res: ServerResponse, attest: AttestServer): void {
+    req.resume();
+    const answer = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) }).end(body);
+    };
+    if (req.method !== 'GET') return answer(405, `${ATTESTATION_PATH} takes GET\n`);
+    const secure = req.socket as Partial<TLSSocket>;
+    if (typeof secure.exportKeyingMaterial !== 'function') return answer(400, 'attestation is bound to a TLS connection: use https\n');
+    const nonce = new URL(req.url!, 'https://x').searchParams.get('nonce') ?? undefined;
+    if (nonce !== undefined && (Buffer.byteLength(nonce) < NONCE_BYTES.min || Buffer.byteLength(nonce) > NONCE_BYTES.max)) {
+      return answer(400, `nonce must be ${NONCE_BYTES.min}-${NONCE_BYTES.max} bytes\n`);
+    }
+    attest.token(secure as TLSSocket, nonce).then(
+      (jwt) => answer(200, jwt, 'application/jwt'),
+      (err: Error) => {
+        ctx.warnUpstream({ peer: `${req.socket.remoteAddress}:${req.socket.remotePort}`, reason: reason(err) }, `${ctx.label} could not attest a ${ATTESTATION_PATH} request`);
+        if (!res.headersSent) answer(503, 'attestation unavailable\n');
+      },
+    );
   }
 
   return {

@@ -12,7 +12,9 @@ import type { LimitedWarn } from '../../log-limit.ts';
 import type { TlsMaterial } from './context.ts';
 import type { HttpForwarder } from './http.ts';
 import { identityFields, type PeerIdentity, peerIdentity, type PeerRule, ruleMatches } from './identity.ts';
-import { sniff } from './sniff.ts';
+import { ATTEST_ALPN, type AttestServer } from './attest.ts';
+import { offeredAlpn } from './client-hello.ts';
+import { peek, sniff } from './sniff.ts';
 
 export interface ServerModeOptions {
   permissive: boolean;
@@ -20,7 +22,9 @@ export interface ServerModeOptions {
   clients: readonly PeerRule[] | undefined;
   /** Set with `http:`: requests go through it instead of a byte pipe. */
   http: HttpForwarder | undefined;
-  /** Rate-limited lines for refused clients and plaintext ones. */
+  /** Set with `attest:`: clients offering tee-attest/1 get a token bound to their connection. */
+  attest: AttestServer | undefined;
+  /** Rate-limited lines for refused clients and plaintext ones (and failed attestations). */
   warnRefused: LimitedWarn;
   warnPlaintext: LimitedWarn;
 }
@@ -41,27 +45,35 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
   // and then tls.Server's own handshakeTimeout still bounds the handshake.
   const rawOf = (tls: TLSSocket) => (tls as TLSSocket & { _parent?: Socket })._parent;
 
-  const tlsServer = createTlsServer({
-    ...o.material().options,
-    requestCert: true,
-    // Checked in secureConnection instead, so that a refused client is logged with its identity
-    // and reason; nothing is forwarded before that check.
-    rejectUnauthorized: false,
-    allowHalfOpen: true,
-    // A backstop: the deadline set at accept is what bounds a handshake.
-    handshakeTimeout: timeouts.handshakeMs,
-  });
+  // Two TLS servers with one context: the second selects ALPN tee-attest/1 and is used only for
+  // clients that offer it (client-hello.ts says why a single server cannot).
+  const makeTlsServer = (attestAlpn: boolean) => {
+    const server = createTlsServer({
+      ...o.material().options,
+      requestCert: true,
+      // Checked in secureConnection instead, so that a refused client is logged with its identity
+      // and reason; nothing is forwarded before that check.
+      rejectUnauthorized: false,
+      allowHalfOpen: true,
+      // A backstop: the deadline set at accept is what bounds a handshake.
+      handshakeTimeout: timeouts.handshakeMs,
+      ...(attestAlpn ? { ALPNProtocols: [ATTEST_ALPN] } : {}),
+    });
+    server.on('tlsClientError', onTlsClientError);
+    server.on('secureConnection', onSecureConnection);
+    return server;
+  };
 
-  tlsServer.on('tlsClientError', (err, socket) => {
+  function onTlsClientError(err: Error, socket: TLSSocket): void {
     // Node leaves the socket open on a handshake timeout once this event has a listener.
     socket.destroy();
     const raw = rawOf(socket);
     if (raw && expired.has(raw)) return;
     stats.handshakeFailures++;
     ctx.warnHandshake({ peer: peerOf(socket), reason: reason(err) }, `${label} handshake failed`);
-  });
+  }
 
-  tlsServer.on('secureConnection', (client: TLSSocket) => {
+  function onSecureConnection(client: TLSSocket): void {
     const raw = rawOf(client);
     if (raw) clearTimeout(deadlines.get(raw));
     const t0 = performance.now();
@@ -78,8 +90,27 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       client.destroy();
       return;
     }
+    if (o.attest && client.alpnProtocol === ATTEST_ALPN) {
+      // The token goes first; bytes the client sent meanwhile wait in the socket, unread.
+      o.attest.prove(client).then(
+        () => serveClient(client, client, id, fields, t0),
+        (err: Error) => {
+          o.warnRefused({ ...fields, reason: reason(err) }, `${label} could not attest this connection; closing it`);
+          client.destroy();
+        },
+      );
+      return;
+    }
     serveClient(client, client, id, fields, t0);
-  });
+  }
+
+  const tlsServer = makeTlsServer(false);
+  const attestTlsServer = o.attest ? makeTlsServer(true) : undefined;
+  // Hands a raw connection to the TLS server that fits what its ClientHello offers.
+  const toTls = (raw: Socket) => {
+    if (!attestTlsServer) return void tlsServer.emit('connection', raw);
+    peek(raw, offeredAlpn, (offered) => (offered.includes(ATTEST_ALPN) ? attestTlsServer : tlsServer).emit('connection', raw), () => raw.destroy());
+  };
 
   function serveClient(socket: Socket, secure: TLSSocket | undefined, id: PeerIdentity | undefined, fields: Fields, t0: number): void {
     if (o.http) o.http.serve(socket, secure, id, fields, t0);
@@ -98,12 +129,12 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     raw.once('close', () => clearTimeout(deadlines.get(raw)));
     raw.on('error', () => {}); // reported by whoever handles the connection next, or moot
     if (!o.permissive) {
-      tlsServer.emit('connection', raw);
+      toTls(raw);
       return;
     }
     sniff(raw, (kind) => {
       if (kind === 'tls') {
-        tlsServer.emit('connection', raw);
+        toTls(raw);
         return;
       }
       clearTimeout(deadlines.get(raw));
@@ -116,6 +147,9 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
 
   return {
     listener,
-    setMaterial: (m) => tlsServer.setSecureContext(m.options),
+    setMaterial: (m) => {
+      tlsServer.setSecureContext(m.options);
+      attestTlsServer?.setSecureContext(m.options); // ALPN is the server's, not the context's
+    },
   };
 }

@@ -21,16 +21,24 @@ export function classify(bytes: Buffer): Sniffed | undefined {
  * A client that closes first calls `gone`. The caller bounds the wait (the handshake timeout).
  */
 export function sniff(socket: Socket, done: (kind: Sniffed) => void, gone: () => void): void {
+  peek(socket, (seen) => classify(seen.subarray(0, PREFIX)), done, gone);
+}
+
+/**
+ * Reads until `decide` returns a verdict on the bytes seen so far, puts them back (whatever
+ * handles the connection next sees it from its first byte), pauses the socket, calls `done`.
+ */
+export function peek<T>(socket: Socket, decide: (seen: Buffer) => T | undefined, done: (verdict: T) => void, gone: () => void): void {
   let seen: Buffer = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-    const kind = classify(seen.subarray(0, PREFIX));
-    if (kind === undefined) return;
+    const verdict = decide(seen);
+    if (verdict === undefined) return;
     socket.off('data', onData);
     socket.off('end', onEnd);
     socket.pause();
     socket.unshift(seen);
-    done(kind);
+    done(verdict);
   };
   const onEnd = () => {
     socket.off('data', onData);

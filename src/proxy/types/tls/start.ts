@@ -1,10 +1,14 @@
 // Starting a tls listener (no schema here: this runs in worker threads too, which need not load
 // zod). The caller has waited for the upstream in server modes.
+import type { TLSSocket } from 'node:tls';
 import { parseHostPort, formatHostPort } from '../../address.ts';
 import { createEngine } from '../../engine.ts';
 import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../log-limit.ts';
 import { metrics } from '../../stats.ts';
+import { createAttestationVerifier } from '../../../attest/verify-token.ts';
+import { configError } from '../../../errors.ts';
+import { type AttestServer, attestServer, readAndVerify } from './attest.ts';
 import { createTlsClient } from './client.ts';
 import type { TlsListenerConfig } from './config.ts';
 import { loadMaterial, type TlsMaterial } from './context.ts';
@@ -21,17 +25,34 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
     timeouts: { handshakeMs: c.handshakeTimeout, connectMs: c.connectTimeout, idleMs: c.idleTimeout },
   });
   let http: HttpForwarder | undefined;
+  let attest: AttestServer | undefined;
+  let refusals = 0;
   let setMaterial = (m: TlsMaterial) => void (material = m);
   let server;
   if (c.mode === 'client') {
-    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers }, engine.ctx);
+    const a = c.verify?.attestation;
+    const check = a && createAttestationVerifier({ audience: a.audience, require: a.require, allowDebug: a.allowDebug, jwks: a.jwks ?? env.jwks, pkiRoot: a.pkiRoot, field: `${field}.verify.attestation` });
+    const verify = check && (async (upstream: TLSSocket) => {
+      try {
+        return await readAndVerify(upstream, check);
+      } catch (err) {
+        refusals++;
+        throw err;
+      }
+    });
+    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers, verify }, engine.ctx);
   } else {
-    if (c.http) http = createHttpForwarder(engine.ctx, { xfcc: c.http.xfcc, clientCert: c.http.clientCert, own: () => material.own });
+    if (c.attest) {
+      if (!env.attester) throw configError(`${field}.attest: this listener runs where the launcher's teeserver cannot be reached (run it with workers: 0 for now)`);
+      attest = attestServer(env.attester, c.attest.audience, c.attest.type);
+    }
+    if (c.http) http = createHttpForwarder(engine.ctx, { xfcc: c.http.xfcc, clientCert: c.http.clientCert, own: () => material.own, attest });
     const servers = createTlsServers({
       permissive: c.mode === 'permissive',
       material: () => material,
       clients: c.clients,
       http,
+      attest,
       warnRefused: limitedWarn(log, 'tls refused clients', LOG_LIMIT_DEFAULTS),
       warnPlaintext: limitedWarn(log, 'tls plaintext clients', LOG_LIMIT_DEFAULTS),
     }, engine.ctx);
@@ -58,7 +79,11 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
   let closing: Promise<void> | undefined;
   return {
     address,
-    stats: () => metrics(engine.stats),
+    stats: () => ({
+      ...metrics(engine.stats),
+      ...attest?.stats(),
+      ...(c.verify ? { attestation_refusals_total: refusals } : {}),
+    }),
     async reload() {
       const next = loadMaterial(c, env.secret, field); // throws, keeping the old material
       setMaterial(next);
