@@ -171,7 +171,7 @@ for (const pkg of existsSync(koromix) ? readdirSync(koromix) : []) {
 // The oldest Node.js the bundle runs on: package.json's engines, the one place it is written.
 const MIN_NODE = Number(/^>=\s*(\d+)$/.exec(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines.node)?.[1]);
 if (!Number.isInteger(MIN_NODE)) throw new Error('package.json engines.node must read ">=N"');
-const refusal = (found) => `tee-init: needs Node.js ${MIN_NODE} or later, found ${found}: install Node.js ${MIN_NODE} LTS (or run the image, which ships it)`;
+const refusal = (found) => `tee-init: needs Node.js ${MIN_NODE} or later, found ${found}: install Node.js ${MIN_NODE} LTS, run the image (which ships it), or in a clone run it with the Node that npm ci brought: node_modules/.bin/node dist/tee-init.js`;
 
 // Run directly as an executable, with the inspector's SIGUSR1 handler off from the first
 // instant. The first two lines are both shell and JavaScript (for JS, line 2 is a comment):

@@ -48,7 +48,7 @@ describe('dist/ copied away from node_modules', () => {
       assert.equal(result.exitCode, 78);
       const lines = (result.stderr as string).trim().split('\n');
       assert.equal(lines.length, 1, result.stderr as string);
-      assert.match(lines[0]!, new RegExp(`^tee-init: needs Node\\.js 24 or later, found Node\\.js v22\\.\\d+\\.\\d+ at ${node22.replace(/\./g, '\\.')}: install Node\\.js 24 LTS`));
+      assert.match(lines[0]!, new RegExp(`^tee-init: needs Node\\.js 24 or later, found Node\\.js v22\\.\\d+\\.\\d+ at ${node22.replace(/\./g, '\\.')}: install Node\\.js 24 LTS, .*node_modules/\\.bin/node dist/tee-init\\.js$`));
       assert.equal(existsSync(marker), false, 'the command never ran');
     });
   }

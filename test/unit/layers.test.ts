@@ -19,7 +19,7 @@ const LAYERS: [number, string, RegExp][] = [
   [1, 'config', /^config\//],
   [2, 'stages', /^(attest|credentials|secrets|materialize|render)\//],
   [3, 'run', /^(run|supervise|proxy)\//],
-  [4, 'orchestration', /^(pipeline\.ts|cli\.ts|cleanup\.ts|refresh\/)/],
+  [4, 'orchestration', /^(pipeline\.ts|cli\.ts|cleanup\.ts|refresh\/|tools\/)/],
   [5, 'entry', /^(main|bin|early)\.ts$/],
 ];
 
