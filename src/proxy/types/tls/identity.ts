@@ -37,10 +37,19 @@ export function parseSans(text: string | undefined): [string, string][] {
   const re = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/gy;
   let m: RegExpExecArray | null;
   while ((m = re.exec(text)) !== null && m[0] !== '') {
-    const raw = m[2]!;
-    out.push([m[1]!, raw.startsWith('"') ? (JSON.parse(raw) as string) : raw]);
+    out.push([m[1]!, unquote(m[2]!)]);
   }
   return out;
+}
+
+/** Node's quoting is JSON's; a value it ever quotes otherwise is kept as printed rather than thrown on. */
+function unquote(raw: string): string {
+  if (!raw.startsWith('"')) return raw;
+  try {
+    return JSON.parse(raw) as string;
+  } catch {
+    return raw;
+  }
 }
 
 function matchOne(m: Match, value: string): boolean {
