@@ -4,17 +4,19 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { type ConnectionOptions, connect } from 'node:tls';
 import { formatHostPort } from './address.ts';
+import { type FaultSink, guard } from './boundary.ts';
 import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
 
 /**
  * `connectOptions()` is called per connection (it reads the current context, so a reload
- * applies to new connections); `fields` go on every log line of the connection.
+ * applies to new connections); `fields` go on every log line of the connection. Every handler
+ * runs inside guard(): a throw ends that connection (both sockets) through `fault`.
  */
-export function createClientModeServer(ctx: ModeContext, connectOptions: () => ConnectionOptions, fields: Record<string, unknown> = {}): Server {
+export function createClientModeServer(ctx: ModeContext, connectOptions: () => ConnectionOptions, fault: FaultSink, fields: Record<string, unknown> = {}): Server {
   const { stats, timeouts, label } = ctx;
   const remote = formatHostPort(ctx.upstream);
 
-  return createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS }, (client: Socket) => {
+  return createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS }, guard((err, client: Socket) => fault(err, { peer: peerOf(client), ...fields }, client), (client: Socket) => {
     const t0 = performance.now();
     const f = { peer: peerOf(client), ...fields };
     // allowHalfOpen is honoured by tls.connect (it builds the TLSSocket with it) but missing from its type.
@@ -26,20 +28,22 @@ export function createClientModeServer(ctx: ModeContext, connectOptions: () => C
     };
     const upstream = connect(options);
     ctx.track(upstream);
+    const fail = (err: unknown) => fault(err, f, client, upstream);
+    const g = <A extends unknown[]>(fn: (...args: A) => unknown) => guard(fail, fn);
     let tcpUp = false;
     const hold = holdUpstream(client, upstream, timeouts.handshakeMs, () =>
       Object.assign(new Error(`no TLS session within ${timeouts.handshakeMs} ms`), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }),
     );
-    upstream.once('connect', () => {
+    upstream.once('connect', g(() => {
       tcpUp = true;
       upstream.setNoDelay(true);
       upstream.setKeepAlive(true, KEEPALIVE_MS);
-    });
-    upstream.once('secureConnect', () => {
+    }));
+    upstream.once('secureConnect', g(() => {
       if (!hold.settle()) return;
       startPiping(ctx, client, upstream, upstream, f, t0);
-    });
-    upstream.on('error', (err) => {
+    }));
+    upstream.on('error', g((err: Error) => {
       if (hold.settled) return;
       hold.cancel();
       if (tcpUp) stats.handshakeFailures++;
@@ -49,6 +53,6 @@ export function createClientModeServer(ctx: ModeContext, connectOptions: () => C
         tcpUp ? `${label} handshake with the remote peer failed; closing the local connection` : `${label} remote peer unreachable; closing the local connection`,
       );
       client.end(() => client.destroy());
-    });
-  });
+    }));
+  }));
 }

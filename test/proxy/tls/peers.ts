@@ -132,6 +132,13 @@ export async function curl(port: number, pki: Pki, o: { client?: KeyPair | null;
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Every value of header `name` (lower case) in node's rawHeaders, in order. */
+export function headerValues(raw: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
+  return out;
+}
+
 export function records(log: MemoryLog, message: string): Record<string, unknown>[] {
   return log.records().filter((r) => String(r.message).includes(message));
 }

@@ -7,12 +7,13 @@
 // handshake, however slowly a client trickles its bytes in.
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { type Fields, forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason } from '../../connection.ts';
+import { type FaultSink, guard } from '../../boundary.ts';
+import { type Fields, forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from '../../connection.ts';
 import type { LimitedWarn } from '../../log-limit.ts';
 import type { TlsMaterial } from './context.ts';
 import type { HttpForwarder } from './http.ts';
 import { identityFields, type PeerIdentity, peerIdentity, type PeerRule, ruleMatches } from './identity.ts';
-import { sniff } from './sniff.ts';
+import { type Sniffed, sniff } from './sniff.ts';
 
 export interface ServerModeOptions {
   permissive: boolean;
@@ -23,6 +24,8 @@ export interface ServerModeOptions {
   /** Rate-limited lines for refused clients and plaintext ones. */
   warnRefused: LimitedWarn;
   warnPlaintext: LimitedWarn;
+  /** Ends a connection whose handling threw (../../boundary.ts). */
+  fault: FaultSink;
 }
 
 export interface TlsServers {
@@ -40,6 +43,9 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
   // The TCP socket a TLSSocket wraps (Node keeps it as _parent); undefined if that ever changes,
   // and then tls.Server's own handshakeTimeout still bounds the handshake.
   const rawOf = (tls: TLSSocket) => (tls as TLSSocket & { _parent?: Socket })._parent;
+  // A throw in a handler ends that connection (TLS side and TCP side), never the listener.
+  const onRawFault = (err: unknown, raw: Socket) => o.fault(err, { peer: peerOf(raw) }, raw);
+  const onTlsFault = (err: unknown, tls: TLSSocket) => o.fault(err, { peer: peerOf(tls) }, tls, rawOf(tls));
 
   const tlsServer = createTlsServer({
     ...o.material().options,
@@ -52,16 +58,16 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     handshakeTimeout: timeouts.handshakeMs,
   });
 
-  tlsServer.on('tlsClientError', (err, socket) => {
+  tlsServer.on('tlsClientError', guard((err, _e: Error, socket: TLSSocket) => onTlsFault(err, socket), (err: Error, socket: TLSSocket) => {
     // Node leaves the socket open on a handshake timeout once this event has a listener.
     socket.destroy();
     const raw = rawOf(socket);
     if (raw && expired.has(raw)) return;
     stats.handshakeFailures++;
     ctx.warnHandshake({ peer: peerOf(socket), reason: reason(err) }, `${label} handshake failed`);
-  });
+  }));
 
-  tlsServer.on('secureConnection', (client: TLSSocket) => {
+  tlsServer.on('secureConnection', guard(onTlsFault, (client: TLSSocket) => {
     const raw = rawOf(client);
     if (raw) clearTimeout(deadlines.get(raw));
     const t0 = performance.now();
@@ -79,29 +85,34 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       return;
     }
     serveClient(client, client, id, fields, t0);
-  });
+  }));
 
   function serveClient(socket: Socket, secure: TLSSocket | undefined, id: PeerIdentity | undefined, fields: Fields, t0: number): void {
     if (o.http) o.http.serve(socket, secure, id, fields, t0);
-    else forwardToUpstream(ctx, socket, secure, fields, t0);
+    else {
+      forwardToUpstream(ctx, socket, secure, fields, t0, guard(
+        (err, upstream: Socket) => o.fault(err, fields, socket, upstream, secure && rawOf(secure)),
+        (upstream: Socket) => startPiping(ctx, socket, upstream, secure, fields, t0),
+      ));
+    }
   }
 
-  const listener = createTcpServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS }, (raw) => {
+  const listener = createTcpServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS }, guard(onRawFault, (raw: Socket) => {
     const t0 = performance.now();
     // From accept to the end of the handshake (or, in permissive mode, to the first plaintext bytes).
-    deadlines.set(raw, setTimeout(() => {
+    deadlines.set(raw, setTimeout(guard((err) => onRawFault(err, raw), () => {
       expired.add(raw);
       stats.handshakeFailures++;
       ctx.warnHandshake({ peer: peerOf(raw), reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }, `${label} handshake failed`);
       raw.destroy();
-    }, timeouts.handshakeMs));
+    }), timeouts.handshakeMs));
     raw.once('close', () => clearTimeout(deadlines.get(raw)));
     raw.on('error', () => {}); // reported by whoever handles the connection next, or moot
     if (!o.permissive) {
       tlsServer.emit('connection', raw);
       return;
     }
-    sniff(raw, (kind) => {
+    sniff(raw, guard((err) => onRawFault(err, raw), (kind: Sniffed) => {
       if (kind === 'tls') {
         tlsServer.emit('connection', raw);
         return;
@@ -111,8 +122,8 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       const fields = { peer: peerOf(raw), plaintext: true };
       o.warnPlaintext(fields, `${label} plaintext client on a permissive port`);
       serveClient(raw, undefined, undefined, fields, t0);
-    }, () => raw.destroy());
-  });
+    }), () => raw.destroy());
+  }));
 
   return {
     listener,

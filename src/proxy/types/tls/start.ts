@@ -1,6 +1,7 @@
 // Starting a tls listener (no schema here: this runs in worker threads too, which need not load
 // zod). The caller has waited for the upstream in server modes.
 import { parseHostPort, formatHostPort } from '../../address.ts';
+import { createFaultSink } from '../../boundary.ts';
 import { createEngine } from '../../engine.ts';
 import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../log-limit.ts';
@@ -20,13 +21,19 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
     label: 'tls', field, upstream, log, upstreamKind: c.mode === 'client' ? 'remote peer' : 'upstream',
     timeouts: { handshakeMs: c.handshakeTimeout, connectMs: c.connectTimeout, idleMs: c.idleTimeout },
   });
+  const fault = createFaultSink(log, 'tls');
   let http: HttpForwarder | undefined;
   let setMaterial = (m: TlsMaterial) => void (material = m);
   let server;
   if (c.mode === 'client') {
-    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers }, engine.ctx);
+    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers, fault }, engine.ctx);
   } else {
-    if (c.http) http = createHttpForwarder(engine.ctx, { xfcc: c.http.xfcc, clientCert: c.http.clientCert, own: () => material.own });
+    if (c.http) {
+      http = createHttpForwarder(engine.ctx, {
+        xfcc: c.http.xfcc, clientCert: c.http.clientCert, headersTimeoutMs: c.http.headersTimeout, own: () => material.own, fault,
+        warnSlowHeaders: limitedWarn(log, 'tls slow http headers', LOG_LIMIT_DEFAULTS),
+      });
+    }
     const servers = createTlsServers({
       permissive: c.mode === 'permissive',
       material: () => material,
@@ -34,6 +41,7 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
       http,
       warnRefused: limitedWarn(log, 'tls refused clients', LOG_LIMIT_DEFAULTS),
       warnPlaintext: limitedWarn(log, 'tls plaintext clients', LOG_LIMIT_DEFAULTS),
+      fault,
     }, engine.ctx);
     server = servers.listener;
     setMaterial = (m) => {
@@ -58,7 +66,12 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
   let closing: Promise<void> | undefined;
   return {
     address,
-    stats: () => metrics(engine.stats),
+    // connection_faults_total (and the header deadline's count) are this type's own until stats.ts carries them.
+    stats: () => ({
+      ...metrics(engine.stats),
+      connection_faults_total: fault.count,
+      ...(http ? { http_header_timeouts_total: http.headerTimeouts } : {}),
+    }),
     async reload() {
       const next = loadMaterial(c, env.secret, field); // throws, keeping the old material
       setMaterial(next);

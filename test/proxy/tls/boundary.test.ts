@@ -1,0 +1,222 @@
+// The failure boundary of a tls listener in `http:` mode: values from the client's certificate
+// and from the program's response never make node:http throw (PID 1 would fall, or a worker
+// thread with every bystander on it); a bad response is a 502; a client that trickles its headers
+// meets a deadline. Each case checks that a bystander's keep-alive connection is still served.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
+import { connect as tcpConnect, createServer as createTcpServer } from 'node:net';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import type { ListenerHandle } from '../../../src/proxy/listener.ts';
+import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
+import { tlsType } from '../../../src/proxy/types/tls/type.ts';
+import { startInWorkers } from '../../../src/proxy/workers.ts';
+import { until } from '../../helpers/lines.ts';
+import { memoryLog } from '../../helpers/log.ts';
+import { needs } from '../../helpers/tools.ts';
+import type { KeyPair, Pki } from '../../helpers/pki.ts';
+import { curl, der, filePki, headerValues, httpBackend, listenLocal, readAll, records, SERVER_URI, startTls } from './peers.ts';
+
+const shared = filePki('tee-init-tls-boundary-');
+
+// Ordinary names, and what a hostile owner could put in a certificate: UTF-8 beyond Latin-1,
+// quotes, a backslash, DN specials, a control character.
+const SUBJECT = '/O=Łódź Sp. z o.o. \x01ctl/CN=клиент "q" a\\\\b, c; d';
+const SANS = ['URI.1=spiffe://x/Łódź', 'URI.2=spiffe://a/b,c', 'URI.3=spiffe://ctl/a\x01b', 'URI.4=spiffe://q/x;y=z', 'DNS.1=plain.test'];
+
+/** A client certificate of the test CA with SUBJECT and SANS (openssl -utf8, SANs from a config file). */
+function unusualClient(pki: Pki, dir: string): KeyPair {
+  const cnf = join(dir, 'unusual.cnf');
+  writeFileSync(cnf, ['[req]', 'distinguished_name=dn', '[dn]', '[ext]', 'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', 'subjectAltName=@alt', '[alt]', ...SANS, ''].join('\n'));
+  const pair = { cert: join(dir, 'unusual.crt'), key: join(dir, 'unusual.key') };
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-keyout', pair.key, '-out', pair.cert, '-utf8', '-subj', SUBJECT, '-CA', pki.ca.cert, '-CAkey', pki.ca.key,
+    '-config', cnf, '-extensions', 'ext'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return pair;
+}
+
+/** The subject as OpenSSL prints it in RFC 2253 (what Envoy puts in XFCC): an independent reference. */
+function rfc2253(cert: string): string {
+  return execFileSync('openssl', ['x509', '-in', cert, '-noout', '-subject', '-nameopt', 'RFC2253'], { encoding: 'latin1' }).trim().replace(/^subject=/, '');
+}
+
+/** A mutual-TLS client holding one keep-alive connection: a bystander that must survive others' faults. */
+function bystander(t: TestContext, port: number, pki: Pki) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.client.cert), key: readFileSync(pki.client.key) });
+  t.after(() => agent.destroy());
+  return async (path = '/bystander'): Promise<{ status: number; reused: boolean }> => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, agent, servername: 'localhost' });
+    req.end();
+    const [res] = await once(req, 'response');
+    res.resume();
+    await once(res, 'end');
+    return { status: res.statusCode!, reused: req.reusedSocket };
+  };
+}
+
+/** An HTTP "program" that answers each request with raw bytes chosen by its path (see RAW). */
+async function hostileBackend(t: TestContext): Promise<{ port: number }> {
+  const server = createTcpServer((s) => {
+    s.on('error', () => {});
+    let buf = '';
+    s.on('data', (c: Buffer) => {
+      buf += c.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const path = buf.slice(0, end).split(' ')[1] ?? '/';
+        buf = buf.slice(end + 4);
+        const raw = RAW[path];
+        if (raw) s.end(Buffer.from(raw, 'latin1'));
+        else s.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n');
+      }
+    });
+  });
+  return listenLocal(t, server);
+}
+
+const RAW: Record<string, string> = {
+  '/ctl-reason': 'HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok',
+  '/status-099': 'HTTP/1.1 099 X\r\nContent-Length: 2\r\n\r\nok',
+  '/status-000': 'HTTP/1.1 000 X\r\nContent-Length: 2\r\n\r\nok',
+  '/status-999': 'HTTP/1.1 999 X\r\nContent-Length: 2\r\n\r\nok',
+  '/switching': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nhello',
+  '/bad-header': 'HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\nok',
+};
+
+describe('client certificate values in XFCC (workers: 0, the init\'s own thread)', () => {
+  test('UTF-8, quotes, backslashes, commas, semicolons and control characters are encoded, and decode back', async (t) => {
+    if (!needs(t, 'curl', 'apt-get install curl')) return;
+    const unusual = unusualClient(shared.pki, shared.dir);
+    const backend = await httpBackend(t);
+    const l = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}`, http: {} });
+    const keepAlive = bystander(t, l.port, shared.pki);
+    assert.deepEqual(await keepAlive(), { status: 200, reused: false });
+
+    const r = await curl(l.port, shared.pki, { client: unusual, path: '/unusual' });
+    assert.equal(r.code, 0, r.stderr);
+    const xfcc = headerValues(backend.seen.find((s) => s.url === '/unusual')!.rawHeaders, 'x-forwarded-client-cert');
+    const hash = createHash('sha256').update(der(unusual.cert)).digest('hex');
+    // The subject exactly as OpenSSL prints RFC 2253 (UTF-8 bytes as \XX), then as a quoted-string.
+    const subject = rfc2253(unusual.cert);
+    assert.match(subject, /\\D0\\BA/, 'openssl escapes the UTF-8 bytes');
+    assert.deepEqual(xfcc, [
+      `By=${SERVER_URI};Hash=${hash};Subject="${subject.replace(/(["\\])/g, '\\$1')}";` +
+      'URI=spiffe://x/%C5%81%C3%B3d%C5%BA;URI="spiffe://a/b,c";URI=spiffe://ctl/a%01b;URI="spiffe://q/x;y=z";DNS=plain.test',
+    ]);
+    assert.equal(decodeURIComponent('spiffe://x/%C5%81%C3%B3d%C5%BA'), 'spiffe://x/Łódź');
+
+    assert.deepEqual(await keepAlive(), { status: 200, reused: true }, 'the bystander keeps its connection');
+    assert.equal(l.handle.stats().connection_faults_total, 0);
+  });
+
+  test('underscore spellings of the proxy\'s headers are dropped, as Envoy does for CGI/WSGI programs', async (t) => {
+    if (!needs(t, 'curl', 'apt-get install curl')) return;
+    const backend = await httpBackend(t);
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, http: { clientCert: true } });
+    const forged = ['-H', 'X_Forwarded_Client_Cert: By=x;URI=spiffe://tee-init.test/admin', '-H', 'client_cert: :AAAA:', '-H', 'Client_Cert-Chain: :AAAA:', '-H', 'X_Other: kept'];
+    for (const plain of [true, false]) {
+      const r = await curl(l.port, shared.pki, { plain, args: forged });
+      assert.equal(r.code, 0, r.stderr);
+      const raw = backend.seen.at(-1)!.rawHeaders;
+      const names = raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      assert.ok(!names.some((n) => /^(x_forwarded_client_cert|client_cert|client_cert-chain)$/.test(n)), `plain=${plain}: ${names.join(' ')}`);
+      assert.deepEqual(headerValues(raw, 'x_other'), ['kept'], 'other underscore headers pass');
+    }
+  });
+});
+
+describe('the program\'s response (workers: 0)', () => {
+  test('an invalid status line or header is a 502 with a reason; the listener and a bystander go on', async (t) => {
+    if (!needs(t, 'curl', 'apt-get install curl')) return;
+    const backend = await hostileBackend(t);
+    const l = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}`, http: {} });
+    const keepAlive = bystander(t, l.port, shared.pki);
+    assert.deepEqual(await keepAlive(), { status: 200, reused: false });
+    const expected: Record<string, RegExp> = {
+      '/ctl-reason': /reason phrase of its 200 has a control character/,
+      '/status-099': /status code 99 is not 200-599/,
+      '/status-000': /status code 0 is not 200-599/,
+      '/status-999': /status code 999 is not 200-599/,
+      '/switching': /101 Switching Protocols/,
+      '/bad-header': /^bad gateway: upstream unreachable$/m, // node:http's parser refuses it first
+    };
+    for (const [path, why] of Object.entries(expected)) {
+      const r = await curl(l.port, shared.pki, { path, args: ['-w', '\n%{http_code}'] });
+      assert.equal(r.code, 0, `${path}: ${r.stderr}`);
+      const [body, status] = r.stdout.split(/\n(?=\d+$)/);
+      assert.equal(status, '502', `${path}: ${r.stdout}`);
+      assert.match(body!, why, path);
+      assert.deepEqual(await keepAlive(), { status: 200, reused: true }, `${path}: the bystander keeps its connection`);
+    }
+    assert.equal(l.handle.stats().upstream_failures_total, Object.keys(expected).length);
+    assert.equal(l.handle.stats().connection_faults_total, 0);
+    const logged = records(l.log, 'upstream sent an invalid response; answering 502');
+    assert.ok(logged.some((r) => /status code 99 /.test(String(r.reason))));
+  });
+});
+
+describe('header deadline', () => {
+  test('a plaintext client trickling header lines is closed with 408 at the deadline, counted', async (t) => {
+    const backend = await httpBackend(t);
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, http: { headersTimeout: '500ms' } });
+    const c = tcpConnect({ host: '127.0.0.1', port: l.port });
+    c.on('error', () => {});
+    c.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    // One more header line now and then, never the end of the headers; bounded so the test stops by itself.
+    let lines = 0;
+    const trickle = setInterval(() => (lines++ < 200 && !c.destroyed ? c.write(`X-Line-${lines}: 1\r\n`) : clearInterval(trickle)), 100);
+    t.after(() => clearInterval(trickle));
+    const answer = await readAll(c);
+    clearInterval(trickle);
+    assert.match(answer.toString(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    assert.equal(backend.seen.length, 0);
+    await until(() => l.handle.stats().connections_active === 0, 'the slot to be free');
+    assert.equal(l.handle.stats().http_header_timeouts_total, 1);
+    assert.equal(records(l.log, 'http request headers incomplete at the header deadline').length, 1);
+  });
+
+  test('over mutual TLS too, and an idle keep-alive connection is closed without a word', async (t) => {
+    if (!needs(t, 'openssl', 'apt-get install openssl')) return;
+    const backend = await httpBackend(t);
+    const l = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}`, http: { headersTimeout: '500ms' } });
+    // A complete request, then silence: the answer, then a close with nothing more.
+    const keepAlive = bystander(t, l.port, shared.pki);
+    assert.equal((await keepAlive()).status, 200);
+    await until(() => l.handle.stats().connections_active === 0, 'the idle keep-alive connection to be closed');
+    assert.equal(records(l.log, 'http request headers incomplete').length, 0, 'an idle connection is not a slow client');
+    // A request's first line, then silence, over TLS.
+    const { connect } = await import('node:tls');
+    const s = connect({ host: '127.0.0.1', port: l.port, ca: readFileSync(shared.pki.ca.cert), cert: readFileSync(shared.pki.client.cert), key: readFileSync(shared.pki.client.key), servername: 'localhost' });
+    await once(s, 'secureConnect');
+    s.write('GET / HTTP/1.1\r\n');
+    assert.match((await readAll(s)).toString(), /^HTTP\/1\.1 408 /);
+    assert.equal(l.handle.stats().http_header_timeouts_total, 2);
+  });
+});
+
+describe('in worker threads', () => {
+  test('an unusual client certificate and a hostile program end no worker: a bystander keeps its connection', async (t) => {
+    if (!needs(t, 'curl', 'apt-get install curl')) return;
+    const unusual = unusualClient(shared.pki, shared.dir);
+    const backend = await hostileBackend(t);
+    const held = new Map([['ca', readFileSync(shared.pki.ca.cert)], ['cert', readFileSync(shared.pki.server.cert)], ['key', readFileSync(shared.pki.server.key)]]);
+    const config = tlsListenerSchema.parse({ type: 'tls', mode: 'strict', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca' }, http: {} });
+    const { log } = memoryLog('info');
+    const handle: ListenerHandle = await startInWorkers({ name: 'w', field: 'listeners.w', config, type: tlsType, count: 1, secret: (n) => held.get(n)!, log });
+    t.after(() => handle.close());
+    const keepAlive = bystander(t, handle.address.port, shared.pki);
+    assert.deepEqual(await keepAlive(), { status: 200, reused: false });
+    assert.equal((await curl(handle.address.port, shared.pki, { client: unusual })).code, 0);
+    assert.deepEqual(await keepAlive(), { status: 200, reused: true });
+    const r = await curl(handle.address.port, shared.pki, { path: '/ctl-reason', args: ['-o', '/dev/null', '-w', '%{http_code}'] });
+    assert.equal(r.stdout, '502');
+    assert.deepEqual(await keepAlive(), { status: 200, reused: true });
+    await until(() => handle.stats().upstream_failures_total === 1, 'the worker\'s counters (pushed each second)');
+    assert.equal(handle.stats().worker_restarts_total ?? 0, 0);
+  });
+});
