@@ -16,10 +16,12 @@ import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../../src/proxy/types/tls/type.ts';
 import { startInWorkers } from '../../../src/proxy/workers.ts';
 import { until } from '../../helpers/lines.ts';
-import { memoryLog } from '../../helpers/log.ts';
+import { createLog } from '../../../src/log.ts';
+import { memoryLog, type MemoryLog } from '../../helpers/log.ts';
 import { needs } from '../../helpers/tools.ts';
 import type { KeyPair, Pki } from '../../helpers/pki.ts';
-import { curl, der, filePki, headerValues, httpBackend, listenLocal, readAll, records, SERVER_URI, startTls } from './peers.ts';
+import { closedWithin, pskConnect, serverOptions, startProxy } from '../psk/peers.ts';
+import { curl, der, echoServer, filePki, headerValues, httpBackend, listenLocal, mtlsConnect, readAll, records, SERVER_URI, startTls } from './peers.ts';
 
 const shared = filePki('tee-init-tls-boundary-');
 
@@ -218,5 +220,75 @@ describe('in worker threads', () => {
     assert.deepEqual(await keepAlive(), { status: 200, reused: true });
     await until(() => handle.stats().upstream_failures_total === 1, 'the worker\'s counters (pushed each second)');
     assert.equal(handle.stats().worker_restarts_total ?? 0, 0);
+  });
+});
+
+/**
+ * A debug log whose first line matching `pattern` throws: a fault injected inside a connection
+ * handler (the listener logs `connection open` from within them), with no test hook in the code.
+ */
+function faultyLog(pattern: RegExp): MemoryLog {
+  const lines: string[] = [];
+  let armed = true;
+  const log = createLog({ level: 'debug', sink: { write: (l: string) => {
+    if (armed && pattern.test(l)) {
+      armed = false;
+      throw new Error('injected fault');
+    }
+    lines.push(l);
+  } } });
+  const records = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { log, lines, records, text: () => lines.join(''), messages: () => records().map((r) => String(r.message)) };
+}
+
+describe('guard(): a throw inside a connection handler ends that connection only (workers: 0)', () => {
+  for (const http of [false, true]) {
+    test(`tls strict${http ? ' with http:' : ''}: the faulty connection is ended and counted, the next one is served`, async (t) => {
+      const backend = http ? await httpBackend(t) : await echoServer(t);
+      const log = faultyLog(/tls connection open/);
+      const l = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}`, ...(http ? { http: {} } : {}) }, log);
+      const first = await mtlsConnect(l.port, shared.pki);
+      first.on('error', () => {});
+      first.write(http ? 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' : 'ping\n');
+      await closedWithin(first);
+      await until(() => l.handle.stats().connection_faults_total === 1, 'the fault to be counted');
+      const logged = records(log, 'a connection was ended by a fault in its handling');
+      assert.equal(logged.length, 1);
+      assert.equal(logged[0]!.reason, 'Error');
+      const second = await mtlsConnect(l.port, shared.pki, shared.pki.client, true);
+      // node:http aborts a request whose client half-closes, so HTTP asks for the close instead.
+      if (http) second.write('GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      else second.end('pong\n');
+      assert.match((await readAll(second)).toString(), http ? /"url":"\/second"/ : /^pong\n$/);
+    });
+  }
+
+  test('psk server: the same', async (t) => {
+    const backend = await echoServer(t);
+    const log = faultyLog(/psk connection open/);
+    const proxy = await startProxy(t, serverOptions(backend.port, { log: log.log }));
+    const first = await pskConnect(proxy.address.port);
+    first.on('error', () => {});
+    first.write('ping\n');
+    await closedWithin(first);
+    await until(() => proxy.faults === 1, 'the fault to be counted');
+    const second = await pskConnect(proxy.address.port, { allowHalfOpen: true });
+    second.end('pong\n');
+    assert.equal((await readAll(second)).toString(), 'pong\n');
+  });
+
+  test('tls client mode: the same', async (t) => {
+    const backend = await echoServer(t);
+    const server = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}` });
+    const log = faultyLog(/tls connection open/);
+    const client = await startTls(t, shared.pki, { mode: 'client', connect: `127.0.0.1:${server.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca', serverName: 'localhost' } }, log);
+    const first = tcpConnect({ host: '127.0.0.1', port: client.port });
+    first.on('error', () => {});
+    first.write('ping\n');
+    await closedWithin(first);
+    await until(() => client.handle.stats().connection_faults_total === 1, 'the fault to be counted');
+    const second = tcpConnect({ host: '127.0.0.1', port: client.port, allowHalfOpen: true });
+    second.end('pong\n');
+    assert.equal((await readAll(second)).toString(), 'pong\n');
   });
 });

@@ -51,15 +51,15 @@ export interface Started {
   secrets: Map<string, Buffer>;
 }
 
-/** Starts a tls listener from config fields (listen defaults to port 0), secrets from `pki` (see `own`). */
-export async function startTls(t: TestContext, pki: Pki, fields: Record<string, unknown>, level: 'warn' | 'debug' | 'info' = 'info'): Promise<Started> {
+/** Starts a tls listener from config fields (listen defaults to port 0), secrets from `pki` (see `own`), logging at `level` (or into a given log). */
+export async function startTls(t: TestContext, pki: Pki, fields: Record<string, unknown>, level: 'warn' | 'debug' | 'info' | MemoryLog = 'info'): Promise<Started> {
   // Client mode presents the client certificate (its EKU is clientAuth), server modes the server's.
   const own = fields.mode === 'client' ? pki.client : pki.server;
   const secrets = new Map<string, Buffer>([
     ['ca', readFileSync(pki.ca.cert)], ['cert', readFileSync(own.cert)], ['key', readFileSync(own.key)],
   ]);
   const config = tlsListenerSchema.parse({ type: 'tls', listen: '127.0.0.1:0', tls: { cert: 'cert', key: 'key', ca: 'ca' }, ...fields });
-  const log = memoryLog(level);
+  const log = typeof level === 'string' ? memoryLog(level) : level;
   const controller = new AbortController();
   const handle = await tlsType.start(config, {
     name: 'test', log: log.log, signal: controller.signal,
