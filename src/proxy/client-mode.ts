@@ -2,17 +2,30 @@
 // (another TEE's init in server mode, stunnel, any TLS server). The type supplies how to
 // connect (PSK callback, or certificate and verification).
 import { createServer, type Server, type Socket } from 'node:net';
-import { type ConnectionOptions, connect } from 'node:tls';
+import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
 import { formatHostPort } from './address.ts';
 import { type FaultSink, guard } from './boundary.ts';
 import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
 
+export interface ClientModeOptions {
+  /** Ends a connection whose handling threw (./boundary.ts). */
+  fault: FaultSink;
+  /** Go on every log line of the connection. */
+  fields?: Record<string, unknown>;
+  /**
+   * What to check when the remote peer refuses us after the handshake (a TLS 1.3 server checks
+   * a client certificate only then). Set, a close before any byte right after the handshake is
+   * also read as a likely refusal: a tee-init server refuses that way (./types/tls/server.ts).
+   */
+  refusalHint?: string;
+}
+
 /**
  * `connectOptions()` is called per connection (it reads the current context, so a reload
- * applies to new connections); `fields` go on every log line of the connection. Every handler
- * runs inside guard(): a throw ends that connection (both sockets) through `fault`.
+ * applies to new connections). Every handler runs inside guard(): a throw ends that connection
+ * (both sockets) through `fault`.
  */
-export function createClientModeServer(ctx: ModeContext, connectOptions: () => ConnectionOptions, fault: FaultSink, fields: Record<string, unknown> = {}): Server {
+export function createClientModeServer(ctx: ModeContext, connectOptions: () => ConnectionOptions, { fault, fields = {}, refusalHint }: ClientModeOptions): Server {
   const { stats, timeouts, label } = ctx;
   const remote = formatHostPort(ctx.upstream);
 
@@ -41,6 +54,7 @@ export function createClientModeServer(ctx: ModeContext, connectOptions: () => C
     }));
     upstream.once('secureConnect', g(() => {
       if (!hold.settle()) return;
+      watchRefusal(upstream, f, g);
       startPiping(ctx, client, upstream, upstream, f, t0);
     }));
     upstream.on('error', g((err: Error) => {
@@ -55,4 +69,34 @@ export function createClientModeServer(ctx: ModeContext, connectOptions: () => C
       client.end(() => client.destroy());
     }));
   }));
+
+  /**
+   * A refusal that comes after our side of the handshake: a TLS alert (from OpenSSL-based
+   * servers: certificate_required, unknown_ca, certificate_expired...) or, with `refusalHint`,
+   * a close before any byte within the handshake timeout. Said at warn with the reason, instead
+   * of only a debug line about a closed connection.
+   */
+  function watchRefusal(upstream: TLSSocket, f: Record<string, unknown>, g: <A extends unknown[]>(fn: (...args: A) => unknown) => (...args: A) => void): void {
+    const secureAt = performance.now();
+    let heard = false;
+    upstream.once('data', () => (heard = true));
+    upstream.once('error', g((err: Error) => {
+      const alert = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_([A-Z_]+)$/.exec(reason(err));
+      if (!alert || heard) return;
+      stats.handshakeFailures++;
+      ctx.warnHandshake(
+        { ...f, remote, reason: reason(err) },
+        `${label} the remote peer refused the connection after the handshake with TLS alert "${alert[1]!.toLowerCase().replace(/_/g, ' ')}"${refusalHint ? `: ${refusalHint}` : ''}; closing the local connection`,
+      );
+    }));
+    if (!refusalHint) return;
+    upstream.once('end', g(() => {
+      const ms = performance.now() - secureAt;
+      if (heard || ms > timeouts.handshakeMs) return;
+      ctx.warnHandshake(
+        { ...f, remote, ms: Math.round(ms) },
+        `${label} the remote peer closed the connection right after the handshake without sending anything: a tee-init server does that when it refuses us (its log says why, 'tls client refused'); ${refusalHint}`,
+      );
+    }));
+  }
 }

@@ -21,7 +21,7 @@ import { memoryLog, type MemoryLog } from '../../helpers/log.ts';
 import { needs } from '../../helpers/tools.ts';
 import type { KeyPair, Pki } from '../../helpers/pki.ts';
 import { closedWithin, pskConnect, serverOptions, startProxy } from '../psk/peers.ts';
-import { curl, der, echoServer, filePki, headerValues, httpBackend, listenLocal, mtlsConnect, readAll, records, SERVER_URI, startTls } from './peers.ts';
+import { curl, der, echoServer, filePki, headerValues, httpBackend, listenLocal, mtlsConnect, readAll, records, SERVER_URI, sServer, startTls } from './peers.ts';
 
 const shared = filePki('tee-init-tls-boundary-');
 
@@ -290,5 +290,62 @@ describe('guard(): a throw inside a connection handler ends that connection only
     const second = tcpConnect({ host: '127.0.0.1', port: client.port, allowHalfOpen: true });
     second.end('pong\n');
     assert.equal((await readAll(second)).toString(), 'pong\n');
+  });
+});
+
+describe('refused client certificates: the client side learns why', () => {
+  test('http: a 403 whose body is the reason, for no certificate, another CA and the allow-list; a bystander goes on', async (t) => {
+    if (!needs(t, 'curl', 'apt-get install curl')) return;
+    const backend = await httpBackend(t);
+    const l = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}`, http: {}, clients: [{ uri: { prefix: 'spiffe://tee-init.test/' } }] });
+    const keepAlive = bystander(t, l.port, shared.pki);
+    assert.deepEqual(await keepAlive(), { status: 200, reused: false });
+    const cases: [KeyPair | null, RegExp][] = [
+      [null, /^client certificate refused: no client certificate$/],
+      [shared.pki.stranger, /^client certificate refused: certificate not trusted \([A-Z_]+\)$/],
+      [shared.pki.other, /^client certificate refused: not in the clients allow-list$/],
+    ];
+    for (const [client, body] of cases) {
+      const r = await curl(l.port, shared.pki, { client, args: ['-w', '\n%{http_code}'] });
+      assert.equal(r.code, 0, r.stderr);
+      const [text, status] = r.stdout.split(/\n(?=\d+$)/);
+      assert.equal(status, '403');
+      assert.match(text!.trim(), body);
+      assert.deepEqual(await keepAlive(), { status: 200, reused: true });
+    }
+    assert.equal(backend.seen.filter((s) => s.url !== '/bystander').length, 0, 'nothing refused reached the program');
+    assert.equal(l.handle.stats().clients_refused_total, 3);
+  });
+
+  test('client mode against openssl s_server: its TLS alert is logged at warn with what to check', async (t) => {
+    const server = await sServer(t, shared.pki);
+    if (!server) return;
+    const l = await startTls(t, shared.pki, { mode: 'client', connect: `127.0.0.1:${server.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca', serverName: 'localhost' } });
+    // Our certificate from a CA the server does not know: TLS 1.3 says so after our side of the handshake.
+    l.secrets.set('cert', readFileSync(shared.pki.stranger.cert));
+    l.secrets.set('key', readFileSync(shared.pki.stranger.key));
+    await l.handle.reload();
+    const c = tcpConnect({ host: '127.0.0.1', port: l.port });
+    c.on('error', () => {});
+    c.write('hello\n');
+    await closedWithin(c);
+    await until(() => records(l.log, 'refused the connection after the handshake').length === 1, 'the refusal to be logged');
+    const line = records(l.log, 'refused the connection after the handshake')[0]!;
+    assert.equal(line.severity, 'WARNING');
+    assert.equal(line.reason, 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA');
+    assert.match(String(line.message), /TLS alert "unknown ca": check that our certificate \(tls\.cert\)/);
+    assert.equal(l.handle.stats().handshake_failures_total, 1);
+  });
+
+  test('a tee-init pair: the server logs who and why, the client that it was most likely refused', async (t) => {
+    const backend = await echoServer(t);
+    const server = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}`, clients: [{ uri: 'spiffe://nobody.test/x' }] });
+    const client = await startTls(t, shared.pki, { mode: 'client', connect: `127.0.0.1:${server.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca', serverName: 'localhost' } });
+    const c = tcpConnect({ host: '127.0.0.1', port: client.port });
+    c.on('error', () => {});
+    await closedWithin(c);
+    assert.equal(records(server.log, 'tls client refused')[0]!.reason, 'not in the clients allow-list');
+    await until(() => records(client.log, 'closed the connection right after the handshake without sending anything').length === 1, 'the client side to say so');
+    assert.match(String(records(client.log, 'right after the handshake')[0]!.message), /its log says why, 'tls client refused'/);
   });
 });

@@ -15,7 +15,10 @@ import type { ListenerHandle } from '../../../src/proxy/listener.ts';
 import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../../src/proxy/types/tls/type.ts';
 import { createPki, issue, type KeyPair, type Pki } from '../../helpers/pki.ts';
+import { Lines } from '../../helpers/lines.ts';
 import { memoryLog, type MemoryLog } from '../../helpers/log.ts';
+import { freePort } from '../../helpers/net.ts';
+import { needs } from '../../helpers/tools.ts';
 import { tempDir } from '../psk/peers.ts';
 
 export { echoServer, listenLocal, readAll, replyAtEof, tempDir } from '../psk/peers.ts';
@@ -137,6 +140,27 @@ export function headerValues(raw: string[], name: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
   return out;
+}
+
+/** openssl s_server requiring a client certificate from `pki`'s CA; its stdout is what it received. */
+export async function sServer(t: TestContext, pki: Pki, extra: string[] = []): Promise<{ port: number; out: Lines; write(s: string): void } | undefined> {
+  if (!needs(t, 'openssl', 'apt-get install openssl')) return undefined;
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const proc = execa('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.server.cert, '-key', pki.server.key,
+      '-CAfile', pki.ca.cert, '-Verify', '1', '-verify_return_error', ...extra], { reject: false, stdin: 'pipe', timeout: 60_000 });
+    t.after(async () => {
+      proc.kill('SIGKILL');
+      await proc;
+    });
+    const out = new Lines(proc.stdout!);
+    try {
+      await out.until(/^ACCEPT/, 10_000);
+      return { port, out, write: (s) => void proc.stdin!.write(s) };
+    } catch (err) {
+      if (attempt >= 2) throw err;
+    }
+  }
 }
 
 export function records(log: MemoryLog, message: string): Record<string, unknown>[] {

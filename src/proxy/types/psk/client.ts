@@ -25,5 +25,5 @@ export function createPskClient({ identity, keys, tls, fault }: ClientModeOption
     // is chosen: the answer is the same. No certificate is involved, so nothing to check.
     pskCallback: () => ({ psk: keys.get(identity)!, identity }),
     checkServerIdentity: () => undefined,
-  }), fault, { identity });
+  }), { fault, fields: { identity } });
 }

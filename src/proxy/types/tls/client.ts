@@ -35,5 +35,9 @@ export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server 
     ...(o.serverName ? { servername: o.serverName } : {}),
     rejectUnauthorized: true,
     checkServerIdentity: check,
-  }), o.fault, { serverName: name });
+  }), {
+    fault: o.fault,
+    fields: { serverName: name },
+    refusalHint: 'check that our certificate (tls.cert) is signed by a CA the remote peer trusts, valid now, and in its clients: list',
+  });
 }

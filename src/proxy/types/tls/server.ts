@@ -81,11 +81,33 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     if (refusal) {
       stats.clientsRefused++;
       o.warnRefused({ ...fields, reason: refusal }, `${label} client refused`);
-      client.destroy();
+      refuse(client, refusal);
       return;
     }
     serveClient(client, client, id, fields, t0);
   }));
+
+  /**
+   * Tells a refused client why, as far as Node lets a server: its TLS cannot send a certificate
+   * alert (unknown_ca, certificate_required...) after the handshake, because its verify callback
+   * accepts every chain and leaves the check to this code. So: in `http:` mode a 403 whose body
+   * is the reason (curl and browsers show it), and always close_notify rather than a reset
+   * (a tee-init in client mode logs that close as a likely refusal). What the client sends
+   * meanwhile is read and dropped, so that the close does not reset the answer away; the
+   * handshake timeout bounds how long a refused client is held.
+   */
+  function refuse(client: TLSSocket, why: string): void {
+    const timer = setTimeout(() => client.destroy(), timeouts.handshakeMs);
+    client.once('close', () => clearTimeout(timer));
+    client.on('error', () => client.destroy());
+    client.resume();
+    if (!o.http) {
+      client.end();
+      return;
+    }
+    const body = `client certificate refused: ${why}\n`;
+    client.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
 
   function serveClient(socket: Socket, secure: TLSSocket | undefined, id: PeerIdentity | undefined, fields: Fields, t0: number): void {
     if (o.http) o.http.serve(socket, secure, id, fields, t0);
