@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { connect as tcpConnect, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
@@ -197,8 +198,30 @@ describe('header deadline', () => {
     await once(s, 'secureConnect');
     s.write('GET / HTTP/1.1\r\n');
     assert.match((await readAll(s)).toString(), /^HTTP\/1\.1 408 /);
-    assert.equal(l.handle.stats().http_header_timeouts_total, 2);
+    assert.equal(l.handle.stats().http_header_timeouts_total, 1, 'the idle connection is not counted');
   });
+});
+
+test('a response that takes longer than the header deadline is not cut by it', async (t) => {
+  // The program holds /slow until released; another client's deadline firing shows the time has passed.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const server = createHttpServer((req, res) => {
+    if (req.url === '/slow') void released.then(() => res.end('late\n'));
+    else res.end('ok\n');
+  });
+  const backend = await listenLocal(t, server);
+  t.after(() => server.closeAllConnections());
+  const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, http: { headersTimeout: '300ms' } });
+  const slow = tcpConnect({ host: '127.0.0.1', port: l.port });
+  slow.write('GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const trickler = tcpConnect({ host: '127.0.0.1', port: l.port });
+  trickler.on('error', () => {});
+  trickler.write('GET / HTTP/1.1\r\n');
+  assert.match((await readAll(trickler)).toString(), /^HTTP\/1\.1 408 /);
+  release();
+  assert.match((await readAll(slow)).toString(), /^HTTP\/1\.1 200 OK\r\n[^]*late\n$/);
+  assert.equal(l.handle.stats().http_header_timeouts_total, 1);
 });
 
 describe('in worker threads', () => {

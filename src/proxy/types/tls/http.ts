@@ -40,7 +40,7 @@ const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nCo
 export interface HttpForwarder {
   /** Serves HTTP on an accepted client: `secure` and `client` are undefined for a plaintext one. */
   serve(socket: Socket, secure: TLSSocket | undefined, client: PeerIdentity | undefined, fields: Fields, t0: number): void;
-  /** Connections closed by the header deadline (`http_header_timeouts_total`). */
+  /** Connections closed by the header deadline with a request under way (`http_header_timeouts_total`). */
   readonly headerTimeouts: number;
   close(): void;
 }
@@ -165,7 +165,9 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
       res.writeHead(upRes.statusCode!, upRes.statusMessage, headers);
       upRes.on('data', g((c: Buffer) => (ctx.stats.bytesToClient += c.length)));
       upRes.pipe(res);
-      upRes.on('error', () => res.destroy());
+      upRes.on('error', () => {
+        if (!res.writableEnded) res.destroy();
+      });
     }));
     // The proxy removes Upgrade from every request, so a 101 is the program's error.
     upstream.on('upgrade', g((_upRes: IncomingMessage, s: Socket) => {
@@ -174,7 +176,8 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
     }));
     upstream.on('error', g((err: Error) => {
       if (res.headersSent) {
-        res.destroy();
+        // Mid-response: cut it. After a whole answer (a 502 above): nothing more to do.
+        if (!res.writableEnded) res.destroy();
         return;
       }
       badGateway('upstream unreachable', { reason: reason(err) }, 'upstream unreachable');
@@ -203,10 +206,13 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
 
 interface Waiting {
   fields: Fields;
-  /** Requests whose response has not finished (pipelined ones count too). */
-  open: number;
+  /** The latest request's response: once it closes, the connection waits for the next request. */
+  current: ServerResponse | undefined;
   timer: NodeJS.Timeout | undefined;
-  /** socket.bytesRead when the deadline was set: more means a request was under way. */
+  /**
+   * socket.bytesRead when the deadline was set after a response: more means a request was under
+   * way. -1 for a connection's first request: permissive mode read its first bytes before.
+   */
   bytesAtStart: number;
 }
 
@@ -214,22 +220,22 @@ interface Waiting {
  * The header deadline: node:http's own headersTimeout runs only on a server that listens (this
  * one is handed sockets), so the proxy keeps its own. A connection must complete a request's
  * headers within `headersTimeoutMs` of its start or of the end of its previous response;
- * otherwise it is closed (a 408 first if bytes of a request came in). This bounds a client that
- * trickles header bytes and an idle keep-alive connection alike.
+ * otherwise it is closed (a 408 first, unless it sat idle after a response). This bounds a
+ * client that trickles header bytes and an idle keep-alive connection alike.
  */
 function headerDeadline(ctx: ModeContext, options: HttpOptions) {
   const waiting = new WeakMap<Socket, Waiting>();
   let expired = 0;
 
-  const arm = (socket: Socket, w: Waiting) => {
+  const arm = (socket: Socket, w: Waiting, first = false) => {
     clearTimeout(w.timer);
-    w.bytesAtStart = socket.bytesRead;
+    w.bytesAtStart = first ? -1 : socket.bytesRead;
     w.timer = setTimeout(guard((err) => options.fault(err, w.fields, socket), () => {
-      expired++;
       if (socket.bytesRead === w.bytesAtStart) {
         socket.destroy(); // idle between requests: nothing to say
         return;
       }
+      expired++;
       options.warnSlowHeaders({ ...w.fields, headersTimeoutMs: options.headersTimeoutMs },
         `${ctx.label} http request headers incomplete at the header deadline; closing the connection (a slow or trickling client)`);
       if (socket.writable) socket.end(REQUEST_TIMEOUT, () => socket.destroy());
@@ -242,20 +248,21 @@ function headerDeadline(ctx: ModeContext, options: HttpOptions) {
       return expired;
     },
     connectionStarted(socket: Socket, fields: Fields) {
-      const w: Waiting = { fields, open: 0, timer: undefined, bytesAtStart: 0 };
+      const w: Waiting = { fields, current: undefined, timer: undefined, bytesAtStart: 0 };
       waiting.set(socket, w);
       socket.once('close', () => clearTimeout(w.timer));
-      arm(socket, w);
+      arm(socket, w, true);
     },
     /** A request's headers are complete: no deadline until its response is done. */
     requestStarted(socket: Socket, res: ServerResponse) {
       const w = waiting.get(socket);
       if (!w) return;
-      w.open++;
+      w.current = res;
       clearTimeout(w.timer);
       w.timer = undefined;
+      // A pipelined request that started meanwhile is the current one: its end arms the deadline.
       res.once('close', () => {
-        if (--w.open === 0 && !socket.destroyed) arm(socket, w);
+        if (w.current === res && !socket.destroyed) arm(socket, w);
       });
     },
   };
