@@ -27,8 +27,8 @@ import { curl, der, echoServer, filePki, headerValues, httpBackend, listenLocal,
 const shared = filePki('tee-init-tls-boundary-');
 
 // Ordinary names, and what a hostile owner could put in a certificate: UTF-8 beyond Latin-1,
-// quotes, a backslash, DN specials, a control character.
-const SUBJECT = '/O=Łódź Sp. z o.o. \x01ctl/CN=клиент "q" a\\\\b, c; d';
+// quotes, a backslash, DN specials, a control character, a multi-valued RDN.
+const SUBJECT = '/O=Łódź Sp. z o.o. \x01ctl/CN=клиент "q" a\\\\b, c; d+OU=dział \\+ 1';
 const SANS = ['URI.1=spiffe://x/Łódź', 'URI.2=spiffe://a/b,c', 'URI.3=spiffe://ctl/a\x01b', 'URI.4=spiffe://q/x;y=z', 'DNS.1=plain.test'];
 
 /** A client certificate of the test CA with SUBJECT and SANS (openssl -utf8, SANs from a config file). */
@@ -38,7 +38,7 @@ function unusualClient(pki: Pki, dir: string): KeyPair {
     'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', 'subjectAltName=@alt', '[alt]', ...SANS, ''].join('\n'));
   const pair = { cert: join(dir, 'unusual.crt'), key: join(dir, 'unusual.key') };
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-keyout', pair.key, '-out', pair.cert, '-utf8', '-subj', SUBJECT, '-CA', pki.ca.cert, '-CAkey', pki.ca.key,
+    '-keyout', pair.key, '-out', pair.cert, '-utf8', '-multivalue-rdn', '-subj', SUBJECT, '-CA', pki.ca.cert, '-CAkey', pki.ca.key,
     '-config', cnf, '-extensions', 'ext'], { stdio: ['ignore', 'ignore', 'pipe'] });
   return pair;
 }

@@ -20,11 +20,20 @@ export function peerIdentity(cert: X509Certificate): PeerIdentity {
   const sans = parseSans(cert.subjectAltName);
   return {
     hash: createHash('sha256').update(cert.raw).digest('hex'),
-    subject: cert.subject.split('\n').reverse().join(','),
+    subject: rfc2253(cert.subject),
     uris: sans.filter(([k]) => k === 'URI').map(([, v]) => v),
     dns: sans.filter(([k]) => k === 'DNS').map(([, v]) => v),
     der: cert.raw,
   };
+}
+
+/**
+ * Node prints a DN one RDN a line, in certificate order, a multi-valued RDN as `CN=a + OU=b`;
+ * RFC 2253 (and OpenSSL's XN_FLAG_RFC2253, so Envoy) reverses both and joins with `,` and `+`.
+ * Node escapes a `+` or `,` inside a value, so the separators are unambiguous.
+ */
+function rfc2253(nodeSubject: string): string {
+  return nodeSubject.split('\n').reverse().map((rdn) => rdn.split(' + ').reverse().join('+')).join(',');
 }
 
 /**
