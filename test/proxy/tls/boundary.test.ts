@@ -31,17 +31,19 @@ const shared = filePki('tee-init-tls-boundary-');
 const SUBJECT = '/O=Łódź Sp. z o.o. \x01ctl/CN=клиент "q" a\\\\b, c; d+OU=dział \\+ 1';
 const SANS = ['URI.1=spiffe://x/Łódź', 'URI.2=spiffe://a/b,c', 'URI.3=spiffe://ctl/a\x01b', 'URI.4=spiffe://q/x;y=z', 'DNS.1=plain.test'];
 
-/** A client certificate of the test CA with SUBJECT and SANS (openssl -utf8, SANs from a config file). */
-function unusualClient(pki: Pki, dir: string): KeyPair {
-  const cnf = join(dir, 'unusual.cnf');
+/** A client certificate of the test CA with `subject` and `sans` (openssl -utf8, SANs from a config file). */
+function clientWith(pki: Pki, dir: string, name: string, subject: string, sans: string[]): KeyPair {
+  const cnf = join(dir, `${name}.cnf`);
   writeFileSync(cnf, ['[req]', 'distinguished_name=dn', '[dn]', '[ext]', 'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', 'subjectAltName=@alt', '[alt]', ...SANS, ''].join('\n'));
-  const pair = { cert: join(dir, 'unusual.crt'), key: join(dir, 'unusual.key') };
+    'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', 'subjectAltName=@alt', '[alt]', ...sans, ''].join('\n'));
+  const pair = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-keyout', pair.key, '-out', pair.cert, '-utf8', '-multivalue-rdn', '-subj', SUBJECT, '-CA', pki.ca.cert, '-CAkey', pki.ca.key,
+    '-keyout', pair.key, '-out', pair.cert, '-utf8', '-multivalue-rdn', '-subj', subject, '-CA', pki.ca.cert, '-CAkey', pki.ca.key,
     '-config', cnf, '-extensions', 'ext'], { stdio: ['ignore', 'ignore', 'pipe'] });
   return pair;
 }
+
+const unusualClient = (pki: Pki, dir: string) => clientWith(pki, dir, 'unusual', SUBJECT, SANS);
 
 /** The subject as OpenSSL prints it in RFC 2253 (what Envoy puts in XFCC): an independent reference. */
 function rfc2253(cert: string): string {
@@ -314,6 +316,22 @@ describe('guard(): a throw inside a connection handler ends that connection only
     second.end('pong\n');
     assert.equal((await readAll(second)).toString(), 'pong\n');
   });
+});
+
+test('a refused client with a huge subject and many SANs is logged with bounded fields', async (t) => {
+  const huge = clientWith(shared.pki, shared.dir, 'huge', Array.from({ length: 12 }, (_, i) => `/OU=${String(i).padStart(60, 'x')}`).join(''),
+    Array.from({ length: 20 }, (_, i) => `DNS.${i + 1}=host-${i}.example`));
+  const backend = await echoServer(t);
+  const l = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}`, clients: [{ uri: 'spiffe://nobody.test/x' }] });
+  const s = await mtlsConnect(l.port, shared.pki, huge);
+  s.on('error', () => {});
+  await closedWithin(s);
+  await until(() => records(l.log, 'tls client refused').length === 1, 'the refusal to be logged');
+  const line = records(l.log, 'tls client refused')[0]!;
+  assert.match(String(line.subject), /^OU=x+11,OU=x+10,.{100,}…\(\d+ chars\)$/);
+  assert.ok(String(line.subject).length < 300);
+  assert.deepEqual(line.dns, [...Array.from({ length: 8 }, (_, i) => `host-${i}.example`), '…(20 in all)']);
+  assert.equal(line.certSha256, createHash('sha256').update(der(huge.cert)).digest('hex'), 'the hash names it exactly');
 });
 
 describe('refused client certificates: the client side learns why', () => {

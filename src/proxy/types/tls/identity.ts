@@ -72,8 +72,23 @@ export function ruleMatches(rule: PeerRule, id: PeerIdentity): boolean {
   return id.subject === rule.subject;
 }
 
-/** Fields for a log line: who the peer says it is (never the certificate itself). */
+// A certificate can carry a 50 KiB subject or a thousand SANs: a log line (rate-limited, but on a
+// serial console) carries enough to recognise the peer, and the hash that names it exactly.
+const MAX_FIELD_CHARS = 256;
+const MAX_SANS = 8;
+
+function short(v: string): string {
+  return v.length <= MAX_FIELD_CHARS ? v : `${v.slice(0, MAX_FIELD_CHARS)}…(${v.length} chars)`;
+}
+
+function shortList(vs: string[]): string[] {
+  const out = vs.slice(0, MAX_SANS).map(short);
+  if (vs.length > MAX_SANS) out.push(`…(${vs.length} in all)`);
+  return out;
+}
+
+/** Fields for a log line: who the peer says it is (never the certificate itself), each value bounded. */
 export function identityFields(id: PeerIdentity | undefined): Record<string, unknown> {
   if (!id) return {};
-  return { subject: id.subject, ...(id.uris.length ? { uri: id.uris } : {}), ...(id.dns.length ? { dns: id.dns } : {}), certSha256: id.hash };
+  return { subject: short(id.subject), ...(id.uris.length ? { uri: shortList(id.uris) } : {}), ...(id.dns.length ? { dns: shortList(id.dns) } : {}), certSha256: id.hash };
 }
