@@ -6,92 +6,28 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { Agent, request as httpsRequest } from 'node:https';
-import { connect as tcpConnect, createServer as createTcpServer } from 'node:net';
-import { join } from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { connect as tcpConnect } from 'node:net';
+import { describe, test } from 'node:test';
 import type { ListenerHandle } from '../../../src/proxy/listener.ts';
 import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../../src/proxy/types/tls/type.ts';
 import { startInWorkers } from '../../../src/proxy/workers.ts';
-import { until } from '../../helpers/lines.ts';
 import { createLog } from '../../../src/log.ts';
+import { until } from '../../helpers/lines.ts';
 import { memoryLog, type MemoryLog } from '../../helpers/log.ts';
 import { needs } from '../../helpers/tools.ts';
-import type { KeyPair, Pki } from '../../helpers/pki.ts';
+import type { KeyPair } from '../../helpers/pki.ts';
 import { closedWithin, pskConnect, serverOptions, startProxy } from '../psk/peers.ts';
-import { curl, der, echoServer, filePki, headerValues, httpBackend, listenLocal, mtlsConnect, readAll, records, SERVER_URI, sServer, startTls } from './peers.ts';
+import { bystander, clientWith, curl, der, echoServer, filePki, headerValues, hostileProgram, httpBackend, listenLocal, mtlsConnect, readAll, records, SERVER_URI, sServer, startTls, unusualClient } from './peers.ts';
 
 const shared = filePki('tee-init-tls-boundary-');
-
-// Ordinary names, and what a hostile owner could put in a certificate: UTF-8 beyond Latin-1,
-// quotes, a backslash, DN specials, a control character, a multi-valued RDN.
-const SUBJECT = '/O=Łódź Sp. z o.o. \x01ctl/CN=клиент "q" a\\\\b, c; d+OU=dział \\+ 1';
-const SANS = ['URI.1=spiffe://x/Łódź', 'URI.2=spiffe://a/b,c', 'URI.3=spiffe://ctl/a\x01b', 'URI.4=spiffe://q/x;y=z', 'DNS.1=plain.test'];
-
-/** A client certificate of the test CA with `subject` and `sans` (openssl -utf8, SANs from a config file). */
-function clientWith(pki: Pki, dir: string, name: string, subject: string, sans: string[]): KeyPair {
-  const cnf = join(dir, `${name}.cnf`);
-  writeFileSync(cnf, ['[req]', 'distinguished_name=dn', '[dn]', '[ext]', 'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', 'subjectAltName=@alt', '[alt]', ...sans, ''].join('\n'));
-  const pair = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-keyout', pair.key, '-out', pair.cert, '-utf8', '-multivalue-rdn', '-subj', subject, '-CA', pki.ca.cert, '-CAkey', pki.ca.key,
-    '-config', cnf, '-extensions', 'ext'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return pair;
-}
-
-const unusualClient = (pki: Pki, dir: string) => clientWith(pki, dir, 'unusual', SUBJECT, SANS);
 
 /** The subject as OpenSSL prints it in RFC 2253 (what Envoy puts in XFCC): an independent reference. */
 function rfc2253(cert: string): string {
   return execFileSync('openssl', ['x509', '-in', cert, '-noout', '-subject', '-nameopt', 'RFC2253'], { encoding: 'latin1' }).trim().replace(/^subject=/, '');
 }
-
-/** A mutual-TLS client holding one keep-alive connection: a bystander that must survive others' faults. */
-function bystander(t: TestContext, port: number, pki: Pki) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.client.cert), key: readFileSync(pki.client.key) });
-  t.after(() => agent.destroy());
-  return async (path = '/bystander'): Promise<{ status: number; reused: boolean }> => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, agent, servername: 'localhost' });
-    req.end();
-    const [res] = await once(req, 'response');
-    res.resume();
-    await once(res, 'end');
-    return { status: res.statusCode!, reused: req.reusedSocket };
-  };
-}
-
-/** An HTTP "program" that answers each request with raw bytes chosen by its path (see RAW). */
-async function hostileBackend(t: TestContext): Promise<{ port: number }> {
-  const server = createTcpServer((s) => {
-    s.on('error', () => {});
-    let buf = '';
-    s.on('data', (c: Buffer) => {
-      buf += c.toString('latin1');
-      let end: number;
-      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
-        const path = buf.slice(0, end).split(' ')[1] ?? '/';
-        buf = buf.slice(end + 4);
-        const raw = RAW[path];
-        if (raw) s.end(Buffer.from(raw, 'latin1'));
-        else s.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n');
-      }
-    });
-  });
-  return listenLocal(t, server);
-}
-
-const RAW: Record<string, string> = {
-  '/ctl-reason': 'HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok',
-  '/status-099': 'HTTP/1.1 099 X\r\nContent-Length: 2\r\n\r\nok',
-  '/status-000': 'HTTP/1.1 000 X\r\nContent-Length: 2\r\n\r\nok',
-  '/status-999': 'HTTP/1.1 999 X\r\nContent-Length: 2\r\n\r\nok',
-  '/switching': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nhello',
-  '/bad-header': 'HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\nok',
-};
 
 describe('client certificate values in XFCC (workers: 0, the init\'s own thread)', () => {
   test('UTF-8, quotes, backslashes, commas, semicolons and control characters are encoded, and decode back', async (t) => {
@@ -138,7 +74,7 @@ describe('client certificate values in XFCC (workers: 0, the init\'s own thread)
 describe('the program\'s response (workers: 0)', () => {
   test('an invalid status line or header is a 502 with a reason; the listener and a bystander go on', async (t) => {
     if (!needs(t, 'curl', 'apt-get install curl')) return;
-    const backend = await hostileBackend(t);
+    const backend = await hostileProgram(t);
     const l = await startTls(t, shared.pki, { mode: 'strict', connect: `127.0.0.1:${backend.port}`, http: {} });
     const keepAlive = bystander(t, l.port, shared.pki);
     assert.deepEqual(await keepAlive(), { status: 200, reused: false });
@@ -230,7 +166,7 @@ describe('in worker threads', () => {
   test('an unusual client certificate and a hostile program end no worker: a bystander keeps its connection', async (t) => {
     if (!needs(t, 'curl', 'apt-get install curl')) return;
     const unusual = unusualClient(shared.pki, shared.dir);
-    const backend = await hostileBackend(t);
+    const backend = await hostileProgram(t);
     const held = new Map([['ca', readFileSync(shared.pki.ca.cert)], ['cert', readFileSync(shared.pki.server.cert)], ['key', readFileSync(shared.pki.server.key)]]);
     const config = tlsListenerSchema.parse({ type: 'tls', mode: 'strict', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca' }, http: {} });
     const { log } = memoryLog('info');
