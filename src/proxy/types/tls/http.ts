@@ -180,7 +180,10 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
         if (!res.writableEnded) res.destroy();
         return;
       }
-      badGateway('upstream unreachable', { reason: reason(err) }, 'upstream unreachable');
+      // node:http's parser refused what the program sent (HPE_*): reachable, but not HTTP.
+      const code = reason(err);
+      if (code.startsWith('HPE_')) badGateway(`the program's response was not valid HTTP (${code})`, {}, 'upstream sent an invalid response');
+      else badGateway('upstream unreachable', { reason: code }, 'upstream unreachable');
     }));
   }
 
