@@ -82,6 +82,6 @@ test('examples/mtls-permissive: the full loader accepts it, and its listener is 
   const [l] = configuredListeners(config);
   assert.equal(l!.config.type, 'tls');
   assert.equal(l!.config.mode, 'permissive');
-  assert.deepEqual(l!.config.http, { xfcc: 'sanitize-set', clientCert: false });
+  assert.deepEqual(l!.config.http, { xfcc: 'sanitize-set', clientCert: false, headersTimeout: 30_000 });
   for (const n of ['ca', 'cert', 'key']) assert.equal(config.secrets[n]!.file, undefined, `${n} stays in memory`);
 });

@@ -1,39 +1,15 @@
 // type: tls, mode: client: plaintext in, mutual TLS out, against openssl s_server -Verify (a
 // server that requires our certificate) and through a strict listener (two TEEs talking).
 import assert from 'node:assert/strict';
-import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import { Lines } from '../../helpers/lines.ts';
-import { freePort } from '../../helpers/net.ts';
-import { needs } from '../../helpers/tools.ts';
 import { closedWithin } from '../psk/peers.ts';
-import { filePki, readAll, records, replyAtEof, startTls } from './peers.ts';
+import { filePki, readAll, records, replyAtEof, sServer, startTls } from './peers.ts';
 
 const shared = filePki('tee-init-tls-client-');
-
-/** openssl s_server requiring a client certificate from the test CA; its stdout is what it received. */
-async function sServer(t: TestContext, extra: string[] = []): Promise<{ port: number; out: Lines; write(s: string): void } | undefined> {
-  if (!needs(t, 'openssl', 'apt-get install openssl')) return undefined;
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    const proc = execa('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', shared.pki.server.cert, '-key', shared.pki.server.key,
-      '-CAfile', shared.pki.ca.cert, '-Verify', '1', '-verify_return_error', ...extra], { reject: false, stdin: 'pipe', timeout: 60_000 });
-    t.after(async () => {
-      proc.kill('SIGKILL');
-      await proc;
-    });
-    const out = new Lines(proc.stdout!);
-    try {
-      await out.until(/^ACCEPT/, 10_000);
-      return { port, out, write: (s) => void proc.stdin!.write(s) };
-    } catch (err) {
-      if (attempt >= 2) throw err;
-    }
-  }
-}
 
 function plainClient(port: number) {
   const c = tcpConnect({ host: '127.0.0.1', port });
@@ -44,7 +20,7 @@ function plainClient(port: number) {
 
 describe('client mode', () => {
   test('against openssl s_server -Verify: our certificate is accepted, bytes flow both ways', async (t) => {
-    const server = await sServer(t);
+    const server = await sServer(t, shared.pki);
     if (!server) return;
     const l = await startTls(t, shared.pki, { mode: 'client', connect: `127.0.0.1:${server.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca', serverName: 'localhost' } }, 'debug');
     const { c, lines } = plainClient(l.port);
@@ -58,7 +34,7 @@ describe('client mode', () => {
   });
 
   test('the server certificate must carry serverName: a wrong name closes the local connection, counted', async (t) => {
-    const server = await sServer(t);
+    const server = await sServer(t, shared.pki);
     if (!server) return;
     const l = await startTls(t, shared.pki, { mode: 'client', connect: `127.0.0.1:${server.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca', serverName: 'wrong.example' } });
     const { c } = plainClient(l.port);
@@ -68,7 +44,7 @@ describe('client mode', () => {
   });
 
   test('servers: rules check the server\'s SAN instead of its name', async (t) => {
-    const server = await sServer(t);
+    const server = await sServer(t, shared.pki);
     if (!server) return;
     const good = await startTls(t, shared.pki, { mode: 'client', connect: `127.0.0.1:${server.port}`, servers: [{ uri: 'spiffe://tee-init.test/server' }] });
     const { c, lines } = plainClient(good.port);
@@ -84,7 +60,7 @@ describe('client mode', () => {
   });
 
   test('a server from another CA is refused', async (t) => {
-    const server = await sServer(t);
+    const server = await sServer(t, shared.pki);
     if (!server) return;
     const l = await startTls(t, shared.pki, { mode: 'client', connect: `127.0.0.1:${server.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } });
     // Trust only the other CA: the real server is then unknown.

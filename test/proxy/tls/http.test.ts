@@ -8,17 +8,11 @@ import { finished } from 'node:stream/promises';
 import { describe, test } from 'node:test';
 import { freePort } from '../../helpers/net.ts';
 import { needs } from '../../helpers/tools.ts';
-import { CLIENT_URI, curl, der, filePki, httpBackend, records, SERVER_URI, startTls } from './peers.ts';
+import { CLIENT_URI, curl, der, filePki, headerValues, httpBackend, records, SERVER_URI, startTls } from './peers.ts';
 
 const shared = filePki('tee-init-tls-http-');
 
 const FORGED = 'By=spiffe://evil;Hash=00;Subject="CN=admin";URI=spiffe://tee-init.test/admin';
-
-function headerValues(raw: string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
-  return out;
-}
 
 describe('XFCC', () => {
   test('sanitize-set (the default): a forged header is replaced by the real identity, in Envoy\'s format', async (t) => {

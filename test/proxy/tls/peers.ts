@@ -1,27 +1,36 @@
 // Peers and fixtures for the tls listener tests: a throwaway PKI made by openssl (and a second,
-// unrelated CA), the listener started through its table entry with secrets read from those
-// files, curl and openssl as clients, and small loopback backends.
+// unrelated CA, and client certificates with unusual names), the listener started through its
+// table entry with secrets read from those files, curl and openssl as clients, small loopback
+// backends and a hostile one.
 import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, type TestContext } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import type { ListenerEnv, ListenerHandle } from '../../../src/proxy/listener.ts';
 import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../../src/proxy/types/tls/type.ts';
 import { createPki, issue, type KeyPair, type Pki } from '../../helpers/pki.ts';
+import { Lines } from '../../helpers/lines.ts';
 import { memoryLog, type MemoryLog } from '../../helpers/log.ts';
+import { freePort } from '../../helpers/net.ts';
+import { needs } from '../../helpers/tools.ts';
 import { tempDir } from '../psk/peers.ts';
 
 export { echoServer, listenLocal, readAll, replyAtEof, tempDir } from '../psk/peers.ts';
 
 export const CLIENT_URI = 'spiffe://tee-init.test/client';
 export const SERVER_URI = 'spiffe://tee-init.test/server';
+/** A buggy or hostile HTTP program (see the file). */
+export const HOSTILE_PROGRAM = fileURLToPath(new URL('./hostile-program.mjs', import.meta.url));
 
 export interface TestPki extends Pki {
   /** A client certificate from an unrelated CA. */
@@ -51,15 +60,15 @@ export interface Started {
   secrets: Map<string, Buffer>;
 }
 
-/** Starts a tls listener from config fields (listen defaults to port 0), secrets from `pki` (see `own`). */
-export async function startTls(t: TestContext, pki: Pki, fields: Record<string, unknown>, level: 'warn' | 'debug' | 'info' = 'info', env: Partial<ListenerEnv> = {}): Promise<Started> {
+/** Starts a tls listener from config fields (listen defaults to port 0), secrets from `pki` (see `own`), logging at `level` (or into a given log); `env` adds to what the listener is given. */
+export async function startTls(t: TestContext, pki: Pki, fields: Record<string, unknown>, level: 'warn' | 'debug' | 'info' | MemoryLog = 'info', env: Partial<ListenerEnv> = {}): Promise<Started> {
   // Client mode presents the client certificate (its EKU is clientAuth), server modes the server's.
   const own = fields.mode === 'client' ? pki.client : pki.server;
   const secrets = new Map<string, Buffer>([
     ['ca', readFileSync(pki.ca.cert)], ['cert', readFileSync(own.cert)], ['key', readFileSync(own.key)],
   ]);
   const config = tlsListenerSchema.parse({ type: 'tls', listen: '127.0.0.1:0', tls: { cert: 'cert', key: 'key', ca: 'ca' }, ...fields });
-  const log = memoryLog(level);
+  const log = typeof level === 'string' ? memoryLog(level) : level;
   const controller = new AbortController();
   const handle = await tlsType.start(config, {
     name: 'test', log: log.log, signal: controller.signal,
@@ -131,6 +140,78 @@ export async function curl(port: number, pki: Pki, o: { client?: KeyPair | null;
     ...(o.args ?? []), url,
   ], { reject: false });
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Every value of header `name` (lower case) in node's rawHeaders, in order. */
+export function headerValues(raw: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
+  return out;
+}
+
+/** openssl s_server requiring a client certificate from `pki`'s CA; its stdout is what it received. */
+export async function sServer(t: TestContext, pki: Pki, extra: string[] = []): Promise<{ port: number; out: Lines; write(s: string): void } | undefined> {
+  if (!needs(t, 'openssl', 'apt-get install openssl')) return undefined;
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const proc = execa('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.server.cert, '-key', pki.server.key,
+      '-CAfile', pki.ca.cert, '-Verify', '1', '-verify_return_error', ...extra], { reject: false, stdin: 'pipe', timeout: 60_000 });
+    t.after(async () => {
+      proc.kill('SIGKILL');
+      await proc;
+    });
+    const out = new Lines(proc.stdout!);
+    try {
+      await out.until(/^ACCEPT/, 10_000);
+      return { port, out, write: (s) => void proc.stdin!.write(s) };
+    } catch (err) {
+      if (attempt >= 2) throw err;
+    }
+  }
+}
+
+// Ordinary names, and what a hostile owner could put in a certificate: UTF-8 beyond Latin-1,
+// quotes, a backslash, DN specials, a control character, a multi-valued RDN.
+export const SUBJECT = '/O=Łódź Sp. z o.o. \x01ctl/CN=клиент "q" a\\\\b, c; d+OU=dział \\+ 1';
+export const SANS = ['URI.1=spiffe://x/Łódź', 'URI.2=spiffe://a/b,c', 'URI.3=spiffe://ctl/a\x01b', 'URI.4=spiffe://q/x;y=z', 'DNS.1=plain.test'];
+
+/** A client certificate of the test CA with `subject` and `sans` (openssl -utf8, SANs from a config file). */
+export function clientWith(pki: Pki, dir: string, name: string, subject: string, sans: string[]): KeyPair {
+  const cnf = join(dir, `${name}.cnf`);
+  writeFileSync(cnf, ['[req]', 'distinguished_name=dn', '[dn]', '[ext]', 'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', 'subjectAltName=@alt', '[alt]', ...sans, ''].join('\n'));
+  const pair = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-keyout', pair.key, '-out', pair.cert, '-utf8', '-multivalue-rdn', '-subj', subject, '-CA', pki.ca.cert, '-CAkey', pki.ca.key,
+    '-config', cnf, '-extensions', 'ext'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return pair;
+}
+
+export const unusualClient = (pki: Pki, dir: string) => clientWith(pki, dir, 'unusual', SUBJECT, SANS);
+
+/** A mutual-TLS client holding one keep-alive connection: a bystander that must survive others' faults. */
+export function bystander(t: TestContext, port: number, pki: Pki) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.client.cert), key: readFileSync(pki.client.key) });
+  t.after(() => agent.destroy());
+  return async (path = '/bystander'): Promise<{ status: number; reused: boolean }> => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, agent, servername: 'localhost' });
+    req.end();
+    const [res] = await once(req, 'response');
+    res.resume();
+    await once(res, 'end');
+    return { status: res.statusCode!, reused: req.reusedSocket };
+  };
+}
+
+/** ./hostile-program.mjs as a child process: a buggy or hostile HTTP program. */
+export async function hostileProgram(t: TestContext): Promise<{ port: number }> {
+  const proc = execa(process.execPath, [HOSTILE_PROGRAM, '0'], { reject: false });
+  t.after(async () => {
+    proc.kill('SIGKILL');
+    await proc;
+  });
+  const m = await new Lines(proc.stdout!).until(/^listening (\d+)$/, 15_000);
+  return { port: Number(m[1]) };
 }
 
 export function records(log: MemoryLog, message: string): Record<string, unknown>[] {

@@ -2,6 +2,7 @@
 // init in server mode, stunnel, any TLS-PSK server).
 import type { Server } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import type { FaultSink } from '../../boundary.ts';
 import { createClientModeServer } from '../../client-mode.ts';
 import type { ModeContext } from '../../connection.ts';
 import { type PskTlsOptions, versionOptions } from './tls-options.ts';
@@ -11,9 +12,10 @@ export interface ClientModeOptions {
   /** identity → key, read at each handshake (a rekey swaps it); the caller keeps the buffers alive. */
   keys: ReadonlyMap<string, Buffer>;
   tls: PskTlsOptions;
+  fault: FaultSink;
 }
 
-export function createPskClient({ identity, keys, tls }: ClientModeOptions, ctx: ModeContext): Server {
+export function createPskClient({ identity, keys, tls, fault }: ClientModeOptions, ctx: ModeContext): Server {
   // One context for all connections: tls.connect would otherwise build a new one (an SSL_CTX)
   // per connection, which costs more than the rest of the handshake setup.
   const secureContext = createSecureContext(versionOptions(tls));
@@ -23,5 +25,5 @@ export function createPskClient({ identity, keys, tls }: ClientModeOptions, ctx:
     // is chosen: the answer is the same. No certificate is involved, so nothing to check.
     pskCallback: () => ({ psk: keys.get(identity)!, identity }),
     checkServerIdentity: () => undefined,
-  }), { identity });
+  }), { fault, fields: { identity } });
 }

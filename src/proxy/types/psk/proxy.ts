@@ -4,6 +4,7 @@ import type { Server } from 'node:net';
 import { configError } from '../../../errors.ts';
 import type { Log } from '../../../log.ts';
 import { formatHostPort, type HostPort, toHostPort } from '../../address.ts';
+import { createFaultSink } from '../../boundary.ts';
 import type { ProxyTimeouts } from '../../connection.ts';
 import { checkMaxConnections, checkTimeouts, createEngine } from '../../engine.ts';
 import type { LogLimit } from '../../log-limit.ts';
@@ -60,6 +61,8 @@ export interface PskProxy {
   readonly address: HostPort;
   /** A snapshot of the counters. */
   stats(): ProxyStats;
+  /** Connections ended by a fault in their handling (`connection_faults_total`). */
+  readonly faults: number;
   /** New keys for new connections (same identities); open connections keep their session. */
   rekey(keys: ReadonlyMap<string, Uint8Array>): void;
   /** Stops listening, destroys every open connection, wipes the proxy's key copies. Idempotent. */
@@ -96,6 +99,7 @@ export async function startPskProxy(options: PskProxyOptions): Promise<PskProxy>
     label: 'psk', field, upstream, timeouts, log, logLimit: options.logLimit, upstreamKind: mode === 'server' ? 'upstream' : 'remote peer',
   });
   const { stats } = engine;
+  const fault = createFaultSink(log, 'psk', options.logLimit);
   const wipe = () => {
     for (const k of keys) k.fill(0);
   };
@@ -113,12 +117,12 @@ export async function startPskProxy(options: PskProxyOptions): Promise<PskProxy>
       }
       if (identities.size === 0) throw configError(`${field}.identities: server mode needs at least one identity`);
       identityNames = [...identities.keys()];
-      server = createPskServer({ identities, tls }, engine.ctx);
+      server = createPskServer({ identities, tls, fault }, engine.ctx);
     } else {
       checkIdentity(options.identity, `${field}.identity`);
       identityNames = [options.identity];
       identities.set(options.identity, copy(options.key, `${field}.identity`));
-      server = createPskClient({ identity: options.identity, keys: identities, tls }, engine.ctx);
+      server = createPskClient({ identity: options.identity, keys: identities, tls, fault }, engine.ctx);
     }
 
     const ready = options.ready ?? (mode === 'server' ? {} : false);
@@ -147,6 +151,9 @@ export async function startPskProxy(options: PskProxyOptions): Promise<PskProxy>
     mode,
     address,
     stats: () => ({ ...stats }),
+    get faults() {
+      return fault.count;
+    },
     rekey(next) {
       const fresh = new Map<string, Buffer>();
       try {

@@ -1,7 +1,9 @@
 // Server mode: TLS-PSK in, plain TCP out to the supervised program.
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason } from '../../connection.ts';
+import type { Socket } from 'node:net';
+import { type FaultSink, guard } from '../../boundary.ts';
+import { forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from '../../connection.ts';
 import { KEY_BYTES } from './combine.ts';
 import { type PskTlsOptions, versionOptions } from './tls-options.ts';
 
@@ -9,9 +11,11 @@ export interface ServerModeOptions {
   /** identity → key. Read during handshakes only; the caller keeps the buffers alive and unchanged. */
   identities: ReadonlyMap<string, Buffer>;
   tls: PskTlsOptions;
+  /** Ends a connection whose handling threw (../../boundary.ts). */
+  fault: FaultSink;
 }
 
-export function createPskServer({ identities, tls }: ServerModeOptions, ctx: ModeContext): Server {
+export function createPskServer({ identities, tls, fault }: ServerModeOptions, ctx: ModeContext): Server {
   const { stats, timeouts, warnHandshake } = ctx;
   // The identity a client presented, for the log line if its handshake then fails.
   const presented = new WeakMap<TLSSocket, string>();
@@ -32,7 +36,10 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
     },
   });
 
-  server.on('tlsClientError', (err, socket) => {
+  // A throw in a handler ends that connection, never the listener.
+  const onFault = (err: unknown, socket: TLSSocket) => fault(err, { peer: peerOf(socket) }, socket);
+
+  server.on('tlsClientError', guard((err, _e: Error, socket: TLSSocket) => onFault(err, socket), (err: Error, socket: TLSSocket) => {
     // Node leaves the socket open on a handshake timeout once this event has a listener.
     socket.destroy();
     stats.handshakeFailures++;
@@ -41,11 +48,16 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
       { peer: peerOf(socket), identity, knownIdentity: identity === undefined ? undefined : identities.has(identity), reason: reason(err) },
       'psk handshake failed',
     );
-  });
+  }));
 
-  server.on('secureConnection', (client: TLSSocket) => {
-    forwardToUpstream(ctx, client, client, { peer: peerOf(client), identity: presented.get(client) }, performance.now());
-  });
+  server.on('secureConnection', guard(onFault, (client: TLSSocket) => {
+    const fields = { peer: peerOf(client), identity: presented.get(client) };
+    const t0 = performance.now();
+    forwardToUpstream(ctx, client, client, fields, t0, guard(
+      (err, upstream: Socket) => fault(err, fields, client, upstream),
+      (upstream: Socket) => startPiping(ctx, client, upstream, client, fields, t0),
+    ));
+  }));
 
   return server;
 }

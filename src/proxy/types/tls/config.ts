@@ -39,6 +39,8 @@ export const tlsListenerSchema = z
         xfcc: z.enum(XFCC_MODES, { error: `xfcc must be one of ${XFCC_MODES.join(', ')}` }).default('sanitize-set'),
         /** RFC 9440 Client-Cert: the client's certificate, base64 DER. */
         clientCert: z.boolean().default(false),
+        /** A request's headers must be complete this long after the connection's start or its previous response. */
+        headersTimeout: duration(1).default(30_000),
       })
       .optional(),
     /**

@@ -7,14 +7,15 @@
 // handshake, however slowly a client trickles its bytes in.
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { type Fields, forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason } from '../../connection.ts';
+import { type FaultSink, guard } from '../../boundary.ts';
+import { type Fields, forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from '../../connection.ts';
 import type { LimitedWarn } from '../../log-limit.ts';
 import type { TlsMaterial } from './context.ts';
 import type { HttpForwarder } from './http.ts';
 import { identityFields, type PeerIdentity, peerIdentity, type PeerRule, ruleMatches } from './identity.ts';
 import { ATTEST_ALPN, type AttestServer } from './attest.ts';
 import { offeredAlpn } from './client-hello.ts';
-import { peek, sniff } from './sniff.ts';
+import { peek, type Sniffed, sniff } from './sniff.ts';
 
 export interface ServerModeOptions {
   permissive: boolean;
@@ -27,6 +28,8 @@ export interface ServerModeOptions {
   /** Rate-limited lines for refused clients and plaintext ones (and failed attestations). */
   warnRefused: LimitedWarn;
   warnPlaintext: LimitedWarn;
+  /** Ends a connection whose handling threw (../../boundary.ts). */
+  fault: FaultSink;
 }
 
 export interface TlsServers {
@@ -44,6 +47,9 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
   // The TCP socket a TLSSocket wraps (Node keeps it as _parent); undefined if that ever changes,
   // and then tls.Server's own handshakeTimeout still bounds the handshake.
   const rawOf = (tls: TLSSocket) => (tls as TLSSocket & { _parent?: Socket })._parent;
+  // A throw in a handler ends that connection (TLS side and TCP side), never the listener.
+  const onRawFault = (err: unknown, raw: Socket) => o.fault(err, { peer: peerOf(raw) }, raw);
+  const onTlsFault = (err: unknown, tls: TLSSocket) => o.fault(err, { peer: peerOf(tls) }, tls, rawOf(tls));
 
   // Two TLS servers with one context: the second selects ALPN tee-attest/1 and is used only for
   // clients that offer it (client-hello.ts says why a single server cannot).
@@ -59,8 +65,8 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       handshakeTimeout: timeouts.handshakeMs,
       ...(attestAlpn ? { ALPNProtocols: [ATTEST_ALPN] } : {}),
     });
-    server.on('tlsClientError', onTlsClientError);
-    server.on('secureConnection', onSecureConnection);
+    server.on('tlsClientError', guard((err, _e: Error, socket: TLSSocket) => onTlsFault(err, socket), onTlsClientError));
+    server.on('secureConnection', guard(onTlsFault, onSecureConnection));
     return server;
   };
 
@@ -87,17 +93,18 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     if (refusal) {
       stats.clientsRefused++;
       o.warnRefused({ ...fields, reason: refusal }, `${label} client refused`);
-      client.destroy();
+      refuse(client, refusal);
       return;
     }
     if (o.attest && client.alpnProtocol === ATTEST_ALPN) {
       // The token goes first; bytes the client sent meanwhile wait in the socket, unread.
+      const fail = (err: unknown) => onTlsFault(err, client);
       o.attest.prove(client).then(
-        () => serveClient(client, client, id, fields, t0),
-        (err: Error) => {
+        guard(fail, () => serveClient(client, client, id, fields, t0)),
+        guard<[Error]>(fail, (err) => {
           o.warnRefused({ ...fields, reason: reason(err) }, `${label} could not attest this connection; closing it`);
           client.destroy();
-        },
+        }),
       );
       return;
     }
@@ -109,30 +116,57 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
   // Hands a raw connection to the TLS server that fits what its ClientHello offers.
   const toTls = (raw: Socket) => {
     if (!attestTlsServer) return void tlsServer.emit('connection', raw);
-    peek(raw, offeredAlpn, (offered) => (offered.includes(ATTEST_ALPN) ? attestTlsServer : tlsServer).emit('connection', raw), () => raw.destroy());
+    peek(raw, offeredAlpn, guard((err) => onRawFault(err, raw), (offered: string[]) => (offered.includes(ATTEST_ALPN) ? attestTlsServer : tlsServer).emit('connection', raw)), () => raw.destroy());
   };
+
+  /**
+   * Tells a refused client why, as far as Node lets a server: its TLS cannot send a certificate
+   * alert (unknown_ca, certificate_required...) after the handshake, because its verify callback
+   * accepts every chain and leaves the check to this code. So: in `http:` mode a 403 whose body
+   * is the reason (curl and browsers show it), and always close_notify rather than a reset
+   * (a tee-init in client mode logs that close as a likely refusal). What the client sends
+   * meanwhile is read and dropped, so that the close does not reset the answer away; the
+   * handshake timeout bounds how long a refused client is held.
+   */
+  function refuse(client: TLSSocket, why: string): void {
+    const timer = setTimeout(() => client.destroy(), timeouts.handshakeMs);
+    client.once('close', () => clearTimeout(timer));
+    client.on('error', () => client.destroy());
+    client.resume();
+    if (!o.http) {
+      client.end();
+      return;
+    }
+    const body = `client certificate refused: ${why}\n`;
+    client.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
 
   function serveClient(socket: Socket, secure: TLSSocket | undefined, id: PeerIdentity | undefined, fields: Fields, t0: number): void {
     if (o.http) o.http.serve(socket, secure, id, fields, t0);
-    else forwardToUpstream(ctx, socket, secure, fields, t0);
+    else {
+      forwardToUpstream(ctx, socket, secure, fields, t0, guard(
+        (err, upstream: Socket) => o.fault(err, fields, socket, upstream, secure && rawOf(secure)),
+        (upstream: Socket) => startPiping(ctx, socket, upstream, secure, fields, t0),
+      ));
+    }
   }
 
-  const listener = createTcpServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS }, (raw) => {
+  const listener = createTcpServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS }, guard(onRawFault, (raw: Socket) => {
     const t0 = performance.now();
     // From accept to the end of the handshake (or, in permissive mode, to the first plaintext bytes).
-    deadlines.set(raw, setTimeout(() => {
+    deadlines.set(raw, setTimeout(guard((err) => onRawFault(err, raw), () => {
       expired.add(raw);
       stats.handshakeFailures++;
       ctx.warnHandshake({ peer: peerOf(raw), reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }, `${label} handshake failed`);
       raw.destroy();
-    }, timeouts.handshakeMs));
+    }), timeouts.handshakeMs));
     raw.once('close', () => clearTimeout(deadlines.get(raw)));
     raw.on('error', () => {}); // reported by whoever handles the connection next, or moot
     if (!o.permissive) {
       toTls(raw);
       return;
     }
-    sniff(raw, (kind) => {
+    sniff(raw, guard((err) => onRawFault(err, raw), (kind: Sniffed) => {
       if (kind === 'tls') {
         toTls(raw);
         return;
@@ -142,8 +176,8 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       const fields = { peer: peerOf(raw), plaintext: true };
       o.warnPlaintext(fields, `${label} plaintext client on a permissive port`);
       serveClient(raw, undefined, undefined, fields, t0);
-    }, () => raw.destroy());
-  });
+    }), () => raw.destroy());
+  }));
 
   return {
     listener,

@@ -2,6 +2,7 @@
 // zod). The caller has waited for the upstream in server modes.
 import type { TLSSocket } from 'node:tls';
 import { parseHostPort, formatHostPort } from '../../address.ts';
+import { createFaultSink } from '../../boundary.ts';
 import { createEngine } from '../../engine.ts';
 import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../log-limit.ts';
@@ -24,6 +25,7 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
     label: 'tls', field, upstream, log, upstreamKind: c.mode === 'client' ? 'remote peer' : 'upstream',
     timeouts: { handshakeMs: c.handshakeTimeout, connectMs: c.connectTimeout, idleMs: c.idleTimeout },
   });
+  const fault = createFaultSink(log, 'tls');
   let http: HttpForwarder | undefined;
   let attest: AttestServer | undefined;
   let refusals = 0;
@@ -40,13 +42,18 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
         throw err;
       }
     });
-    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers, verify }, engine.ctx);
+    server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers, verify, fault }, engine.ctx);
   } else {
     if (c.attest) {
       if (!env.attester) throw configError(`${field}.attest: this listener runs where the launcher's teeserver cannot be reached (run it with workers: 0 for now)`);
       attest = attestServer(env.attester, c.attest.audience, c.attest.type);
     }
-    if (c.http) http = createHttpForwarder(engine.ctx, { xfcc: c.http.xfcc, clientCert: c.http.clientCert, own: () => material.own, attest });
+    if (c.http) {
+      http = createHttpForwarder(engine.ctx, {
+        xfcc: c.http.xfcc, clientCert: c.http.clientCert, headersTimeoutMs: c.http.headersTimeout, own: () => material.own, fault, attest,
+        warnSlowHeaders: limitedWarn(log, 'tls slow http headers', LOG_LIMIT_DEFAULTS),
+      });
+    }
     const servers = createTlsServers({
       permissive: c.mode === 'permissive',
       material: () => material,
@@ -55,6 +62,7 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
       attest,
       warnRefused: limitedWarn(log, 'tls refused clients', LOG_LIMIT_DEFAULTS),
       warnPlaintext: limitedWarn(log, 'tls plaintext clients', LOG_LIMIT_DEFAULTS),
+      fault,
     }, engine.ctx);
     server = servers.listener;
     setMaterial = (m) => {
@@ -79,8 +87,11 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
   let closing: Promise<void> | undefined;
   return {
     address,
+    // connection_faults_total (and the header deadline's count) are this type's own until stats.ts carries them.
     stats: () => ({
       ...metrics(engine.stats),
+      connection_faults_total: fault.count,
+      ...(http ? { http_header_timeouts_total: http.headerTimeouts } : {}),
       ...attest?.stats(),
       ...(c.verify ? { attestation_refusals_total: refusals } : {}),
     }),
