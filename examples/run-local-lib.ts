@@ -49,8 +49,8 @@ export interface Local {
   boot(name: string, configPath: string, args?: string[]): Init;
   /** Waits until 127.0.0.1:port accepts (a program without a readiness log line). */
   port(port: number, timeoutMs?: number): Promise<void>;
-  /** Runs a real client; throws with its output if it fails. */
-  run(file: string, args: string[], options?: { env?: Record<string, string>; input?: string }): Promise<string>;
+  /** Runs a real client; returns its stdout (with `all`: stdout and stderr); throws with its output if it fails. */
+  run(file: string, args: string[], options?: { env?: Record<string, string>; input?: string; all?: boolean }): Promise<string>;
 }
 
 const example = (name: string, file = 'tee-init.yaml') => join(root, 'examples', name, file);
@@ -134,9 +134,9 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
     },
     port: (port, timeoutMs = 20_000) => waitForPort({ host: '127.0.0.1', port }, createLog({ level: 'error' }), { timeoutMs }),
     async run(file, args, options = {}) {
-      const r = await execa(file, args, { reject: false, timeout: 20_000, env: options.env, input: options.input, stdin: options.input === undefined ? 'ignore' : 'pipe' });
+      const r = await execa(file, args, { reject: false, timeout: 20_000, all: true, env: options.env, ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }) });
       if (r.exitCode !== 0 || r.timedOut) throw new Error(`${file} ${args.join(' ')} failed (${r.exitCode ?? 'timeout'}): ${String(r.stderr).trim() || String(r.stdout).trim()}`);
-      return String(r.stdout).trim();
+      return String(options.all ? r.all : r.stdout).trim();
     },
   };
   try {
