@@ -45,8 +45,8 @@ export interface Local {
    * is the data, at the version the ref names (earlier versions hold placeholders).
    */
   serve(configPath: string, values: Record<string, string | Buffer>): void;
-  /** Starts the bundle on a config (extra argv after it). */
-  boot(name: string, configPath: string, args?: string[]): Init;
+  /** Starts the bundle on a config (extra argv after it; extra environment). */
+  boot(name: string, configPath: string, args?: string[], env?: Record<string, string>): Init;
   /** Waits until 127.0.0.1:port accepts (a program without a readiness log line). */
   port(port: number, timeoutMs?: number): Promise<void>;
   /** Runs a real client; returns its stdout (with `all`: stdout and stderr); throws with its output if it fails. */
@@ -116,9 +116,9 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
         world.addSecret(m[1]!, versions, { access: [...(cred.serviceAccount ? [cred.serviceAccount] : []), poolMembers(who)] });
       }
     },
-    boot(name, configPath, args = []) {
+    boot(name, configPath, args = [], env = {}) {
       // The programs' output is kept (execa buffers it), not printed: the run-local says what matters.
-      const { proc, log } = startInit(['--config', configPath, ...args]);
+      const { proc, log } = startInit(['--config', configPath, ...args], { env: { NO_PROXY: '127.0.0.1,localhost', ...env } });
       const exited = proc.then((r) => {
         throw new Error(`${name} init exited (${r.exitCode ?? r.signal}) early:\n${log.text}`);
       });
