@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { startWorld, poolMembers, type Collaborator, type EmulatedWorld } from '../test/fakes/world.ts';
-import { root, startInit, type LogRecord, type LogTail, type Started } from '../test/helpers/init.ts';
+import { bundle, node, root, startInit, type LogRecord, type LogTail, type Started } from '../test/helpers/init.ts';
 import { createPki, type Pki, type PkiOptions } from '../test/helpers/pki.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createLog } from '../src/log.ts';
@@ -49,6 +49,11 @@ export interface Local {
   boot(name: string, configPath: string, args?: string[], env?: Record<string, string>): Init;
   /** Waits until 127.0.0.1:port accepts (a program without a readiness log line). */
   port(port: number, timeoutMs?: number): Promise<void>;
+  /**
+   * `tee-init check --config examples/NAME/tee-init.yaml [args]`, as the example's README shows
+   * it (the example's own file, nothing derived); returns its output, throws with it on failure.
+   */
+  check(example: string, args?: string[]): Promise<string>;
   /** Runs a real client; returns its stdout (with `all`: stdout and stderr); throws with its output if it fails. */
   run(file: string, args: string[], options?: { env?: Record<string, string>; input?: string; all?: boolean }): Promise<string>;
 }
@@ -131,6 +136,11 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
       };
       inits.push(init);
       return init;
+    },
+    async check(name, args = []) {
+      const r = await execa(node, ['--disable-sigusr1', bundle, 'check', '--config', `examples/${name}/tee-init.yaml`, ...args], { cwd: root, reject: false, all: true });
+      if (r.exitCode !== 0) throw new Error(`tee-init check of examples/${name} failed (${r.exitCode}):\n${String(r.all)}`);
+      return String(r.stdout);
     },
     port: (port, timeoutMs = 20_000) => waitForPort({ host: '127.0.0.1', port }, createLog({ level: 'error' }), { timeoutMs }),
     async run(file, args, options = {}) {
