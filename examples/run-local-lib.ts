@@ -24,6 +24,8 @@ export interface Init {
   log: LogTail;
   /** Resolves with the first log record containing `text`; rejects at once if the init exits first. */
   waitFor(text: string, timeoutMs?: number): Promise<LogRecord>;
+  /** Resolves once the program has printed `text` on stdout (a program's own readiness line). */
+  printed(text: string, timeoutMs?: number): Promise<void>;
 }
 
 export interface Local {
@@ -45,8 +47,8 @@ export interface Local {
    * is the data, at the version the ref names (earlier versions hold placeholders).
    */
   serve(configPath: string, values: Record<string, string | Buffer>): void;
-  /** Starts the bundle on a config (extra argv after it; extra environment). */
-  boot(name: string, configPath: string, args?: string[], env?: Record<string, string>): Init;
+  /** Starts the bundle on a config (extra argv after it, extra environment, another working directory). */
+  boot(name: string, configPath: string, options?: { args?: string[]; env?: Record<string, string>; cwd?: string }): Init;
   /** Waits until 127.0.0.1:port accepts (a program without a readiness log line). */
   port(port: number, timeoutMs?: number): Promise<void>;
   /**
@@ -121,18 +123,34 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
         world.addSecret(m[1]!, versions, { access: [...(cred.serviceAccount ? [cred.serviceAccount] : []), poolMembers(who)] });
       }
     },
-    boot(name, configPath, args = [], env = {}) {
+    boot(name, configPath, { args = [], env = {}, cwd } = {}) {
       // The programs' output is kept (execa buffers it), not printed: the run-local says what matters.
-      const { proc, log } = startInit(['--config', configPath, ...args], { env: { NO_PROXY: '127.0.0.1,localhost', ...env } });
+      const { proc, log } = startInit(['--config', configPath, ...args], { env: { NO_PROXY: '127.0.0.1,localhost', ...env }, ...(cwd ? { cwd } : {}) });
       const exited = proc.then((r) => {
         throw new Error(`${name} init exited (${r.exitCode ?? r.signal}) early:\n${log.text}`);
       });
       exited.catch(() => {});
+      let stdout = '';
+      const onStdout: (() => void)[] = [];
+      proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout += chunk;
+        for (const f of onStdout) f();
+      });
       const init: Init = {
         name,
         proc,
         log,
         waitFor: (text, timeoutMs = 30_000) => Promise.race([log.waitFor(text, timeoutMs), exited]),
+        printed: (text, timeoutMs = 30_000) =>
+          Promise.race([
+            exited,
+            new Promise<void>((resolve, reject) => {
+              const timer = setTimeout(() => reject(new Error(`${name}: the program did not print "${text}" within ${timeoutMs} ms`)), timeoutMs);
+              const check = () => stdout.includes(text) && (clearTimeout(timer), resolve());
+              onStdout.push(check);
+              check();
+            }),
+          ]),
       };
       inits.push(init);
       return init;

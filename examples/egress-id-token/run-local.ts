@@ -56,7 +56,7 @@ await runLocal('An unmodified program calls private services as alice (examples/
     l.world.addServiceAccount(account);
     // google.auth.default() prefers a developer's own credentials to the metadata server.
     delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
-    const init = l.boot('egress-id-token', config, [], { HOME: l.dir, CLOUDSDK_CONFIG: `${l.dir}/gcloud` });
+    const init = l.boot('egress-id-token', config, { env: { HOME: l.dir, CLOUDSDK_CONFIG: `${l.dir}/gcloud` } });
     const result = await init.proc;
     if (result.exitCode !== 0) throw new Error(`the program failed (${result.exitCode}):\n${String(result.stdout)}\n${init.log.text}`);
     const out = JSON.parse(String(result.stdout).trim().split('\n').at(-1)!) as Record<string, any>;

@@ -17,7 +17,9 @@ class H(http.server.BaseHTTPRequestHandler):
         body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
         self.send_response(200); self.send_header('content-type', 'application/json'); self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
-http.server.HTTPServer(('127.0.0.1', 8080), H).serve_forever()
+server = http.server.HTTPServer(('127.0.0.1', 8080), H)
+print('echo server listening', flush=True)
+server.serve_forever()
 `;
 
 await runLocal('Mutual TLS in permissive mode, with X-Forwarded-Client-Cert (examples/mtls-permissive), on an emulated Confidential Space', async (l) => {
@@ -31,7 +33,7 @@ await runLocal('Mutual TLS in permissive mode, with X-Forwarded-Client-Cert (exa
   l.serve(config, { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) });
   const init = l.boot('mtls-permissive', config);
   const listening = await init.waitFor('tls proxy listening');
-  await l.port(8080);
+  await init.printed('echo server listening');
   l.say(`\nlistener ${listening.listener ?? 'mesh-in'} listening on ${listening.listen}, program on 127.0.0.1:8080`);
 
   const curl = (...args: string[]) => l.run('curl', ['-sS', '--fail', '--max-time', '10', ...args]);
