@@ -6,14 +6,11 @@ import { execa } from 'execa';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { startWorld, poolMembers, type Collaborator, type EmulatedWorld } from '../test/fakes/world.ts';
+import { EXAMPLE_PROJECT_NUMBERS, startWorld, poolMembers, type Collaborator, type EmulatedWorld } from '../test/fakes/world.ts';
 import { bundle, node, root, startInit, type LogRecord, type LogTail, type Started } from '../test/helpers/init.ts';
 import { createPki, type Pki, type PkiOptions } from '../test/helpers/pki.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createLog } from '../src/log.ts';
-
-/** The project numbers the examples' providers name (projects/111111111111/…). */
-export const EXAMPLE_PROJECT_NUMBERS = { alice: '111111111111', bob: '222222222222' };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Config = Record<string, any>;

@@ -51,6 +51,8 @@ export interface WorldOptions {
    * 111111111111 and 222222222222, so a config written for production names these providers.
    */
   projectNumbers?: { alice?: string; bob?: string };
+  /** The fake Google APIs' port on 127.0.0.1; default a free one. */
+  port?: number;
 }
 
 export interface ExternalAccountConfig {
@@ -124,6 +126,9 @@ function collaborator(name: string, projectId: string, projectNumber: string, se
   };
 }
 
+/** The project numbers the examples' providers name (projects/111111111111/…), for startWorld's projectNumbers. */
+export const EXAMPLE_PROJECT_NUMBERS = { alice: '111111111111', bob: '222222222222' } as const;
+
 /** Every identity of a collaborator's pool, as an IAM member (principalSet://…/POOL/*). */
 export function poolMembers(c: Collaborator): string {
   return `principalSet://iam.googleapis.com/projects/${c.projectNumber}/locations/global/workloadIdentityPools/${c.pool}/*`;
@@ -152,7 +157,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EmulatedWo
   let gcp: FakeGcp | undefined;
   let teeserver: FakeTeeServer | undefined;
   try {
-    gcp = await startFakeGcp(world, { expireTokensAfterMs: options.expireTokensAfterMs, idTokenLifetimeS: options.idTokenLifetimeS, now: options.now });
+    gcp = await startFakeGcp(world, { expireTokensAfterMs: options.expireTokensAfterMs, idTokenLifetimeS: options.idTokenLifetimeS, now: options.now, port: options.port });
     if (options.teeserver ?? true) {
       teeserver = await startTeeServer({ socketPath: join(dir, 'teeserver.sock'), key, claims: () => current });
     }
