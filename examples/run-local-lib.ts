@@ -53,6 +53,11 @@ export interface Local {
    * it (the example's own file, nothing derived); returns its output, throws with it on failure.
    */
   check(example: string, args?: string[]): Promise<string>;
+  /**
+   * Runs an interactive client (openssl s_client): writes `send`, waits until its stdout holds
+   * `expect`, then closes it; returns that stdout. Throws with its output if `expect` never comes.
+   */
+  converse(file: string, args: string[], send: string, expect: string, timeoutMs?: number): Promise<string>;
   /** Runs a real client; returns its stdout (with `all`: stdout and stderr); throws with its output if it fails. */
   run(file: string, args: string[], options?: { env?: Record<string, string>; input?: string; all?: boolean }): Promise<string>;
 }
@@ -68,6 +73,7 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
   chmodSync(dir, 0o711);
   const inits: Init[] = [];
   const outDirs: string[] = [];
+  let configs = 0;
   let status = 0;
   const local: Local = {
     world,
@@ -97,7 +103,8 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
         }
       }
       notes.push(...change(c));
-      const path = join(dir, `${name}${file === 'tee-init.yaml' ? '' : `-${file.replace(/\.yaml$/, '')}`}.json`);
+      // One file per call: the same example may boot twice (psk: a server and a client TEE).
+      const path = join(dir, `${name}-${file.replace(/\.yaml$/, '')}-${++configs}.json`);
       writeFileSync(path, JSON.stringify(c, null, 2));
       say(`examples/${name}/${file}, booted with these local differences:`);
       for (const n of notes) say(`  ${n}`);
@@ -157,6 +164,22 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
       if (r.exitCode !== 0) throw new Error(`tee-init check of examples/${name} failed (${r.exitCode}):\n${String(r.all)}`);
       return String(r.stdout);
     },
+    async converse(file, args, send, expect, timeoutMs = 20_000) {
+      const p = execa(file, args, { reject: false, stdin: 'pipe', all: true });
+      let out = '';
+      p.stdout.setEncoding('utf8');
+      const answered = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), timeoutMs);
+        p.stdout.on('data', (c: string) => (out += c).includes(expect) && (clearTimeout(timer), resolve(true)));
+        void p.then(() => (clearTimeout(timer), resolve(out.includes(expect))));
+      });
+      p.stdin.write(send);
+      const ok = await answered;
+      p.kill('SIGTERM');
+      const r = await p;
+      if (!ok) throw new Error(`${file} ${args.join(' ')}: no "${expect}" in its answer (${r.exitCode ?? r.signal}): ${String(r.all).trim()}`);
+      return out.trim();
+    },
     port: (port, timeoutMs = 20_000) => waitForPort({ host: '127.0.0.1', port }, createLog({ level: 'error' }), { timeoutMs }),
     async run(file, args, options = {}) {
       const r = await execa(file, args, { reject: false, timeout: 20_000, all: true, env: options.env, ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }) });
@@ -179,8 +202,14 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
     console.error(`\nFAILED: ${(err as Error).message}`);
     status = 1;
   } finally {
-    for (const init of inits) init.proc.kill('SIGKILL');
-    await Promise.all(inits.map((i) => i.proc));
+    // After a failure: SIGTERM, which the init forwards to its programs; SIGKILL only if it hangs
+    // (a SIGKILLed init leaves its programs running, holding its output pipes open).
+    await Promise.all(inits.map(async (init) => {
+      init.proc.kill('SIGTERM');
+      const timer = setTimeout(() => init.proc.kill('SIGKILL'), 15_000);
+      await init.proc;
+      clearTimeout(timer);
+    }));
     await world.close();
     rmSync(dir, { recursive: true, force: true });
   }

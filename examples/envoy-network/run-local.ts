@@ -28,8 +28,8 @@ await runLocal('Envoy network filter with mutual TLS, and its backend (examples/
   const ready = await init.waitFor('all units ready', 60_000);
   l.say(`\nunits ${(ready.units as string[]).join(', ')} ready in ${ready.ms} ms`);
   const line = 'hello through Envoy';
-  const out = await l.run('openssl', ['s_client', '-connect', '127.0.0.1:5433', '-servername', 'localhost', '-CAfile', pki.ca.cert,
-    '-cert', pki.client.cert, '-key', pki.client.key, '-verify_return_error', '-quiet', '-no_ign_eof'], { input: `${line}\n` });
+  const out = await l.converse('openssl', ['s_client', '-connect', '127.0.0.1:5433', '-servername', 'localhost', '-CAfile', pki.ca.cert,
+    '-cert', pki.client.cert, '-key', pki.client.key, '-verify_return_error', '-quiet'], `${line}\n`, line);
   l.say(`openssl s_client -cert client.crt (etl@bob.example) -connect 127.0.0.1:5433, sent "${line}" -> ${out}`);
   if (!out.includes(line)) throw new Error('the backend\'s echo did not come back through Envoy');
   return 'tee-init started the backend, then Envoy once the backend accepted; a client of bob\'s CA reached the backend through mutual TLS.';
