@@ -12,7 +12,6 @@ import { createPki, type Pki, type PkiOptions } from '../test/helpers/pki.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createLog } from '../src/log.ts';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Config = Record<string, any>;
 
 export interface Init {
