@@ -26,12 +26,13 @@ import json, os, requests
 import google.auth, google.auth.transport.requests as tr
 hello = requests.get('http://${HELLO}/from-the-program').json()
 verifier = requests.get('http://${VERIFIER}/v1/attest').json()
+other = requests.get('http://unlisted.example/')
 creds, project = google.auth.default()
 creds.refresh(tr.Request())
 # What google.oauth2.id_token.fetch_id_token asks the metadata server (older google-auth lacks it).
 token = requests.get('http://%s/computeMetadata/v1/instance/service-accounts/default/identity' % os.environ['GCE_METADATA_HOST'],
   params={'audience': 'https://${ORDERS}', 'format': 'full'}, headers={'Metadata-Flavor': 'Google'}).text
-print(json.dumps({'hello': hello['email'], 'verifier': verifier['email'], 'project': project, 'account': creds.service_account_email, 'idToken': token}))
+print(json.dumps({'hello': hello['email'], 'verifier': verifier['email'], 'project': project, 'account': creds.service_account_email, 'idToken': token, 'other': [other.status_code, other.headers.get('x-tee-init-reason')]}))
 `;
 
 await runLocal('An unmodified program calls private services as alice (examples/egress-id-token), on an emulated Confidential Space', async (l) => {
@@ -60,12 +61,16 @@ await runLocal('An unmodified program calls private services as alice (examples/
     const result = await init.proc;
     if (result.exitCode !== 0) throw new Error(`the program failed (${result.exitCode}):\n${String(result.stdout)}\n${init.log.text}`);
     const out = JSON.parse(String(result.stdout).trim().split('\n').at(-1)!) as Record<string, any>;
-    l.say(`\nrequests.get('http://${HELLO}/…') via HTTP_PROXY -> the service saw an ID token of ${out.hello}`);
-    l.say(`requests.get('http://${VERIFIER}/v1/attest')      -> the verifier saw an attestation token of ${out.verifier.slice(0, 30)}…`);
-    l.say(`google.auth.default() via GCE_METADATA_HOST          -> ${out.account}, project ${out.project}`);
+    const row = (left: string, right: string) => l.say(`${left.padEnd(58)} -> ${right}`);
+    l.say();
+    row(`requests.get('http://${HELLO}/…')`, `via HTTP_PROXY, the service saw an ID token of ${out.hello}`);
+    row(`requests.get('http://${VERIFIER}/v1/attest')`, `the verifier saw an attestation token of ${out.verifier.slice(0, 30)}…`);
+    row(`requests.get('http://unlisted.example/')`, `${out.other[0]} (X-Tee-Init-Reason: ${out.other[1]})`);
+    if (out.other[0] !== 403) throw new Error(`a host no route lists got ${out.other[0]}`);
+    row('google.auth.default() (GCE_METADATA_HOST)', `${out.account}, project ${out.project}`);
     // The ID token the program got is checked here as a relying party would (never printed).
     const { payload: id } = await jwtVerify(out.idToken, createLocalJWKSet(l.world.gcp.googleKey.jwks), { issuer: GOOGLE_ISSUER, audience: `https://${ORDERS}` });
-    l.say(`GET …/service-accounts/default/identity?audience=https://${ORDERS}\n                                                     -> an ID token signed by Google's (fake) key, email ${id.email}, aud ${id.aud}`);
+    row(`metadata …/identity?audience=https://${ORDERS}`, `an ID token signed by Google's (fake) key, email ${id.email}, aud ${id.aud}`);
     if (out.hello !== account || out.account !== account || id.email !== account) throw new Error(`not alice's ${account}: ${JSON.stringify(out)}`);
     if (!out.verifier.startsWith(`image ${l.world.imageDigest}`)) throw new Error(`the verifier saw ${out.verifier}`);
     return `the program reached alice's private services with ID tokens and an attestation token it never handled, and google-auth found ${account} on the metadata server.`;
