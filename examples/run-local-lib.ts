@@ -43,6 +43,8 @@ export interface Local {
    * is the data, at the version the ref names (earlier versions hold placeholders).
    */
   serve(configPath: string, values: Record<string, string | Buffer>): void;
+  /** A rotation, as a collaborator does it in the console: a new version of each named secret (its new `latest`). */
+  rotate(configPath: string, values: Record<string, string | Buffer>): void;
   /** Starts the bundle on a config (extra argv after it, extra environment, another working directory). */
   boot(name: string, configPath: string, options?: { args?: string[]; env?: Record<string, string>; cwd?: string }): Init;
   /** Waits until 127.0.0.1:port accepts (a program without a readiness log line). */
@@ -108,6 +110,10 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
       say(`examples/${name}/${file}, booted with these local differences:`);
       for (const n of notes) say(`  ${n}`);
       return path;
+    },
+    rotate(configPath, values) {
+      const c = JSON.parse(readFileSync(configPath, 'utf8')) as Config;
+      for (const [name, value] of Object.entries(values)) world.addVersion(String(c.secrets[name].ref).replace(/\/versions\/[^/]+$/, ''), value);
     },
     serve(configPath, values) {
       const c = JSON.parse(readFileSync(configPath, 'utf8')) as Config;
