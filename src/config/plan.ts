@@ -5,6 +5,7 @@
 // reports every problem it finds, not just the first.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { describeCredential } from '../credentials/identities.ts';
 import { formatDuration } from '../duration.ts';
 import { InitError } from '../errors.ts';
@@ -102,6 +103,7 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   // Paths and config text only: no secret exists at this stage. Values of run.env are config
   // text; the inherited environment is never part of a render.
   if (options.show && input) plan.push('', '# what the program gets (--show)', describePlan(input).trimEnd());
+  if (options.show && units) plan.push('', '# what the programs get (--show)', stringify(units.show, { lineWidth: 0, aliasDuplicateObjects: false }).trimEnd());
   return plan.join('\n');
 }
 

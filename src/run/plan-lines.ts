@@ -24,12 +24,14 @@ export interface UnitsPlan {
   rows: [string, string][];
   /** Secrets the processes refer to (for the "not referenced" note). */
   referenced: string[];
+  /** What `check --show` prints: each process's argv and the env it adds, and every rendered file. */
+  show: { processes: Record<string, { preset: string; argv: readonly string[]; env: NodeJS.ProcessEnv }>; files: { path: string; mode: string; content: string }[] };
 }
 
 export function unitsPlan(config: Config, origin: string, secrets: Readonly<Record<string, SecretRef>>, outputDir: string, quote: (argv: readonly string[]) => string): UnitsPlan | undefined {
   const order = checkUnits(config, origin);
   if (!order || !config.processes) return undefined;
-  const { plans, files } = renderUnits({ processes: config.processes, order, secrets, outputDir, childOf: () => ({ env: {} }) });
+  const { plans, files } = renderUnits({ processes: config.processes, order, secrets, outputDir, childOf: (_name, env) => ({ env }) });
   const rows: [string, string][] = [['units', `start order: ${order.join(', ')} (stopped in reverse)`]];
   for (const p of plans) {
     const c = config.processes[p.name]!;
@@ -51,5 +53,9 @@ export function unitsPlan(config: Config, origin: string, secrets: Readonly<Reco
     rows.push([`listener ${l.name}`, frontsProcesses(l) ? 'opens after every process is ready' : 'opens first: processes may be after it']);
   }
   const referenced = Object.values(config.processes).flatMap((p) => requiredSecrets({ preset: p.preset, with: p.with, command: p.command, env: p.env, files: p.files }));
-  return { order, rows, referenced };
+  const show = {
+    processes: Object.fromEntries(plans.map((p) => [p.name, { preset: config.processes![p.name]!.preset ?? 'none', argv: p.child.argv, env: p.child.env }])),
+    files: files.map((f) => ({ path: join(outputDir, f.name), mode: `0${f.mode.toString(8)}`, content: f.content })),
+  };
+  return { order, rows, referenced, show };
 }

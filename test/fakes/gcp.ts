@@ -100,6 +100,8 @@ export interface FakeGcpOptions {
   idTokenLifetimeS?: number;
   /** The clock ID tokens are stamped with (iat/exp), so tests can move time without waiting. */
   now?: () => number;
+  /** A fixed port on 127.0.0.1 (serve-world --port); default a free one. */
+  port?: number;
 }
 
 const IMPERSONATE_PATH = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generate(AccessToken|IdToken)$/;
@@ -284,9 +286,9 @@ export class FakeGcp {
   }
 }
 
-/** Starts the fake on 127.0.0.1 and a free port. */
+/** Starts the fake on 127.0.0.1 and a free port (or options.port). */
 export async function startFakeGcp(world: GcpWorld, options: FakeGcpOptions = {}): Promise<FakeGcp> {
   const server = createServer({ keepAliveTimeout: 5000 });
-  const port = await listenLoopback(server);
+  const port = await listenLoopback(server, options.port);
   return new FakeGcp(world, server, port, await createAttestationKey('google-fake'), options);
 }

@@ -26,11 +26,11 @@ export function replyJson(res: ServerResponse, status: number, body: unknown): v
   reply(res, status, JSON.stringify(body), 'application/json; charset=UTF-8');
 }
 
-/** Listens on 127.0.0.1 with a free port. */
-export async function listenLoopback(server: Server): Promise<number> {
+/** Listens on 127.0.0.1 with a free port (or the given one). */
+export async function listenLoopback(server: Server, port = 0): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => (server.off('error', reject), resolve()));
+    server.listen(port, '127.0.0.1', () => (server.off('error', reject), resolve()));
   });
   return (server.address() as AddressInfo).port;
 }

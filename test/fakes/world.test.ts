@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { authClient, rejection, secretClient } from './clients.ts';
-import { startWorld, type EmulatedWorld } from './world.ts';
+import { EXAMPLE_PROJECT_NUMBERS, poolMembers, startWorld, type EmulatedWorld } from './world.ts';
 
 function getToken(socketPath: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -113,4 +113,30 @@ test('close() removes the directory and stops every server', async () => {
   await w.close();
   assert.equal(existsSync(w.dir), false);
   await assert.rejects(fetch(w.endpoints.sts, { method: 'POST' }), /fetch failed/);
+});
+
+describe('startWorld for the examples: their project numbers, more service accounts, a version disabled while it runs', () => {
+  test('projectNumbers names the providers and the pool; addServiceAccount lets alice\'s pool act as it; setVersionState disables a version', async () => {
+    const w = await startWorld({ projectNumbers: EXAMPLE_PROJECT_NUMBERS, teeserver: false });
+    try {
+      assert.equal(w.providers.alice, 'projects/111111111111/locations/global/workloadIdentityPools/alice-pool/providers/attestation');
+      assert.equal(poolMembers(w.collaborators.bob), 'principalSet://iam.googleapis.com/projects/222222222222/locations/global/workloadIdentityPools/bob-pool/*');
+      const caller = 'tee-caller@alice-proj.iam.gserviceaccount.com';
+      w.addServiceAccount(caller);
+      w.addSecret('projects/alice-proj/secrets/s', [{ data: 'one' }, { data: 'two' }], { access: [caller] });
+      const asCaller = { ...w.externalAccount('alice'), service_account_impersonation_url: `${w.gcp.url}/v1/projects/-/serviceAccounts/${caller}:generateAccessToken` };
+      const client = secretClient(w.gcp.port, authClient(asCaller));
+      try {
+        const read = async () => (await client.accessSecretVersion({ name: 'projects/alice-proj/secrets/s/versions/latest' }))[0].payload!.data!.toString();
+        assert.equal(await read(), 'two');
+        w.setVersionState('projects/alice-proj/secrets/s', 2, 'DISABLED');
+        assert.match((await rejection(read())).message, /DISABLED state/);
+        assert.throws(() => w.setVersionState('projects/alice-proj/secrets/s', 3, 'ENABLED'), /no version 3 of secret projects\/alice-proj\/secrets\/s/);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await w.close();
+    }
+  });
 });

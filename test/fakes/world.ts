@@ -16,7 +16,7 @@ import {
   type ConfidentialSpaceClaims,
   type SignOptions,
 } from './attestation.ts';
-import { startFakeGcp, type FakeGcp, type GcpWorld, type Provider, type SecretVersion } from './gcp.ts';
+import { startFakeGcp, type FakeGcp, type GcpWorld, type Provider, type SecretVersion, type VersionState } from './gcp.ts';
 import { startTeeServer, type FakeTeeServer } from './teeserver.ts';
 
 export interface Collaborator {
@@ -46,6 +46,13 @@ export interface WorldOptions {
   idTokenLifetimeS?: number;
   /** The clock ID tokens are stamped with; default Date.now. */
   now?: () => number;
+  /**
+   * The collaborators' project numbers (default alice 111, bob 222), e.g. the examples'
+   * 111111111111 and 222222222222, so a config written for production names these providers.
+   */
+  projectNumbers?: { alice?: string; bob?: string };
+  /** The fake Google APIs' port on 127.0.0.1; default a free one. */
+  port?: number;
 }
 
 export interface ExternalAccountConfig {
@@ -79,6 +86,10 @@ export interface EmulatedWorld {
   addSecret(name: string, data: string | Buffer | SecretVersion[], options?: { access?: string[]; location?: string }): void;
   /** Adds a version to an existing secret (it becomes `latest`); returns its number. */
   addVersion(name: string, version: string | Buffer | SecretVersion): number;
+  /** Sets the state of version `n` of a secret (DISABLED: reads of it, and of `latest` if it is the newest, fail). */
+  setVersionState(name: string, n: number, state: VersionState): void;
+  /** Adds (or replaces) a service account that the given members (default: alice's pool) may impersonate. */
+  addServiceAccount(email: string, impersonators?: string[]): void;
   /** Points a version alias (`versions/ALIAS`) of a secret at version `n`. */
   setAlias(name: string, alias: string, n: number): void;
   /** Re-signs the token file with the default claims deep-merged with `overrides` (not cumulative). */
@@ -115,20 +126,28 @@ function collaborator(name: string, projectId: string, projectNumber: string, se
   };
 }
 
+/** The project numbers the examples' providers name (projects/111111111111/…), for startWorld's projectNumbers. */
+export const EXAMPLE_PROJECT_NUMBERS = { alice: '111111111111', bob: '222222222222' } as const;
+
+/** Every identity of a collaborator's pool, as an IAM member (principalSet://…/POOL/*). */
+export function poolMembers(c: Collaborator): string {
+  return `principalSet://iam.googleapis.com/projects/${c.projectNumber}/locations/global/workloadIdentityPools/${c.pool}/*`;
+}
+
 export async function startWorld(options: WorldOptions = {}): Promise<EmulatedWorld> {
   const dir = mkdtempSync(join(tmpdir(), 'tee-world-'));
   const tokenFile = join(dir, 'attestation_verifier_claims_token');
   const imageDigest = options.imageDigest ?? DEFAULT_IMAGE_DIGEST;
   const key = await createAttestationKey();
-  const alice = collaborator('alice', 'alice-proj', '111', 'tee-reader@alice-proj.iam.gserviceaccount.com');
-  const bob = collaborator('bob', 'bob-proj', '222');
+  const alice = collaborator('alice', 'alice-proj', options.projectNumbers?.alice ?? '111', 'tee-reader@alice-proj.iam.gserviceaccount.com');
+  const bob = collaborator('bob', 'bob-proj', options.projectNumbers?.bob ?? '222');
   const byProject = new Map([alice, bob].flatMap((c) => [[c.projectId, c], [c.projectNumber, c]] as const));
 
   const condition = productionCondition(imageDigest);
   const world: GcpWorld = {
     jwks: key.jwks,
     providers: { [alice.provider]: { condition }, [bob.provider]: { condition } },
-    serviceAccounts: { [alice.serviceAccount!]: { impersonators: [`principalSet://iam.googleapis.com/projects/111/locations/global/workloadIdentityPools/alice-pool/*`] } },
+    serviceAccounts: { [alice.serviceAccount!]: { impersonators: [poolMembers(alice)] } },
     secrets: {},
     projectNumbers: { [alice.projectId]: alice.projectNumber, [bob.projectId]: bob.projectNumber },
   };
@@ -138,7 +157,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EmulatedWo
   let gcp: FakeGcp | undefined;
   let teeserver: FakeTeeServer | undefined;
   try {
-    gcp = await startFakeGcp(world, { expireTokensAfterMs: options.expireTokensAfterMs, idTokenLifetimeS: options.idTokenLifetimeS, now: options.now });
+    gcp = await startFakeGcp(world, { expireTokensAfterMs: options.expireTokensAfterMs, idTokenLifetimeS: options.idTokenLifetimeS, now: options.now, port: options.port });
     if (options.teeserver ?? true) {
       teeserver = await startTeeServer({ socketPath: join(dir, 'teeserver.sock'), key, claims: () => current });
     }
@@ -182,6 +201,14 @@ export async function startWorld(options: WorldOptions = {}): Promise<EmulatedWo
       const secret = world.secrets![name];
       if (!secret) throw new Error(`fake world: no secret ${name}`);
       return secret.versions.push(typeof version === 'string' || Buffer.isBuffer(version) ? { data: version } : version);
+    },
+    setVersionState(name, n, state) {
+      const version = world.secrets![name]?.versions[n - 1];
+      if (!version) throw new Error(`fake world: no version ${n} of secret ${name}`);
+      version.state = state;
+    },
+    addServiceAccount(email, impersonators = [poolMembers(alice)]) {
+      world.serviceAccounts![email] = { impersonators };
     },
     setAlias(name, alias, n) {
       const secret = world.secrets![name];

@@ -65,6 +65,25 @@ describe('tee-init check with processes:', () => {
     assert.match(out, /^health +http:\/\/127\.0\.0\.1:9090\/healthz/m);
   });
 
+  test('--show: each process\'s argv and the env it adds, and every rendered file (the README promises it for Envoy in processes:)', async () => {
+    const file = join(dir, `c${n++}.json`);
+    writeFileSync(file, JSON.stringify({
+      output: { dir: '/dev/shm/x' },
+      processes: {
+        backend: { command: ['/server', '127.0.0.1:7777'], env: { MODE: 'fast' } },
+        web: { command: ['web', '--config', '{{output.dir}}/web.json'], files: [{ name: 'web.json', template: { port: 8080 } }], after: ['backend'] },
+      },
+    }));
+    const { result, code } = await runInit(['check', '--show', '--config', file]);
+    assert.equal(code, 0, String(result.stderr));
+    const out = String(result.stdout);
+    const shown = out.slice(out.indexOf('# what the programs get (--show)'));
+    assert.ok(shown.length < out.length, out);
+    assert.match(shown, /^ {2}backend:\n {4}preset: none\n {4}argv:\n {6}- \/server\n {6}- 127\.0\.0\.1:7777\n {4}env:\n {6}MODE: fast$/m);
+    assert.match(shown, /^ {2}web:\n {4}preset: none\n {4}argv:\n {6}- web\n {6}- --config\n {6}- \/dev\/shm\/x\/web\.json$/m);
+    assert.match(shown, /^ {2}- path: \/dev\/shm\/x\/web\.json\n {4}mode: "0400"\n {4}content: \|/m);
+  });
+
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['a cycle', { processes: { a: { command: ['a'], after: ['b'] }, b: { command: ['b'], after: ['a'] } } }, /processes\.a\.after: a cycle in after: a -> b -> a/],
     ['an unknown name', { processes: { a: { command: ['a'], after: ['bakend'] } } }, /processes\.a\.after\[0\]: no unit named "bakend" \(units: a\)/],
