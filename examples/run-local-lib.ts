@@ -40,9 +40,10 @@ export interface Local {
   /**
    * Stores one secret per `secrets.X` of the config (source gcp) under its ref, readable by
    * the collaborator the config reads it as (its service account and its pool): `values[X]`
-   * is the data, at the version the ref names (earlier versions hold placeholders).
+   * is the data, at the version the ref names (earlier versions hold placeholders); `null`
+   * stores nothing (that collaborator is down).
    */
-  serve(configPath: string, values: Record<string, string | Buffer>): void;
+  serve(configPath: string, values: Record<string, string | Buffer | null>): void;
   /** A rotation, as a collaborator does it in the console: a new version of each named secret (its new `latest`). */
   rotate(configPath: string, values: Record<string, string | Buffer>): void;
   /** Starts the bundle on a config (extra argv after it, extra environment, another working directory). */
@@ -122,6 +123,7 @@ export async function runLocal(title: string, body: (l: Local) => Promise<string
         if (s.source !== 'gcp') continue;
         const m = /^(projects\/[^/]+(?:\/locations\/[^/]+)?\/secrets\/[^/]+)\/versions\/([^/]+)$/.exec(s.ref);
         const value = values[name];
+        if (value === null) continue;
         if (!m || value === undefined) throw new Error(`run-local: no value for secrets.${name} (${s.ref})`);
         const cred = c.credentials[s.credentials] as Config;
         const who = byProvider.get(cred.provider);

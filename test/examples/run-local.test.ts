@@ -17,6 +17,7 @@ const dirs = readdirSync(examples, { withFileTypes: true }).filter((d) => d.isDi
 /** What each run-local needs beyond node (a missing tool skips, in CI fails: see needs()). */
 const requirements: Record<string, (t: TestContext) => boolean> = {
   psk: (t) => needs(t, 'redis-server', 'apt-get install redis-server') && needs(t, 'redis-cli', 'apt-get install redis-tools'),
+  'psk-threshold': (t) => needs(t, 'redis-server', 'apt-get install redis-server') && needs(t, 'openssl', 'apt-get install openssl'),
   redis: (t) => needs(t, 'redis-server', 'apt-get install redis-server') && needs(t, 'redis-cli', 'apt-get install redis-tools') && needs(t, 'openssl', 'apt-get install openssl'),
   postgres: (t) => needsPostgres(t),
   'envoy-http': (t) => needs(t, 'openssl', 'apt-get install openssl'),
