@@ -18,7 +18,10 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
 
   const server = createServer({
     ...versionOptions(tls),
-    allowHalfOpen: true,
+    // Off until the handshake is done (then on, in secureConnection): a peer that connects and
+    // sends its FIN without a byte (a health check) must free its slot at once, not hold it
+    // until the handshake timeout.
+    allowHalfOpen: false,
     noDelay: true,
     keepAlive: true,
     keepAliveInitialDelay: KEEPALIVE_MS,
@@ -35,6 +38,7 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
   server.on('tlsClientError', (err, socket) => {
     // Node leaves the socket open on a handshake timeout once this event has a listener.
     socket.destroy();
+    if (ctx.probe(socket, err)) return;
     stats.handshakeFailures++;
     const identity = presented.get(socket);
     warnHandshake(
@@ -44,6 +48,7 @@ export function createPskServer({ identities, tls }: ServerModeOptions, ctx: Mod
   });
 
   server.on('secureConnection', (client: TLSSocket) => {
+    client.allowHalfOpen = true; // half-close reaches the program from here on
     forwardToUpstream(ctx, client, client, { peer: peerOf(client), identity: presented.get(client) }, performance.now());
   });
 

@@ -56,12 +56,13 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     // Node leaves the socket open on a handshake timeout once this event has a listener.
     socket.destroy();
     const raw = rawOf(socket);
-    if (raw && expired.has(raw)) return;
+    if ((raw && expired.has(raw)) || ctx.probe(socket, err)) return;
     stats.handshakeFailures++;
     ctx.warnHandshake({ peer: peerOf(socket), reason: reason(err) }, `${label} handshake failed`);
   });
 
   tlsServer.on('secureConnection', (client: TLSSocket) => {
+    client.allowHalfOpen = true; // half-close reaches the program from here on
     const raw = rawOf(client);
     if (raw) clearTimeout(deadlines.get(raw));
     const t0 = performance.now();
@@ -86,6 +87,14 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     else forwardToUpstream(ctx, socket, secure, fields, t0);
   }
 
+  // The TLSSocket takes allowHalfOpen from the socket it wraps: off until the handshake is done
+  // (then on, in secureConnection), so that a peer that sends its FIN before a byte (a health
+  // check) frees its slot at once instead of holding it until the handshake deadline.
+  const toTls = (raw: Socket) => {
+    raw.allowHalfOpen = false;
+    tlsServer.emit('connection', raw);
+  };
+
   const listener = createTcpServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS }, (raw) => {
     const t0 = performance.now();
     // From accept to the end of the handshake (or, in permissive mode, to the first plaintext bytes).
@@ -95,15 +104,19 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       ctx.warnHandshake({ peer: peerOf(raw), reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }, `${label} handshake failed`);
       raw.destroy();
     }, timeouts.handshakeMs));
-    raw.once('close', () => clearTimeout(deadlines.get(raw)));
+    raw.once('close', () => {
+      clearTimeout(deadlines.get(raw));
+      // Gone before its first byte, and not by our deadline: a health check (counted once).
+      if (!expired.has(raw)) ctx.probe(raw);
+    });
     raw.on('error', () => {}); // reported by whoever handles the connection next, or moot
     if (!o.permissive) {
-      tlsServer.emit('connection', raw);
+      toTls(raw);
       return;
     }
     sniff(raw, (kind) => {
       if (kind === 'tls') {
-        tlsServer.emit('connection', raw);
+        toTls(raw);
         return;
       }
       clearTimeout(deadlines.get(raw));
