@@ -28,7 +28,7 @@ export interface ListenerEnv {
   signal: AbortSignal;
   /** The config path of this listener for messages: `listeners.NAME`, or `psk` for the shorthand. */
   field?: string;
-  /** Bind with SO_REUSEPORT: set when several worker threads serve the same port. */
+  /** Bind with SO_REUSEPORT: set when worker threads serve the port (and a replacement takes it over). */
   reusePort?: boolean;
 }
 
@@ -67,11 +67,11 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
   check?(config: C, secret: (name: string) => Buffer, field: string): void;
   start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
   /**
-   * start() may run in a worker thread: it needs only its config and secrets (no tokens, no
-   * state of the init's thread). Such listeners serve from `workers:` threads (default: one
-   * per core, at most 4).
+   * Every type serves from `workers:` threads (0: the init's thread); this is the default count
+   * when `workers:` is not set. Undefined: one per core, at most 4. start() runs there with
+   * its config, its secrets (copies, by message) and tokens asked of the init's thread.
    */
-  readonly workerSafe?: boolean;
+  readonly defaultWorkers?: number;
   /**
    * Variables for the program's environment once the listener is bound at `address` (e.g.
    * HTTP_PROXY for an egress proxy), or {} when the config does not ask for them. Optional.

@@ -54,6 +54,8 @@ export const httpProxySchema = z.strictObject({
   connectTimeout: duration(1).default(10_000),
   /** An upstream exchange with no bytes either way for this long is cut (504 if nothing was answered yet). */
   idleTimeout: duration(1).default(300_000),
+  /** 1 (default): its own thread; 0: the init's thread. One is plenty (see defaultWorkers). */
+  workers: z.number().int().min(0).max(1).optional(),
 });
 
 export type HttpProxyConfig = z.infer<typeof httpProxySchema>;
@@ -96,6 +98,10 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
   secrets: (c) => c.routes.flatMap((r) => (r.ca ? [r.ca] : [])),
   credentials: (c) => c.routes.flatMap((r) => (r.token?.credentials ? [r.token.credentials] : [])),
   upstream: () => undefined,
+  // One program's outbound calls on loopback: bound by the upstreams and token mints, not by a
+  // core; one thread keeps one keep-alive pool per route (N would open N times the upstream
+  // connections) and keeps maxConnections one server's count.
+  defaultWorkers: 1,
   childEnv: (config, address) => httpProxyEnv(config, address),
   async start(config, env): Promise<ListenerHandle> {
     let routes = liveRoutes(config, env);
@@ -125,7 +131,7 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
       socket.end('HTTP/1.1 501 Not Implemented\r\nX-Tee-Init-Reason: protocol upgrades (WebSocket) are not proxied\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     });
     const connections = countConnections(server);
-    const address = await listenOn(server, config.listen, env.name, env.log);
+    const address = await listenOn(server, config.listen, env.name, env.log, env.reusePort);
     env.log.info({ listen: formatHostPort(address), routes: config.routes.length, tunnels: config.tunnels.length }, 'egress proxy listening');
     let closing: Promise<void> | undefined;
     return {

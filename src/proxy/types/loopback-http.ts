@@ -9,6 +9,7 @@ import { configError } from '../../errors.ts';
 import type { Log } from '../../log.ts';
 import { parseHostPort } from '../address.ts';
 import type { HostPort } from '../listener.ts';
+import { accepting } from '../thread.ts';
 
 /** `listen:` of a listener that must not be reachable from outside the VM. */
 export const loopbackListen = z.string().superRefine((v, ctx) => {
@@ -20,10 +21,13 @@ export const loopbackListen = z.string().superRefine((v, ctx) => {
   }
 });
 
-/** Binds `listen`; a port in use or an address not of this machine is a config error naming the listener. */
-export async function listenOn(server: Server, listen: string, name: string, log: Log): Promise<HostPort> {
+/**
+ * Binds `listen`; a port in use or an address not of this machine is a config error naming the
+ * listener. `reusePort` in a worker thread: its replacement binds the port before it lets go.
+ */
+export async function listenOn(server: Server, listen: string, name: string, log: Log, reusePort = false): Promise<HostPort> {
   const { host, port } = parseHostPort(listen, `listeners.${name}.listen`, true);
-  server.listen({ host, port, exclusive: true });
+  server.listen({ host, port, exclusive: true, ...(reusePort ? { reusePort } : {}) });
   try {
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
   } catch (err) {
@@ -32,6 +36,7 @@ export async function listenOn(server: Server, listen: string, name: string, log
   }
   // After listen, errors are per connection (EMFILE...): logged, the listener keeps going.
   server.on('error', (err: NodeJS.ErrnoException) => log.error({ reason: err.code ?? err.message }, `listener ${name}: error`));
+  accepting(server);
   const a = server.address() as AddressInfo;
   return { host: a.address, port: a.port };
 }

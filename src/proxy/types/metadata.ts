@@ -30,6 +30,8 @@ export const metadataSchema = z.strictObject({
   numericProjectId: z.string().regex(/^\d{1,20}$/, { error: 'must be a project number' }).optional(),
   /** Set GCE_METADATA_HOST (and GCE_METADATA_IP, GCE_METADATA_ROOT) in the program's environment. */
   env: z.boolean().default(false),
+  /** 1 (default): its own thread; 0: the init's thread. One is plenty (see defaultWorkers). */
+  workers: z.number().int().min(0).max(1).optional(),
 });
 export type MetadataConfig = z.infer<typeof metadataSchema>;
 
@@ -46,6 +48,9 @@ export const metadataType: ListenerType<MetadataConfig> = {
   secrets: () => [],
   credentials: (c) => [c.credentials],
   upstream: () => undefined,
+  // A few token requests a minute from one program's client libraries (tokens are cached in the
+  // init's thread): one thread is plenty, and keeps its connection bound one server's count.
+  defaultWorkers: 1,
   childEnv: (config, address) => metadataEnv(config, address),
   async start(config, env): Promise<ListenerHandle> {
     const known: AccountInfo = env.tokens.account?.(config.credentials) ?? {};
@@ -110,7 +115,7 @@ export const metadataType: ListenerType<MetadataConfig> = {
       });
     });
     const connections = countConnections(server);
-    const address = await listenOn(server, config.listen, env.name, env.log);
+    const address = await listenOn(server, config.listen, env.name, env.log, env.reusePort);
     env.log.info({ listen: formatHostPort(address), credentials: config.credentials, email: account.email, projectId: account.projectId }, 'metadata server listening');
     let closing: Promise<void> | undefined;
     return {

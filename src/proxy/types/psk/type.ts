@@ -9,7 +9,6 @@ export const pskType: ListenerType<PskListenerConfig> = {
   schema: pskListenerSchema,
   secrets: (c) => [...new Set(Object.values(c.identities).flatMap((i) => i.shares))],
   credentials: () => [],
-  workerSafe: true,
   upstream: (c) => (c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined),
   check(c, secret) {
     for (const k of combineKeys(c, secret).values()) k.fill(0);

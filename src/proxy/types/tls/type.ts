@@ -11,7 +11,6 @@ export const tlsType: ListenerType<TlsListenerConfig> = {
   schema: tlsListenerSchema,
   secrets: (c) => [...new Set([c.tls.cert, c.tls.key, c.tls.ca])],
   credentials: () => [],
-  workerSafe: true,
   upstream: (c) => (c.mode === 'client' ? undefined : parseHostPort(c.connect, 'connect')),
   check(c, secret, field) {
     loadMaterial(c, secret, field);
