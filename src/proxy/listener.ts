@@ -56,6 +56,12 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
   /** Credentials names it mints tokens with (each must be configured). */
   credentials(config: C): string[];
   /**
+   * Why a connection to this listener is served as the workload (it presents the workload's
+   * key, client certificate or token to a remote peer), or undefined. Such a listener must
+   * listen on loopback: the config check refuses any other address (checkListenerReferences).
+   */
+  actsForWorkload?(config: C): string | undefined;
+  /**
    * The address that must accept TCP before the listener opens (what it fronts), if any. The
    * caller waits for it before start(); start() does not wait again.
    */

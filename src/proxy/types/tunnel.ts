@@ -25,6 +25,12 @@ export const tunnelType: ListenerType<TunnelConfig> = {
   credentials(c) {
     return c.mode === 'client' && c.token?.credentials !== undefined ? [c.token.credentials] : [];
   },
+  actsForWorkload(c) {
+    if (c.mode !== 'client') return undefined;
+    if (c.token) return 'a tunnel client with a token sends the workload\'s bearer token';
+    if (c.inner) return 'a tunnel client with inner TLS presents the workload\'s client certificate';
+    return undefined;
+  },
   upstream(c) {
     // Client mode fronts a remote service: probing it would be a stream in its logs.
     return c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined;

@@ -9,6 +9,7 @@ export const pskType: ListenerType<PskListenerConfig> = {
   schema: pskListenerSchema,
   secrets: (c) => [...new Set(Object.values(c.identities).flatMap((i) => i.shares))],
   credentials: () => [],
+  actsForWorkload: (c) => (c.mode === 'client' ? 'a psk listener in client mode connects with the workload\'s pre-shared key' : undefined),
   upstream: (c) => (c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined),
   check(c, secret) {
     for (const k of combineKeys(c, secret).values()) k.fill(0);
