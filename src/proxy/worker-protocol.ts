@@ -44,6 +44,8 @@ export type FromWorker =
   | { op: 'reloaded'; id: number }
   | { op: 'closed'; id: number; stats: Record<string, number> }
   | { op: 'error'; id: number; message: string; exitCode: number | undefined }
+  /** After 'drain': the worker's listening sockets are closed (new connections go to the others). */
+  | { op: 'draining' }
   /** An uncaught exception or unhandled rejection: the worker wants a replacement. */
   | { op: 'faulted'; reason: string; stats: Record<string, number> }
   | { op: 'token'; id: number; config: TokenConfig; audience: string | undefined }

@@ -88,7 +88,9 @@ process.on('unhandledRejection', onFault);
 
 async function drain(drainMs: number): Promise<void> {
   const deadline = new Promise<void>((resolve) => setTimeout(resolve, drainMs).unref());
-  await Promise.race([stopAccepting(), deadline]);
+  const drained = stopAccepting(); // closes the listening sockets now, resolves once connections are gone
+  post({ op: 'draining' });
+  await Promise.race([drained, deadline]);
   clearInterval(timer);
   await Promise.race([handle?.close(), new Promise<void>((resolve) => setTimeout(resolve, 5_000).unref())]);
   post({ op: 'stats', stats: { ...handle?.stats() } });

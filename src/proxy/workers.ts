@@ -24,6 +24,11 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './
 
 /** How long a faulted worker may keep serving its open connections before it exits anyway. */
 export const DRAIN_MS = 5 * 60_000;
+/**
+ * Faulted workers draining at once, per listener: a peer that can trigger faults must not make
+ * the init hold a thread (and its heap) per fault. One more ends the oldest one's connections.
+ */
+export const MAX_DRAINING = 4;
 
 export interface WorkerStart {
   name: string;
@@ -89,6 +94,9 @@ class ListenerWorker {
           return;
         case 'token':
           hooks.onToken(m);
+          return;
+        case 'draining':
+          log.info({ worker: init.index }, `${init.field}: the faulted worker thread ${init.index} stopped accepting; it exits once its open connections close`);
           return;
         case 'log':
           hooks.logLine?.(m.line);
@@ -227,6 +235,11 @@ export async function startInWorkers(s: WorkerStart): Promise<ListenerHandle & {
     faults++;
     workers[index] = undefined;
     w.draining = true;
+    if (draining.size >= MAX_DRAINING) {
+      const oldest = draining.values().next().value!;
+      s.log.error({ drainingMax: MAX_DRAINING }, `${s.field}: ${MAX_DRAINING} faulted worker threads are draining already; the oldest ends its connections now`);
+      void oldest.worker.terminate();
+    }
     draining.add(w);
     s.log.error(
       { worker: index, reason, open: w.stats.connections_active ?? w.stats.http_proxy_connections ?? w.stats.metadata_connections, drainMs },

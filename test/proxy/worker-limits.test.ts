@@ -8,7 +8,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { tlsListenerSchema } from '../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../src/proxy/types/tls/type.ts';
-import { startInWorkers, workerThreads } from '../../src/proxy/workers.ts';
+import { MAX_DRAINING, startInWorkers, workerThreads } from '../../src/proxy/workers.ts';
 import { until } from '../helpers/lines.ts';
 import { memoryLog } from '../helpers/log.ts';
 import { echoServer, filePki } from './tls/peers.ts';
@@ -63,8 +63,8 @@ for (const count of [2, 4]) {
   });
 }
 
-test('the failure-log budget is the listener\'s with 2 workers: 20 lines of 100 handshake failures', async (t) => {
-  const { handle, workerLog } = await start(t, 2, { mode: 'strict' });
+for (const count of [2, 4]) test(`the failure-log budget is the listener's with ${count} workers: 20 lines of 100 handshake failures`, async (t) => {
+  const { handle, workerLog } = await start(t, count, { mode: 'strict' });
   await Promise.all(Array.from({ length: 100 }, async () => {
     const s = await open(handle.address.port);
     s.end('GET / HTTP/1.0\r\n\r\n'); // not TLS: a failed handshake, not a probe
@@ -113,4 +113,33 @@ test('a fault that escapes a worker\'s handlers: the bystanders on it finish, a 
   await exited;
   await until(() => handle.stats().connections_active === 0 && handle.stats().connections_total === 9, 'the counters of all four workers', 30_000);
   assert.equal(handle.stats().worker_faults_total, 2);
+});
+
+test('faulted workers draining at once are bounded per listener: one fault too many ends the oldest one\'s connections', async (t) => {
+  const { handle, records } = await start(t, 1, { mode: 'permissive' });
+  const replaced = () => records().filter((r) => r.message === 'listeners.w: worker thread replaced').length;
+  // A bystander on each faulted worker (one worker: each connection is on the live one).
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  let firstClosed: Promise<unknown> | undefined;
+  for (let i = 1; i <= MAX_DRAINING + 1; i++) {
+    const s = await open(handle.address.port);
+    s.write('x');
+    await once(s, 'data'); // piped: the connection is served by the worker that faults next
+    held.push(s);
+    firstClosed ??= once(s, 'close');
+    const [w] = handle[workerThreads]();
+    w!.postMessage({ op: 'inject-fault', rejection: false });
+    await until(() => replaced() === i, `replacement ${i}`, 30_000);
+    // The next bystander must land on the new worker: wait until the faulted one stopped accepting.
+    await until(() => records().filter((r) => /stopped accepting/.test(String(r.message))).length === i, `worker ${i} stopped accepting`, 30_000);
+  }
+  // The first bystander's worker was ended to make room; the others still drain and serve.
+  await firstClosed;
+  for (const s of held.slice(1)) {
+    s.write('y');
+    assert.equal(((await once(s, 'data')) as [Buffer])[0].toString(), 'y');
+  }
+  assert.equal(handle.stats().worker_faults_total, MAX_DRAINING + 1);
+  assert.equal(records().filter((r) => /faulted worker threads are draining already/.test(String(r.message))).length, 1);
 });
