@@ -33,8 +33,9 @@ export function limitedWarn(log: Log, kind: string, limit: LogLimit): LimitedWar
   return (fields, message) => {
     const now = limits.now();
     const start = slot.windowStart;
-    // One thread moves the window on and says how many the last one suppressed.
-    if (now - start >= limit.windowMs && slot.roll(start, now)) flush();
+    // One thread moves the window on and says how many the last one suppressed. The first line
+    // starts the first window (0: none yet).
+    if ((start === 0 || now - start >= limit.windowMs) && slot.roll(start, Math.max(1, now))) flush();
     if (slot.take(limit.burst)) {
       log.warn(fields, message);
       return;
