@@ -143,3 +143,19 @@ test('faulted workers draining at once are bounded per listener: one fault too m
   assert.equal(handle.stats().worker_faults_total, MAX_DRAINING + 1);
   assert.equal(records().filter((r) => /faulted worker threads are draining already/.test(String(r.message))).length, 1);
 });
+
+test('a worker that dies holding connections gives their slots back: the limit does not shrink', async (t) => {
+  const { handle, records } = await start(t, 2, { mode: 'strict', maxConnections: 6, handshakeTimeout: 600_000 });
+  const first = await Promise.all(Array.from({ length: 6 }, () => open(handle.address.port)));
+  t.after(() => first.forEach((s) => s.destroy()));
+  await until(() => handle.stats().connections_active === 6, 'six held', 30_000);
+  // Killed as by an out-of-memory: no 'close' handler of theirs runs to count the slots back.
+  await Promise.all(handle[workerThreads]().map((w) => w.terminate()));
+  await until(() => records().filter((r) => r.message === 'listeners.w: worker thread replaced').length === 2, 'both workers replaced', 30_000);
+  const second = await Promise.all(Array.from({ length: 6 }, () => open(handle.address.port)));
+  t.after(() => second.forEach((s) => s.destroy()));
+  let refused = 0;
+  for (const s of second) s.once('close', () => refused++);
+  await until(() => handle.stats().connections_active === 6, 'six held again', 30_000);
+  assert.equal(refused, 0);
+});
