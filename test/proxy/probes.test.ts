@@ -4,13 +4,13 @@
 // test/proxy/worker-limits.test.ts shows the same through workers.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect as tcpConnect } from 'node:net';
+import { createServer, connect as tcpConnect } from 'node:net';
 import { test } from 'node:test';
 import { metrics } from '../../src/proxy/stats.ts';
 import { startPskProxy } from '../../src/proxy/types/psk/index.ts';
 import { until } from '../helpers/lines.ts';
 import { memoryLog } from '../helpers/log.ts';
-import { echoServer, KEY, IDENTITY } from './psk/peers.ts';
+import { echoServer, IDENTITY, KEY, listenLocal } from './psk/peers.ts';
 import { pkiFor, startTls } from './tls/peers.ts';
 
 /** Connects, then leaves before sending a byte: with a FIN (`nc -z`) or a reset. */
@@ -56,4 +56,19 @@ test('psk server: probes free their slot at once and are not failures', async (t
   s.end('PING\r\n');
   await once(s, 'close');
   await until(() => proxy.stats().handshakeFailures === 1, 'the failed handshake', 30_000);
+});
+
+test('psk client mode: a local probe that resets while the session is being set up is counted apart, not as a failure', async (t) => {
+  // A remote that accepts TCP and never answers: the session is still in its handshake when the probe leaves.
+  const silent = createServer((s) => s.on('error', () => {}));
+  const { port } = await listenLocal(t, silent);
+  const { log, records } = memoryLog('info');
+  const proxy = await startPskProxy({ mode: 'client', listen: '127.0.0.1:0', connect: `127.0.0.1:${port}`, identity: IDENTITY, key: KEY, timeouts: { handshakeMs: TEN_MINUTES }, log });
+  t.after(() => proxy.close());
+  // A reset: a FIN alone is a half-close the session must carry (`nc < /dev/null` reading a
+  // server's greeting), so it holds its slot until the session is up or the handshake deadline.
+  await probe(proxy.address.port, 'reset');
+  await until(() => proxy.stats().active === 0 && proxy.stats().probes === 1, 'the probe gone', 30_000);
+  assert.equal(proxy.stats().handshakeFailures + proxy.stats().upstreamFailures, 0);
+  assert.deepEqual(records().filter((r) => r.severity === 'WARNING'), []);
 });
