@@ -127,10 +127,8 @@ export function limitConnections(server: Server, maxConnections: number, hooks: 
   const limits = listenerLimits();
   const handlers = server.listeners('connection') as ((raw: Socket) => unknown)[];
   server.removeAllListeners('connection');
-  let rejected = 0;
   server.on('connection', (raw: Socket) => {
     if (!limits.enter(maxConnections)) {
-      rejected++;
       hooks.refused?.(raw);
       raw.on('error', () => {}); // a reset from a peer we drop is of no interest
       raw.destroy();
@@ -140,7 +138,7 @@ export function limitConnections(server: Server, maxConnections: number, hooks: 
     }
     raw.once('close', () => {
       if (limits.leave() < maxConnections && limits.stopRefusing()) {
-        log.info({ maxConnections, rejectedHere: rejected }, `${label} below its connection limit again`);
+        log.info({ maxConnections }, `${label} below its connection limit again; accepting new connections`);
       }
     });
     hooks.accepted?.(raw);
