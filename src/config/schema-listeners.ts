@@ -1,7 +1,9 @@
 // `listeners:` (DESIGN.md): a map of named in-process listeners, each checked by the schema of
 // its type from the listener table, plus the `psk:` shorthand for one listener named psk.
 import { z } from 'zod';
+import { parseHostPort } from '../proxy/address.ts';
 import { type AnyListenerType, LISTENER_TYPES } from '../proxy/types/index.ts';
+import { isLoopbackHost } from './endpoints.ts';
 import { name } from './fields.ts';
 import { defaultMessage } from './messages.ts';
 
@@ -64,12 +66,25 @@ export function checkListenerReferences(
       if (!Object.hasOwn(config.credentials, c)) fail(`${l.field}${search(l.config, c, '') ?? ''}`, `found ${JSON.stringify(c)}, but no credentials have that name: write the name of one under credentials:`);
     }
     const listen = typeof l.config.listen === 'string' ? l.config.listen : undefined;
+    const why = l.type.actsForWorkload?.(l.config);
+    if (why && listen && !listensOnLoopback(listen)) {
+      fail(`${l.field}.listen`, `found ${JSON.stringify(listen)}, but ${why}: anyone who reaches that address would be served as the workload; listen on loopback (127.0.0.1:PORT or [::1]:PORT)`);
+    }
     const port = listen?.replace(/^.*:/, '');
     if (port && port !== '0') {
       const other = ports.get(port);
       if (other) fail(`${l.field}.listen`, `port ${port} is also the port of ${other}`);
       ports.set(port, l.field);
     }
+  }
+}
+
+/** Whether "host:port" names a loopback address (false for what does not parse: the schema says why). */
+export function listensOnLoopback(listen: string): boolean {
+  try {
+    return isLoopbackHost(parseHostPort(listen, 'listen', true).host);
+  } catch {
+    return false;
   }
 }
 

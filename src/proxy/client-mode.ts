@@ -46,6 +46,13 @@ export function createClientModeServer(ctx: ModeContext, connectOptions: () => C
     const fail = (err: unknown) => fault(err, f, client, upstream);
     const g = <A extends unknown[]>(fn: (...args: A) => unknown) => guard(fail, fn);
     let tcpUp = false;
+    let failed = false;
+    // A local client gone (reset) before its first byte and before the session was up (a health
+    // check): counted apart, not as a failure. A FIN alone is a half-close the session carries
+    // (the remote may speak first), so such a client waits for the session like any other.
+    client.once('close', () => {
+      if (!hold.settled && !failed) ctx.probe(client);
+    });
     const hold = holdUpstream(client, upstream, timeouts.handshakeMs, () =>
       Object.assign(new Error(`no TLS session within ${timeouts.handshakeMs} ms`), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }),
     );
@@ -67,6 +74,7 @@ export function createClientModeServer(ctx: ModeContext, connectOptions: () => C
     upstream.on('error', g((err: Error) => {
       if (hold.settled) return;
       hold.cancel();
+      failed = true;
       if (tcpUp) stats.handshakeFailures++;
       else stats.upstreamFailures++;
       (tcpUp ? ctx.warnHandshake : ctx.warnUpstream)(

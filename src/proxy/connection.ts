@@ -2,6 +2,7 @@
 import { connect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Log } from '../log.ts';
+import type { FaultSink } from './boundary.ts';
 import { formatHostPort, type HostPort } from './address.ts';
 import type { LimitedWarn } from './log-limit.ts';
 import { pipeSockets } from './pipe.ts';
@@ -33,6 +34,17 @@ export interface ModeContext {
   stats: ProxyStats;
   /** Registers an upstream socket, so that close() can destroy it. */
   track(socket: Socket): void;
+  /**
+   * The listener's failure boundary: ends the victims (one connection's sockets, request,
+   * stream), counts `connection_faults_total`, logs rate-limited. Handlers the engine calls
+   * ('connection' listeners) are already guarded; types guard the others with guard().
+   */
+  fault: FaultSink;
+  /**
+   * True (and counted once in `probes_total`) when `socket` (raw or TLS) closed before its peer
+   * sent a byte and not by our handshake deadline: a health check, not a handshake failure.
+   */
+  probe(socket: Socket, err?: Error): boolean;
 }
 
 export function peerOf(socket: Socket): string {

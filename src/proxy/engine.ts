@@ -1,14 +1,18 @@
 // The part of every listener that does not depend on its type: the connection limit (refused
-// at accept, logged once per episode), tracking of every socket so close() can end them, the
+// at accept, logged once per episode, exact over the listener's worker threads), the failure
+// boundary of its connections (ctx.fault, guarded 'connection' handlers), probes told apart
+// from failures, tracking of every socket so close() can end them, the
 // bind with a clear error, and close() that waits until every socket is gone.
 import { once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { configError } from '../errors.ts';
 import type { Log } from '../log.ts';
 import { formatHostPort, type HostPort } from './address.ts';
-import { type ModeContext, type ProxyTimeouts, TIMEOUT_DEFAULTS } from './connection.ts';
+import { createFaultSink, type FaultSink, guard } from './boundary.ts';
+import { type ModeContext, peerOf, type ProxyTimeouts, TIMEOUT_DEFAULTS } from './connection.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn, type LogLimit } from './log-limit.ts';
 import { emptyStats, type ProxyStats } from './stats.ts';
+import { accepting, listenerLimits } from './thread.ts';
 
 export const MAX_CONNECTIONS_DEFAULT = 1000;
 
@@ -44,10 +48,22 @@ export function createEngine(o: EngineOptions): Engine {
     s.once('close', () => sockets.delete(s));
   };
   const logLimit = { ...LOG_LIMIT_DEFAULTS, ...o.logLimit };
+  const fault = createFaultSink(log, label, logLimit);
+  Object.defineProperty(stats, 'faults', { get: () => fault.count, enumerable: true });
+  const probed = new WeakSet<Socket>();
   const ctx: ModeContext = {
-    label, upstream: o.upstream, timeouts: o.timeouts, log, stats, track,
+    label, upstream: o.upstream, timeouts: o.timeouts, log, stats, track, fault,
     warnHandshake: limitedWarn(log, `${label} handshake failures`, logLimit),
     warnUpstream: limitedWarn(log, `${label} ${o.upstreamKind} failures`, logLimit),
+    probe(socket, err) {
+      // A TLSSocket reads through the TCP socket it wraps (Node keeps it as _parent).
+      const raw = (socket as Socket & { _parent?: Socket })._parent ?? socket;
+      if (probed.has(raw)) return true;
+      if (raw.bytesRead > 0 || (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return false;
+      probed.add(raw);
+      stats.probes++;
+      return true;
+    },
   };
   let server: Server | undefined;
   let closing: Promise<void> | undefined;
@@ -57,32 +73,21 @@ export function createEngine(o: EngineOptions): Engine {
     stats,
     async serve(s, listen, maxConnections, reusePort = false) {
       server = s;
-      s.maxConnections = maxConnections;
-      let refusing = false;
-      s.on('connection', (raw: Socket) => {
-        stats.total++;
-        stats.active++;
-        track(raw);
-        raw.once('close', () => {
-          stats.active--;
-          if (refusing && stats.active < maxConnections) {
-            refusing = false;
-            log.info({ maxConnections, rejected: stats.rejected }, `${label} proxy below its connection limit again`);
-          }
-        });
-      });
-      s.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => {
-        stats.rejected++;
-        // Once per episode, not once per refused connection: a flood must not become a log flood.
-        if (!refusing) {
-          refusing = true;
-          log.warn({ maxConnections, peer: info ? `${info.remoteAddress}:${info.remotePort}` : undefined }, `${label} connection limit reached; refusing new connections`);
-        }
+      limitConnections(s, maxConnections, {
+        log, label, fault,
+        accepted(raw) {
+          stats.total++;
+          stats.active++;
+          track(raw);
+          raw.once('close', () => stats.active--);
+        },
+        refused: () => stats.rejected++,
       });
       await listenOn(s, listen, `${o.field}.listen`, reusePort);
       // After listen, errors are per accept (EMFILE, ENFILE): the listener keeps going, and an
       // unhandled 'error' would kill the init.
       s.on('error', (err: NodeJS.ErrnoException) => log.error({ reason: err.code ?? err.message }, `${label} listener error`));
+      accepting(s);
       const bound = s.address() as AddressInfo;
       return { host: bound.address, port: bound.port };
     },
@@ -98,6 +103,48 @@ export function createEngine(o: EngineOptions): Engine {
       return closing;
     },
   };
+}
+
+export interface ConnectionLimitHooks {
+  log: Log;
+  label: string;
+  /** Where a throw of a 'connection' handler goes (it ends that connection only). */
+  fault: FaultSink;
+  /** A connection took a slot (it gives it back on 'close'). */
+  accepted?(raw: Socket): void;
+  refused?(raw: Socket): void;
+}
+
+/**
+ * The listener's connection limit, exact over all its worker threads (./thread.ts), and the
+ * failure boundary of its 'connection' handlers. Call it after the server's own 'connection'
+ * listeners are registered (createServer's callback, tls.Server's): they then run only for an
+ * admitted connection, in order, each inside guard(). Node's server.maxConnections is per
+ * server, so per thread: it is not used.
+ */
+export function limitConnections(server: Server, maxConnections: number, hooks: ConnectionLimitHooks): void {
+  const { log, label } = hooks;
+  const limits = listenerLimits();
+  const handlers = server.listeners('connection') as ((raw: Socket) => unknown)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (raw: Socket) => {
+    if (!limits.enter(maxConnections)) {
+      hooks.refused?.(raw);
+      raw.on('error', () => {}); // a reset from a peer we drop is of no interest
+      raw.destroy();
+      // Once per episode for the whole listener, not per refused connection or per thread.
+      if (limits.startRefusing()) log.warn({ maxConnections, peer: peerOf(raw) }, `${label} connection limit reached; refusing new connections`);
+      return;
+    }
+    raw.once('close', () => {
+      if (limits.leave() < maxConnections && limits.stopRefusing()) {
+        log.info({ maxConnections }, `${label} below its connection limit again; accepting new connections`);
+      }
+    });
+    hooks.accepted?.(raw);
+    const onFault = (err: unknown) => hooks.fault(err, { peer: peerOf(raw) }, raw);
+    for (const h of handlers) guard<[Socket]>(onFault, (r) => h.call(server, r))(raw);
+  });
 }
 
 /** Fills in defaults; `field` prefixes the error (`psk.timeouts`). */

@@ -33,7 +33,7 @@ export interface ListenerEnv {
   attester?: Attester | undefined;
   /** endpoints.jwks: where peers' attestation tokens are verified (`verify.attestation`). */
   jwks?: string | undefined;
-  /** Bind with SO_REUSEPORT: set when several worker threads serve the same port. */
+  /** Bind with SO_REUSEPORT: set when worker threads serve the port (and a replacement takes it over). */
   reusePort?: boolean;
 }
 
@@ -67,6 +67,12 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
   /** Credentials names it mints tokens with (each must be configured). */
   credentials(config: C): string[];
   /**
+   * Why a connection to this listener is served as the workload (it presents the workload's
+   * key, client certificate or token to a remote peer), or undefined. Such a listener must
+   * listen on loopback: the config check refuses any other address (checkListenerReferences).
+   */
+  actsForWorkload?(config: C): string | undefined;
+  /**
    * The address that must accept TCP before the listener opens (what it fronts), if any. The
    * caller waits for it before start(); start() does not wait again.
    */
@@ -78,11 +84,11 @@ export interface ListenerType<C extends { type: string } = { type: string }> {
   check?(config: C, secret: (name: string) => Buffer, field: string): void | Promise<void>;
   start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
   /**
-   * start() may run in a worker thread: it needs only its config and secrets (no tokens, no
-   * state of the init's thread). Such listeners serve from `workers:` threads (default: one
-   * per core, at most 4).
+   * Every type serves from `workers:` threads (0: the init's thread); this is the default count
+   * when `workers:` is not set. Undefined: one per core, at most 4. start() runs there with
+   * its config, its secrets (copies, by message) and tokens asked of the init's thread.
    */
-  readonly workerSafe?: boolean;
+  readonly defaultWorkers?: number;
   /**
    * Variables for the program's environment once the listener is bound at `address` (e.g.
    * HTTP_PROXY for an egress proxy), or {} when the config does not ask for them. Optional.

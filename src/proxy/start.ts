@@ -14,11 +14,14 @@ import { startInWorkers } from './workers.ts';
 
 const MAX_DEFAULT_WORKERS = 4;
 
-/** `workers:` if set, else one per core (at most 4) for types that can run in a worker; 0 = the init's thread. */
+/**
+ * `workers:` if set (0 = the init's thread, where guard() is the only failure boundary), else
+ * the type's default, else one per core (at most 4): a worker is a failure boundary (a bug
+ * there ends its connections at most, not the init) as well as a core.
+ */
 export function workerCount(type: AnyListenerType, config: ListenerConfig): number {
-  if (!type.workerSafe) return 0;
   if (typeof config.workers === 'number') return config.workers;
-  return Math.min(availableParallelism(), MAX_DEFAULT_WORKERS);
+  return type.defaultWorkers ?? Math.min(availableParallelism(), MAX_DEFAULT_WORKERS);
 }
 
 /** One listener as the bootstrap hands it over: plain data, so it can cross to a worker too. */
@@ -79,7 +82,7 @@ export async function startListeners(input: StartInput): Promise<RunningListener
       }
       const count = workerCount(type, l.config);
       const handle = count > 0
-        ? await startInWorkers({ name: l.name, field: l.field, config: l.config, type, count, secret: input.secret, log })
+        ? await startInWorkers({ name: l.name, field: l.field, config: l.config, type, count, secret: input.secret, tokens: input.tokens, attester: input.attester, jwks: input.jwks, log })
         : await type.start(l.config, { name: l.name, field: l.field, log, secret: input.secret, tokens: input.tokens, signal: input.signal, attester: input.attester, jwks: input.jwks });
       running.push({ name: l.name, handle });
     }),

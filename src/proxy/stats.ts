@@ -13,6 +13,10 @@ export interface ProxyStats {
   upstreamFailures: number;
   /** Connections refused because maxConnections were open. */
   rejected: number;
+  /** Connections that closed before sending a byte (a load balancer's health check, `nc -z`): not failures. */
+  probes: number;
+  /** Connections ended by a fault in their handling (src/proxy/boundary.ts): a bug contained. */
+  faults: number;
   /** Piped connections closed by the idle timeout. */
   idleTimeouts: number;
   /** Clients whose certificate the `clients:` allow-list refused (tls). */
@@ -28,7 +32,7 @@ export interface ProxyStats {
 export function emptyStats(): ProxyStats {
   return {
     active: 0, total: 0, established: 0, handshakeFailures: 0, upstreamFailures: 0,
-    rejected: 0, idleTimeouts: 0, clientsRefused: 0, plaintext: 0, bytesFromClient: 0, bytesToClient: 0,
+    rejected: 0, probes: 0, faults: 0, idleTimeouts: 0, clientsRefused: 0, plaintext: 0, bytesFromClient: 0, bytesToClient: 0,
   };
 }
 
@@ -41,6 +45,8 @@ export function metrics(s: ProxyStats): Record<string, number> {
     handshake_failures_total: s.handshakeFailures,
     upstream_failures_total: s.upstreamFailures,
     connections_rejected_total: s.rejected,
+    probes_total: s.probes,
+    connection_faults_total: s.faults,
     idle_timeouts_total: s.idleTimeouts,
     clients_refused_total: s.clientsRefused,
     plaintext_connections_total: s.plaintext,

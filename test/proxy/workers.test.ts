@@ -56,6 +56,28 @@ test('reload reaches every worker; a bad key is refused with 65 by the workers a
   await handle.reload();
 });
 
+test('concurrent reloads each get their own answer: a refusal never settles the next request (ids)', async (t) => {
+  const backend = await echoServer(t);
+  const held = secrets();
+  const config = tlsListenerSchema.parse({ type: 'tls', mode: 'strict', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, tls: { cert: 'cert', key: 'key', ca: 'ca' } });
+  // Each reload reads the key once per worker: the first reload's two reads get a key that does
+  // not match the certificate, the second reload's two get the right one.
+  let reads = 0;
+  const bad = readFileSync(shared.pki.client.key);
+  const secret = (n: string) => (n === 'key' && reads++ >= 2 && reads <= 4 ? bad : held.get(n)!);
+  const handle = await startInWorkers({ name: 'w', field: 'listeners.w', config, type: tlsType, count: 2, secret, log: memoryLog('warn').log });
+  t.after(() => handle.close());
+  reads = 2; // the two starts read the good key
+  // Both requests are in each worker's queue before either answers: each worker answers the
+  // first with an error and the second with success, in that order.
+  const first = handle.reload();
+  const second = handle.reload();
+  const [r1, r2] = await Promise.allSettled([first, second]);
+  assert.equal(r1.status, 'rejected');
+  assert.equal((r1 as PromiseRejectedResult).reason.exitCode, 65);
+  assert.equal(r2.status, 'fulfilled', `the good rotation was reported as failed: ${(r2 as PromiseRejectedResult).reason}`);
+});
+
 test('a worker thread that dies is replaced: the port keeps serving, counters never go back, reload reaches the new one', async (t) => {
   const backend = await replyAtEof(t);
   const held = secrets();

@@ -70,3 +70,21 @@ run: { command: [sleep, "1"] }
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a listener that acts as the workload listens on loopback only (psk/tls client, tunnel client with a token or inner TLS)', () => {
+  const pskClient = '{ type: psk, mode: client, listen: "LISTEN", connect: "peer.example:8081", identities: { C: { shares: [s1, s2], combine: sha256-concat } } }';
+  const tlsClient = '{ type: tls, mode: client, listen: "LISTEN", connect: "peer.example:8443", tls: { cert: s1, key: s2, ca: s1 } }';
+  const tunnelToken = '{ type: tunnel, mode: client, listen: "LISTEN", url: "https://svc.example/", token: { kind: access-token, credentials: alice } }';
+  const tunnelInner = '{ type: tunnel, mode: client, listen: "LISTEN", url: "https://svc.example/", inner: { tls: { cert: s1, key: s2, ca: s1 } } }';
+  const CREDS = 'credentials: { alice: { type: adc } }\n';
+  for (const [l, why] of [[pskClient, /pre-shared key/], [tlsClient, /client certificate/], [tunnelToken, /bearer token/], [tunnelInner, /client certificate/]] as const) {
+    for (const bad of ['0.0.0.0:9000', '[::]:9000', '10.128.0.7:9000']) {
+      configErr(`${SECRETS}${CREDS}listeners: { out: ${l.replace('LISTEN', bad)} }`, new RegExp(`listeners\\.out\\.listen: found "${bad.replace(/[[\]]/g, '\\$&')}", but .*${why.source}.*listen on loopback`));
+    }
+    for (const good of ['127.0.0.1:9000', '[::1]:9000', 'localhost:9000']) parseConfig(`${SECRETS}${CREDS}listeners: { out: ${l.replace('LISTEN', good)} }`, 'c.yaml');
+  }
+  // The shorthand too, and the same rule for it: one place (checkListenerReferences).
+  configErr(`${SECRETS}psk: ${pskClient.replace('type: psk, ', '').replace('LISTEN', '0.0.0.0:9000')}`, /psk\.listen: found "0\.0\.0\.0:9000", but a psk listener in client mode/);
+  // Server modes and a plain tunnel client serve their own side: any address.
+  parseConfig(`${SECRETS}${CREDS}listeners: { in: ${PSK}, t: { type: tunnel, mode: client, listen: "0.0.0.0:9001", url: "https://svc.example/" } }`, 'c.yaml');
+});

@@ -59,6 +59,8 @@ export const httpProxySchema = z.strictObject({
   headersTimeout: headersTimeoutField,
   /** The whole request, body included, must arrive within this; 0: no limit (uploads stream; idleTimeout cuts a stalled exchange). */
   requestTimeout: duration(0).default(0),
+  /** 1 (default): its own thread; 0: the init's thread. One is plenty (see defaultWorkers). */
+  workers: z.number().int().min(0).max(1).optional(),
 });
 
 export type HttpProxyConfig = z.infer<typeof httpProxySchema>;
@@ -141,6 +143,10 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
   secrets: (c) => c.routes.flatMap((r) => (r.ca ? [r.ca] : [])),
   credentials: (c) => c.routes.flatMap((r) => (r.token?.credentials ? [r.token.credentials] : [])),
   upstream: () => undefined,
+  // One program's outbound calls on loopback: bound by the upstreams and token mints, not by a
+  // core; one thread keeps one keep-alive pool per route (N would open N times the upstream
+  // connections) and keeps maxConnections one server's count.
+  defaultWorkers: 1,
   childEnv: (config, address) => httpProxyEnv(config, address),
   async start(config, env): Promise<ListenerHandle> {
     let routes = liveRoutes(config, env);
@@ -183,7 +189,7 @@ export const httpProxyType: ListenerType<HttpProxyConfig> = {
       ),
     );
     const connections = countConnections(server, fault);
-    const address = await listenOn(server, config.listen, env.name, env.log);
+    const address = await listenOn(server, config.listen, env.name, env.log, env.reusePort);
     env.log.info({ listen: formatHostPort(address), routes: config.routes.length, tunnels: config.tunnels.length }, 'egress proxy listening');
     let closing: Promise<void> | undefined;
     return {

@@ -13,6 +13,7 @@ import { parseHostPort } from '../address.ts';
 import { guard, type FaultSink } from '../boundary.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
 import type { HostPort } from '../listener.ts';
+import { accepting } from '../thread.ts';
 
 /** `headersTimeout:`: a client that has not sent a whole request head within it gets 408 and is cut. */
 export const headersTimeoutField = duration(100).default(10_000);
@@ -45,10 +46,13 @@ export const loopbackListen = z.string().superRefine((v, ctx) => {
   }
 });
 
-/** Binds `listen`; a port in use or an address not of this machine is a config error naming the listener. */
-export async function listenOn(server: Server, listen: string, name: string, log: Log): Promise<HostPort> {
+/**
+ * Binds `listen`; a port in use or an address not of this machine is a config error naming the
+ * listener. `reusePort` in a worker thread: its replacement binds the port before it lets go.
+ */
+export async function listenOn(server: Server, listen: string, name: string, log: Log, reusePort = false): Promise<HostPort> {
   const { host, port } = parseHostPort(listen, `listeners.${name}.listen`, true);
-  server.listen({ host, port, exclusive: true });
+  server.listen({ host, port, exclusive: true, ...(reusePort ? { reusePort } : {}) });
   try {
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
   } catch (err) {
@@ -59,6 +63,7 @@ export async function listenOn(server: Server, listen: string, name: string, log
   // connection flood that causes them makes a few lines a minute, not one each.
   const failed = limitedWarn(atError(log), `listener ${name} errors`, LOG_LIMIT_DEFAULTS);
   server.on('error', (err: NodeJS.ErrnoException) => failed({ reason: err.code ?? err.message }, `listener ${name}: error accepting a connection (${err.code ?? 'unknown'}); it keeps listening`));
+  accepting(server);
   const a = server.address() as AddressInfo;
   return { host: a.address, port: a.port };
 }

@@ -32,6 +32,8 @@ export const metadataSchema = z.strictObject({
   env: z.boolean().default(false),
   /** A client that has not sent a whole request (head; GET has no body) within this gets 408 and is closed. */
   headersTimeout: headersTimeoutField,
+  /** 1 (default): its own thread; 0: the init's thread. One is plenty (see defaultWorkers). */
+  workers: z.number().int().min(0).max(1).optional(),
 });
 export type MetadataConfig = z.infer<typeof metadataSchema>;
 
@@ -48,6 +50,9 @@ export const metadataType: ListenerType<MetadataConfig> = {
   secrets: () => [],
   credentials: (c) => [c.credentials],
   upstream: () => undefined,
+  // A few token requests a minute from one program's client libraries (tokens are cached in the
+  // init's thread): one thread is plenty, and keeps its connection bound one server's count.
+  defaultWorkers: 1,
   childEnv: (config, address) => metadataEnv(config, address),
   async start(config, env): Promise<ListenerHandle> {
     const known: AccountInfo = env.tokens.account?.(config.credentials) ?? {};
@@ -127,7 +132,7 @@ export const metadataType: ListenerType<MetadataConfig> = {
       guard((err, req, res) => fault(err, { kind: 'request' }, req, res), handle),
     );
     const connections = countConnections(server, fault);
-    const address = await listenOn(server, config.listen, env.name, env.log);
+    const address = await listenOn(server, config.listen, env.name, env.log, env.reusePort);
     env.log.info({ listen: formatHostPort(address), credentials: config.credentials, email: account.email, projectId: account.projectId }, 'metadata server listening');
     let closing: Promise<void> | undefined;
     return {

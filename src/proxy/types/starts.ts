@@ -1,11 +1,15 @@
-// start() of the types that may run in a worker thread (`workerSafe` in ./index.ts), without
-// their schemas: a worker loads only what serves connections, not zod and the config schemas.
+// start() of each listener type for a worker thread, loaded on demand: a psk or tls worker
+// loads only what serves connections, not zod and the config schemas (the http-proxy, metadata
+// and tunnel modules carry their schemas, so their workers load zod: one module, once).
 import type { ListenerEnv, ListenerHandle } from '../listener.ts';
-import { startPsk } from './psk/start.ts';
-import { startTls } from './tls/start.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each start checks its own config type
-export const WORKER_STARTS: Readonly<Record<string, (config: any, env: ListenerEnv) => Promise<ListenerHandle>>> = {
-  psk: startPsk,
-  tls: startTls,
+type Start = (config: any, env: ListenerEnv) => Promise<ListenerHandle>;
+
+export const WORKER_STARTS: Readonly<Record<string, () => Promise<Start>>> = {
+  psk: async () => (await import('./psk/start.ts')).startPsk,
+  tls: async () => (await import('./tls/start.ts')).startTls,
+  tunnel: async () => (await import('./tunnel.ts')).tunnelType.start,
+  'http-proxy': async () => (await import('./http-proxy.ts')).httpProxyType.start,
+  metadata: async () => (await import('./metadata.ts')).metadataType.start,
 };

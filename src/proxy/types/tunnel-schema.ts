@@ -28,6 +28,8 @@ const limits = {
   handshakeTimeout: duration(1).default(10_000),
   /** Per-stream HTTP/2 flow-control window in bytes: what one tunnel may have in flight. */
   streamWindow: z.number().int().min(65_535).max(2 ** 31 - 1).default(1 << 20),
+  /** Threads serving the port (SO_REUSEPORT); default one per core, at most 4; 0 = the init's thread. */
+  workers: z.number().int().min(0).max(64).optional(),
 };
 
 export const tunnelServerSchema = z

@@ -5,6 +5,9 @@ import { once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { configError } from '../../errors.ts';
 import { formatHostPort, parseHostPort } from '../address.ts';
+import { createFaultSink } from '../boundary.ts';
+import { limitConnections } from '../engine.ts';
+import { accepting } from '../thread.ts';
 import type { HostPort, ListenerHandle, ListenerType } from '../listener.ts';
 import { createTunnelClient } from './tunnel-client.ts';
 import { emptyTunnelStats, metricStats } from './tunnel-common.ts';
@@ -22,6 +25,12 @@ export const tunnelType: ListenerType<TunnelConfig> = {
   credentials(c) {
     return c.mode === 'client' && c.token?.credentials !== undefined ? [c.token.credentials] : [];
   },
+  actsForWorkload(c) {
+    if (c.mode !== 'client') return undefined;
+    if (c.token) return 'a tunnel client with a token sends the workload\'s bearer token';
+    if (c.inner) return 'a tunnel client with inner TLS presents the workload\'s client certificate';
+    return undefined;
+  },
   upstream(c) {
     // Client mode fronts a remote service: probing it would be a stream in its logs.
     return c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined;
@@ -37,25 +46,21 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     };
     const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track) : createTunnelClient(config, env, stats);
     const server: Server = mode.server;
-    server.maxConnections = config.maxConnections;
-    server.on('connection', (raw: Socket) => {
-      track(raw);
-      if (config.mode === 'client') {
-        stats.total++;
-        stats.active++;
-        raw.once('close', () => stats.active--);
-      }
+    // The limit is the listener's over all its worker threads (src/proxy/thread.ts).
+    limitConnections(server, config.maxConnections, {
+      log, label: 'tunnel', fault: createFaultSink(log, 'tunnel'),
+      accepted(raw) {
+        track(raw);
+        if (config.mode === 'client') {
+          stats.total++;
+          stats.active++;
+          raw.once('close', () => stats.active--);
+        }
+      },
+      refused: () => stats.rejected++,
     });
-    let refusing = false;
-    server.on('drop', () => {
-      stats.rejected++;
-      if (!refusing) {
-        refusing = true;
-        log.warn({ maxConnections: config.maxConnections }, 'tunnel connection limit reached; refusing new connections');
-        setTimeout(() => (refusing = false), 60_000).unref();
-      }
-    });
-    await listenOn(server, listen, name);
+    await listenOn(server, listen, name, env.reusePort === true);
+    accepting(server);
     server.on('error', (err: NodeJS.ErrnoException) => log.error({ reason: err.code ?? err.message }, 'tunnel listener error'));
     const bound = server.address() as AddressInfo;
     const address: HostPort = { host: bound.address, port: bound.port };
@@ -89,13 +94,13 @@ export const tunnelType: ListenerType<TunnelConfig> = {
   },
 };
 
-async function listenOn(server: Server, { host, port }: HostPort, name: string): Promise<void> {
+async function listenOn(server: Server, { host, port }: HostPort, name: string, reusePort: boolean): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       reject(configError(`listeners.${name}.listen ${formatHostPort({ host, port })}: cannot listen (${err.code ?? err.message}); choose a free port on an address of this machine`));
     };
     server.once('error', onError);
-    server.listen({ host, port }, () => {
+    server.listen({ host, port, ...(reusePort ? { reusePort } : {}) }, () => {
       server.off('error', onError);
       resolve();
     });

@@ -4,7 +4,6 @@ import type { Server } from 'node:net';
 import { configError } from '../../../errors.ts';
 import type { Log } from '../../../log.ts';
 import { formatHostPort, type HostPort, toHostPort } from '../../address.ts';
-import { createFaultSink } from '../../boundary.ts';
 import type { ProxyTimeouts } from '../../connection.ts';
 import { checkMaxConnections, checkTimeouts, createEngine } from '../../engine.ts';
 import type { LogLimit } from '../../log-limit.ts';
@@ -99,7 +98,7 @@ export async function startPskProxy(options: PskProxyOptions): Promise<PskProxy>
     label: 'psk', field, upstream, timeouts, log, logLimit: options.logLimit, upstreamKind: mode === 'server' ? 'upstream' : 'remote peer',
   });
   const { stats } = engine;
-  const fault = createFaultSink(log, 'psk', options.logLimit);
+  const { fault } = engine.ctx;
   const wipe = () => {
     for (const k of keys) k.fill(0);
   };

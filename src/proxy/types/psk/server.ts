@@ -22,7 +22,10 @@ export function createPskServer({ identities, tls, fault }: ServerModeOptions, c
 
   const server = createServer({
     ...versionOptions(tls),
-    allowHalfOpen: true,
+    // Off until the handshake is done (then on, in secureConnection): a peer that connects and
+    // sends its FIN without a byte (a health check) must free its slot at once, not hold it
+    // until the handshake timeout.
+    allowHalfOpen: false,
     noDelay: true,
     keepAlive: true,
     keepAliveInitialDelay: KEEPALIVE_MS,
@@ -42,6 +45,7 @@ export function createPskServer({ identities, tls, fault }: ServerModeOptions, c
   server.on('tlsClientError', guard((err, _e: Error, socket: TLSSocket) => onFault(err, socket), (err: Error, socket: TLSSocket) => {
     // Node leaves the socket open on a handshake timeout once this event has a listener.
     socket.destroy();
+    if (ctx.probe(socket, err)) return;
     stats.handshakeFailures++;
     const identity = presented.get(socket);
     warnHandshake(
@@ -51,6 +55,7 @@ export function createPskServer({ identities, tls, fault }: ServerModeOptions, c
   }));
 
   server.on('secureConnection', guard(onFault, (client: TLSSocket) => {
+    client.allowHalfOpen = true; // half-close reaches the program from here on
     const fields = { peer: peerOf(client), identity: presented.get(client) };
     const t0 = performance.now();
     forwardToUpstream(ctx, client, client, fields, t0, guard(

@@ -54,8 +54,7 @@ export async function startPsk(c: PskListenerConfig, env: ListenerEnv): Promise<
       : await startPskProxy({ ...common, mode: 'client', identity: keys.keys().next().value!, key: keys.values().next().value! });
     return {
       address: proxy.address,
-      // connection_faults_total is this type's own until stats.ts carries it.
-      stats: () => ({ ...metrics(proxy.stats()), connection_faults_total: proxy.faults }),
+      stats: () => metrics(proxy.stats()),
       async reload() {
         const fresh = await combineKeys(c, env.secret);
         try {

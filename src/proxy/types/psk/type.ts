@@ -10,7 +10,7 @@ export const pskType: ListenerType<PskListenerConfig> = {
   secrets: (c) => [...new Set(Object.values(c.identities).flatMap((i) => i.shares))],
   quorums: shareQuorums,
   credentials: () => [],
-  workerSafe: true,
+  actsForWorkload: (c) => (c.mode === 'client' ? 'a psk listener in client mode connects with the workload\'s pre-shared key' : undefined),
   upstream: (c) => (c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined),
   async check(c, secret) {
     for (const k of (await combineKeys(c, secret)).values()) k.fill(0);

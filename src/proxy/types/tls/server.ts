@@ -74,12 +74,13 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     // Node leaves the socket open on a handshake timeout once this event has a listener.
     socket.destroy();
     const raw = rawOf(socket);
-    if (raw && expired.has(raw)) return;
+    if ((raw && expired.has(raw)) || ctx.probe(socket, err)) return;
     stats.handshakeFailures++;
     ctx.warnHandshake({ peer: peerOf(socket), reason: reason(err) }, `${label} handshake failed`);
   }
 
   function onSecureConnection(client: TLSSocket): void {
+    client.allowHalfOpen = true; // half-close reaches the program from here on
     const raw = rawOf(client);
     if (raw) clearTimeout(deadlines.get(raw));
     const t0 = performance.now();
@@ -113,8 +114,12 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
 
   const tlsServer = makeTlsServer(false);
   const attestTlsServer = o.attest ? makeTlsServer(true) : undefined;
-  // Hands a raw connection to the TLS server that fits what its ClientHello offers.
+  // Hands a raw connection to the TLS server that fits what its ClientHello offers. The TLSSocket
+  // takes allowHalfOpen from the socket it wraps: off until the handshake is done (then on, in
+  // secureConnection), so that a peer that sends its FIN before a byte (a health check) frees
+  // its slot at once instead of holding it until the handshake deadline.
   const toTls = (raw: Socket) => {
+    raw.allowHalfOpen = false;
     if (!attestTlsServer) return void tlsServer.emit('connection', raw);
     peek(raw, offeredAlpn, guard((err) => onRawFault(err, raw), (offered: string[]) => (offered.includes(ATTEST_ALPN) ? attestTlsServer : tlsServer).emit('connection', raw)), () => raw.destroy());
   };
@@ -160,7 +165,11 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       ctx.warnHandshake({ peer: peerOf(raw), reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }, `${label} handshake failed`);
       raw.destroy();
     }), timeouts.handshakeMs));
-    raw.once('close', () => clearTimeout(deadlines.get(raw)));
+    raw.once('close', () => {
+      clearTimeout(deadlines.get(raw));
+      // Gone before its first byte, and not by our deadline: a health check (counted once).
+      if (!expired.has(raw)) ctx.probe(raw);
+    });
     raw.on('error', () => {}); // reported by whoever handles the connection next, or moot
     if (!o.permissive) {
       toTls(raw);

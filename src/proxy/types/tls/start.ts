@@ -2,7 +2,6 @@
 // zod). The caller has waited for the upstream in server modes.
 import type { TLSSocket } from 'node:tls';
 import { parseHostPort, formatHostPort } from '../../address.ts';
-import { createFaultSink } from '../../boundary.ts';
 import { createEngine } from '../../engine.ts';
 import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../log-limit.ts';
@@ -25,7 +24,7 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
     label: 'tls', field, upstream, log, upstreamKind: c.mode === 'client' ? 'remote peer' : 'upstream',
     timeouts: { handshakeMs: c.handshakeTimeout, connectMs: c.connectTimeout, idleMs: c.idleTimeout },
   });
-  const fault = createFaultSink(log, 'tls');
+  const { fault } = engine.ctx;
   let http: HttpForwarder | undefined;
   let attest: AttestServer | undefined;
   let refusals = 0;
@@ -45,7 +44,7 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
     server = createTlsClient({ material: () => material, serverName: c.tls.serverName, servers: c.servers, verify, fault }, engine.ctx);
   } else {
     if (c.attest) {
-      if (!env.attester) throw configError(`${field}.attest: this listener runs where the launcher's teeserver cannot be reached (run it with workers: 0 for now)`);
+      if (!env.attester) throw configError(`${field}.attest: no attester was handed to this listener (a bug: please report it)`);
       attest = attestServer(env.attester, c.attest.audience, c.attest.type);
     }
     if (c.http) {
@@ -87,10 +86,8 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
   let closing: Promise<void> | undefined;
   return {
     address,
-    // connection_faults_total (and the header deadline's count) are this type's own until stats.ts carries them.
     stats: () => ({
       ...metrics(engine.stats),
-      connection_faults_total: fault.count,
       ...(http ? { http_header_timeouts_total: http.headerTimeouts } : {}),
       ...attest?.stats(),
       ...(c.verify ? { attestation_refusals_total: refusals } : {}),

@@ -11,7 +11,7 @@ export const tlsType: ListenerType<TlsListenerConfig> = {
   schema: tlsListenerSchema,
   secrets: (c) => [...new Set([c.tls.cert, c.tls.key, c.tls.ca])],
   credentials: () => [],
-  workerSafe: true,
+  actsForWorkload: (c) => (c.mode === 'client' ? 'a tls listener in client mode presents the workload\'s client certificate' : undefined),
   upstream: (c) => (c.mode === 'client' ? undefined : parseHostPort(c.connect, 'connect')),
   check(c, secret, field) {
     loadMaterial(c, secret, field);
