@@ -12,7 +12,7 @@ const SRC = join(import.meta.dirname, '..', '..', 'src');
 const FLOOR = new Set([
   'errors.ts', 'exit-codes.ts', 'duration.ts', 'log.ts', 'read-bounded.ts', 'users.ts', 'cjs.ts',
   'early-signals.ts', 'no-inspector.ts', 'launcher-limits.ts', 'supervise/libc.ts', 'supervise/signals.ts',
-  'materialize/pem.ts', 'proxy/address.ts', 'proxy/log-limit.ts', 'proxy/boundary.ts',
+  'materialize/pem.ts', 'proxy/address.ts', 'proxy/log-limit.ts', 'proxy/boundary.ts', 'proxy/thread.ts',
 ]);
 
 const LAYERS: [number, string, RegExp][] = [

@@ -103,6 +103,9 @@ describe('server mode with openssl s_client', () => {
         assert.equal(rec.severity, 'WARNING');
         assert.match(String(rec.peer), /^127\.0\.0\.1:\d+$/);
         if ('identity' in args) assert.equal(rec.knownIdentity, false);
+        // TLS 1.3 says which: a bad binder (the message a person reads names the identity).
+        if (name === 'wrong key') assert.match(String(rec.message), /^psk handshake failed: wrong key for identity "Client1" \(the client's key is not the one combined from the shares/);
+        if (name === 'unknown identity') assert.match(String(rec.message), /^psk handshake failed: unknown identity "Mallory"/);
         const clients = await execa('redis-cli', ['-p', String(redis.port), 'CLIENT', 'LIST']);
         assert.equal(clients.stdout.trim().split('\n').length, 1, 'only redis-cli itself is connected to redis');
       });

@@ -48,9 +48,10 @@ export function createPskServer({ identities, tls, fault }: ServerModeOptions, c
     if (ctx.probe(socket, err)) return;
     stats.handshakeFailures++;
     const identity = presented.get(socket);
+    const known = identity === undefined ? undefined : identities.has(identity);
     warnHandshake(
-      { peer: peerOf(socket), identity, knownIdentity: identity === undefined ? undefined : identities.has(identity), reason: reason(err) },
-      'psk handshake failed',
+      { peer: peerOf(socket), identity, knownIdentity: known, reason: reason(err) },
+      `psk handshake failed${why(reason(err), identity, known)}`,
     );
   }));
 
@@ -65,4 +66,13 @@ export function createPskServer({ identities, tls, fault }: ServerModeOptions, c
   }));
 
   return server;
+}
+
+/** The failure in words where the code alone would send the reader to OpenSSL's sources. */
+function why(code: string, identity: string | undefined, known: boolean | undefined): string {
+  // A bad PSK binder: the client's key is not ours (an unknown identity fails the same way, by design).
+  if (code !== 'ERR_SSL_BINDER_DOES_NOT_VERIFY' || identity === undefined) return '';
+  return known
+    ? `: wrong key for identity ${JSON.stringify(identity)} (the client's key is not the one combined from the shares: check its shares, combine, salt and info)`
+    : `: unknown identity ${JSON.stringify(identity)} (not under identities:)`;
 }
