@@ -87,3 +87,18 @@ export function errorText(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.split('\n')[0]!.slice(0, 300);
 }
+
+/**
+ * Said once when a name of Google's cannot be resolved: the usual cause is a run outside Google
+ * Cloud with the default endpoints, and retrying for fetch.deadline in silence helps nobody.
+ */
+export function unresolvedGoogleHint(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as Error & { cause?: unknown }).cause, depth++) {
+    const { code, hostname } = e as NodeJS.ErrnoException & { hostname?: string };
+    const host = hostname ?? /(?:ENOTFOUND|EAI_AGAIN) ([\w.-]+)/.exec(e.message)?.[1];
+    if ((code === 'ENOTFOUND' || code === 'EAI_AGAIN' || /ENOTFOUND|EAI_AGAIN/.test(e.message)) && host?.endsWith('.googleapis.com')) {
+      return `${host} cannot be resolved: outside Google Cloud the default endpoints are unreachable; point endpoints: at an emulator (npm run serve-world prints the block to paste)`;
+    }
+  }
+  return undefined;
+}

@@ -3,7 +3,7 @@ import { formatDuration } from '../duration.ts';
 import { InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
-import { classify, errorText } from './classify.ts';
+import { classify, errorText, unresolvedGoogleHint } from './classify.ts';
 
 export interface RetryPolicy {
   /** Absolute time (ms since the epoch) after which nothing more is tried. */
@@ -42,6 +42,7 @@ export async function retrying<T>(
   const now = policy.now ?? Date.now;
   const random = policy.random ?? Math.random;
   let lastWhy = '';
+  let hinted = false;
   for (let n = 0; ; n++) {
     if (abort.aborted) throw abort.reason;
     const remaining = policy.deadline - now();
@@ -58,6 +59,11 @@ export async function retrying<T>(
       // An attempt cut short by the deadline says nothing new: keep the previous reason.
       const truncated = err instanceof AttemptTimeout && timeoutMs < policy.attemptTimeoutMs;
       if (!truncated || lastWhy === '') lastWhy = err instanceof AttemptTimeout ? v.why : `${v.why}: ${errorText(err)}`;
+      const hint = hinted ? undefined : unresolvedGoogleHint(err);
+      if (hint) {
+        hinted = true;
+        log.warn({ what }, `${what}: ${hint}`);
+      }
     }
     const base = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** n);
     const delay = Math.round(base / 2 + (random() * base) / 2);

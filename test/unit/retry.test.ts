@@ -91,3 +91,30 @@ test('a programming error is not retried: 70', () => {
   assert.deepEqual([v.retry, (v as { exit?: number }).exit], [false, 70]);
   assert.equal(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })).retry, true);
 });
+
+test('a Google name that cannot be resolved is explained once (outside Google Cloud, the default endpoints), then retried as before', async () => {
+  const { log, records } = memoryLog();
+  const dns = () => Object.assign(new Error('getaddrinfo ENOTFOUND sts.googleapis.com'), { code: 'ENOTFOUND', hostname: 'sts.googleapis.com' });
+  // As google-auth-library wraps it: the DNS error is the cause.
+  const wrapped = () => Object.assign(new Error('request to https://sts.googleapis.com/v1/token failed'), { cause: dns() });
+  let n = 0;
+  await assert.rejects(retrying('identity alice', async () => {
+    n++;
+    throw n % 2 ? dns() : wrapped();
+  }, policy({ deadline: Date.now() + 300, deadlineMs: 300 }), never, log), (err: InitError) => err.exitCode === 69);
+  assert.ok(n >= 3, `${n} attempts`);
+  const hints = records().filter((r) => String(r.message).includes('cannot be resolved'));
+  assert.equal(hints.length, 1, 'said once, not at every retry');
+  assert.match(String(hints[0]!.message), /^identity alice: sts\.googleapis\.com cannot be resolved: outside Google Cloud the default endpoints are unreachable; point endpoints: at an emulator \(npm run serve-world prints the block to paste\)$/);
+  // Another host, or another error: no such hint.
+  const other = await retrying('x', async () => 1, policy(), never, log);
+  assert.equal(other, 1);
+  let m = 0;
+  const quiet = memoryLog();
+  await assert.rejects(retrying('secret y', async () => {
+    m++;
+    throw Object.assign(new Error('getaddrinfo ENOTFOUND sm.example.internal'), { code: 'ENOTFOUND', hostname: 'sm.example.internal' });
+  }, policy({ deadline: Date.now() + 100, deadlineMs: 100 }), never, quiet.log));
+  assert.equal(quiet.records().filter((r) => String(r.message).includes('cannot be resolved')).length, 0);
+  assert.ok(m >= 1);
+});
