@@ -14,6 +14,25 @@ const shared = filePki('tee-init-tls-http-');
 
 const FORGED = 'By=spiffe://evil;Hash=00;Subject="CN=admin";URI=spiffe://tee-init.test/admin';
 
+describe('X-Forwarded-Proto and X-Forwarded-For, as Envoy sets them', () => {
+  test('the scheme is the connection\'s (a forged one is dropped), the peer is appended to the client\'s chain; underscore spellings dropped', async (t) => {
+    if (!needs(t, 'curl', 'apt-get install curl')) return;
+    const backend = await httpBackend(t);
+    const l = await startTls(t, shared.pki, { mode: 'permissive', connect: `127.0.0.1:${backend.port}`, http: {} });
+    const forged = ['-H', 'X-Forwarded-Proto: gopher', '-H', 'X-Forwarded-For: 203.0.113.7', '-H', 'X_Forwarded_For: 198.51.100.1', '-H', 'X_Forwarded_Proto: ftp'];
+    assert.equal((await curl(l.port, shared.pki, { args: forged })).code, 0);
+    const tls = backend.seen.at(-1)!;
+    assert.deepEqual(headerValues(tls.rawHeaders, 'x-forwarded-proto'), ['https']);
+    assert.deepEqual(headerValues(tls.rawHeaders, 'x-forwarded-for'), ['203.0.113.7, 127.0.0.1']);
+    assert.deepEqual(headerValues(tls.rawHeaders, 'x_forwarded_for'), []);
+    assert.deepEqual(headerValues(tls.rawHeaders, 'x_forwarded_proto'), []);
+    assert.equal((await curl(l.port, shared.pki, { plain: true })).code, 0);
+    const plain = backend.seen.at(-1)!;
+    assert.deepEqual(headerValues(plain.rawHeaders, 'x-forwarded-proto'), ['http'], 'a plaintext client on a permissive port');
+    assert.deepEqual(headerValues(plain.rawHeaders, 'x-forwarded-for'), ['127.0.0.1']);
+  });
+});
+
 describe('XFCC', () => {
   test('sanitize-set (the default): a forged header is replaced by the real identity, in Envoy\'s format', async (t) => {
     if (!needs(t, 'curl', 'apt-get install curl')) return;

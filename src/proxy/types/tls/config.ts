@@ -26,6 +26,11 @@ export const tlsListenerSchema = z
       ca: name('tls.ca'),
       /** Also accept/offer TLS 1.2 (ECDHE suites only). Default: 1.3 only. */
       tls12: z.boolean().default(false),
+      /**
+       * Server modes without http: the ALPN protocols the program speaks, in order of preference
+       * (h2 for gRPC): a client offering one gets it selected; others see no ALPN, as before.
+       */
+      alpn: z.array(z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, { error: 'printable ASCII, no spaces' })).min(1).max(8).optional(),
       /** Client mode: SNI, and the name the server certificate must carry unless `servers:` is given. */
       serverName: z.string().min(1).max(253).optional(),
     }),
@@ -84,6 +89,8 @@ export const tlsListenerSchema = z
     if (server && c.servers) ctx.addIssue({ code: 'custom', path: ['servers'], message: 'applies to client mode only; server modes check clients with clients:' });
     if (!server && c.attest) ctx.addIssue({ code: 'custom', path: ['attest'], message: 'applies to strict and permissive mode (the server proves what it runs); client mode checks a server with verify.attestation' });
     if (server && c.verify) ctx.addIssue({ code: 'custom', path: ['verify'], message: 'applies to client mode only; server modes attest themselves with attest:' });
+    if (c.tls.alpn && (!server || c.http)) ctx.addIssue({ code: 'custom', path: ['tls', 'alpn'], message: 'applies to strict and permissive mode without http: (the program speaks the protocol the client asked for)' });
+    if (c.tls.alpn?.includes('tee-attest/1')) ctx.addIssue({ code: 'custom', path: ['tls', 'alpn'], message: 'tee-attest/1 is attest:\'s; list the protocols the program speaks' });
     if (server && c.tls.serverName) ctx.addIssue({ code: 'custom', path: ['tls', 'serverName'], message: 'applies to client mode only' });
   });
 

@@ -35,6 +35,9 @@ export interface HttpOptions {
   warnSlowHeaders: LimitedWarn;
 }
 
+const XFP = 'x-forwarded-proto';
+const XFF = 'x-forwarded-for';
+
 // RFC 9110 §7.6.1: meant for one hop only; node:http sets its own framing on each side.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
@@ -94,6 +97,7 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
   function headersFor(req: IncomingMessage, client: PeerIdentity | undefined): string[] {
     const connectionTokens = new Set(String(req.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim()).filter(Boolean));
     const out: string[] = [];
+    const forwardedFor: string[] = [];
     const raw = req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
@@ -103,8 +107,20 @@ export function createHttpForwarder(ctx: ModeContext, options: HttpOptions): Htt
       if (cgi === CLIENT_CERT || cgi === CLIENT_CERT_CHAIN) continue;
       // forward trusts what a TLS-authenticated client sent; a plaintext client is trusted with nothing.
       if (cgi === XFCC && (options.xfcc !== 'forward' || client === undefined)) continue;
+      // The scheme is ours to say; the client's chain of addresses is kept and ours appended (below).
+      if (cgi === XFP) continue;
+      if (cgi === XFF) {
+        if (name === XFF) forwardedFor.push(raw[i + 1]!);
+        continue;
+      }
       out.push(raw[i]!, raw[i + 1]!);
     }
+    // As Envoy with use_remote_address: the connection's own scheme, and the peer appended.
+    const secure = typeof (req.socket as Partial<TLSSocket>).getPeerCertificate === 'function';
+    out.push('X-Forwarded-Proto', secure ? 'https' : 'http');
+    const address = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+    if (address) forwardedFor.push(address);
+    if (forwardedFor.length) out.push('X-Forwarded-For', forwardedFor.join(', '));
     if (client && options.xfcc === 'sanitize-set') out.push('X-Forwarded-Client-Cert', xfccElement(client, options.own()));
     if (client && options.clientCert) out.push('Client-Cert', clientCertHeader(client));
     return out;

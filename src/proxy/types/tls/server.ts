@@ -25,6 +25,8 @@ export interface ServerModeOptions {
   http: HttpForwarder | undefined;
   /** Set with `attest:`: clients offering tee-attest/1 get a token bound to their connection. */
   attest: AttestServer | undefined;
+  /** Raw mode: ALPN protocols the program speaks, selected when a client offers one (h2 for gRPC). */
+  alpn: readonly string[] | undefined;
   /** Rate-limited lines for refused clients and plaintext ones (and failed attestations). */
   warnRefused: LimitedWarn;
   warnPlaintext: LimitedWarn;
@@ -51,9 +53,11 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
   const onRawFault = (err: unknown, raw: Socket) => o.fault(err, { peer: peerOf(raw) }, raw);
   const onTlsFault = (err: unknown, tls: TLSSocket) => o.fault(err, { peer: peerOf(tls) }, tls, rawOf(tls));
 
-  // Two TLS servers with one context: the second selects ALPN tee-attest/1 and is used only for
-  // clients that offer it (client-hello.ts says why a single server cannot).
-  const makeTlsServer = (attestAlpn: boolean) => {
+  // One TLS server per protocol it may select, all with one context: the one without ALPN (as
+  // before) for clients that offer nothing we select, one selecting tee-attest/1 (attest:), one
+  // per protocol of `alpn:` (raw mode: what the program speaks, h2 for gRPC). Node's server can
+  // only select or refuse, not "not answer": client-hello.ts says why the offer is read first.
+  const makeTlsServer = (protocol: string | undefined) => {
     const server = createTlsServer({
       ...o.material().options,
       requestCert: true,
@@ -63,7 +67,7 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
       allowHalfOpen: true,
       // A backstop: the deadline set at accept is what bounds a handshake.
       handshakeTimeout: timeouts.handshakeMs,
-      ...(attestAlpn ? { ALPNProtocols: [ATTEST_ALPN] } : {}),
+      ...(protocol ? { ALPNProtocols: [protocol] } : {}),
     });
     server.on('tlsClientError', guard((err, _e: Error, socket: TLSSocket) => onTlsFault(err, socket), onTlsClientError));
     server.on('secureConnection', guard(onTlsFault, onSecureConnection));
@@ -112,16 +116,21 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
     serveClient(client, client, id, fields, t0);
   }
 
-  const tlsServer = makeTlsServer(false);
-  const attestTlsServer = o.attest ? makeTlsServer(true) : undefined;
+  const tlsServer = makeTlsServer(undefined);
+  // In the order they are preferred: attestation first (a client that asks for it wants it).
+  const selectable = [...(o.attest ? [ATTEST_ALPN] : []), ...(o.alpn ?? [])];
+  const byProtocol = new Map(selectable.map((p) => [p, makeTlsServer(p)]));
   // Hands a raw connection to the TLS server that fits what its ClientHello offers. The TLSSocket
   // takes allowHalfOpen from the socket it wraps: off until the handshake is done (then on, in
   // secureConnection), so that a peer that sends its FIN before a byte (a health check) frees
   // its slot at once instead of holding it until the handshake deadline.
   const toTls = (raw: Socket) => {
     raw.allowHalfOpen = false;
-    if (!attestTlsServer) return void tlsServer.emit('connection', raw);
-    peek(raw, offeredAlpn, guard((err) => onRawFault(err, raw), (offered: string[]) => (offered.includes(ATTEST_ALPN) ? attestTlsServer : tlsServer).emit('connection', raw)), () => raw.destroy());
+    if (byProtocol.size === 0) return void tlsServer.emit('connection', raw);
+    peek(raw, offeredAlpn, guard((err) => onRawFault(err, raw), (offered: string[]) => {
+      const chosen = selectable.find((p) => offered.includes(p));
+      (chosen === undefined ? tlsServer : byProtocol.get(chosen)!).emit('connection', raw);
+    }), () => raw.destroy());
   };
 
   /**
@@ -191,8 +200,8 @@ export function createTlsServers(o: ServerModeOptions, ctx: ModeContext): TlsSer
   return {
     listener,
     setMaterial: (m) => {
-      tlsServer.setSecureContext(m.options);
-      attestTlsServer?.setSecureContext(m.options); // ALPN is the server's, not the context's
+      // ALPN is the server's, not the context's: every server takes the new context.
+      for (const server of [tlsServer, ...byProtocol.values()]) server.setSecureContext(m.options);
     },
   };
 }

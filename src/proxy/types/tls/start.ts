@@ -59,6 +59,7 @@ export async function startTls(c: TlsListenerConfig, env: ListenerEnv): Promise<
       clients: c.clients,
       http,
       attest,
+      alpn: c.tls.alpn,
       warnRefused: limitedWarn(log, 'tls refused clients', LOG_LIMIT_DEFAULTS),
       warnPlaintext: limitedWarn(log, 'tls plaintext clients', LOG_LIMIT_DEFAULTS),
       fault,
