@@ -129,7 +129,7 @@ function truthy(name: string, value: string | undefined): boolean {
 
 export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
   if (argv[0] === 'shares' || argv[0] === 'labels') return parseTool(argv[0], argv.slice(1), env);
-  let args = [...argv];
+  const args = [...argv];
   let subcommand: Subcommand = 'run';
   if (args[0] !== undefined && SUBCOMMANDS.has(args[0])) subcommand = args.shift() as Subcommand;
 

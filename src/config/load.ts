@@ -5,7 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument, type Tags } from 'yaml';
 import { configError, InitError } from '../errors.ts';
 import { checkReferences } from './references.ts';
-import { defaultMessage, describeIssues, fieldPath, found } from './messages.ts';
+import { defaultMessage, describeIssues, fieldPath } from './messages.ts';
 import { configSchema, type Config } from './schema.ts';
 import { checkUnits } from './schema-run.ts';
 

@@ -23,7 +23,6 @@ export class LogTail {
   readonly records: LogRecord[] = [];
   #buf = '';
   #waiters: { match: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
-  #ended = false;
   #endWaiters: (() => void)[] = [];
 
   push(chunk: string): void {
@@ -45,7 +44,6 @@ export class LogTail {
   }
 
   end(): void {
-    this.#ended = true;
     for (const w of this.#endWaiters) w();
   }
 

@@ -49,7 +49,7 @@ test('logs are JSON lines with the severity Cloud Logging reads', async () => {
     assert.match(rec.time, /^\d{4}-\d\d-\d\dT/);
   }
   for (const m of ['tee-init starting', 'child started', 'child exited']) assert.ok(log.find(m), m);
-  assert.equal(log.find('child started')!.command instanceof Array, true);
+  assert.equal(Array.isArray(log.find('child started')!.command), true);
 });
 
 test('--log-level warn keeps info records out', async () => {

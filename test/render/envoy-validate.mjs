@@ -478,7 +478,7 @@ export function createValidator(opts = {}) {
     }
 
     function enumLookup(en, name) {
-      if (Object.prototype.hasOwnProperty.call(en.values, name)) return name;
+      if (Object.hasOwn(en.values, name)) return name;
       // Envoy parses with case_insensitive_enum_parsing = true
       return Object.keys(en.values).find((k) => k.toLowerCase() === name.toLowerCase());
     }
@@ -726,7 +726,7 @@ export function createValidator(opts = {}) {
           }
           setOwn(out, k, conv(pair.value, depth + 1));
         }
-        for (const m of merged) for (const [k, v] of Object.entries(m)) if (!Object.prototype.hasOwnProperty.call(out, k)) setOwn(out, k, v);
+        for (const m of merged) for (const [k, v] of Object.entries(m)) if (!Object.hasOwn(out, k)) setOwn(out, k, v);
         return out;
       }
       throw new Error(`unsupported YAML node ${node && node.constructor && node.constructor.name}`);

@@ -21,7 +21,7 @@ export interface ClientModeOptions {
 
 export function createTlsClient(o: ClientModeOptions, ctx: ModeContext): Server {
   const name = o.serverName ?? ctx.upstream.host;
-  const check = (host: string, cert: PeerCertificate): Error | undefined => {
+  const check = (_host: string, cert: PeerCertificate): Error | undefined => {
     // Node calls this from inside the handshake, where a throw would escape every handler: a
     // certificate this cannot read fails that handshake instead.
     try {
