@@ -31,6 +31,8 @@ export interface ChildOptions {
   log: Log;
   /** Send signals to the child's process group rather than the child alone. */
   signalGroup: boolean;
+  /** Its stdin/stdout/stderr: the init's own (default), or /dev/null (commands beside a program). */
+  output?: 'inherit' | 'ignore' | undefined;
 }
 
 export class Child {
@@ -69,7 +71,7 @@ export class Child {
     let proc: ChildProcess;
     try {
       proc = spawn(file, args, {
-        stdio: 'inherit',
+        stdio: options.output ?? 'inherit',
         env: spec.env,
         cwd: spec.cwd,
         uid: spec.uid,
