@@ -14,7 +14,7 @@ import type { Log } from '../log.ts';
 import { libc } from '../supervise/libc.ts';
 import { at, DIR_FLAGS, fdPath, requireProc } from './dir-fd.ts';
 import { Generations, type SecretFile } from './generations.ts';
-import { checkName, writeNewFile } from './new-file.ts';
+import { checkName, writeNewFile, type Written } from './new-file.ts';
 import { wipeEntries, zeroFd, type WipeScope } from './wipe.ts';
 
 export type { SecretFile } from './generations.ts';
@@ -44,8 +44,8 @@ interface Held {
 /**
  * Files are created with O_CREAT|O_EXCL|O_NOFOLLOW at the directory's fd: a file or symlink
  * already in the way is an error, never a target. The O_RDWR fd of every file written stays
- * open until the wipe, which zeroes and truncates the file through it (wherever the child
- * moved or linked it), then empties the directory from its fd and removes it by name only if
+ * open until the wipe, which zeroes the bytes written and truncates the file through it
+ * (wherever the child moved or linked it), then empties the directory from its fd and removes it by name only if
  * that name still refers to it. An flock on the directory's fd (released by the kernel when
  * the init dies) keeps a second init out of it.
  */
@@ -56,8 +56,8 @@ export class OutputDir {
   readonly #ino: number;
   readonly #owner: { uid: number; gid: number } | undefined;
   readonly #log: Log;
-  /** fds of the rendered files this init wrote, open for writing until the wipe. */
-  readonly #written: number[] = [];
+  /** The rendered files this init wrote, open for writing until the wipe. */
+  readonly #written: Written[] = [];
   /** The secret files, in generations behind ..data (generations.ts). */
   readonly #generations: Generations;
   #wiped = false;
@@ -154,11 +154,11 @@ export class OutputDir {
     const { fd, path } = this.#held;
     for (const f of this.#written.splice(0)) {
       try {
-        zeroFd(f);
+        zeroFd(f.fd, f.size);
       } catch (err) {
         this.#log.error({ dir: path, err }, `wipe of ${path}: a secret file cannot be zeroed (${(err as NodeJS.ErrnoException).code})`);
       } finally {
-        closeSync(f);
+        closeSync(f.fd);
       }
     }
     const scope: WipeScope = { uid: this.#owner?.uid ?? process.getuid!(), dev: this.#dev, log: this.#log, path };

@@ -3,7 +3,8 @@
 // file it wrote is zeroed wherever the child moved it, and a second init cannot share the
 // directory. Real processes: the bundle as root, the child and a racer as uid 65534 (nobody).
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { execa } from 'execa';
@@ -149,4 +150,23 @@ test('a second init on the same output.dir exits 78 in one line and leaves the f
   assert.equal(result.exitCode, 0, first.log.text);
   assert.equal(result.stdout, 'ready\nKEY-SECRET-BYTES');
   assert.equal(existsSync(out), false);
+});
+
+test('a child that makes its key file and a file of its own 100 GB (sparse): the wipe writes what the init wrote, never fills the tmpfs', async (t) => {
+  if (!isRoot) return t.skip('needs root');
+  // A 4 MiB tmpfs of its own: the wipe of the old code wrote zeros up to the apparent size (until ENOSPC).
+  const mnt = mkdtempSync('/tmp/tee-init-hostile-mnt-');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=1777', 'tmpfs', mnt]);
+  t.after(() => {
+    execFileSync('umount', [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  });
+  const out = join(mnt, 'out');
+  const script = `cd ${out}; chmod u+w ..data/server.key; truncate -s 100G server.key; truncate -s 100G own.bin; echo done`;
+  const { code, result, log } = await runInit(['--config', config(out, script)]);
+  assert.equal(code, 0, log.text);
+  assert.equal(result.stdout, 'done');
+  assert.deepEqual(log.records.filter((r) => r.severity === 'ERROR' || r.severity === 'WARNING').map((r) => r.message), [], 'no write failed for lack of room');
+  assert.equal(existsSync(out), false, 'the directory is wiped and removed');
+  assert.equal(statfsSync(mnt).bfree, statfsSync(mnt).blocks, 'nothing is left on the tmpfs');
 });
