@@ -75,7 +75,7 @@ export class OutputDir {
 
   static create(options: OutputDirOptions, cleanup: Cleanup, log: Log): OutputDir {
     const owner = effectiveOwner(options.owner);
-    const held = options.dir === undefined ? freshDirUnder(DEFAULT_PARENT) : openOrMake(options.dir);
+    const held = options.dir === undefined ? freshDirUnder(DEFAULT_PARENT) : openOrMake(options.dir, owner);
     const out = new OutputDir(held, owner, log);
     cleanup.add('wipe the output directory', () => out.wipe());
     try {
@@ -174,11 +174,28 @@ export class OutputDir {
       }
       if (left.length > 0) this.#log.warn({ dir: path, left: left.slice(0, 10) }, `wipe of ${path}: ${left.length} entries could not be removed (a process still writing there?)`);
       removedDir = left.length === 0 && this.#removeSelf();
+      if (!removedDir) this.#takeBack();
     } finally {
       closeSync(fd); // releases the lock
       closeSync(this.#held.parentFd);
     }
     this.#log.debug({ dir: path, files: count, removedDir }, 'output directory wiped');
+  }
+
+  /**
+   * A directory that stays (a mount point we were given, or one we could not remove) goes back
+   * to tee-init's uid and 0700, as we found or made it: the next boot on it (a restarted
+   * container on the same tmpfs) finds it as its own, and whatever of the child still runs can
+   * no longer write there.
+   */
+  #takeBack(): void {
+    if (!this.#owner) return;
+    try {
+      fchownSync(this.#held.fd, process.geteuid!(), process.getegid!());
+      fchmodSync(this.#held.fd, 0o700);
+    } catch (err) {
+      this.#log.warn({ dir: this.path, err }, `wipe of ${this.path}: cannot give the directory back to tee-init (${(err as NodeJS.ErrnoException).code}); the next boot on it will refuse it`);
+    }
   }
 
   /** rmdir by name in the parent we made it in, only while that name is still this directory. */
@@ -267,10 +284,12 @@ function freshDirUnder(parent: string): Held {
 
 /**
  * Creates `path` (0700), or accepts an existing one only if it is really a directory (not a
- * symlink), ours, empty and not locked by another init (a tmpfs mount point prepared for us).
- * The checks run on the open, locked directory, not on the path.
+ * symlink), empty, not locked by another init (a tmpfs mount point prepared for us), and ours:
+ * tee-init's uid, or output.owner's (it gets the directory anyway, and an init killed between
+ * its wipe and giving the directory back leaves it so). The checks run on the open, locked
+ * directory, not on the path.
  */
-function openOrMake(path: string): Held {
+function openOrMake(path: string, owner: OutputDirOptions['owner']): Held {
   const name = basename(path);
   if (name === '' || name === '.' || name === '..') throw configError(`output.dir ${path} must name a directory (not / or a path ending in . or ..)`);
   const parentFd = openParent(dirname(path), path);
@@ -288,7 +307,11 @@ function openOrMake(path: string): Held {
     if (!created) {
       const st = fstatSync(fd);
       if (readdirSync(fdPath(fd)).length > 0) throw configError(`output.dir ${path} exists and is not empty: tee-init writes only into a fresh or empty directory`);
-      if (st.uid !== process.getuid?.()) throw configError(`output.dir ${path} exists and belongs to uid ${st.uid}, not to tee-init`);
+      const ours = [process.geteuid!(), ...(owner ? [owner.uid] : [])];
+      if (!ours.includes(st.uid)) {
+        const who = `tee-init (uid ${ours[0]})${owner ? ` or to output.owner (uid ${owner.uid})` : ''}`;
+        throw configError(`output.dir ${path} exists and belongs to uid ${st.uid}, not to ${who}: something else prepared it; remove it or chown it to uid ${ours[0]}`);
+      }
     }
     fchmodSync(fd, 0o700);
     return { path, fd, parentFd, name, created };
