@@ -21,7 +21,7 @@ export interface CommandsContext {
 
 export class Commands {
   readonly #ctx: CommandsContext;
-  /** The exit of every command still running. */
+  /** Every run() not finished yet (from before its spawn: a stop never misses one). */
   readonly #running = new Set<Promise<unknown>>();
 
   constructor(ctx: CommandsContext) {
@@ -33,7 +33,14 @@ export class Commands {
    * SIGTERM", "did not finish within 5s", "cannot run ..."). `signal` ends it early like the
    * unit's stop does (SIGTERM, then SIGKILL after the grace period). Never rejects.
    */
-  async run(argv: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<string | undefined> {
+  run(argv: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<string | undefined> {
+    const running = this.#run(argv, timeoutMs, signal);
+    this.#running.add(running);
+    void running.finally(() => this.#running.delete(running));
+    return running;
+  }
+
+  async #run(argv: readonly string[], timeoutMs: number, signal: AbortSignal | undefined): Promise<string | undefined> {
     const { owned, log, graceMs } = this.#ctx;
     const stop = signal ? AbortSignal.any([this.#ctx.stop, signal]) : this.#ctx.stop;
     if (stop.aborted) return 'not run: stopping';
@@ -44,7 +51,6 @@ export class Commands {
       return (err as Error).message;
     }
     owned.add(child.pid);
-    this.#running.add(child.exit);
     let timedOut = false;
     // The whole group: a shell's background jobs go with it.
     const timer = setTimeout(() => ((timedOut = true), child.send('SIGKILL')), timeoutMs);
@@ -64,11 +70,10 @@ export class Commands {
       clearTimeout(timer);
       stop.removeEventListener('abort', onStop);
       owned.delete(child.pid);
-      this.#running.delete(child.exit);
     }
   }
 
-  /** Resolves once every command started so far has exited. */
+  /** Resolves once every command started so far has exited (and its group been swept). */
   async settled(): Promise<void> {
     while (this.#running.size > 0) await Promise.all(this.#running);
   }
