@@ -1,4 +1,5 @@
-// Zeroing and removing what is below the output directory, from its file descriptor only.
+// Removing what is below the output directory, from its file descriptor only (and zeroing, through
+// the fds kept since, the bytes the init wrote).
 //
 // The child (another uid, not trusted) owns the directory and may have done anything in it:
 // renamed the directory, swapped a subdirectory for a symlink while this runs (RENAME_EXCHANGE),
@@ -24,7 +25,7 @@ const MAX_DEPTH = 64;
 const ZEROS = Buffer.alloc(1 << 16);
 
 export interface WipeScope {
-  /** Only entries owned by this uid are entered or zeroed. */
+  /** Only directories owned by this uid are entered. */
   uid: number;
   /** The output directory's file system: mount points below it are not entered. */
   dev: number;
