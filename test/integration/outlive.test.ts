@@ -129,6 +129,7 @@ test('an exec readiness check whose background job holds its output open still e
   const init = startInit(['--subreaper', '--config', config]);
   const result = await init.proc;
   assert.equal(result.exitCode, 69, init.log.text);
-  assert.match(init.log.find('did not pass within')!.message, /^processes\.app\.ready: exec sh -c sleep \S+ & exit 1 did not pass within 1s \(last: exit 1\)/);
+  // The last attempt gets only what is left of the 1s: on a loaded machine it may be cut short.
+  assert.match(init.log.find('did not pass within')!.message, /^processes\.app\.ready: exec sh -c sleep \S+ & exit 1 did not pass within 1s \(last: (exit 1|did not finish within \d+ ms)\)/);
   assert.deepEqual(withMarker(`sleep\0${marker}`), [], 'no background job of a check outlives the init');
 });
