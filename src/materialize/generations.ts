@@ -16,7 +16,7 @@ import { configError, InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
 import { at, DIR_FLAGS } from './dir-fd.ts';
-import { checkName, writeNewFile, type Owner } from './new-file.ts';
+import { checkName, writeNewFile, type Owner, type Written } from './new-file.ts';
 import { wipeEntries, zeroFd, type WipeScope } from './wipe.ts';
 
 export interface SecretFile { name: string; data: Buffer; mode: number; what: string }
@@ -35,7 +35,7 @@ export interface GenerationsScope {
 }
 
 interface Made { name: string; dev: number; ino: number }
-interface SecretFd extends Made { fd: number }
+interface SecretFd extends Made, Written {}
 interface Generation extends Made {
   fd: number;
   files: SecretFd[];
@@ -70,13 +70,13 @@ export class Generations {
     const gen = this.#makeGeneration();
     const linked: string[] = [];
     try {
-      const keep: number[] = [];
+      const keep: Written[] = [];
       for (const f of files) {
         const shown = join(this.#s.path, gen.name, f.name);
         try {
           writeNewFile(gen.fd, f.name, shown, f.data, f.mode, this.#s.owner, f.what, keep);
         } finally {
-          for (const fd of keep.splice(0)) gen.files.push({ name: f.name, fd, ...devIno(fstatSync(fd)) });
+          for (const w of keep.splice(0)) gen.files.push({ name: f.name, ...w, ...devIno(fstatSync(w.fd)) });
         }
         this.#s.log.debug({ file: shown, mode: `0${f.mode.toString(8)}`, bytes: f.data.length }, `wrote ${f.what}`);
       }
@@ -241,7 +241,7 @@ export class Generations {
     for (const f of gen.files) {
       if (f.fd < 0) continue;
       try {
-        zeroFd(f.fd);
+        zeroFd(f.fd, f.size);
       } catch (err) {
         this.#s.log.error({ dir: this.#s.path, err }, `wipe of ${this.#s.path}: a secret file cannot be zeroed (${(err as NodeJS.ErrnoException).code})`);
       } finally {

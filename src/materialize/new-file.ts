@@ -7,6 +7,9 @@ import { at } from './dir-fd.ts';
 
 export type Owner = { uid: number; gid: number } | undefined;
 
+/** A file the init writes, open for the wipe: the bytes it wrote are all the wipe zeroes. */
+export interface Written { fd: number; size: number }
+
 /** Names beginning with ".." belong to the generations (..data, ..data_tmp, ..2026_…). */
 export function checkName(name: string, what: string): void {
   if (name.startsWith('..')) throw configError(`${what}: file name ${name} begins with "..", which is reserved in the output directory (..data and the secret generations)`);
@@ -15,11 +18,11 @@ export function checkName(name: string, what: string): void {
 /**
  * Creates `name` at `dirFd` with O_CREAT|O_EXCL|O_NOFOLLOW (a file or symlink already in the way
  * is an error, never a target), writes `data`, sets owner then mode, and verifies all three on
- * the open fd. The O_RDWR fd is pushed to `keep` before the first byte, so that a failure
- * half-way is still zeroed by whoever owns `keep`; it stays open for the wipe.
+ * the open fd. The O_RDWR fd (and the size it will hold) is pushed to `keep` before the first
+ * byte, so that a failure half-way is still zeroed by whoever owns `keep`; it stays open for the wipe.
  * `shown` is the path named in messages.
  */
-export function writeNewFile(dirFd: number, name: string, shown: string, data: Buffer, mode: number, owner: Owner, what: string, keep: number[]): number {
+export function writeNewFile(dirFd: number, name: string, shown: string, data: Buffer, mode: number, owner: Owner, what: string, keep: Written[]): number {
   let fd: number;
   try {
     // libuv adds O_CLOEXEC itself: the child never inherits these fds.
@@ -29,7 +32,7 @@ export function writeNewFile(dirFd: number, name: string, shown: string, data: B
     const why = code === 'EEXIST' || code === 'ELOOP' ? 'something is already in the way (a file or symlink)' : code;
     throw configError(`${what}: cannot create ${shown}: ${why}`);
   }
-  keep.push(fd);
+  keep.push({ fd, size: data.length });
   try {
     let off = 0;
     while (off < data.length) off += writeSync(fd, data, off, data.length - off, off);

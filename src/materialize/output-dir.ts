@@ -14,7 +14,7 @@ import type { Log } from '../log.ts';
 import { libc } from '../supervise/libc.ts';
 import { at, DIR_FLAGS, fdPath, requireProc } from './dir-fd.ts';
 import { Generations, type SecretFile } from './generations.ts';
-import { checkName, writeNewFile } from './new-file.ts';
+import { checkName, writeNewFile, type Written } from './new-file.ts';
 import { wipeEntries, zeroFd, type WipeScope } from './wipe.ts';
 
 export type { SecretFile } from './generations.ts';
@@ -44,8 +44,8 @@ interface Held {
 /**
  * Files are created with O_CREAT|O_EXCL|O_NOFOLLOW at the directory's fd: a file or symlink
  * already in the way is an error, never a target. The O_RDWR fd of every file written stays
- * open until the wipe, which zeroes and truncates the file through it (wherever the child
- * moved or linked it), then empties the directory from its fd and removes it by name only if
+ * open until the wipe, which zeroes the bytes written and truncates the file through it
+ * (wherever the child moved or linked it), then empties the directory from its fd and removes it by name only if
  * that name still refers to it. An flock on the directory's fd (released by the kernel when
  * the init dies) keeps a second init out of it.
  */
@@ -56,8 +56,8 @@ export class OutputDir {
   readonly #ino: number;
   readonly #owner: { uid: number; gid: number } | undefined;
   readonly #log: Log;
-  /** fds of the rendered files this init wrote, open for writing until the wipe. */
-  readonly #written: number[] = [];
+  /** The rendered files this init wrote, open for writing until the wipe. */
+  readonly #written: Written[] = [];
   /** The secret files, in generations behind ..data (generations.ts). */
   readonly #generations: Generations;
   #wiped = false;
@@ -75,7 +75,7 @@ export class OutputDir {
 
   static create(options: OutputDirOptions, cleanup: Cleanup, log: Log): OutputDir {
     const owner = effectiveOwner(options.owner);
-    const held = options.dir === undefined ? freshDirUnder(DEFAULT_PARENT) : openOrMake(options.dir);
+    const held = options.dir === undefined ? freshDirUnder(DEFAULT_PARENT) : openOrMake(options.dir, owner);
     const out = new OutputDir(held, owner, log);
     cleanup.add('wipe the output directory', () => out.wipe());
     try {
@@ -154,11 +154,11 @@ export class OutputDir {
     const { fd, path } = this.#held;
     for (const f of this.#written.splice(0)) {
       try {
-        zeroFd(f);
+        zeroFd(f.fd, f.size);
       } catch (err) {
         this.#log.error({ dir: path, err }, `wipe of ${path}: a secret file cannot be zeroed (${(err as NodeJS.ErrnoException).code})`);
       } finally {
-        closeSync(f);
+        closeSync(f.fd);
       }
     }
     const scope: WipeScope = { uid: this.#owner?.uid ?? process.getuid!(), dev: this.#dev, log: this.#log, path };
@@ -174,11 +174,28 @@ export class OutputDir {
       }
       if (left.length > 0) this.#log.warn({ dir: path, left: left.slice(0, 10) }, `wipe of ${path}: ${left.length} entries could not be removed (a process still writing there?)`);
       removedDir = left.length === 0 && this.#removeSelf();
+      if (!removedDir) this.#takeBack();
     } finally {
       closeSync(fd); // releases the lock
       closeSync(this.#held.parentFd);
     }
     this.#log.debug({ dir: path, files: count, removedDir }, 'output directory wiped');
+  }
+
+  /**
+   * A directory that stays (a mount point we were given, or one we could not remove) goes back
+   * to tee-init's uid and 0700, as we found or made it: the next boot on it (a restarted
+   * container on the same tmpfs) finds it as its own, and whatever of the child still runs can
+   * no longer write there.
+   */
+  #takeBack(): void {
+    if (!this.#owner) return;
+    try {
+      fchownSync(this.#held.fd, process.geteuid!(), process.getegid!());
+      fchmodSync(this.#held.fd, 0o700);
+    } catch (err) {
+      this.#log.warn({ dir: this.path, err }, `wipe of ${this.path}: cannot give the directory back to tee-init (${(err as NodeJS.ErrnoException).code}); the next boot on it will refuse it`);
+    }
   }
 
   /** rmdir by name in the parent we made it in, only while that name is still this directory. */
@@ -267,10 +284,12 @@ function freshDirUnder(parent: string): Held {
 
 /**
  * Creates `path` (0700), or accepts an existing one only if it is really a directory (not a
- * symlink), ours, empty and not locked by another init (a tmpfs mount point prepared for us).
- * The checks run on the open, locked directory, not on the path.
+ * symlink), empty, not locked by another init (a tmpfs mount point prepared for us), and ours:
+ * tee-init's uid, or output.owner's (it gets the directory anyway, and an init killed between
+ * its wipe and giving the directory back leaves it so). The checks run on the open, locked
+ * directory, not on the path.
  */
-function openOrMake(path: string): Held {
+function openOrMake(path: string, owner: OutputDirOptions['owner']): Held {
   const name = basename(path);
   if (name === '' || name === '.' || name === '..') throw configError(`output.dir ${path} must name a directory (not / or a path ending in . or ..)`);
   const parentFd = openParent(dirname(path), path);
@@ -288,7 +307,11 @@ function openOrMake(path: string): Held {
     if (!created) {
       const st = fstatSync(fd);
       if (readdirSync(fdPath(fd)).length > 0) throw configError(`output.dir ${path} exists and is not empty: tee-init writes only into a fresh or empty directory`);
-      if (st.uid !== process.getuid?.()) throw configError(`output.dir ${path} exists and belongs to uid ${st.uid}, not to tee-init`);
+      const ours = [process.geteuid!(), ...(owner ? [owner.uid] : [])];
+      if (!ours.includes(st.uid)) {
+        const who = `tee-init (uid ${ours[0]})${owner ? ` or to output.owner (uid ${owner.uid})` : ''}`;
+        throw configError(`output.dir ${path} exists and belongs to uid ${st.uid}, not to ${who}: something else prepared it; remove it or chown it to uid ${ours[0]}`);
+      }
     }
     fchmodSync(fd, 0o700);
     return { path, fd, parentFd, name, created };

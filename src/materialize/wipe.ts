@@ -1,4 +1,5 @@
-// Zeroing and removing what is below the output directory, from its file descriptor only.
+// Removing what is below the output directory, from its file descriptor only (and zeroing, through
+// the fds kept since, the bytes the init wrote).
 //
 // The child (another uid, not trusted) owns the directory and may have done anything in it:
 // renamed the directory, swapped a subdirectory for a symlink while this runs (RENAME_EXCHANGE),
@@ -6,14 +7,16 @@
 //   - never resolves a path: every entry is reached "at" a directory fd (dir-fd.ts), every
 //     open is O_NOFOLLOW, a subdirectory is entered only through an fd opened that way;
 //   - acts with no more power than the child has over its own tree: it descends only into
-//     directories owned by `uid` (the output owner) on the same file system, zeroes only
-//     regular files owned by `uid` with no other name anywhere (st_nlink 1), and otherwise
-//     only removes names from those directories, which the child could do itself;
+//     directories owned by `uid` (the output owner) on the same file system, and only removes
+//     names from those directories, which the child could do itself;
+//   - writes nothing into what it finds: a file the init did not write is unlinked, never
+//     zeroed (its size is the child's to choose: zeroing a 100 GB sparse file would fill the
+//     tmpfs);
 //   - removes a subdirectory by name only while that name still refers to the directory it
 //     emptied.
-// The secret files the init wrote are not found by name at all: output-dir.ts keeps an fd to
-// each and zeroes it there, wherever the child moved or linked it.
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, rmdirSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+// The files the init wrote are not found by name at all: output-dir.ts and generations.ts keep
+// an fd to each and zero there the bytes written, wherever the child moved or linked it.
+import { closeSync, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, rmdirSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import type { Log } from '../log.ts';
 import { at, DIR_FLAGS, fdPath } from './dir-fd.ts';
 
@@ -22,7 +25,7 @@ const MAX_DEPTH = 64;
 const ZEROS = Buffer.alloc(1 << 16);
 
 export interface WipeScope {
-  /** Only entries owned by this uid are entered or zeroed. */
+  /** Only directories owned by this uid are entered. */
   uid: number;
   /** The output directory's file system: mount points below it are not entered. */
   dev: number;
@@ -31,9 +34,14 @@ export interface WipeScope {
   path: string;
 }
 
-/** Overwrites the whole file with zeros and truncates it to 0, through `fd` (open for writing). */
-export function zeroFd(fd: number): void {
-  const size = fstatSync(fd).size;
+/**
+ * Overwrites the `written` bytes the init wrote at the start of the file with zeros, then
+ * truncates it to 0, through `fd` (open for writing). Never more than that: the file's size is
+ * the child's to set (`truncate -s 100G` makes a sparse file), and zeroing up to it would fill the
+ * tmpfs. Whatever the child wrote beyond is freed by the truncation.
+ */
+export function zeroFd(fd: number, written: number): void {
+  const size = Math.min(fstatSync(fd).size, written);
   for (let off = 0; off < size; ) off += writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, size - off), off);
   ftruncateSync(fd, 0);
 }
@@ -60,7 +68,6 @@ export function wipeEntries(dirFd: number, scope: WipeScope, depth = 0): number 
       removed += wipeSubdirectory(dirFd, name, st, scope, depth);
       continue;
     }
-    if (st.isFile() && st.uid === scope.uid) zeroByName(entry, scope.uid);
     try {
       unlinkSync(entry);
       removed++;
@@ -103,24 +110,6 @@ function wipeSubdirectory(parentFd: number, name: string, st: Stats, scope: Wipe
     // Not empty (the child is still writing) or gone: the next pass sees it as it is now.
   }
   return removed;
-}
-
-/** Zeroes a file the child created (it may hold secret-derived data), if it is the file's only name. */
-function zeroByName(entry: string, uid: number): void {
-  let fd: number;
-  try {
-    fd = openSync(entry, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch {
-    return; // swapped for a symlink, a FIFO without reader...: only its name is removed
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isFile() && st.nlink === 1 && st.uid === uid) zeroFd(fd);
-  } catch {
-    // A write error leaves the file to be unlinked; nothing more can be done.
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function unlinkQuietly(entry: string): number {

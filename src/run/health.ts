@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
+import { createFaultSink, guard } from '../proxy/boundary.ts';
 import { metricsText } from './metrics.ts';
 import type { RefreshStatus } from '../refresh/refresher.ts';
 import type { UnitStatus } from './types.ts';
@@ -32,14 +33,16 @@ export async function startHealth(listen: string, units: () => UnitStatus[], log
     ...ROUTES,
     '/metrics': (u) => ({ status: 200, type: 'text/plain; version=0.0.4; charset=utf-8', body: metricsText(u(), startedAt, refresh?.()) }),
   };
-  const server: Server = createServer((req, res) => {
+  // Any process in the container may ask: a throw while answering ends that request, not the init.
+  const fault = createFaultSink(log, 'health endpoint');
+  const server: Server = createServer(guard((err, req, res) => fault(err, {}, res, req.socket), (req, res) => {
     const route = routes[(req.url ?? '/').split('?')[0]!];
     const reply = req.method !== 'GET' && req.method !== 'HEAD'
       ? { status: 405, type: 'text/plain', body: 'GET only\n' }
       : route ? route(units) : { status: 404, type: 'text/plain', body: 'try /healthz, /readyz or /metrics\n' };
     res.writeHead(reply.status, { 'content-type': reply.type, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : reply.body);
-  });
+  }));
   server.headersTimeout = 5_000;
   server.requestTimeout = 10_000;
   const i = listen.lastIndexOf(':');

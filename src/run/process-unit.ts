@@ -7,7 +7,7 @@ import type { Log } from '../log.ts';
 import { formatDuration } from '../duration.ts';
 import { Child, type ChildExit } from '../supervise/child.ts';
 import { describeReady, waitReady } from './ready.ts';
-import { runCommand } from './command.ts';
+import { Commands } from './command.ts';
 import { reloadName } from '../render/reload.ts';
 import { UnitFailure, type ProcessUnitSpec, type ReloadOutcome, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
 
@@ -54,12 +54,15 @@ export class ProcessUnit {
   readonly #stop = new AbortController();
   readonly #ready = deferred<void>();
   readonly #ended = deferred<UnitEnd>();
+  /** Its exec readiness checks and reloads: stopped with it, and waited for. */
+  readonly #commands: Commands;
 
   constructor(spec: ProcessUnitSpec, ctx: UnitContext) {
     this.spec = spec;
     this.#ctx = ctx;
     this.#log = ctx.log;
     this.#field = spec.field ?? `processes.${spec.name}`;
+    this.#commands = new Commands({ child: spec.child, owned: ctx.owned, log: ctx.log, stop: this.#stop.signal, graceMs: spec.gracePeriodMs });
   }
 
   get name(): string {
@@ -117,11 +120,14 @@ export class ProcessUnit {
       child.deliver(r.signal, false);
       return { ...out, result: 'done' };
     }
-    const why = await runCommand(r.exec, this.spec.child, this.#ctx.owned, r.timeoutMs);
+    const why = await this.#commands.run(r.exec, r.timeoutMs);
     return why === undefined ? { ...out, result: 'done' } : { ...out, result: 'failed', why: `${r.exec[0]}: ${why}` };
   }
 
-  /** Its stop signal (or `signal`, what asked the init to stop), SIGKILL after the grace period; resolves once it ended. */
+  /**
+   * Its stop signal (or `signal`, what asked the init to stop), SIGKILL after the grace period;
+   * its running commands SIGTERM, the same. Resolves once it and every command have exited.
+   */
   async stop(signal: NodeJS.Signals): Promise<void> {
     if (!this.#stop.signal.aborted) {
       this.#stopSignal = this.spec.stopSignal ?? signal;
@@ -133,6 +139,7 @@ export class ProcessUnit {
       } else this.#signalStop();
     }
     await this.#ended.promise;
+    await this.#commands.settled();
   }
 
   status(): UnitStatus {
@@ -232,7 +239,7 @@ export class ProcessUnit {
     const t0 = performance.now();
     let why: string | undefined;
     try {
-      why = await waitReady(check, { child: this.spec.child, owned: this.#ctx.owned, signal });
+      why = await waitReady(check, { commands: this.#commands, signal });
     } catch {
       return; // it exited (the loop reports that) or the init is stopping
     }

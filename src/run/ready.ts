@@ -5,15 +5,12 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type NetConnectOpts } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ChildSpec } from '../supervise/child.ts';
-import { runCommand } from './command.ts';
+import type { Commands } from './command.ts';
 import type { ReadyCheck, ReadySpec } from './types.ts';
 
-/** What an attempt may use: the unit's environment and user (for exec), pid tracking, an abort. */
+/** What an attempt may use: the unit's commands (exec, as the program), an abort. */
 export interface ProbeContext {
-  child: ChildSpec;
-  /** Pids Node waits for itself: the reaper must not take an exec check's status. */
-  owned: Set<number>;
+  commands: Commands;
   signal: AbortSignal;
   /** One attempt's own limit. */
   attemptMs: number;
@@ -42,16 +39,23 @@ const ATTEMPTS: { [K in keyof UnionToRecord]: Attempt<UnionToRecord[K]> } = {
   },
   unix: ({ unix }, ctx) => connects({ path: unix }, ctx),
   file: async ({ file }) => (existsSync(file) ? undefined : 'no such file yet'),
-  exec: ({ exec }, ctx) => runCommand(exec, ctx.child, ctx.owned, ctx.attemptMs),
+  exec: ({ exec }, ctx) => ctx.commands.run(exec, ctx.attemptMs, ctx.signal),
+  // The status line is the answer: the body is never read (a program streaming one forever would
+  // hold the connection), and the attempt has a hard limit, not just an idle one (headers
+  // trickled a byte at a time).
   http: ({ http }, ctx) =>
     new Promise((resolve) => {
-      const req = request(http, { method: 'GET', timeout: ctx.attemptMs }, (res) => {
-        res.resume();
+      const done = (why?: string) => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve(why);
+      };
+      const req = request(http, { method: 'GET' }, (res) => {
         const code = res.statusCode ?? 0;
-        resolve(code >= 200 && code < 300 ? undefined : `HTTP ${code}`);
+        done(code >= 200 && code < 300 ? undefined : `HTTP ${code}`);
       });
-      req.once('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-      req.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      const timer = setTimeout(() => done('timed out'), ctx.attemptMs);
+      req.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
       req.end();
     }),
 };

@@ -69,6 +69,9 @@ export class Runner implements SignalTarget {
       () => {},
     );
     await Promise.all(this.#units.map((u) => u.ended));
+    // Also when they all ended on their own: a unit's stop waits for the commands it runs
+    // beside its program (exec checks, reloads), and nothing the init started may outlive it.
+    this.#stopAll('SIGTERM');
     await this.#stopping;
     return this.#status ?? 0;
   }

@@ -31,6 +31,19 @@ export interface ChildOptions {
   log: Log;
   /** Send signals to the child's process group rather than the child alone. */
   signalGroup: boolean;
+  /** Its stdin/stdout/stderr: the init's own (default), or /dev/null (commands beside a program). */
+  output?: 'inherit' | 'ignore' | undefined;
+}
+
+/**
+ * Children not reaped yet. The stop paths end every one of them before the init exits; should
+ * the init ever exit with some still running (a bug that skipped the stop), its 'exit' hook
+ * SIGKILLs them (each group, with --signal-group) rather than leave them to outlive it. Their
+ * pids are still theirs: Node has not reaped them.
+ */
+const live = new Set<Child>();
+function killLive(): void {
+  for (const child of live) child.send('SIGKILL');
 }
 
 export class Child {
@@ -48,8 +61,12 @@ export class Child {
     this.pid = proc.pid!;
     this.#log = options.log;
     this.#signalGroup = options.signalGroup;
+    if (live.size === 0) process.prependOnceListener('exit', killLive); // first: before the wipe
+    live.add(this);
     this.exit = new Promise((resolve) => {
       proc.once('exit', (code, signal) => {
+        live.delete(this);
+        if (live.size === 0) process.off('exit', killLive);
         this.#alive = false;
         clearTimeout(this.#killTimer);
         resolve({ status: code ?? 128 + signalNumber(signal!), code, signal });
@@ -69,7 +86,7 @@ export class Child {
     let proc: ChildProcess;
     try {
       proc = spawn(file, args, {
-        stdio: 'inherit',
+        stdio: options.output ?? 'inherit',
         env: spec.env,
         cwd: spec.cwd,
         uid: spec.uid,

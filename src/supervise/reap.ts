@@ -8,13 +8,17 @@ import { childrenOf, processState } from './proc.ts';
  * waitpid(pid), and a waitpid(-1) here would make their `exit` events never fire.
  * So: peek with waitid(WNOWAIT) and reap only pids that are not ours; when the peek shows
  * one of ours, look for other zombies among our children in /proc instead.
- * Runs on SIGCHLD and on a slow timer (a SIGCHLD can be coalesced with another).
+ * Runs on SIGCHLD and on a slow timer (a SIGCHLD can be coalesced with another). A program that
+ * forks thousands of short-lived orphans costs one debug line per timer tick, with the count,
+ * not one per orphan.
  */
 export class Reaper {
   readonly #libc: Libc;
   readonly #log: Log;
   readonly #owned: () => ReadonlySet<number>;
   #timer: NodeJS.Timeout | undefined;
+  /** Reaped since the last report. */
+  #reaped = 0;
 
   constructor(libc: Libc, log: Log, owned: () => ReadonlySet<number>) {
     this.#libc = libc;
@@ -24,12 +28,20 @@ export class Reaper {
 
   start(intervalMs = 1000): void {
     process.on('SIGCHLD', this.reap);
-    this.#timer = setInterval(this.reap, intervalMs).unref();
+    this.#timer = setInterval(() => (this.reap(), this.report()), intervalMs).unref();
   }
 
   stop(): void {
     process.off('SIGCHLD', this.reap);
     clearInterval(this.#timer);
+    this.report();
+  }
+
+  /** One line for the orphans reaped since the last one (if any). */
+  report(): void {
+    if (this.#reaped === 0) return;
+    this.#log.debug({ count: this.#reaped }, `reaped ${this.#reaped} orphaned processes`);
+    this.#reaped = 0;
   }
 
   /** Reaps every exited orphan there is now; never blocks. */
@@ -47,7 +59,7 @@ export class Reaper {
   };
 
   #reapOne(pid: number): void {
-    if (this.#libc.reap(pid)) this.#log.debug({ pid }, 'reaped orphan');
+    if (this.#libc.reap(pid)) this.#reaped++;
   }
 
   /** Zombies among our children other than the ones Node is about to wait for itself. */

@@ -1,5 +1,6 @@
 import type { Log } from '../log.ts';
 import { libc } from './libc.ts';
+import { childrenOf, processState } from './proc.ts';
 import { Reaper } from './reap.ts';
 
 export interface ReapingOptions {
@@ -23,7 +24,10 @@ export function startReaping(options: ReapingOptions): Reaper | undefined {
   }
   try {
     const c = libc();
-    if (!pid1) c.setSubreaper();
+    if (!pid1) {
+      c.setSubreaper();
+      process.prependOnceListener('exit', () => endAdopted(log, options.owned()));
+    }
     const reaper = new Reaper(c, log, options.owned);
     reaper.start(options.intervalMs);
     log.debug({ pid1, subreaper: !pid1 }, 'reaping orphans');
@@ -33,4 +37,23 @@ export function startReaping(options: ReapingOptions): Reaper | undefined {
     log.warn({ err }, 'cannot reap orphans: zombies may accumulate');
     return undefined;
   }
+}
+
+/**
+ * As PID 1, the kernel SIGKILLs every process left in the namespace when the init exits. As a
+ * subreaper, what the programs left behind (orphans it adopted: daemonized helpers, background
+ * jobs) would outlive it instead, under whoever is PID 1 (a pod's pause container, a host's
+ * systemd): they get the same SIGKILL, from the 'exit' hook. Every one of them is our child and
+ * not yet reaped, so its pid is still its own.
+ */
+function endAdopted(log: Log, owned: ReadonlySet<number>): void {
+  const left = childrenOf(process.pid).filter((pid) => !owned.has(pid) && processState(pid) !== 'Z');
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (left.length > 0) log.warn({ count: left.length, pids: left.slice(0, 10) }, `${left.length} processes left behind by the programs got SIGKILL as tee-init exits (as PID 1 the kernel would do the same)`);
 }

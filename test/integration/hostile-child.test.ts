@@ -3,9 +3,10 @@
 // file it wrote is zeroed wherever the child moved it, and a second init cannot share the
 // directory. Real processes: the bundle as root, the child and a racer as uid 65534 (nobody).
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { execa } from 'execa';
 import { root, runInit, startInit } from '../helpers/init.ts';
 import { copiesForOtherUsers } from '../helpers/node-for-others.ts';
@@ -149,4 +150,44 @@ test('a second init on the same output.dir exits 78 in one line and leaves the f
   assert.equal(result.exitCode, 0, first.log.text);
   assert.equal(result.stdout, 'ready\nKEY-SECRET-BYTES');
   assert.equal(existsSync(out), false);
+});
+
+/** A 4 MiB tmpfs mounted for this test only (mode as given), unmounted after it. */
+function tmpfs(t: TestContext, mode: string): string {
+  const mnt = mkdtempSync('/tmp/tee-init-hostile-mnt-');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=4m,mode=${mode}`, 'tmpfs', mnt]);
+  t.after(() => {
+    execFileSync('umount', [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  });
+  return mnt;
+}
+
+test('a child that makes its key file and a file of its own 100 GB (sparse): the wipe writes what the init wrote, never fills the tmpfs', async (t) => {
+  if (!isRoot) return t.skip('needs root');
+  // Small: the wipe of the old code wrote zeros up to the apparent size (until ENOSPC).
+  const mnt = tmpfs(t, '1777');
+  const out = join(mnt, 'out');
+  const script = `cd ${out}; chmod u+w ..data/server.key; truncate -s 100G server.key; truncate -s 100G own.bin; echo done`;
+  const { code, result, log } = await runInit(['--config', config(out, script)]);
+  assert.equal(code, 0, log.text);
+  assert.equal(result.stdout, 'done');
+  assert.deepEqual(log.records.filter((r) => r.severity === 'ERROR' || r.severity === 'WARNING').map((r) => r.message), [], 'no write failed for lack of room');
+  assert.equal(existsSync(out), false, 'the directory is wiped and removed');
+  assert.equal(statfsSync(mnt).bfree, statfsSync(mnt).blocks, 'nothing is left on the tmpfs');
+});
+
+test('a restarted container: a second boot on the tmpfs mounted as output.dir is accepted; one another uid prepared is refused', async (t) => {
+  if (!isRoot) return t.skip('needs root');
+  const out = tmpfs(t, '0700'); // the mount point itself, as `--tmpfs DIR` or an emptyDir gives it
+  for (const boot of [1, 2]) {
+    const { code, result, log } = await runInit(['--config', config(out, `cat ${out}/server.key`)]);
+    assert.equal(code, 0, `boot ${boot}: ${log.text}`);
+    assert.equal(result.stdout, 'KEY-SECRET-BYTES');
+    assert.deepEqual(readdirSync(out), [], `boot ${boot}: wiped`);
+  }
+  chownSync(out, 1234, 1234);
+  const { code, log } = await runInit(['--config', config(out, 'true')]);
+  assert.equal(code, 78, log.text);
+  assert.match(log.find('belongs to uid')!.message, /^output\.dir \S+ exists and belongs to uid 1234, not to tee-init \(uid 0\) or to output\.owner \(uid 65534\)/);
 });

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { bundle, node, runInit, startCommand } from '../helpers/init.ts';
+import { processState } from '../../src/supervise/proc.ts';
+import { bundle, node, runInit, startCommand, startInit } from '../helpers/init.ts';
 import { orphansScript } from '../helpers/orphans.ts';
 import { isRoot, needs } from '../helpers/tools.ts';
 import { unit } from '../helpers/units.ts';
@@ -98,6 +99,25 @@ describe('not PID 1', () => {
     assert.equal(reaped.log.find('not PID 1'), undefined);
     const control = await run(false);
     assert.equal(control.stdout, 'zombies=100 sleeps=100');
+  });
+
+  test('--subreaper: what the program left running (adopted by the init) ends with the init, as under a PID 1', async () => {
+    // The program starts a background job and exits at once: the job is orphaned, adopted by the init.
+    const { proc, log } = startInit(['--subreaper', '--', 'sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $!'], { stdout: 'pipe' });
+    const result = await proc;
+    const left = Number(String(result.stdout).trim());
+    assert.equal(result.exitCode, 0, log.text);
+    try {
+      const state = processState(left);
+      assert.ok(state === undefined || state === 'Z', `the background job ${left} outlived the init (state ${state})`);
+    } finally {
+      try {
+        process.kill(left, 'SIGKILL'); // only if it was left running (the test started it)
+      } catch {
+        // gone
+      }
+    }
+    assert.match(log.find('left behind by the programs')!.message, /^1 processes left behind by the programs got SIGKILL as tee-init exits/);
   });
 
   test('without --subreaper it says that orphans will not be reaped', async () => {

@@ -342,3 +342,28 @@ test('a reader in another process never sees a missing, empty or half-written fi
   assert.equal(out.generations, 1);
   assert.equal(generationsIn(out.path).length, 1);
 });
+
+/** Bytes this process has passed to write(2) so far (all its threads). */
+const written = () => Number(/^wchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
+
+test('a child that makes its key file (and a file of its own) 64 MiB sparse: rotation and wipe write only what the init wrote', (t) => {
+  if (!needsChild(t)) return;
+  const { parent, cleanup, out } = hostileSetup(t);
+  out.publish(pair(1));
+  const old = keepLinks(out, parent, 'old');
+  // The child owns its files: it may make them writable and give them any size (a hole costs nothing).
+  asNobody(out.path, 'chmod u+w ..data/key.pem && truncate -s 64M ..data/key.pem && truncate -s 64M own.bin');
+  assert.equal(statSync(old[1]!).size, 64 << 20);
+  out.publish(pair(2));
+  let before = written();
+  out.retireOld();
+  const byRetire = written() - before;
+  zeroed(old);
+  asNobody(out.path, 'chmod u+w ..data/cert.pem && truncate -s 64M ..data/cert.pem');
+  before = written();
+  cleanup.run();
+  const byWipe = written() - before;
+  assert.ok(byRetire < 1 << 20, `the rotation wrote ${byRetire} bytes (the files held ${pair(1).reduce((n, f) => n + f.data.length, 0)})`);
+  assert.ok(byWipe < 1 << 20, `the wipe wrote ${byWipe} bytes`);
+  assert.equal(existsSync(out.path), false);
+});

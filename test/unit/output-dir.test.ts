@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Cleanup } from '../../src/cleanup.ts';
@@ -257,5 +257,38 @@ test('a tree deeper than the wipe descends is left with one warning naming the d
     assert.ok(warnings.some((w) => /^wipe of .*\/out: 1 entries could not be removed/.test(w)), warnings.join('\n'));
   } finally {
     rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test('an existing directory handed to output.owner is given back at exit: the next boot on it is accepted, one another uid prepared is not', (t) => {
+  if (!isRoot) {
+    if (process.env.CI) throw new Error('needs root (chown): CI must run as root');
+    return t.skip('needs root (chown)');
+  }
+  const dir = shm(); // a mount point prepared for the init: it stays after the wipe
+  try {
+    const owner = { uid: 65534, gid: 65534 };
+    for (const boot of [1, 2]) {
+      const cleanup = new Cleanup();
+      const out = OutputDir.create({ dir, allowNonTmpfs: false, owner }, cleanup, log);
+      assert.equal(statSync(dir).uid, 65534, `boot ${boot}: the owner has it while the init runs`);
+      out.write('server.key', Buffer.from('secret'), 0o400, 'key');
+      chmodSync(dir, 0o777); // the owner may do as it likes with it meanwhile
+      cleanup.run();
+      const st = statSync(dir);
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [0, 0, 0o700], `boot ${boot}: given back to tee-init as found`);
+    }
+    // An init killed between its wipe and the give-back leaves it empty and the owner's: accepted.
+    chownSync(dir, 65534, 65534);
+    const cleanup = new Cleanup();
+    OutputDir.create({ dir, allowNonTmpfs: false, owner }, cleanup, log);
+    cleanup.run();
+    chownSync(dir, 1234, 1234);
+    assert.throws(
+      () => OutputDir.create({ dir, allowNonTmpfs: false, owner }, new Cleanup(), log),
+      configError(/^output\.dir \S+ exists and belongs to uid 1234, not to tee-init \(uid 0\) or to output\.owner \(uid 65534\): something else prepared it; remove it or chown it to uid 0$/),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
