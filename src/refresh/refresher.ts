@@ -131,7 +131,7 @@ export class Refresher {
   }
 
   #run(): Promise<void> {
-    if (this.#running) {
+    if (this.#running !== undefined) {
       this.#again = true;
       return this.#running;
     }

@@ -10,7 +10,7 @@ interface Family {
   samples: { labels: Record<string, string>; value: number }[];
 }
 
-const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 function format(families: Family[]): string {
   const out: string[] = [];
@@ -18,7 +18,7 @@ function format(families: Family[]): string {
     if (f.samples.length === 0) continue;
     out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
     for (const s of f.samples) {
-      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escape(v)}"`).join(',');
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
       out.push(`${f.name}${labels ? `{${labels}}` : ''} ${Number.isFinite(s.value) ? s.value : 'NaN'}`);
     }
   }

@@ -49,7 +49,7 @@ export class Runner implements SignalTarget {
     for (const unit of this.#units) {
       const started = (async () => {
         await Promise.all(unit.after.map((name) => ready.get(name)));
-        if (this.#stopping) throw new Error('stopping');
+        if (this.#stopping !== undefined) throw new Error('stopping');
         await unit.start();
       })();
       started.catch((err: unknown) => {
@@ -78,7 +78,7 @@ export class Runner implements SignalTarget {
 
   onSignal(signal: NodeJS.Signals): void {
     if (STOP_SIGNALS.has(signal)) {
-      if (this.#stopping) return void this.#log.debug({ signal }, `${signal} while stopping: the grace periods apply`);
+      if (this.#stopping !== undefined) return void this.#log.debug({ signal }, `${signal} while stopping: the grace periods apply`);
       this.#log.info({ signal }, `${signal}: stopping the units in reverse order`);
       this.#stopAll(signal);
       return;
@@ -102,7 +102,7 @@ export class Runner implements SignalTarget {
   async reload(changed: ReadonlySet<string>): Promise<ReloadOutcome[]> {
     const outcomes: ReloadOutcome[] = [];
     for (const unit of this.#units) {
-      if (this.#stopping) break;
+      if (this.#stopping !== undefined) break;
       if (unit.spec.secrets.some((s) => changed.has(s))) outcomes.push(await unit.reload());
     }
     return outcomes;
