@@ -16,6 +16,8 @@ export interface CliOptions {
   logLevel: LogLevel | undefined;
   signalGroup: boolean;
   subreaper: boolean;
+  /** -e/--expect-exit CODE (tini's -e): these exit statuses of the program become the init's 0. */
+  expectExit: number[];
   /** check --show: also print the rendered argv, env and files. */
   show: boolean;
   /** check --etc DIR: resolve users and groups from DIR/passwd and DIR/group (an image's /etc). */
@@ -72,6 +74,8 @@ Options:
       --log-level LEVEL      trace|debug|info|warn|error (default info)  env TEE_INIT_LOG_LEVEL
   -g, --signal-group         forward signals to the child's process group  env TEE_INIT_SIGNAL_GROUP=1
   -s, --subreaper            reap orphans when not PID 1 (PR_SET_CHILD_SUBREAPER)  env TEE_INIT_SUBREAPER=1
+  -e, --expect-exit CODE     the program's exit status CODE counts as success: the init exits 0
+                             (tini's -e; repeatable, e.g. -e 143 for a program ended by SIGTERM)
   -h, --help                 show this help
   -V, --version              print the version
 
@@ -86,13 +90,14 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'signal-group': { type: 'boolean', short: 'g' },
   subreaper: { type: 'boolean', short: 's' },
+  'expect-exit': { type: 'string', short: 'e', multiple: true },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
   show: { type: 'boolean' },
   etc: { type: 'string' },
 } as const;
 
-const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--stop-signal', '--log-level', '--etc']);
+const TAKES_VALUE = new Set(['--config', '-c', '--grace-period', '--stop-signal', '--log-level', '--etc', '--expect-exit', '-e']);
 const SUBCOMMANDS = new Set(['run', 'check']);
 const TOOL_OPTIONS = {
   shares: {
@@ -172,6 +177,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     logLevel: logLevelText as LogLevel | undefined,
     signalGroup: values['signal-group'] ?? truthy('TEE_INIT_SIGNAL_GROUP', env.TEE_INIT_SIGNAL_GROUP),
     subreaper: values.subreaper ?? truthy('TEE_INIT_SUBREAPER', env.TEE_INIT_SUBREAPER),
+    expectExit: (values['expect-exit'] ?? []).map((v) => {
+      if (!/^\d{1,3}$/.test(v) || Number(v) > 255) throw usageError(`--expect-exit ${JSON.stringify(v)}: write an exit status 0-255 (e.g. -e 143 for a program that ends with SIGTERM's status)`);
+      return Number(v);
+    }),
     show: values.show === true,
     etc: values.etc,
     command,
@@ -199,7 +208,7 @@ export function withoutInitSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 function parseTool(tool: 'shares' | 'labels', argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
   const base: CliOptions = {
     subcommand: tool, configPath: undefined, gracePeriodMs: undefined, stopSignal: undefined, logLevel: undefined,
-    signalGroup: false, subreaper: false, show: false, etc: undefined, command: [],
+    signalGroup: false, subreaper: false, expectExit: [], show: false, etc: undefined, command: [],
   };
   let values: Record<string, string | boolean | undefined>;
   let positionals: string[];

@@ -73,7 +73,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
         gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS, signalGroup: cli.signalGroup,
       });
       reaper?.reap();
-      return bug.happened ? EXIT.software : status;
+      return bug.happened ? EXIT.software : expected(cli, status, log);
     }
     if (!prepared.child) throw new Error('the bootstrap prepared nothing to run');
     if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
@@ -105,12 +105,19 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     await closed; // the listeners close once the child is gone: let them finish (and log it)
     log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
     reaper?.reap();
-    return bug.happened ? EXIT.software : exit.status;
+    return bug.happened ? EXIT.software : expected(cli, exit.status, log);
   } catch (err) {
     return failed(log, err);
   } finally {
     cleanup.run();
   }
+}
+
+/** tini's -e: a status the operator said the program ends with normally is the init's 0. */
+function expected(cli: CliOptions, status: number, log: Log): number {
+  if (status === 0 || !cli.expectExit.includes(status)) return status;
+  log.info({ status }, `exit status ${status} is expected (--expect-exit): the init exits 0`);
+  return 0;
 }
 
 /**

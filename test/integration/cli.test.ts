@@ -26,6 +26,7 @@ for (const [args, pattern] of [
   [[], /nothing to run/],
   [['--grace-period', 'soon', 'true'], /--grace-period: "soon" is not a duration: write e\.g\. 500ms/],
   [['--log-level', 'loud', 'true'], /--log-level "loud" is not one of/],
+  [['-e', '256', 'true'], /--expect-exit "256": write an exit status 0-255/],
 ] as const) {
   test(`usage error ${JSON.stringify(args)}: one line, exit 64, nothing started`, async () => {
     const { result, code } = await runInit([...args]);
@@ -56,4 +57,13 @@ test('--log-level warn keeps info records out', async () => {
   const { code, log } = await runInit(['--log-level', 'warn', '--', 'true']);
   assert.equal(code, 0);
   assert.deepEqual(log.records.filter((r) => r.severity === 'INFO'), []);
+});
+
+test('-e / --expect-exit (tini\'s -e): the listed statuses of the program become 0, others pass through', async () => {
+  assert.equal((await runInit(['-e', '3', '--', 'sh', '-c', 'exit 3'])).code, 0);
+  assert.equal((await runInit(['-e', '3', '--', 'sh', '-c', 'exit 4'])).code, 4);
+  // A program that ends with SIGTERM's status, listed twice with another: 143 is expected.
+  const term = await runInit(['--expect-exit', '143', '-e', '2', '--', 'sh', '-c', 'kill -TERM $$']);
+  assert.equal(term.code, 0);
+  assert.match(term.result.stderr as string, /exit status 143 is expected \(--expect-exit\): the init exits 0/);
 });
