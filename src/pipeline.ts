@@ -167,7 +167,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
       outputDir: out?.path ?? '',
       childOf: (name, env) => {
         const u = processUsers.get(name);
-        return { env: childEnv(input.env, { ...fromListeners, ...env }, u), uid: u?.uid, gid: u?.gid };
+        return { env: childEnv(input.env, { ...fromListeners, ...env }, u), uid: u?.uid, gid: u?.gid, cwd: config.processes?.[name]?.workingDir };
       },
     });
     writeAll(files);
@@ -177,7 +177,7 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
   const run = runWithCommand(config, input.command);
   const rendered = render({ run, secrets: secretRefs, outputDir: out?.path ?? '' });
   writeAll(rendered.files);
-  const child: ChildSpec = { argv: rendered.argv, env: childEnv(input.env, { ...fromListeners, ...rendered.env }, user), uid: user?.uid, gid: user?.gid };
+  const child: ChildSpec = { argv: rendered.argv, env: childEnv(input.env, { ...fromListeners, ...rendered.env }, user), uid: user?.uid, gid: user?.gid, cwd: config.run.workingDir };
   if (config.refresh) {
     // A reload may restart it: that is the units' run stage, with run: as its one unit.
     const scope = { secrets: secretRefs, outputDir: out?.path, with: run.with ?? {} };

@@ -152,6 +152,8 @@ const baseSchema = z.strictObject({
         )
         .default([]),
       user: userSpec.optional(),
+      /** The program's working directory (compose's working_dir); default: the init's own. */
+      workingDir: z.string().startsWith('/', { error: 'must be an absolute path' }).refine((p) => !p.includes('\0'), { error: 'contains a NUL byte' }).optional(),
       gracePeriod: duration().optional(),
     })
     .default({ preset: 'none', with: {}, env: {}, files: [] }),

@@ -4,6 +4,8 @@
 // process unit of the run stage (src/run/), so both behave the same.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { InitError } from '../errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Log } from '../log.ts';
@@ -97,11 +99,11 @@ export class Child {
       });
     } catch (err) {
       // Refused before a process existed: a name or argument list the kernel will not take.
-      throw execError(file, err as NodeJS.ErrnoException, spec.env.PATH);
+      throw execError(file, err as NodeJS.ErrnoException, spec);
     }
     if (proc.pid === undefined) {
       const [err] = (await once(proc, 'error')) as [NodeJS.ErrnoException];
-      throw execError(file, err, spec.env.PATH);
+      throw execError(file, err, spec);
     }
     return new Child(proc, options);
   }
@@ -168,12 +170,28 @@ const SPAWN_REFUSED: Record<string, string> = {
   ERR_INVALID_ARG_VALUE: 'an argument or environment value contains a NUL byte',
 };
 
-function execError(file: string, err: NodeJS.ErrnoException, path: string | undefined): InitError {
+function execError(file: string, err: NodeJS.ErrnoException, spec: ChildSpec): InitError {
+  const path = spec.env.PATH;
   const where = file.includes('/') ? '' : ` (searched PATH=${path ?? ''})`;
-  if (err.code === 'ENOENT') {
-    return new InitError(EXIT.notFound, `cannot run ${JSON.stringify(file)}: command not found${where}`);
+  // The working directory first: the kernel's answer for it looks like one about the program.
+  if (spec.cwd !== undefined && (err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'ENOTDIR')) {
+    let isDir = false;
+    try {
+      isDir = statSync(spec.cwd).isDirectory();
+    } catch {
+      // missing
+    }
+    if (!isDir) return new InitError(EXIT.config, `cannot run ${JSON.stringify(file)}: its working directory ${spec.cwd} does not exist or is not a directory (workingDir)`);
+  }
+  // execvp says EACCES when the program is nowhere on PATH but some directory of PATH cannot be
+  // searched by the program's user: that is "not found", and the person needs to know where.
+  const onPath = !file.includes('/') && (path ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, file)));
+  if (err.code === 'ENOENT' || (err.code === 'EACCES' && !file.includes('/') && !onPath)) {
+    const unsearchable = err.code === 'EACCES' ? '; some of these directories cannot be searched by the program\'s user' : '';
+    return new InitError(EXIT.notFound, `cannot run ${JSON.stringify(file)}: command not found${where}${unsearchable}`);
   }
   const why = SPAWN_REFUSED[err.code ?? ''] ?? `${err.code ?? err.message}`;
   const name = file.length > 200 ? `${JSON.stringify(file.slice(0, 200))}... (${file.length} characters)` : JSON.stringify(file);
-  return new InitError(EXIT.notExecutable, `cannot run ${name}: ${why}${where}`, { code: err.code });
+  const cwdHint = err.code === 'EACCES' && spec.cwd !== undefined && spec.uid !== undefined ? ` (or its user, uid ${spec.uid}, cannot enter its working directory ${spec.cwd})` : '';
+  return new InitError(EXIT.notExecutable, `cannot run ${name}: ${why}${where}${cwdHint}`, { code: err.code });
 }
