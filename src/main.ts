@@ -144,7 +144,7 @@ function onInternalError(log: Log, supervisor: Supervisor, cleanup: Cleanup): { 
 async function check(cli: CliOptions): Promise<number> {
   const { planText, problemsOf } = await import('./config/plan.ts');
   try {
-    line(1, planText(cli.configPath!, { command: cli.command, show: cli.show, etc: cli.etc }));
+    line(1, planText(cli.configPath!, { command: cli.command, show: cli.show, etc: cli.etc, warn: (w) => line(2, `tee-init check: warning: ${w}`) }));
     return EXIT.ok;
   } catch (err) {
     for (const problem of problemsOf(err)) line(2, `tee-init check: ${problem}`);

@@ -2,8 +2,8 @@
 // so that check refuses what the boot would: the users exist and their ids can be used, the
 // command line does not replace a preset's, the output directory (if it exists) is tmpfs, the
 // rendered command fits what execve() takes.
-import { existsSync, lstatSync, statfsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, lstatSync, type Stats, statfsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { configError } from '../errors.ts';
 import { resolveUser, type UserIds } from '../users.ts';
 import type { Config } from './schema.ts';
@@ -97,4 +97,49 @@ export function commandProblem(argv: readonly string[], env: Readonly<Record<str
   const total = strings.reduce((n, [, s]) => n + bytes(s) + 1 + 8, 0);
   if (total > ARG_MAX) return `run.command and run.env: ${total} bytes together; the program could not be started with more than ${ARG_MAX} (E2BIG)`;
   return undefined;
+}
+
+/** Whether `ids` (undefined: the init's own user) may do `bit` (1 = x) on a file with stats `st`, by its mode bits. */
+function may(st: Stats, ids: UserIds | undefined, bit: number): boolean {
+  const uid = ids?.uid ?? process.getuid?.() ?? 0;
+  const gid = ids?.gid ?? process.getgid?.() ?? 0;
+  if (uid === 0) return bit !== 1 || (st.mode & 0o111) !== 0 || st.isDirectory();
+  const shift = st.uid === uid ? 6 : st.gid === gid ? 3 : 0;
+  return ((st.mode >> shift) & bit) !== 0;
+}
+
+/**
+ * Why the program `file` will not start as `ids` on this machine, or undefined: a bare name is
+ * looked up on PATH as execvp would (directories its user cannot search are skipped), a path is
+ * checked as it is. For `tee-init check`, a warning: an image's programs are not on this machine.
+ */
+export function programProblem(file: string, path: string | undefined, ids: UserIds | undefined, field: string): string | undefined {
+  const who = ids ? `uid ${ids.uid}` : 'the init\'s user';
+  const stat = (p: string) => {
+    try {
+      return statSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  if (file.includes('/')) {
+    const st = stat(file);
+    if (!st) return `${field}: ${file} does not exist on this machine`;
+    if (!st.isFile() || !may(st, ids, 1)) return `${field}: ${file} is not executable by ${who}`;
+    return undefined;
+  }
+  const dirs = (path ?? '').split(':').filter((d) => d !== '');
+  const unsearchable: string[] = [];
+  for (const dir of dirs) {
+    const d = stat(dir);
+    if (!d?.isDirectory()) continue;
+    const st = stat(join(dir, file));
+    if (!st) continue;
+    if (!may(d, ids, 1)) {
+      unsearchable.push(dir);
+      continue;
+    }
+    if (st.isFile() && may(st, ids, 1)) return undefined;
+  }
+  return `${field}: ${JSON.stringify(file)} is not found as ${who} on PATH=${path ?? ''}${unsearchable.length ? ` (it is in ${unsearchable.join(', ')}, which ${who} cannot search)` : ''}`;
 }

@@ -14,7 +14,7 @@ import { checkSecretFile } from '../secrets/sources/file.ts';
 import { configProblems, loadConfig } from './load.ts';
 
 export { problemsOf } from './load.ts';
-import { commandProblem, outputDirProblem, runIdentities, runWithCommand } from './local.ts';
+import { commandProblem, outputDirProblem, programProblem, runIdentities, runWithCommand } from './local.ts';
 import { reloadLine, unitsPlan } from '../run/plan-lines.ts';
 import { reloadOf, secretsUsed } from '../run/render-units.ts';
 import { rotatingSecrets } from './schema-refresh.ts';
@@ -31,6 +31,8 @@ export interface PlanOptions {
   show?: boolean;
   /** Where passwd and group live (tests). */
   etc?: string;
+  /** Told what may go wrong but is no error (a program not found on this machine). */
+  warn?: (line: string) => void;
 }
 
 /** Runs each check, keeping every config problem (InitError 78) instead of stopping at the first. */
@@ -69,6 +71,16 @@ export function planText(configPath: string, options: PlanOptions = {}): string 
   const tooLong = rendered && commandProblem(rendered.argv, rendered.env);
   if (tooLong) problems.push(tooLong);
   if (problems.length || (config.processes ? !units : !rendered)) throw configProblems(path, problems);
+  // Not errors: the image's programs need not be on this machine (hence only warnings).
+  if (options.warn && rendered?.argv[0]) {
+    const problem = programProblem(rendered.argv[0], process.env.PATH, ids.user, config.run.preset === 'none' ? 'run.command' : `run.preset ${config.run.preset}`);
+    if (problem) options.warn(`${problem}${options.etc ? ' (the image may have it: this checks this machine)' : ''}`);
+  }
+  for (const [name, p] of Object.entries(options.warn ? (config.processes ?? {}) : {})) {
+    const file = p.command?.[0];
+    const problem = file && !file.includes('{{') && programProblem(file, process.env.PATH, ids.processUsers.get(name), `processes.${name}.command`);
+    if (problem) options.warn!(`${problem}${options.etc ? ' (the image may have it: this checks this machine)' : ''}`);
+  }
 
   const rows: [string, string][] = [];
   const add = (section: string, ...lines: string[]) => lines.forEach((l, i) => rows.push([i === 0 ? section : '', l]));

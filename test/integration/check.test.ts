@@ -38,7 +38,8 @@ describe('tee-init check', () => {
     assert.match(out, new RegExp(`run +server --cert ${b.outDir}/server\\.crt`));
     assert.match(out, new RegExp(`env CA=${b.outDir}/ca\\.pem`));
     assert.match(out, /as user nobody/);
-    assert.equal(result.stderr, '');
+    // `server` is no program of this machine: check says so, as a warning (the image may have it).
+    assert.match(result.stderr as string, /^tee-init check: warning: run\.command: "server" is not found as uid 65534 on PATH=[^\n]*\n?$/);
     assert.deepEqual(b.world.gcp.requests, [], 'nothing contacted');
     assert.deepEqual(b.leftovers(), [], 'nothing created');
   });
@@ -191,4 +192,21 @@ describe('tee-init check', () => {
     execFileSync('sh', [join(copy, 'make-dev-secrets.sh')], { stdio: 'ignore' });
     return join(copy, 'tee-init.yaml');
   }
+});
+
+describe('tee-init check warns about a program this machine cannot start', () => {
+  let b: Boot;
+  before(async () => {
+    b = await boot();
+  });
+  after(() => b.close());
+
+  test('a program not on PATH is a warning on stderr (exit 0: the image may have it); one on PATH is not', async () => {
+    const missing = await runInit(['check', '--config', b.writeConfig(b.config({ run: { command: ['no-such-program-tee-init', '--x'] } }))]);
+    assert.equal(missing.code, 0, missing.result.stderr as string);
+    assert.match(missing.result.stderr as string, /^tee-init check: warning: run\.command: "no-such-program-tee-init" is not found as the init's user on PATH=/m);
+    const present = await runInit(['check', '--config', b.writeConfig(b.config({ run: { command: ['sh', '-c', 'true'] } }))]);
+    assert.equal(present.code, 0);
+    assert.doesNotMatch(present.result.stderr as string, /warning/);
+  });
 });
