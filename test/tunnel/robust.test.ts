@@ -186,7 +186,13 @@ test('config: one clear issue per mistake', () => {
   assert.match(issues({ ...client, url: 'https://svc.a.run.app/', token: { kind: 'password' } }), /kind must be one of/);
   assert.match(issues({ ...client, url: 'https://svc.a.run.app/', mode: 'both' }), /mode must be server or client/);
   assert.equal(issues({ ...client, url: 'https://svc.a.run.app/' }), 'ok');
-  const parsed = tunnelType.schema.parse({ ...client, url: 'https://svc.a.run.app/', token: { kind: 'id-token', credentials: 'alice' }, inner: { tls: { cert: 'c', key: 'k', ca: 'ca' } } });
+  // Inner TLS checks the server's name unless told to check the chain alone (one CA for both sides).
+  const innerTls = { cert: 'c', key: 'k', ca: 'ca' };
+  assert.match(issues({ ...client, url: 'https://svc.a.run.app/', inner: { tls: innerTls } }), /inner\.tls\.serverName: required: .*could pose as the server/);
+  assert.equal(issues({ ...client, url: 'https://svc.a.run.app/', inner: { tls: { ...innerTls, anyServerName: true } } }), 'ok');
+  assert.match(issues({ ...client, url: 'https://svc.a.run.app/', inner: { tls: { ...innerTls, serverName: 'a', anyServerName: true } } }), /not both/);
+  assert.match(issues({ ...server, h2c: true, inner: { tls: { ...innerTls, serverName: 'a' } } }), /serverName/);
+  const parsed = tunnelType.schema.parse({ ...client, url: 'https://svc.a.run.app/', token: { kind: 'id-token', credentials: 'alice' }, inner: { tls: { ...innerTls, serverName: 'congrats.internal' } } });
   assert.deepEqual(tunnelType.secrets(parsed), ['c', 'k', 'ca']);
   assert.deepEqual(tunnelType.credentials(parsed), ['alice']);
   assert.equal(tunnelType.upstream(parsed), undefined);

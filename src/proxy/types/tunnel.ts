@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { configError } from '../../errors.ts';
 import { formatHostPort, parseHostPort } from '../address.ts';
+import { createFaultSink, guard } from '../boundary.ts';
 import type { HostPort, ListenerHandle, ListenerType } from '../listener.ts';
 import { createTunnelClient } from './tunnel-client.ts';
 import { emptyTunnelStats, metricStats } from './tunnel-common.ts';
@@ -30,22 +31,24 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     const { log, name } = env;
     const listen = parseHostPort(config.listen, `listeners.${name}.listen`, true);
     const stats = emptyTunnelStats();
+    // The failure boundary of one tunnel (tunnel-server.ts, tunnel-client.ts run every handler in it).
+    const fault = createFaultSink(log, 'tunnel');
     const sockets = new Set<Socket>();
     const track = (s: Socket) => {
       sockets.add(s);
       s.once('close', () => sockets.delete(s));
     };
-    const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track) : createTunnelClient(config, env, stats);
+    const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track, fault) : createTunnelClient(config, env, stats, fault);
     const server: Server = mode.server;
     server.maxConnections = config.maxConnections;
-    server.on('connection', (raw: Socket) => {
+    server.on('connection', guard((err, raw: Socket) => fault(err, {}, raw), (raw: Socket) => {
       track(raw);
       if (config.mode === 'client') {
         stats.total++;
         stats.active++;
         raw.once('close', () => stats.active--);
       }
-    });
+    }));
     let refusing = false;
     server.on('drop', () => {
       stats.rejected++;
@@ -61,7 +64,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     const address: HostPort = { host: bound.address, port: bound.port };
     log.info(
       config.mode === 'server'
-        ? { mode: 'server', listen: formatHostPort(address), connect: config.connect, h2c: config.h2c, path: config.path, methods: config.methods, bearer: config.bearer !== undefined, innerTls: config.inner !== undefined, maxStreams: config.maxStreams }
+        ? { mode: 'server', listen: formatHostPort(address), connect: config.connect, h2c: config.h2c, path: config.path, methods: config.methods, bearer: config.bearer !== undefined, innerTls: config.inner !== undefined, maxStreams: config.maxStreams, handshakeTimeout: config.handshakeTimeout, keepalive: config.keepalive }
         : { mode: 'client', listen: formatHostPort(address), url: config.url, method: config.method, token: config.token?.kind, innerTls: config.inner !== undefined },
       'tunnel listening',
     );
@@ -69,7 +72,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     let closing: Promise<void> | undefined;
     return {
       address,
-      stats: () => metricStats(stats),
+      stats: () => metricStats(stats, fault.count),
       async reload() {
         mode.reload();
         log.info('tunnel TLS material reloaded for new tunnels');
@@ -81,7 +84,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
           await mode.close();
           for (const s of sockets) s.destroy();
           await Promise.all(closed);
-          log.info({ mode: config.mode, ...metricStats(stats) }, 'tunnel closed');
+          log.info({ mode: config.mode, ...metricStats(stats, fault.count) }, 'tunnel closed');
         })();
         return closing;
       },

@@ -1,0 +1,192 @@
+// The tunnel's failure boundary (issue 18): what a peer without credentials, a peer that goes
+// silent, or a hostile server can make either end hold or log, and that a fault in handling one
+// connection ends that connection only. Real peers: raw TCP sockets for the attackers, Python's
+// h2 (h2peer.py) for the hostile server and the frozen client, tee-init's own ends otherwise.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { connect as h2connect } from 'node:http2';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { execa } from 'execa';
+import { createLog } from '../../src/log.ts';
+import { Lines } from '../helpers/lines.ts';
+import { memoryLog } from '../helpers/log.ts';
+import { issue } from '../helpers/pki.ts';
+import { needs } from '../helpers/tools.ts';
+import { congratsServer, exchange, outcome, startTunnel, tempDir, twoPkis } from './peers.ts';
+
+const PY = '/usr/bin/python3';
+const PEER = join(import.meta.dirname, 'h2peer.py');
+const GREETING = 'Congrats! You have connected through the tunnel.\n';
+// The client connection preface and an empty SETTINGS frame (RFC 9113 §3.4): all a lock-out needs.
+const PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+
+async function attacker(port: number, bytes?: Buffer): Promise<Socket> {
+  const s = tcpConnect({ port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  s.on('data', () => {}); // reads what the server sends (its SETTINGS), answers nothing
+  await once(s, 'connect');
+  if (bytes) s.write(bytes);
+  return s;
+}
+
+test('lock-out: connections that open no authenticated tunnel are closed after handshakeTimeout, and callers get in', { timeout: 120_000 }, async (t) => {
+  const backend = await congratsServer(t);
+  const server = await startTunnel(t, 'in', {
+    type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true, maxConnections: 20, handshakeTimeout: '1s',
+  });
+  // 10 silent, 10 that send the HTTP/2 preface and nothing more: every slot taken.
+  const held = await Promise.all(Array.from({ length: 20 }, (_, i) => attacker(server.port, i % 2 ? PREFACE : undefined)));
+  await Promise.all(held.map((s) => (s.closed ? undefined : once(s, 'close'))));
+  assert.equal(server.handle.stats().sessions_timed_out_total, 20);
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/` });
+  assert.equal(await exchange(client.port, 'in\n'), `${GREETING}in\n`);
+  // The timeouts are logged through the limiter, not one line per attacker beyond its burst.
+  assert.ok(server.log.records().filter((r) => String(r.message).includes('no authenticated tunnel')).length <= 20);
+});
+
+test('lock-out over TLS: a silent TCP connection to an HTTP/2-over-TLS server is closed after handshakeTimeout', { timeout: 120_000 }, async (t) => {
+  const { secrets } = twoPkis(tempDir(t, 'tee-init-tunnel-'));
+  const backend = await congratsServer(t);
+  const server = await startTunnel(t, 'in', {
+    type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, tls: { cert: 'h2_cert', key: 'h2_key' }, handshakeTimeout: '1s',
+  }, secrets);
+  const silent = await attacker(server.port);
+  await once(silent, 'close');
+  assert.equal(server.handle.stats().handshake_failures_total, 1);
+});
+
+test('idle HTTP/2 connection: closed (GOAWAY) idleTimeout after its last tunnel ended', { timeout: 120_000 }, async (t) => {
+  const backend = await congratsServer(t);
+  const server = await startTunnel(t, 'in', {
+    type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true, idleTimeout: '1s',
+  });
+  const session = h2connect(`http://127.0.0.1:${server.port}`);
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+  const stream = session.request({ ':method': 'POST', ':path': '/' });
+  stream.end('one\n');
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  await once(stream, 'end');
+  assert.equal(Buffer.concat(chunks).toString(), `${GREETING}one\n`);
+  const [code] = (await once(session, 'goaway')) as [number];
+  assert.equal(code, 0, 'NO_ERROR: a graceful close');
+  if (!session.closed) await once(session, 'close');
+});
+
+test('keepalive: a client that stops answering PING loses its HTTP/2 connection, and the program its TCP connection', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, PY, 'apt-get install python3-h2')) return;
+  let upstream: Socket | undefined;
+  const backend = await congratsServer(t);
+  backend.server.on('connection', (s: Socket) => (upstream = s));
+  const server = await startTunnel(t, 'in', {
+    type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true, keepalive: '1s',
+  });
+  const peer = execa(PY, [PEER, 'client', String(server.port), 'POST', '/', 'hi\n', 'hold'], { reject: false, stdout: 'pipe', stderr: 'inherit' });
+  t.after(async () => {
+    peer.kill('SIGKILL');
+    await peer;
+  });
+  await new Lines(peer.stdout).until(/^holding$/, 30_000);
+  assert.ok(upstream, 'the tunnel reached the program');
+  peer.kill('SIGSTOP'); // the kernel still ACKs its TCP; only HTTP/2 PING notices
+  if (!upstream.closed) await once(upstream, 'close');
+  assert.equal(server.handle.stats().sessions_active, 0);
+  assert.ok(server.log.messages().some((m) => m.includes('did not answer PING')), server.log.text());
+});
+
+test('a hostile server sending 20,000 GOAWAY frames cannot flood the client\'s log', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, PY, 'apt-get install python3-h2')) return;
+  const proc = execa(PY, [PEER, 'goaway-flood', '20000'], { reject: false, stdout: 'pipe', stderr: 'inherit' });
+  t.after(async () => {
+    proc.kill('SIGKILL');
+    await proc;
+  });
+  const lines = new Lines(proc.stdout);
+  const port = Number((await lines.until(/^listening (\d+)$/, 10_000))[1]);
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${port}/` });
+  const s = tcpConnect({ port: client.port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  t.after(() => s.destroy());
+  // The marker comes after the flood on the same connection: every GOAWAY has been read.
+  let got = '';
+  for await (const c of s) if ((got += String(c)).includes('after the flood\n')) break;
+  assert.equal(got, 'hello from h2\nafter the flood\n');
+  const goaways = client.log.records().filter((r) => /GOAWAY/.test(String(r.message)));
+  assert.ok(goaways.length >= 1 && goaways.length <= 21, `${goaways.length} GOAWAY lines`);
+});
+
+test('inner TLS: a certificate from the same CA without the server\'s name cannot pose as the server', async (t) => {
+  const dir = tempDir(t, 'tee-init-tunnel-');
+  const { pki, secrets } = twoPkis(dir);
+  // Another client's certificate from the one CA, no extendedKeyUsage (as many small PKIs issue them).
+  const mallory = issue(`${dir}/pki`, pki.ca, 'mallory', 'mallory', ['basicConstraints=critical,CA:FALSE', 'subjectAltName=DNS:mallory.internal']);
+  secrets.set('mallory_cert', readFileSync(mallory.cert));
+  secrets.set('mallory_key', readFileSync(mallory.key));
+  const backend = await congratsServer(t);
+  const impostor = await startTunnel(t, 'impostor', {
+    type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true,
+    inner: { tls: { cert: 'mallory_cert', key: 'mallory_key', ca: 'ca' } },
+  }, secrets);
+  const url = `http://127.0.0.1:${impostor.port}/`;
+  const client = await startTunnel(t, 'out', {
+    type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca', serverName: 'localhost' } },
+  }, secrets);
+  assert.equal((await outcome(client.port)).data, '');
+  assert.equal(backend.accepted, 0);
+  assert.equal(client.handle.stats().handshake_failures_total, 1);
+  assert.match(String(client.log.records().find((r) => r.message === 'tunnel inner TLS handshake failed; closing the connection')?.reason), /ERR_TLS_CERT_ALTNAME_INVALID/);
+  // The explicit opt-out checks the chain alone: what a missing serverName used to do.
+  const chainOnly = await startTunnel(t, 'chain-only', {
+    type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca', anyServerName: true } },
+  }, secrets);
+  assert.equal(await exchange(chainOnly.port, 'x\n'), `${GREETING}x\n`);
+});
+
+/** A real logger that throws while writing records whose message is `poison` (a fault in a handler). */
+function faultyLog(poison: string) {
+  const m = memoryLog('trace');
+  const log = createLog({ level: 'trace', sink: { write: (l: string) => {
+    if (l.includes(`"message":"${poison}"`)) throw new Error('injected fault');
+    m.lines.push(l);
+  } } });
+  return { ...m, log };
+}
+
+test('fault boundary: a throw while handling one tunnel ends that tunnel only; both ends keep serving and count it', async (t) => {
+  const backend = await congratsServer(t);
+  // The server faults in its 'tunnel open' handler, the client in its own: each on every tunnel.
+  const serverLog = faultyLog('tunnel open');
+  const server = await startTunnel(t, 'in', { type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true }, undefined, undefined, serverLog);
+  const good = await startTunnel(t, 'good', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/` });
+  assert.equal((await outcome(good.port)).data, '', 'the faulting tunnel is ended');
+  assert.equal((await outcome(good.port)).data, '', 'and the next one too, by the same fault: the listener is still there');
+  assert.equal(server.handle.stats().connection_faults_total, 2);
+  assert.ok(serverLog.messages().includes('tunnel: a connection was ended by a fault in its handling (the listener keeps serving)'), serverLog.text());
+
+  const clientLog = faultyLog('tunnel open');
+  const healthy = await startTunnel(t, 'in2', { type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true });
+  const faulty = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${healthy.port}/` }, undefined, undefined, clientLog);
+  assert.equal((await outcome(faulty.port)).data, '');
+  assert.equal((await outcome(faulty.port)).data, '');
+  assert.equal(faulty.handle.stats().connection_faults_total, 2);
+  // The server that served the faulting client's tunnels is unharmed.
+  const other = await startTunnel(t, 'other', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${healthy.port}/` });
+  assert.equal(await exchange(other.port, 'still\n'), `${GREETING}still\n`);
+});
+
+test('peer values in log fields are encoded: a :path with control bytes is logged escaped', async (t) => {
+  if (!needs(t, PY, 'apt-get install python3-h2')) return;
+  const backend = await congratsServer(t);
+  const server = await startTunnel(t, 'in', { type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true, path: '/t' });
+  // U+009B is CSI for a terminal reading UTF-8: "\u009b2J" would clear a serial console.
+  const r = await execa(PY, [PEER, 'client', String(server.port), 'POST', '/x\u009b2J\u202e', 'hi'], { reject: false, timeout: 30_000 });
+  assert.match(r.stdout, /^status 404/);
+  const line = server.log.records().find((l) => l.message === 'tunnel: refused a request that is not a tunnel here');
+  assert.ok(line, server.log.text());
+  assert.match(String(line.path), /^\/x(\\x[0-9a-f]{2})+2J(\\x[0-9a-f]{2})+$/);
+  assert.doesNotMatch(server.log.text(), /[\u0080-\u009f\u202e]/);
+});
