@@ -190,3 +190,31 @@ test('peer values in log fields are encoded: a :path with control bytes is logge
   assert.match(String(line.path), /^\/x(\\x[0-9a-f]{2})+2J(\\x[0-9a-f]{2})+$/);
   assert.doesNotMatch(server.log.text(), /[\u0080-\u009f\u202e]/);
 });
+
+test('maxTunnels: authenticated tunnels beyond the limit are refused (REFUSED_STREAM), counted, and the limit frees as tunnels end', async (t) => {
+  const backend = await congratsServer(t);
+  const server = await startTunnel(t, 'in', { type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true, maxTunnels: 1 });
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/` });
+  const first = tcpConnect({ port: client.port, host: '127.0.0.1', allowHalfOpen: true });
+  first.on('error', () => {});
+  await once(first, 'data');
+  assert.equal((await outcome(client.port)).data, '');
+  assert.equal(server.handle.stats().rejected_total, 1);
+  assert.deepEqual(client.log.records().filter((r) => r.rstCode !== undefined).map((r) => r.rstCode), [7]);
+  assert.equal(backend.accepted, 1, 'the refused tunnel never reached the program');
+  const closed = once(first, 'close');
+  first.destroy();
+  await closed;
+  // The server learns of the end through the stream's reset: retry until it has (no timing assumed).
+  for (;;) {
+    const s = tcpConnect({ port: client.port, host: '127.0.0.1', allowHalfOpen: true });
+    s.on('error', () => {});
+    s.end('again\n');
+    let got = '';
+    s.on('data', (c: Buffer) => (got += String(c)));
+    await new Promise((resolve) => s.once('close', resolve)); // a refusal may come as a reset
+    if (got === '') continue;
+    assert.equal(got, `${GREETING}again\n`);
+    break;
+  }
+});

@@ -69,6 +69,11 @@ export const tunnelServerSchema = z
     inner: z.strictObject({ tls: innerTls.omit({ serverName: true, anyServerName: true }) }).optional(),
     /** Concurrent streams (tunnels) per HTTP/2 connection. */
     maxStreams: z.number().int().min(1).max(10_000).default(100),
+    /**
+     * Authenticated tunnels open at once over all connections (connecting to the program or
+     * piped): bounds the program connections the listener holds. Beyond it: REFUSED_STREAM.
+     */
+    maxTunnels: z.number().int().min(1).max(100_000).default(1000),
     /** TCP connect to `connect`. */
     connectTimeout: duration(1).default(5_000),
     ...limits,

@@ -95,22 +95,36 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
   server.on('sessionError', () => {});
   server.on('timeout', () => {});
 
-  /** A tunnel on `session` passed every check: the connection is in use, no deadline. */
-  function authenticated(session: Http2Session, stream: ServerHttp2Stream, onFault: OnFault): void {
+  /**
+   * A tunnel on `session` passed every check: the connection is in use, no deadline. False (the
+   * stream reset REFUSED_STREAM, logged) when maxTunnels are open: what bounds the program
+   * connections a listener holds, connecting or piped.
+   */
+  let tunnels = 0;
+  function authenticated(session: Http2Session, stream: ServerHttp2Stream, peer: string, onFault: OnFault): boolean {
     const live = sessions.get(session);
-    if (!live) return;
+    if (!live || stream.destroyed) return false;
+    if (tunnels >= config.maxTunnels) {
+      stats.rejected++;
+      warn.tunnel({ peer, maxTunnels: config.maxTunnels }, `tunnel: maxTunnels (${config.maxTunnels}) open; refused a new tunnel (raise maxTunnels, or scale out)`);
+      stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      return false;
+    }
+    tunnels++;
     live.tunnels++;
     clearTimeout(live.timer);
     stream.once('close', guard(onFault, () => {
+      tunnels--;
       if (--live.tunnels > 0 || config.idleTimeout === 0 || session.destroyed) return;
       // Its last tunnel ended: idle for idleTimeout, then GOAWAY (streams that raced it finish).
       live.timer = setTimeout(guard(onFault, () => {
-        log.debug({ peer: peerOf(session.socket as Socket), idleTimeout: config.idleTimeout }, 'tunnel HTTP/2 connection idle; closing it');
+        log.debug({ peer, idleTimeout: config.idleTimeout }, 'tunnel HTTP/2 connection idle; closing it');
         session.close();
         // A peer that never closes its side: gone after handshakeTimeout more.
         setTimeout(() => session.destroy(), config.handshakeTimeout).unref();
       }), config.idleTimeout).unref();
     }));
+    return true;
   }
 
   server.on('stream', guard((err, stream: ServerHttp2Stream) => fault(err, {}, stream), (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
@@ -147,7 +161,7 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
       }
       if (stream.destroyed || !session) return;
       if (inner) return handshake(stream, session, inner, peer, t0, parts, onFault);
-      authenticated(session, stream, onFault);
+      if (!authenticated(session, stream, peer, onFault)) return;
       connectUpstream(stream, peer, t0, parts, onFault, (tcp) => {
         stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 });
         start(tcp, stream, peer, t0, onFault);
@@ -205,7 +219,7 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
       if (verdict !== null) return giveUp(verdict, h2.NGHTTP2_INADEQUATE_SECURITY);
       tls.off('error', onError);
       tls.on('error', () => {}); // until piping: connectUpstream's hold sees the close
-      authenticated(session, stream, onFault);
+      if (!authenticated(session, stream, peer, onFault)) return void tls.destroy();
       const cert = tls.getPeerCertificate();
       const client = printable([cert?.subject?.CN].flat().join(','));
       connectUpstream(stream, peer, t0, parts, onFault, (tcp) => start(tcp, tls, peer, t0, onFault, client), tls);
