@@ -98,6 +98,24 @@ test('keepalive: a client that stops answering PING loses its HTTP/2 connection,
   assert.ok(server.log.messages().some((m) => m.includes('did not answer PING')), server.log.text());
 });
 
+test('keepalive: a server that stops answering PING loses the client\'s HTTP/2 connection, and the program its tunnel', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, PY, 'apt-get install python3-h2')) return;
+  const proc = execa(PY, [PEER, 'server'], { reject: false, stdout: 'pipe', stderr: 'inherit' });
+  t.after(async () => {
+    proc.kill('SIGKILL');
+    await proc;
+  });
+  const port = Number((await new Lines(proc.stdout).until(/^listening (\d+)$/, 10_000))[1]);
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${port}/`, keepalive: '1s' });
+  const s = tcpConnect({ port: client.port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  await once(s, 'data'); // "hello from h2": the tunnel is up
+  proc.kill('SIGSTOP');
+  await new Promise((resolve) => s.once('close', resolve));
+  assert.equal(client.handle.stats().keepalive_failures_total, 1);
+  assert.ok(client.log.messages().some((m) => m.includes('the server did not answer PING')), client.log.text());
+});
+
 test('a hostile server sending 20,000 GOAWAY frames cannot flood the client\'s log', { timeout: 120_000 }, async (t) => {
   if (!needs(t, PY, 'apt-get install python3-h2')) return;
   const proc = execa(PY, [PEER, 'goaway-flood', '20000'], { reject: false, stdout: 'pipe', stderr: 'inherit' });
