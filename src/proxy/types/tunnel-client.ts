@@ -66,6 +66,11 @@ export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv,
     }
     if (gone) return;
 
+    request(tcp, h, t0, peer, parts, onFault, false);
+  }
+
+  /** One stream for `tcp`; `again`: this is the one retry of a stream the server refused unprocessed. */
+  function request(tcp: Socket, h: OutgoingHttpHeaders, t0: number, peer: string, parts: Destroyable[], onFault: OnFault, again: boolean): void {
     let stream: ClientHttp2Stream;
     let session: ClientHttp2Session;
     try {
@@ -102,11 +107,24 @@ export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv,
       if (settle() && !stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);
     });
     tcp.once('close', onTcpClose);
-    const onStreamError = guard(onFault, (err: Error) => fail({ reason: reason(err), rstCode: stream.rstCode }, 'tunnel stream failed; closing the connection'));
+    // Refused unprocessed (REFUSED_STREAM, or a GOAWAY that raced it: RFC 9113 §8.7): safe to
+    // send again, once; the pool has dropped a connection that went away.
+    const retry = () => {
+      if (again || settled || tcp.destroyed || stream.rstCode !== h2.NGHTTP2_REFUSED_STREAM) return false;
+      settle();
+      parts.splice(parts.indexOf(stream), 1);
+      request(tcp, h, t0, peer, parts, onFault, true);
+      return true;
+    };
+    const onStreamError = guard(onFault, (err: Error) => {
+      if (!retry()) fail({ reason: reason(err), rstCode: stream.rstCode }, 'tunnel stream failed; closing the connection');
+    });
     stream.on('error', onStreamError);
-    // Reset before any response (REFUSED_STREAM, a server going away) is no 'error' for the
-    // codes Node counts as clean, so this is where the TCP side learns it.
-    stream.once('close', guard(onFault, () => fail({ rstCode: stream.rstCode }, 'tunnel stream closed before a response; closing the connection')));
+    // Reset before any response with a code Node counts as clean is no 'error', so this is
+    // where the TCP side learns it.
+    stream.once('close', guard(onFault, () => {
+      if (!retry()) fail({ rstCode: stream.rstCode }, 'tunnel stream closed before a response; closing the connection');
+    }));
     stream.once('response', guard(onFault, (res: IncomingHttpHeaders) => {
       // A 3-digit number or nothing: the status goes into a log field and a message.
       const status = /^\d{3}$/.test(String(res[':status'])) ? Number(res[':status']) : 0;
