@@ -27,6 +27,8 @@ export interface ServerMode {
 interface Live {
   tunnels: number;
   timer: NodeJS.Timeout | undefined;
+  /** Ends the connection through the fault sink (its own timers' boundary). */
+  onFault: OnFault;
 }
 
 export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv, stats: TunnelStats, track: (s: Socket) => void, fault: FaultSink): ServerMode {
@@ -66,10 +68,10 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
   server.on('session', guard((err, session: Http2Session) => fault(err, {}, session), (session: Http2Session) => {
     stats.sessionsTotal++;
     stats.sessionsActive++;
-    const live: Live = { tunnels: 0, timer: undefined };
-    sessions.set(session, live);
     const peer = peerOf(session.socket as Socket);
     const onFault: OnFault = (err) => fault(err, { peer }, session);
+    const live: Live = { tunnels: 0, timer: undefined, onFault };
+    sessions.set(session, live);
     session.once('close', guard(onFault, () => {
       clearTimeout(live.timer);
       sessions.delete(session);
@@ -117,11 +119,11 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
       tunnels--;
       if (--live.tunnels > 0 || config.idleTimeout === 0 || session.destroyed) return;
       // Its last tunnel ended: idle for idleTimeout, then GOAWAY (streams that raced it finish).
-      live.timer = setTimeout(guard(onFault, () => {
+      live.timer = setTimeout(guard(live.onFault, () => {
         log.debug({ peer, idleTimeout: config.idleTimeout }, 'tunnel HTTP/2 connection idle; closing it');
         session.close();
         // A peer that never closes its side: gone after handshakeTimeout more.
-        setTimeout(() => session.destroy(), config.handshakeTimeout).unref();
+        live.timer = setTimeout(guard(live.onFault, () => session.destroy()), config.handshakeTimeout).unref();
       }), config.idleTimeout).unref();
     }));
     return true;
