@@ -22,6 +22,9 @@ const PEER = join(import.meta.dirname, 'h2peer.py');
 const GREETING = 'Congrats! You have connected through the tunnel.\n';
 // The client connection preface and an empty SETTINGS frame (RFC 9113 §3.4): all a lock-out needs.
 const PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+// ...and a request whose header block never ends: HEADERS without END_HEADERS (:method POST,
+// :scheme http, :path / from HPACK's static table), no CONTINUATION ever (slow headers).
+const HALF_HEADERS = Buffer.concat([PREFACE, Buffer.from([0, 0, 3, 1, 0, 0, 0, 0, 1, 0x83, 0x86, 0x84])]);
 
 async function attacker(port: number, bytes?: Buffer): Promise<Socket> {
   const s = tcpConnect({ port, host: '127.0.0.1' });
@@ -32,13 +35,13 @@ async function attacker(port: number, bytes?: Buffer): Promise<Socket> {
   return s;
 }
 
-test('lock-out: connections that open no authenticated tunnel are closed after handshakeTimeout, and callers get in', { timeout: 120_000 }, async (t) => {
+test('lock-out: connections that open no authenticated tunnel (silent, preface only, headers never ended) are closed after handshakeTimeout, and callers get in', { timeout: 120_000 }, async (t) => {
   const backend = await congratsServer(t);
   const server = await startTunnel(t, 'in', {
     type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true, maxConnections: 20, handshakeTimeout: '1s',
   });
-  // 10 silent, 10 that send the HTTP/2 preface and nothing more: every slot taken.
-  const held = await Promise.all(Array.from({ length: 20 }, (_, i) => attacker(server.port, i % 2 ? PREFACE : undefined)));
+  // Silent, the HTTP/2 preface and nothing more, a header block that never ends: every slot taken.
+  const held = await Promise.all(Array.from({ length: 20 }, (_, i) => attacker(server.port, [undefined, PREFACE, HALF_HEADERS][i % 3])));
   await Promise.all(held.map((s) => (s.closed ? undefined : once(s, 'close'))));
   assert.equal(server.handle.stats().sessions_timed_out_total, 20);
   const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/` });
