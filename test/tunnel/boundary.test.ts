@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as h2connect } from 'node:http2';
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { type AddressInfo, createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { execa } from 'execa';
@@ -48,6 +48,79 @@ test('lock-out: connections that open no authenticated tunnel (silent, preface o
   assert.equal(await exchange(client.port, 'in\n'), `${GREETING}in\n`);
   // The timeouts are logged through the limiter, not one line per attacker beyond its burst.
   assert.ok(server.log.records().filter((r) => String(r.message).includes('no authenticated tunnel')).length <= 20);
+});
+
+test('SETTINGS and PING floods from a client that reads nothing end its connection, not the listener', { timeout: 120_000 }, async (t) => {
+  const backend = await congratsServer(t);
+  const log = watchedLog();
+  const server = await startTunnel(t, 'in', { type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${backend.port}`, h2c: true }, undefined, undefined, log);
+  // Each frame asks for an answer (SETTINGS ACK, PING ACK) the client never reads: nghttp2's
+  // outbound-queue limit ends the connection instead of buffering answers without bound.
+  const settings = Buffer.alloc(9 * 100_000);
+  for (let i = 0; i < 100_000; i++) settings.set([0, 0, 0, 4, 0, 0, 0, 0, 0], i * 9);
+  const ping = Buffer.alloc(17 * 100_000);
+  for (let i = 0; i < 100_000; i++) ping.set([0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8], i * 17);
+  for (const flood of [settings, ping]) {
+    const failed = log.next(/tunnel HTTP\/2 connection failed/);
+    const s = tcpConnect({ port: server.port, host: '127.0.0.1' });
+    s.on('error', () => {});
+    t.after(() => s.destroy());
+    await once(s, 'connect');
+    s.pause(); // reads nothing
+    s.write(PREFACE);
+    s.write(flood);
+    await failed;
+  }
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/` });
+  assert.equal(await exchange(client.port, 'fine\n'), `${GREETING}fine\n`);
+});
+
+/** A real logger in memory whose next(re) resolves when a record matching `re` is written. */
+function watchedLog() {
+  const m = memoryLog('trace');
+  const waiters = new Set<{ re: RegExp; resolve: () => void }>();
+  const log = createLog({ level: 'trace', sink: { write: (l: string) => {
+    m.lines.push(l);
+    for (const w of waiters) if (w.re.test(l)) (waiters.delete(w), w.resolve());
+  } } });
+  const next = (re: RegExp) => new Promise<void>((resolve) => waiters.add({ re, resolve }));
+  return { ...m, log, next };
+}
+
+test('a client frozen mid-transfer loses its connection, TCP socket included (Node would keep it to flush), and its slot is free again', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, PY, 'apt-get install python3-h2')) return;
+  // The program sends 32 MiB to its first caller: megabytes stay queued toward the frozen client.
+  let first = true;
+  const program = createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    if (first) {
+      first = false;
+      s.write(Buffer.alloc(32 << 20, 1));
+      return;
+    }
+    s.write(GREETING);
+    s.pipe(s);
+  });
+  program.listen(0, '127.0.0.1');
+  await once(program, 'listening');
+  t.after(() => program.close());
+  const log = watchedLog();
+  const server = await startTunnel(t, 'in', {
+    type: 'tunnel', mode: 'server', listen: '127.0.0.1:0', connect: `127.0.0.1:${(program.address() as AddressInfo).port}`, h2c: true,
+    keepalive: '1s', handshakeTimeout: '1s', maxConnections: 1,
+  }, undefined, undefined, log);
+  const peer = execa(PY, [PEER, 'client', String(server.port), 'POST', '/', 'hi\n', 'hold'], { reject: false, stdout: 'pipe', stderr: 'inherit' });
+  t.after(async () => {
+    peer.kill('SIGKILL');
+    await peer;
+  });
+  await new Lines(peer.stdout).until(/^holding$/, 30_000);
+  const gone = log.next(/outlived its HTTP\/2 connection/);
+  peer.kill('SIGSTOP');
+  await gone;
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/` });
+  assert.equal(await exchange(client.port, 'next\n'), `${GREETING}next\n`);
+  assert.equal(server.handle.stats().keepalive_failures_total, 1);
 });
 
 test('lock-out over TLS: a silent TCP connection to an HTTP/2-over-TLS server is closed after handshakeTimeout', { timeout: 120_000 }, async (t) => {

@@ -9,8 +9,8 @@
                             opens one stream (POST with :path, or CONNECT with :authority),
                             sends DATA and END_STREAM, prints "status N" then everything
                             received until the server's END_STREAM. With "hold": no
-                            END_STREAM; prints "holding" once data came back, then keeps
-                            the stream open (the test freezes it with SIGSTOP).
+                            END_STREAM, 16 MiB windows; prints "holding" once data came
+                            back, then keeps the stream open (the test freezes it with SIGSTOP).
   h2peer.py rst-flood PORT N a hostile client (rapid reset, CVE-2023-44487): opens N POST
                             streams on one connection, resetting each at once; prints
                             "goaway CODE" if the server sends GOAWAY, "sent K" with the
@@ -31,6 +31,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 
 
 def accepted():
@@ -131,6 +132,10 @@ def client(port, method, target, payload, hold=False):
     sock = socket.create_connection(("127.0.0.1", int(port)))
     conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, validate_outbound_headers=False))
     conn.initiate_connection()
+    if hold:
+        # Large windows: a frozen client then has megabytes in flight toward it.
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+        conn.increment_flow_control_window(1 << 24)
     if method == "CONNECT":
         headers = [(":method", "CONNECT"), (":authority", target)]
     else:

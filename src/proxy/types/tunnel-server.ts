@@ -29,6 +29,8 @@ interface Live {
   timer: NodeJS.Timeout | undefined;
   /** Ends the connection through the fault sink (its own timers' boundary). */
   onFault: OnFault;
+  /** Ends the connection, TCP socket included. */
+  end(): void;
 }
 
 export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv, stats: TunnelStats, track: (s: Socket) => void, fault: FaultSink): ServerMode {
@@ -64,32 +66,62 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
     }));
   }
 
+  // TCP sockets by peer, for reap() below (the session's own socket is a proxy that cannot be
+  // destroyed).
+  const sockets = new Map<string, Socket>();
+  server.on('connection', guard((err, socket: Socket) => fault(err, {}, socket), (socket: Socket) => {
+    const key = peerOf(socket);
+    sockets.set(key, socket);
+    socket.once('close', () => {
+      if (sockets.get(key) === socket) sockets.delete(key);
+    });
+  }));
+
   const sessions = new Map<Http2Session, Live>();
   server.on('session', guard((err, session: Http2Session) => fault(err, {}, session), (session: Http2Session) => {
     stats.sessionsTotal++;
     stats.sessionsActive++;
     const peer = peerOf(session.socket as Socket);
     const onFault: OnFault = (err) => fault(err, { peer }, session);
-    const live: Live = { tunnels: 0, timer: undefined, onFault };
+    // Node ends a destroyed session's socket only once what it wrote has been flushed (and
+    // emits the session's 'close' only then): a peer that reads nothing (frozen, zero window)
+    // would keep it, and its maxConnections slot, for good. Ended handshakeTimeout later.
+    const reap = () => {
+      setTimeout(guard(onFault, () => {
+        // Looked up now: Node emits 'session' (h2c) before our 'connection' handler has run.
+        const socket = sockets.get(peer);
+        if (!socket || socket.destroyed) return;
+        warn.session({ peer }, 'tunnel: a TCP connection outlived its HTTP/2 connection by handshakeTimeout (the client reads nothing); ended it');
+        socket.destroy();
+      }), config.handshakeTimeout).unref();
+    };
+    const end = () => {
+      session.destroy();
+      reap();
+    };
+    const live: Live = { tunnels: 0, timer: undefined, onFault, end };
     sessions.set(session, live);
     session.once('close', guard(onFault, () => {
       clearTimeout(live.timer);
       sessions.delete(session);
       stats.sessionsActive--;
     }));
-    session.on('error', guard(onFault, (err: Error) => warn.session({ peer, reason: reason(err) }, 'tunnel HTTP/2 connection failed')));
+    session.on('error', guard(onFault, (err: Error) => {
+      warn.session({ peer, reason: reason(err) }, 'tunnel HTTP/2 connection failed');
+      reap();
+    }));
     session.on('frameError', guard(onFault, (type: number, code: number) => warn.session({ peer, frameType: type, code }, 'tunnel: an HTTP/2 frame to the client could not be sent')));
     // Until it carries an authenticated tunnel, a connection holds a slot of maxConnections for
     // handshakeTimeout at most: headers, bearer check and inner TLS of its first tunnel included.
     live.timer = setTimeout(guard(onFault, () => {
       stats.sessionsTimedOut++;
       warn.session({ peer, handshakeTimeout: config.handshakeTimeout }, `tunnel: an HTTP/2 connection opened no authenticated tunnel within handshakeTimeout (${config.handshakeTimeout} ms); closed it`);
-      session.destroy();
+      end();
     }), config.handshakeTimeout).unref();
     keepalive(session, config.keepalive, guard(onFault, () => {
       stats.keepaliveFailures++;
       warn.session({ peer, keepalive: config.keepalive }, `tunnel: the client did not answer PING within keepalive (${config.keepalive} ms); closing its HTTP/2 connection and its tunnels`);
-      session.destroy();
+      end();
     }));
     session.setLocalWindowSize(Math.min(2 ** 31 - 1, config.streamWindow * 8));
   }));
@@ -123,7 +155,7 @@ export function createTunnelServer(config: TunnelServerConfig, env: ListenerEnv,
         log.debug({ peer, idleTimeout: config.idleTimeout }, 'tunnel HTTP/2 connection idle; closing it');
         session.close();
         // A peer that never closes its side: gone after handshakeTimeout more.
-        live.timer = setTimeout(guard(live.onFault, () => session.destroy()), config.handshakeTimeout).unref();
+        live.timer = setTimeout(guard(live.onFault, live.end), config.handshakeTimeout).unref();
       }), config.idleTimeout).unref();
     }));
     return true;
