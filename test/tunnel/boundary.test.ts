@@ -192,6 +192,37 @@ test('keepalive: a server that stops answering PING loses the client\'s HTTP/2 c
   assert.ok(client.log.messages().some((m) => m.includes('the server did not answer PING')), client.log.text());
 });
 
+test('a server frozen mid-transfer: the client ends its HTTP/2 connection, TCP socket included (Node would keep it to flush)', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, PY, 'apt-get install python3-h2')) return;
+  const proc = execa(PY, [PEER, 'server', 'big'], { reject: false, stdout: 'pipe', stderr: 'inherit' });
+  t.after(async () => {
+    proc.kill('SIGKILL');
+    await proc;
+  });
+  const port = Number((await new Lines(proc.stdout).until(/^listening (\d+)$/, 10_000))[1]);
+  const log = watchedLog();
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${port}/`, keepalive: '1s', connectTimeout: '1s' }, undefined, undefined, log);
+  const s = tcpConnect({ port: client.port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  t.after(() => s.destroy());
+  await once(s, 'data'); // "hello from h2": the tunnel is up
+  s.resume();
+  proc.kill('SIGSTOP');
+  // The program sends on: megabytes queue toward the frozen server.
+  const gone = log.next(/outlived its HTTP\/2 connection/);
+  const chunk = Buffer.alloc(1 << 20, 2);
+  for (let i = 0; i < 32 && !s.destroyed; i++) {
+    if (!s.write(chunk)) {
+      await new Promise((resolve) => {
+        s.once('drain', resolve);
+        s.once('close', resolve); // the tunnel ends when the keepalive gives up
+      });
+    }
+  }
+  await gone;
+  assert.equal(client.handle.stats().keepalive_failures_total, 1);
+});
+
 test('a hostile server sending 20,000 GOAWAY frames cannot flood the client\'s log', { timeout: 120_000 }, async (t) => {
   if (!needs(t, PY, 'apt-get install python3-h2')) return;
   const proc = execa(PY, [PEER, 'goaway-flood', '20000'], { reject: false, stdout: 'pipe', stderr: 'inherit' });

@@ -1,10 +1,10 @@
 """An independent HTTP/2 peer for the tunnel tests, on Python's h2 (Debian python3-h2; run with
 /usr/bin/python3). Cleartext HTTP/2 with prior knowledge (h2c), one connection at a time.
 
-  h2peer.py server          listens on 127.0.0.1:0, prints "listening PORT"; for each stream
+  h2peer.py server [big]    listens on 127.0.0.1:0, prints "listening PORT"; for each stream
                             prints its request headers as one JSON line, answers 200, sends
                             "hello from h2\n", echoes every DATA frame, ends its side after the
-                            client's END_STREAM.
+                            client's END_STREAM. "big": 16 MiB windows.
   h2peer.py client PORT METHOD PATH-OR-AUTHORITY DATA [hold]
                             opens one stream (POST with :path, or CONNECT with :authority),
                             sends DATA and END_STREAM, prints "status N" then everything
@@ -50,8 +50,13 @@ def accepted():
         yield sock, conn
 
 
-def serve():
+def serve(big=False):
     for sock, conn in accepted():
+        if big:
+            # Large windows: a frozen server then has megabytes in flight toward it.
+            conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+            conn.increment_flow_control_window(1 << 24)
+            sock.sendall(conn.data_to_send())
         while True:
             data = sock.recv(65536)
             if not data:
@@ -172,7 +177,7 @@ def client(port, method, target, payload, hold=False):
 
 if __name__ == "__main__":
     if sys.argv[1] == "server":
-        serve()
+        serve(sys.argv[2:3] == ["big"])
     elif sys.argv[1] == "rst-flood":
         rst_flood(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "goaway-flood":

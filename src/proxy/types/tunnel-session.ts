@@ -2,7 +2,8 @@
 // every tunnel; when it goes away (GOAWAY, closed, failed) the next tunnel opens a new one.
 // Streams already open on a session that got GOAWAY finish on it.
 import { type ClientHttp2Session, connect, type SecureClientSessionOptions } from 'node:http2';
-import type { SecureContext } from 'node:tls';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { type SecureContext, connect as tlsConnect } from 'node:tls';
 import type { Log } from '../../log.ts';
 import { type FaultSink, guard } from '../boundary.ts';
 import { H2_LIMITS, keepalive, MAX_HEADER_LIST_SIZE, type OnFault, reason, type TunnelStats, type Warnings } from './tunnel-common.ts';
@@ -58,10 +59,23 @@ export class SessionPool {
 
   #open(): ClientHttp2Session {
     const { origin, secureContext, connectTimeoutMs, streamWindow, keepaliveMs, fault, log, stats, warn } = this.#opts;
+    // Our own socket (Node's default, made here), so that reap() can end it: the session's
+    // socket is a proxy that cannot be destroyed.
+    const host = origin.hostname.replace(/^\[(.*)\]$/, '$1');
+    let socket: Socket | undefined;
+    const createConnection = () => {
+      socket = origin.protocol === 'https:'
+        ? tlsConnect({
+            host, port: Number(origin.port || 443), ALPNProtocols: ['h2'], minVersion: 'TLSv1.2',
+            ...(isIP(host) ? {} : { servername: host }), ...(secureContext ? { secureContext } : {}),
+          })
+        : netConnect({ host, port: Number(origin.port || 80) });
+      return socket;
+    };
     const options: SecureClientSessionOptions = {
       ...H2_LIMITS,
       settings: { initialWindowSize: streamWindow, enablePush: false, maxHeaderListSize: MAX_HEADER_LIST_SIZE },
-      ...(origin.protocol === 'https:' ? { servername: origin.hostname, minVersion: 'TLSv1.2' as const, ...(secureContext ? { secureContext } : {}) } : {}),
+      createConnection,
     };
     const session = connect(origin, options);
     stats.sessionsTotal++;
@@ -75,7 +89,16 @@ export class SessionPool {
     };
     const onFault: OnFault = (err) => {
       drop();
-      fault(err, { url }, session);
+      fault(err, { url }, session, socket);
+    };
+    // Node ends a destroyed session's socket only once its writes are flushed: a server that
+    // reads nothing (frozen) would keep it for good. Ended connectTimeout later.
+    const reap = () => {
+      setTimeout(guard(onFault, () => {
+        if (!socket || socket.destroyed) return;
+        warn.session({ url }, 'tunnel: a TCP connection outlived its HTTP/2 connection by connectTimeout (the server reads nothing); ended it');
+        socket.destroy();
+      }), connectTimeoutMs).unref();
     };
     const timer = setTimeout(guard(onFault, () => session.destroy(Object.assign(new Error(`no HTTP/2 connection within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }))), connectTimeoutMs);
     session.once('connect', guard(onFault, () => {
@@ -98,6 +121,7 @@ export class SessionPool {
     session.on('error', guard(onFault, (err: Error) => {
       drop();
       warn.session({ url, reason: reason(err) }, 'tunnel HTTP/2 connection failed');
+      reap();
     }));
     session.on('frameError', guard(onFault, (type: number, code: number) => warn.session({ url, frameType: type, code }, 'tunnel: an HTTP/2 frame to the server could not be sent')));
     session.once('close', guard(onFault, () => {
@@ -111,6 +135,7 @@ export class SessionPool {
       stats.keepaliveFailures++;
       warn.session({ url, keepalive: keepaliveMs }, `tunnel: the server did not answer PING within keepalive (${keepaliveMs} ms); closing the HTTP/2 connection and its tunnels`);
       session.destroy();
+      reap();
     }));
     // An idle shared session must not keep the init alive on its own.
     session.unref();
