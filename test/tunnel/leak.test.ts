@@ -33,11 +33,11 @@ test('no token or key byte in either end\'s log, at trace level, through success
   const url = `http://127.0.0.1:${port}`;
   const inner = { tls: { cert: 'server_cert', key: 'server_key', ca: 'ca' } };
   const server = await startTunnel(t, 'in', { type: 'tunnel', mode: 'server', listen: `127.0.0.1:${port}`, connect: `127.0.0.1:${backend.port}`, h2c: true, inner, bearer: { audience: url, jwks: minter.jwksUrl } }, secrets);
-  const good = await startTunnel(t, 'good', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `${url}/`, token: { kind: 'id-token' }, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca' } } }, secrets, minter);
-  const wrongCert = await startTunnel(t, 'wrong-cert', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `${url}/`, token: { kind: 'id-token' }, inner: { tls: { cert: 'other_cert', key: 'other_key', ca: 'ca' } } }, secrets, minter);
+  const good = await startTunnel(t, 'good', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `${url}/`, token: { kind: 'id-token' }, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca', serverName: 'localhost' } } }, secrets, minter);
+  const wrongCert = await startTunnel(t, 'wrong-cert', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `${url}/`, token: { kind: 'id-token' }, inner: { tls: { cert: 'other_cert', key: 'other_key', ca: 'ca', serverName: 'localhost' } } }, secrets, minter);
   const expired = await jwtMinter(t);
   expired.claims.ttlSeconds = -3600;
-  const badToken = await startTunnel(t, 'bad-token', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `${url}/`, token: { kind: 'id-token' }, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca' } } }, secrets, expired);
+  const badToken = await startTunnel(t, 'bad-token', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `${url}/`, token: { kind: 'id-token' }, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca', serverName: 'localhost' } } }, secrets, expired);
 
   assert.match(await exchange(good.port, 'x\n'), /^Congrats/);
   assert.equal((await outcome(wrongCert.port)).data, '');

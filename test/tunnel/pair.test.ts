@@ -38,7 +38,7 @@ test('TLS + CONNECT + inner mutual TLS: end to end, the program sees plaintext',
   assert.equal(server.handle.stats().handshake_failures_total, 0);
 });
 
-test('inner mutual TLS: a client certificate from another CA is refused, the program never sees it', async (t) => {
+test('inner mutual TLS: a client certificate from another CA is refused, the program never sees it, both ends log why', async (t) => {
   const { secrets } = twoPkis(tempDir(t, 'tee-init-tunnel-'));
   const backend = await congratsServer(t);
   const server = await startTunnel(t, 'in', {
@@ -47,18 +47,24 @@ test('inner mutual TLS: a client certificate from another CA is refused, the pro
   }, secrets);
   const client = await startTunnel(t, 'out', {
     type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/`,
-    inner: { tls: { cert: 'other_cert', key: 'other_key', ca: 'ca' } },
+    inner: { tls: { cert: 'other_cert', key: 'other_key', ca: 'ca', serverName: 'localhost' } },
   }, secrets);
   const r = await outcome(client.port);
   assert.equal(r.data, '');
   assert.equal(backend.accepted, 0);
   assert.equal(server.handle.stats().handshake_failures_total, 1);
   assert.ok(server.log.messages().includes('tunnel inner TLS handshake failed; closing the tunnel'), server.log.text());
+  // The client side says so too (a warning with what to fix), not a silent close: the server
+  // resets the stream with INADEQUATE_SECURITY, as Node sends no TLS alert for it.
+  const lines = client.log.records().filter((r) => r.severity === 'WARNING' && r.message === 'tunnel inner TLS handshake failed; closing the connection');
+  assert.equal(lines.length, 1, client.log.text());
+  assert.match(String(lines[0]!.reason), /refused this side's inner TLS client certificate.*inner\.tls\.cert/);
+  assert.equal(client.handle.stats().handshake_failures_total, 1);
 
   // And a client that trusts only another CA refuses the server.
   const wary = await startTunnel(t, 'out2', {
     type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${server.port}/`,
-    inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'other_ca' } },
+    inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'other_ca', serverName: 'localhost' } },
   }, secrets);
   assert.equal((await outcome(wary.port)).data, '');
   assert.equal(wary.handle.stats().handshake_failures_total, 1);
@@ -110,8 +116,8 @@ test('reload: new tunnels use rotated inner TLS material, unusable material is r
     inner: { tls: { cert: 'server_cert', key: 'server_key', ca: 'ca' } },
   }, live);
   const url = `http://127.0.0.1:${server.port}/`;
-  const ours = await startTunnel(t, 'ours', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca' } } }, secrets);
-  const theirs = await startTunnel(t, 'theirs', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url, inner: { tls: { cert: 'other_cert', key: 'other_key', ca: 'ca' } } }, secrets);
+  const ours = await startTunnel(t, 'ours', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url, inner: { tls: { cert: 'client_cert', key: 'client_key', ca: 'ca', serverName: 'localhost' } } }, secrets);
+  const theirs = await startTunnel(t, 'theirs', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url, inner: { tls: { cert: 'other_cert', key: 'other_key', ca: 'ca', serverName: 'localhost' } } }, secrets);
   assert.equal(await exchange(ours.port, 'a\n'), `${GREETING}a\n`);
 
   // Broken material: reload rejects, tunnels keep working with the old.

@@ -29,8 +29,9 @@ export interface Started {
 }
 
 /** Parses `config` with the type's own schema and starts it with a real ListenerEnv. */
-export async function startTunnel(t: TestContext, name: string, config: TunnelConfigInput, secrets = new Map<string, Buffer>(), tokens: TokenSources = noTokens): Promise<Started> {
-  const log = memoryLog('trace');
+export async function startTunnel(
+  t: TestContext, name: string, config: TunnelConfigInput, secrets = new Map<string, Buffer>(), tokens: TokenSources = noTokens, log: MemoryLog = memoryLog('trace'),
+): Promise<Started> {
   const parsed = tunnelType.schema.parse(config);
   const env: ListenerEnv = {
     name,

@@ -145,6 +145,27 @@ test('GOAWAY: the open tunnel finishes on the old connection, new ones use a new
   assert.equal(client.handle.stats().sessions_total, 2);
 });
 
+test('a stream a GOAWAY refused (it raced the server closing an idle connection) is sent again, once, on a new connection', async (t) => {
+  // A server whose first connection says GOAWAY at once, before any stream (last stream 0):
+  // the client's first stream, already on the wire, was never processed (RFC 9113 §8.7).
+  const front = createH2Server();
+  let sessions = 0;
+  front.on('session', (session) => {
+    if (sessions++ === 0) session.goaway(0, 0);
+  });
+  front.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    stream.pipe(stream);
+  });
+  front.listen(0, '127.0.0.1');
+  await once(front, 'listening');
+  t.after(() => front.close());
+  const client = await startTunnel(t, 'out', { type: 'tunnel', mode: 'client', listen: '127.0.0.1:0', url: `http://127.0.0.1:${(front.address() as AddressInfo).port}/` });
+  assert.equal(await exchange(client.port, 'retried\n'), 'retried\n');
+  assert.equal(sessions, 2);
+  assert.equal(client.handle.stats().refused_total, 0);
+});
+
 test('no response in time: the TCP connection is closed, and the next tunnel uses a new HTTP/2 connection', async (t) => {
   // A front door that takes streams and never answers (a connection dead without a FIN looks the same).
   const silent = createH2Server();
@@ -186,7 +207,13 @@ test('config: one clear issue per mistake', () => {
   assert.match(issues({ ...client, url: 'https://svc.a.run.app/', token: { kind: 'password' } }), /kind must be one of/);
   assert.match(issues({ ...client, url: 'https://svc.a.run.app/', mode: 'both' }), /mode must be server or client/);
   assert.equal(issues({ ...client, url: 'https://svc.a.run.app/' }), 'ok');
-  const parsed = tunnelType.schema.parse({ ...client, url: 'https://svc.a.run.app/', token: { kind: 'id-token', credentials: 'alice' }, inner: { tls: { cert: 'c', key: 'k', ca: 'ca' } } });
+  // Inner TLS checks the server's name unless told to check the chain alone (one CA for both sides).
+  const innerTls = { cert: 'c', key: 'k', ca: 'ca' };
+  assert.match(issues({ ...client, url: 'https://svc.a.run.app/', inner: { tls: innerTls } }), /inner\.tls\.serverName: required: .*could pose as the server/);
+  assert.equal(issues({ ...client, url: 'https://svc.a.run.app/', inner: { tls: { ...innerTls, anyServerName: true } } }), 'ok');
+  assert.match(issues({ ...client, url: 'https://svc.a.run.app/', inner: { tls: { ...innerTls, serverName: 'a', anyServerName: true } } }), /not both/);
+  assert.match(issues({ ...server, h2c: true, inner: { tls: { ...innerTls, serverName: 'a' } } }), /serverName/);
+  const parsed = tunnelType.schema.parse({ ...client, url: 'https://svc.a.run.app/', token: { kind: 'id-token', credentials: 'alice' }, inner: { tls: { ...innerTls, serverName: 'congrats.internal' } } });
   assert.deepEqual(tunnelType.secrets(parsed), ['c', 'k', 'ca']);
   assert.deepEqual(tunnelType.credentials(parsed), ['alice']);
   assert.equal(tunnelType.upstream(parsed), undefined);

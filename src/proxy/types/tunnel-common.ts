@@ -21,14 +21,18 @@ export interface TunnelStats extends PskStats {
   refused: number;
   /** Bearer tokens refused (server) or not obtainable (client). */
   authFailures: number;
+  /** HTTP/2 connections closed for opening no authenticated tunnel within handshakeTimeout (server). */
+  sessionsTimedOut: number;
+  /** HTTP/2 connections closed because the peer stopped answering PING. */
+  keepaliveFailures: number;
 }
 
 export function emptyTunnelStats(): TunnelStats {
-  return { ...emptyStats(), sessionsTotal: 0, sessionsActive: 0, refused: 0, authFailures: 0 };
+  return { ...emptyStats(), sessionsTotal: 0, sessionsActive: 0, refused: 0, authFailures: 0, sessionsTimedOut: 0, keepaliveFailures: 0 };
 }
 
-/** ListenerHandle.stats(): metric-style names, counters ending in _total. */
-export function metricStats(s: TunnelStats): Record<string, number> {
+/** ListenerHandle.stats(): metric-style names, counters ending in _total; `faults` from the fault sink. */
+export function metricStats(s: TunnelStats, faults: number): Record<string, number> {
   return {
     connections_active: s.active,
     connections_total: s.total,
@@ -43,6 +47,9 @@ export function metricStats(s: TunnelStats): Record<string, number> {
     sessions_total: s.sessionsTotal,
     refused_total: s.refused,
     auth_failures_total: s.authFailures,
+    sessions_timed_out_total: s.sessionsTimedOut,
+    keepalive_failures_total: s.keepaliveFailures,
+    connection_faults_total: faults,
   };
 }
 
@@ -54,6 +61,10 @@ export interface Warnings {
   /** The TCP side: the upstream program (server), a token (client). */
   upstream: LimitedWarn;
   auth: LimitedWarn;
+  /** The HTTP/2 connections: timeouts, PING, GOAWAY, connection errors. */
+  session: LimitedWarn;
+  /** Informational lines a peer can cause (a GOAWAY with NO_ERROR): limited too, at info. */
+  notice: LimitedWarn;
 }
 
 export function warnings(log: Log): Warnings {
@@ -62,6 +73,9 @@ export function warnings(log: Log): Warnings {
     handshake: limitedWarn(log, 'tunnel inner TLS handshake failures', LOG_LIMIT_DEFAULTS),
     upstream: limitedWarn(log, 'tunnel upstream failures', LOG_LIMIT_DEFAULTS),
     auth: limitedWarn(log, 'tunnel bearer token failures', LOG_LIMIT_DEFAULTS),
+    session: limitedWarn(log, 'tunnel HTTP/2 connection failures', LOG_LIMIT_DEFAULTS),
+    // limitedWarn writes with .warn: hand it a logger whose warn is info.
+    notice: limitedWarn({ warn: log.info.bind(log) } as unknown as Log, 'tunnel HTTP/2 connection notices', LOG_LIMIT_DEFAULTS),
   };
 }
 
@@ -109,11 +123,82 @@ export function pipeTunnel(client: Socket | Tunnel, upstream: Socket | Tunnel, i
   });
 }
 
+/** Ends one tunnel (or HTTP/2 connection) through the fault sink; the rest of the handler's arguments are ignored. */
+export type OnFault = (err: unknown, ...context: unknown[]) => void;
+
 export const RST_CANCEL = h2.NGHTTP2_CANCEL;
 export const RST_REFUSED = h2.NGHTTP2_REFUSED_STREAM;
 
 export function reason(err: unknown): string {
-  return (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err);
+  return printable((err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err));
+}
+
+/**
+ * A value from the peer (a :path, a method, a certificate's CN, a token's email) as a log
+ * field: printable ASCII kept, every other character (controls, C1 controls a terminal takes
+ * for escapes, bidi overrides) as \xNN or \u{N}, at most `max` characters.
+ */
+export function printable(value: unknown, max = 200): string {
+  const s = String(value);
+  let out = '';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    out += c >= 0x20 && c < 0x7f && ch !== '\\' ? ch : c < 0x100 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u{${c.toString(16)}}`;
+    if (out.length >= max) return `${out.slice(0, max)}…`;
+  }
+  return out;
+}
+
+/**
+ * HTTP/2 limits for both ends, on top of the SETTINGS each side sends: what a misbehaving peer
+ * can make one session hold or do before Node ends it (docs/design.md, tunnel bounds).
+ */
+export const H2_LIMITS = {
+  // Header blocks and their entries: a tunnel request is a handful of headers and a token.
+  maxHeaderListPairs: 64,
+  // Entries per SETTINGS frame, and SETTINGS we may have sent unacknowledged.
+  maxSettings: 16,
+  maxOutstandingSettings: 4,
+  // Our own PINGs in flight (keepalive sends one at a time).
+  maxOutstandingPings: 2,
+  // Invalid frames, and streams refused for going over the limit, before the session ends.
+  maxSessionInvalidFrames: 100,
+  maxSessionRejectedStreams: 100,
+  // RST_STREAM a peer may send (rapid reset, CVE-2023-44487): a burst, then a rate per second.
+  streamResetBurst: 200,
+  streamResetRate: 50,
+  // Node's default (10 MB) would refuse new streams while many tunnels have data in flight;
+  // the stream windows bound the data, this the rest (headers, queued frames).
+  maxSessionMemory: 64,
+} as const;
+
+/** The SETTINGS value for header lists (32 KiB: an ID token and a front door's headers fit). */
+export const MAX_HEADER_LIST_SIZE = 32_768;
+
+/**
+ * HTTP/2 PING every `intervalMs` on `session`; a PING still unanswered at the next one means
+ * the peer is gone (a VM frozen, a NAT entry dropped: no FIN, TCP keepalive only after
+ * minutes) and `dead()` is called once. 0 = off. The timer never keeps the process alive.
+ */
+export function keepalive(session: { ping(cb: (err: Error | null) => void): boolean; once(e: 'close', f: () => void): unknown; destroyed: boolean }, intervalMs: number, dead: () => void): void {
+  if (intervalMs <= 0) return;
+  let outstanding = false;
+  const timer = setInterval(() => {
+    if (session.destroyed) return void clearInterval(timer);
+    if (outstanding) {
+      clearInterval(timer);
+      return dead();
+    }
+    outstanding = true;
+    try {
+      session.ping((err) => {
+        if (!err) outstanding = false;
+      });
+    } catch {
+      // the session is closing: its 'close' clears the timer
+    }
+  }, intervalMs).unref();
+  session.once('close', () => clearInterval(timer));
 }
 
 export function peerOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined } | undefined): string {

@@ -15,8 +15,14 @@ const innerTls = z.strictObject({
   cert: secretName,
   key: secretName,
   ca: secretName,
-  /** Client mode: the name the server certificate must carry (and SNI). Absent: the chain alone is checked. */
+  /**
+   * Client mode: the name the server's inner certificate must carry (and SNI). Required: with one
+   * CA for clients and servers (most small PKIs), the chain alone would let any client pose as
+   * the server.
+   */
   serverName: z.string().min(1).max(253).optional(),
+  /** Client mode: accept any name (the chain alone is checked); only for a CA that issues server certificates alone. */
+  anyServerName: z.literal(true).optional(),
 });
 
 const limits = {
@@ -24,8 +30,13 @@ const limits = {
   maxConnections: z.number().int().min(1).max(100_000).default(1000),
   /** No traffic either way on a tunnel for this long closes it; 0 = never. Cloud Run ends a request at 60 min anyway. */
   idleTimeout: duration().default(3_600_000),
-  /** Inner TLS handshake. */
+  /**
+   * Inner TLS handshake. Server: also the outer TLS handshake, and the time a new HTTP/2
+   * connection has to open an authenticated tunnel (headers, bearer, inner TLS) before it is closed.
+   */
   handshakeTimeout: duration(1).default(10_000),
+  /** HTTP/2 PING this often on each connection; one unanswered by the next closes it. 0 = off. */
+  keepalive: duration().default(60_000),
   /** Per-stream HTTP/2 flow-control window in bytes: what one tunnel may have in flight. */
   streamWindow: z.number().int().min(65_535).max(2 ** 31 - 1).default(1 << 20),
   /** Threads serving the port (SO_REUSEPORT); default one per core, at most 4; 0 = the init's thread. */
@@ -57,9 +68,14 @@ export const tunnelServerSchema = z
         clockTolerance: duration().default(30_000),
       })
       .optional(),
-    inner: z.strictObject({ tls: innerTls.omit({ serverName: true }) }).optional(),
+    inner: z.strictObject({ tls: innerTls.omit({ serverName: true, anyServerName: true }) }).optional(),
     /** Concurrent streams (tunnels) per HTTP/2 connection. */
     maxStreams: z.number().int().min(1).max(10_000).default(100),
+    /**
+     * Authenticated tunnels open at once over all connections (connecting to the program or
+     * piped): bounds the program connections the listener holds. Beyond it: REFUSED_STREAM.
+     */
+    maxTunnels: z.number().int().min(1).max(100_000).default(1000),
     /** TCP connect to `connect`. */
     connectTimeout: duration(1).default(5_000),
     ...limits,
@@ -91,6 +107,14 @@ export const tunnelClientSchema = z
   })
   .superRefine((c, ctx) => {
     if (c.authority !== undefined && c.method !== 'CONNECT') ctx.addIssue({ code: 'custom', path: ['authority'], message: 'authority is for method: CONNECT only' });
+    const tls = c.inner?.tls;
+    if (tls && tls.serverName === undefined && !tls.anyServerName) {
+      ctx.addIssue({
+        code: 'custom', path: ['inner', 'tls', 'serverName'],
+        message: 'required: the name (DNS SAN) the tunnel server\'s inner certificate carries; without it any certificate from the CA, a client\'s too, could pose as the server (anyServerName: true checks the chain alone, for a CA that issues server certificates only)',
+      });
+    }
+    if (tls?.serverName !== undefined && tls.anyServerName) ctx.addIssue({ code: 'custom', path: ['inner', 'tls', 'anyServerName'], message: 'set serverName or anyServerName: true, not both' });
   });
 
 export const tunnelSchema = z.discriminatedUnion('mode', [tunnelServerSchema, tunnelClientSchema], {

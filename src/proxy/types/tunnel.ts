@@ -39,16 +39,18 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     const { log, name } = env;
     const listen = parseHostPort(config.listen, `listeners.${name}.listen`, true);
     const stats = emptyTunnelStats();
+    // The failure boundary of one tunnel (tunnel-server.ts, tunnel-client.ts run every handler in it).
+    const fault = createFaultSink(log, 'tunnel');
     const sockets = new Set<Socket>();
     const track = (s: Socket) => {
       sockets.add(s);
       s.once('close', () => sockets.delete(s));
     };
-    const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track) : createTunnelClient(config, env, stats);
+    const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track, fault) : createTunnelClient(config, env, stats, fault);
     const server: Server = mode.server;
     // The limit is the listener's over all its worker threads (src/proxy/thread.ts).
     limitConnections(server, config.maxConnections, {
-      log, label: 'tunnel', fault: createFaultSink(log, 'tunnel'),
+      log, label: 'tunnel', fault,
       accepted(raw) {
         track(raw);
         if (config.mode === 'client') {
@@ -66,7 +68,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     const address: HostPort = { host: bound.address, port: bound.port };
     log.info(
       config.mode === 'server'
-        ? { mode: 'server', listen: formatHostPort(address), connect: config.connect, h2c: config.h2c, path: config.path, methods: config.methods, bearer: config.bearer !== undefined, innerTls: config.inner !== undefined, maxStreams: config.maxStreams }
+        ? { mode: 'server', listen: formatHostPort(address), connect: config.connect, h2c: config.h2c, path: config.path, methods: config.methods, bearer: config.bearer !== undefined, innerTls: config.inner !== undefined, maxStreams: config.maxStreams, handshakeTimeout: config.handshakeTimeout, keepalive: config.keepalive }
         : { mode: 'client', listen: formatHostPort(address), url: config.url, method: config.method, token: config.token?.kind, innerTls: config.inner !== undefined },
       'tunnel listening',
     );
@@ -74,7 +76,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     let closing: Promise<void> | undefined;
     return {
       address,
-      stats: () => metricStats(stats),
+      stats: () => metricStats(stats, fault.count),
       async reload() {
         mode.reload();
         log.info('tunnel TLS material reloaded for new tunnels');
@@ -86,7 +88,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
           await mode.close();
           for (const s of sockets) s.destroy();
           await Promise.all(closed);
-          log.info({ mode: config.mode, ...metricStats(stats) }, 'tunnel closed');
+          log.info({ mode: config.mode, ...metricStats(stats, fault.count) }, 'tunnel closed');
         })();
         return closing;
       },
