@@ -95,3 +95,9 @@ test('bearer: config needs an audience; jwks must be https or loopback http', ()
   assert.match(issues({ audience: 'https://x', jwks: 'http://jwks.example/certs' }), /plain http is allowed only to loopback/);
   assert.equal(tunnelType.schema.safeParse(config({ audience: 'https://x' })).success, true, 'Google defaults for issuer and jwks');
 });
+
+test('bearer: a JWKS that cannot be read is named with the network error (not "fetch failed")', async (t) => {
+  const { freePort } = await import('../helpers/net.ts');
+  const dead = `http://127.0.0.1:${await freePort()}/certs`; // nothing listens there
+  await refused(await pair(t, { jwks: dead }), new RegExp(`^cannot read the JWKS ${dead.replace(/[./]/g, '\\$&')} \\(bearer\\.jwks\\): ECONNREFUSED$`));
+});

@@ -27,14 +27,18 @@ export function bearerCheck(config: NonNullable<TunnelServerConfig['bearer']>): 
       }
       return { ok: true, subject: payload.sub, email };
     } catch (err) {
-      return { ok: false, reason: describe(err) };
+      return { ok: false, reason: describe(err, config.jwks) };
     }
   };
 }
 
-/** jose's reason, naming the claim at fault; never the token. */
-function describe(err: unknown): string {
+/** jose's reason, naming the claim at fault, or the JWKS URL and the network error; never the token. */
+function describe(err: unknown, jwksUrl: string): string {
   if (err instanceof errors.JWTClaimValidationFailed) return `${err.code}: ${err.claim} ${err.reason}`;
+  if (err instanceof errors.JWKSTimeout) return `the JWKS ${jwksUrl} did not answer in time (bearer.jwks)`;
   if (err instanceof errors.JOSEError) return `${err.code}: ${err.message}`;
-  return (err as Error)?.message ?? String(err);
+  // fetch() failed: the keys could not be read at all. "fetch failed" alone says nothing.
+  const cause = (err as { cause?: NodeJS.ErrnoException } | undefined)?.cause;
+  const why = cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
+  return `cannot read the JWKS ${jwksUrl} (bearer.jwks): ${why}`;
 }
