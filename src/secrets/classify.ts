@@ -73,6 +73,7 @@ export function classify(err: unknown, depth = 0): Verdict {
   if (/Could not load the default credentials/.test(e.message ?? '')) {
     return { retry: false, exit: EXIT.config, why: 'no application default credentials (set GOOGLE_APPLICATION_CREDENTIALS, or use type: confidential-space)' };
   }
+  if (err instanceof UnusableAnswer) return { retry: true, why: 'unusable answer' };
   if (e.cause !== undefined && depth < 3) return classify(e.cause, depth + 1);
   // A programming error (ours or a library's) will not pass by retrying.
   if (err instanceof TypeError || err instanceof ReferenceError || err instanceof RangeError || err instanceof SyntaxError) {
@@ -101,4 +102,12 @@ export function unresolvedGoogleHint(err: unknown): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * A remote service answered, but with nothing usable (no token, garbage JSON): its fault, not
+ * ours, so never reported as an internal error; retried until the deadline like a 5xx.
+ */
+export class UnusableAnswer extends Error {
+  override readonly name = 'UnusableAnswer';
 }

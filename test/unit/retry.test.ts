@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InitError } from '../../src/errors.ts';
-import { classify } from '../../src/secrets/classify.ts';
+import { classify, UnusableAnswer } from '../../src/secrets/classify.ts';
 import { retrying, type RetryPolicy } from '../../src/secrets/retry.ts';
 import { memoryLog } from '../helpers/log.ts';
 
@@ -31,6 +31,9 @@ test('classify: gRPC codes, HTTP statuses, OAuth errors, socket errors', () => {
   fail({ message: 'x', cause: { code: 7 } }, 77);
   fail(new InitError(65, 'crc'), 65);
   assert.match(classify({ code: 13, httpStatusCode: 502 }).why, /HTTP 502/);
+  // A service that answers without a token is its fault: retried, never "internal error".
+  assert.deepEqual(classify(new UnusableAnswer('IAM answered without a token')), { retry: true, why: 'unusable answer' });
+  assert.equal((classify(new TypeError('x')) as { exit?: number }).exit, 70, 'a TypeError is ours: not retried');
 });
 
 test('retries what may pass, until it does', async () => {

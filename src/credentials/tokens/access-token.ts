@@ -1,6 +1,7 @@
 // OAuth access tokens of a configured credential (the same exchange the secret fetch uses),
 // with the scopes the config asks for.
 import { CLOUD_PLATFORM } from '../identities.ts';
+import { UnusableAnswer } from '../../secrets/classify.ts';
 import type { TokenKindSpec } from './minter.ts';
 
 const HOUR = 3600_000;
@@ -17,7 +18,7 @@ export const accessToken: TokenKindSpec = {
     return async () => {
       const { client } = await deps.identity(config.credentials!, { scopes });
       const { token } = await client.getAccessToken();
-      if (!token) throw new TypeError(`credentials ${config.credentials}: no access token returned`);
+      if (!token) throw new UnusableAnswer(`credentials ${config.credentials}: no access token returned`);
       return { value: token, expiresAt: client.credentials.expiry_date ?? deps.now() + HOUR };
     };
   },

@@ -5,6 +5,7 @@
 import type { AuthClient } from 'google-auth-library';
 import { cjsExports } from '../../cjs.ts';
 import { jwtExpiry } from './expiry.ts';
+import { UnusableAnswer } from '../../secrets/classify.ts';
 import type { TokenKindSpec } from './minter.ts';
 
 const HOUR = 3600_000;
@@ -41,7 +42,7 @@ export const idToken: TokenKindSpec = {
         timeout: deps.attemptTimeoutMs,
       });
       const value = res.data.token;
-      if (typeof value !== 'string' || value.split('.').length !== 3) throw new TypeError(`IAM credentials generateIdToken for ${credential!.serviceAccount} answered without a token`);
+      if (typeof value !== 'string' || value.split('.').length !== 3) throw new UnusableAnswer(`IAM credentials generateIdToken for ${credential!.serviceAccount} answered without a token`);
       return { value, expiresAt: jwtExpiry(value, deps.now() + HOUR) };
     };
   },

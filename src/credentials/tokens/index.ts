@@ -5,7 +5,7 @@ import type { Config, CredentialConfig } from '../../config/schema.ts';
 import { configError } from '../../errors.ts';
 import type { Log } from '../../log.ts';
 import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../proxy/log-limit.ts';
-import { errorText } from '../../secrets/classify.ts';
+import { errorText, UnusableAnswer } from '../../secrets/classify.ts';
 import { retrying } from '../../secrets/retry.ts';
 import { defaultTokenOptions } from '../../attest/token-file.ts';
 import { createIdentities, type Identity, type IdentityContext, type IdentityOptions } from '../identities.ts';
@@ -126,7 +126,7 @@ export function createTokenSources(credentials: Config['credentials'], ctx: Toke
       (audience) => {
         const policy = { deadline: now() + ctx.retry.deadlineMs, deadlineMs: ctx.retry.deadlineMs, initialBackoffMs: ctx.retry.initialBackoffMs, maxBackoffMs: ctx.retry.maxBackoffMs, attemptTimeoutMs: ctx.retry.attemptTimeoutMs, now };
         return retrying(what(audience), () => mint(audience), policy, closed.signal, retryLog).then((token) => {
-          if (!TOKEN_VALUE.test(token.value)) throw new TypeError(`${what(audience)}: the service answered a token that is not one printable word; refused`);
+          if (!TOKEN_VALUE.test(token.value)) throw new UnusableAnswer(`${what(audience)}: the service answered a token that is not one printable word; refused`);
           minted({ kind: config.kind, credentials: config.credentials, audience, validForS: Math.round((token.expiresAt - now()) / 1000) }, `minted ${what(audience)}`);
           return token;
         });
