@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { GOOGLE_ISSUER, GOOGLE_CERTS_PATH } from './iamcredentials.ts';
+import { ATTESTATION_JWKS_PATH } from './gcp.ts';
 import { closeServer, listenLoopback, readBody, replyJson } from './http.ts';
 import type { VersionState } from './gcp.ts';
 import { EXAMPLE_PROJECT_NUMBERS, poolMembers, startWorld, type EmulatedWorld } from './world.ts';
@@ -178,7 +179,8 @@ const config = {
     alice: { type: 'confidential-space', provider: alice.provider, serviceAccount: alice.serviceAccount },
     bob: { type: 'confidential-space', provider: bob.provider },
   },
-  endpoints: world.endpoints,
+  // jwks: the attestation service's keys, for tls listeners that verify a peer (verify.attestation).
+  endpoints: { ...world.endpoints, jwks: `${world.gcp.url}${ATTESTATION_JWKS_PATH}` },
 };
 const base = world.gcp.url;
 const urls = {
@@ -186,6 +188,7 @@ const urls = {
   iamcredentials: `POST ${base}/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken (and :generateIdToken)`,
   secretmanager: `GET  ${base}/v1/projects/PROJECT[/locations/LOCATION]/secrets/NAME/versions/VERSION:access`,
   googleJwks: `GET  ${base}${GOOGLE_CERTS_PATH}`,
+  attestationJwks: `GET  ${base}${ATTESTATION_JWKS_PATH}`,
   ...(world.endpoints.teeserver ? { teeserver: `POST http://localhost/v1/token on the unix socket ${world.endpoints.teeserver}` } : {}),
   control: `${controlUrl}/secrets, /secrets/versions, /secrets/state, /token`,
 };
@@ -202,6 +205,8 @@ ${stringify(config, { lineWidth: 0 }).trimEnd()}
 #   Secret Manager       ${urls.secretmanager}
 #   Google's JWKS        ${urls.googleJwks}
 #                        (ID tokens: issuer ${GOOGLE_ISSUER}; a tunnel's bearer.jwks)
+#   attestation JWKS     ${urls.attestationJwks}
+#                        (attestation tokens: endpoints.jwks, tee-init verify --jwks)
 ${urls.teeserver ? `#   teeserver            ${urls.teeserver}\n` : ''}#   control              ${urls.control}   (serve-world --help)
 # Secrets: ${Object.keys(world.gcp.world.secrets!).join(', ')}
 # Identities: alice ${alice.serviceAccount} (also ${EXTRA_ACCOUNTS.join(', ')}), bob direct`);
