@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { connect as h2connect } from 'node:http2';
 import { type AddressInfo, createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { execa } from 'execa';
 import { createLog } from '../../src/log.ts';
 import { Lines } from '../helpers/lines.ts';
