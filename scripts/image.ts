@@ -12,7 +12,7 @@
 // packages and files that stand in for the program's official image.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -38,6 +38,17 @@ export interface Variant {
     libraries: string[];
     /** Path in the stand-in program image -> path in the extracted Debian packages. */
     files: Record<string, string>;
+    /** Set when the program's official image is the final stage's base (it brings the shell,
+     *  user and directories the program needs): its stand-in is then the whole extracted root
+     *  filesystem with /bin/sh, these users (extract runs no maintainer script that would add
+     *  them), the directories (owned by uid, gid) and the image configuration given. */
+    base?: {
+      passwd: string;
+      group: string;
+      dirs: Record<string, { uid: number; gid: number; mode: number }>;
+      /** `buildah config` arguments: what the official image's Dockerfile sets. */
+      config: string[];
+    };
   };
 }
 
@@ -54,6 +65,43 @@ export const VARIANTS: Record<string, Variant> = {
       // /usr/bin/redis-server is a symlink to redis-check-rdb, which acts on its argv[0].
       // redis-cli: the preset's reload (CONFIG SET through the admin socket) runs it.
       files: { '/usr/local/bin/redis-server': 'usr/bin/redis-check-rdb', '/usr/local/bin/redis-cli': 'usr/bin/redis-cli' },
+    },
+  },
+  // PostgreSQL needs a shell: initdb runs `postgres -V` and its bootstrap through popen(3),
+  // i.e. /bin/sh. So the final stage is the official image (Debian with dash), Node copied in.
+  postgres: {
+    dockerfile: 'Dockerfile.postgres',
+    tag: 'localhost/tee-init-postgres:test',
+    example: 'examples/postgres',
+    program: {
+      arg: 'POSTGRES',
+      // Debian 12's PostgreSQL is 15, with the official postgres:15-bookworm's layout
+      // (/usr/lib/postgresql/15/bin, /usr/share/postgresql/15).
+      packages: ['postgresql-15'],
+      libraries: [],
+      files: {},
+      base: {
+        // The official image's user and group (uid and gid 999), its home and socket directories.
+        passwd: 'postgres:x:999:999::/var/lib/postgresql:/bin/sh\n',
+        group: 'postgres:x:999:\n',
+        dirs: {
+          '/var/lib/postgresql': { uid: 999, gid: 999, mode: 0o755 },
+          '/var/lib/postgresql/data': { uid: 999, gid: 999, mode: 0o1777 },
+          '/var/run/postgresql': { uid: 999, gid: 999, mode: 0o3777 },
+        },
+        // What the official Dockerfile declares: Dockerfile.postgres must undo what does not fit
+        // tee-init (its CMD would become tee-init's arguments; its STOPSIGNAL is SIGINT).
+        config: [
+          '--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/15/bin',
+          '--env', 'PG_MAJOR=15',
+          '--env', 'PGDATA=/var/lib/postgresql/data',
+          '--volume', '/var/lib/postgresql/data',
+          '--entrypoint', '["docker-entrypoint.sh"]',
+          '--cmd', '["postgres"]',
+          '--stop-signal', 'SIGINT',
+          '--port', '5432',
+        ],
+      },
     },
   },
 };
@@ -77,6 +125,7 @@ export function containersEnv(): NodeJS.ProcessEnv {
   const registries = join(dir, 'registries.conf');
   mkdirSync(join(dir, 'networks'), { recursive: true });
   mkdirSync(join(dir, 'tmp'), { recursive: true });
+  forgetCopiedPodmanState(join(dir, 'storage'));
   writeIfChanged(storageConf, `[storage]\ndriver = "overlay"\ngraphroot = "${dir}/storage"\nrunroot = "${dir}/run"\n`);
   // crun fails on this kind of machine (hybrid cgroups); runc works. The default rlimits need
   // CAP_SYS_RESOURCE, which the machine lacks. Networks and events stay in the clone too.
@@ -110,6 +159,16 @@ export function containersEnv(): NodeJS.ProcessEnv {
     // buildah keeps RUN --mount=type=cache directories under TMPDIR: in the clone too.
     TMPDIR: join(dir, 'tmp'),
   };
+}
+
+/** podman records its paths in its database (graphroot/libpod/bolt_state.db) and, when they
+ *  differ from the configuration, uses the database's: a .cache copied from another clone (a git
+ *  worktree made by copying one) sends podman to that clone's storage, where it would list, run
+ *  and `system reset` someone else's images and containers while buildah builds here. A database
+ *  that does not name this storage is such a copy, and describes no container of this clone. */
+function forgetCopiedPodmanState(storage: string): void {
+  const db = join(storage, 'libpod', 'bolt_state.db');
+  if (existsSync(db) && !readFileSync(db, 'latin1').includes(`graph-root${storage}`)) rmSync(db);
 }
 
 function writeIfChanged(file: string, text: string): void {
@@ -219,9 +278,9 @@ export function standInBases(name: string, variant: Variant, options: { rebuild?
     mkdirSync(join(mnt, 'etc', 'ssl', 'certs'), { recursive: true });
     writeFileSync(join(mnt, 'etc', 'ssl', 'certs', 'ca-certificates.crt'), pem);
   };
-  const users = (mnt: string) => {
-    writeFileSync(join(mnt, 'etc', 'passwd'), PASSWD);
-    writeFileSync(join(mnt, 'etc', 'group'), GROUP);
+  const users = (mnt: string, more = { passwd: '', group: '' }) => {
+    writeFileSync(join(mnt, 'etc', 'passwd'), PASSWD + more.passwd);
+    writeFileSync(join(mnt, 'etc', 'group'), GROUP + more.group);
     for (const d of ['tmp', 'home/nonroot', 'root']) mkdirSync(join(mnt, d), { recursive: true });
     chmodSync(join(mnt, 'tmp'), 0o1777);
   };
@@ -244,12 +303,15 @@ export function standInBases(name: string, variant: Variant, options: { rebuild?
     chmodSync(join(mnt, 'nodejs', 'bin', 'node'), 0o755);
   }, ['--env', PATH, '--env', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt', '--entrypoint', '["/nodejs/bin/node"]']);
 
+  // dash's maintainer script would have made /bin/sh
+  const shell = (mnt: string) => {
+    if (!existsSync(join(mnt, 'bin', 'sh'))) symlinkSync('dash', join(mnt, 'bin', 'sh'));
+  };
   // build: the same files with a shell, Node and npm at /usr/local (like the node image).
   assemble(bases.build, (mnt) => {
     copyRootfs(mnt);
     users(mnt);
-    // dash's maintainer script would have made /bin/sh
-    if (!existsSync(join(mnt, 'bin', 'sh'))) symlinkSync('dash', join(mnt, 'bin', 'sh'));
+    shell(mnt);
     mkdirSync(join(mnt, 'usr', 'local', 'bin'), { recursive: true });
     copyFileSync(nodeBinary(), join(mnt, 'usr', 'local', 'bin', 'node'));
     chmodSync(join(mnt, 'usr', 'local', 'bin', 'node'), 0o755);
@@ -257,14 +319,28 @@ export function standInBases(name: string, variant: Variant, options: { rebuild?
     symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(mnt, 'usr', 'local', 'bin', 'npm'));
   }, ['--env', PATH, '--cmd', '["node"]']);
 
-  // program: the files the Dockerfile copies from the program's official image.
+  // program: the files the Dockerfile copies from the program's official image, or that whole
+  // image when it is the final stage's base.
+  const base = variant.program.base;
   assemble(bases.program, (mnt) => {
+    if (base) {
+      copyRootfs(mnt);
+      for (const dir of ['var/cache/apt', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man', 'usr/share/info']) rmSync(join(mnt, dir), { recursive: true, force: true });
+      caBundle(mnt);
+      users(mnt, base);
+      shell(mnt);
+      for (const [dir, { uid, gid, mode }] of Object.entries(base.dirs)) {
+        mkdirSync(join(mnt, dir), { recursive: true });
+        chownSync(join(mnt, dir), uid, gid);
+        chmodSync(join(mnt, dir), mode);
+      }
+    }
     for (const [to, from] of Object.entries(variant.program.files)) {
       mkdirSync(join(mnt, dirname(to)), { recursive: true });
       copyFileSync(join(rootfs, from), join(mnt, to));
       chmodSync(join(mnt, to), 0o755);
     }
-  });
+  }, base ? base.config : []);
 
   // Stand-ins of older recipes, and the extracted files, are no longer needed.
   rmSync(rootfs, { recursive: true, force: true });

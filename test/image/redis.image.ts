@@ -5,52 +5,16 @@
 // secrets mounted read-only, /dev/shm a tmpfs, a published port, `podman stop`. Needs root and
 // the container tools; under CI=true a missing one fails the test with the reason.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { buildImage, containersEnv, root, type Built } from '../../scripts/image.ts';
 import { policyLabels } from '../helpers/labels.ts';
-import { Lines } from '../helpers/lines.ts';
+import { assertNothingPrinted, follow, podman, podmanOk, publishedPort, ready, runWithFileSecrets } from '../helpers/image.ts';
 import { createPki, issue, leaf, type Pki } from '../helpers/pki.ts';
-import { isRoot, needs } from '../helpers/tools.ts';
 
-const TOOLS: [string, string][] = [
-  ['buildah', 'apt-get install buildah'],
-  ['podman', 'apt-get install podman'],
-  ['runc', 'apt-get install runc'],
-  ['skopeo', 'apt-get install skopeo'],
-  ['mmdebstrap', 'apt-get install mmdebstrap'],
-  ['redis-cli', 'apt-get install redis-tools'],
-  ['openssl', 'apt-get install openssl'],
-];
-
-function ready(t: TestContext): boolean {
-  if (!isRoot) {
-    const message = 'building and running images needs root (rootful podman with private storage)';
-    if (process.env.CI) throw new Error(`${message}: CI runs as root`);
-    t.skip(message);
-    return false;
-  }
-  return TOOLS.every(([tool, install]) => needs(t, tool, install));
-}
-
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-const podman = (args: string[]): Ran => {
-  const r = spawnSync('podman', args, { env: containersEnv(), encoding: 'utf8', maxBuffer: 16 << 20 });
-  return { status: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
-};
-const podmanOk = (args: string[]): string => {
-  const r = podman(args);
-  assert.equal(r.status, 0, `podman ${args.join(' ')}:\n${r.stderr}`);
-  return r.stdout;
-};
 const redisCli = (pki: Pki, port: number, withCert: boolean) =>
   spawnSync('redis-cli', ['--tls', '--cacert', pki.ca.cert, ...(withCert ? ['--cert', pki.client.cert, '--key', pki.client.key] : []), '-h', '127.0.0.1', '-p', String(port), 'ping'], {
     encoding: 'utf8',
@@ -84,7 +48,7 @@ refresh: { every: 1h }              # SIGHUP refreshes now: the test rotates the
 `;
 
 test('image: built on stand-in bases and run with podman as Confidential Space would', { timeout: 20 * 60_000 }, async (t) => {
-  if (!ready(t)) return;
+  if (!ready(t, [['redis-cli', 'apt-get install redis-tools']])) return;
   const logs: string[] = [];
   const built: Built = buildImage('redis', { log: (s) => logs.push(s) });
   t.diagnostic(`built ${built.id} (digest ${built.digest}) in ${built.seconds.bases.toFixed(0)} s (bases) + ${built.seconds.image.toFixed(0)} s (image)`);
@@ -132,23 +96,10 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
     let logs: ReturnType<typeof follow> | undefined;
     try {
       const pki = createPki(join(work, 'pki'));
-      const secrets = join(work, 'secrets');
-      mkdirSync(secrets, { mode: 0o700 });
-      for (const f of ['ca.crt', 'server.crt', 'server.key']) copyFileSync(join(pki.dir, f), join(secrets, f));
-      writeFileSync(join(work, 'tee-init.yaml'), tmpConfig('/dev/shm'));
-      chmodSync(shm, 0o1777);
-      podmanOk([
-        'run', '-d', '--name', name,
-        '-p', '127.0.0.1::16379',
-        '-v', `${secrets}:/secrets:ro`,
-        '-v', `${join(work, 'tee-init.yaml')}:/config/tee-init.yaml:ro`,
-        '-v', `${shm}:/dev/shm`,
-        '-e', 'TEE_INIT_CONFIG=/config/tee-init.yaml',
-        img,
-      ]);
-      logs = follow(name);
+      logs = runWithFileSecrets(img, name, { work, pki, config: tmpConfig('/dev/shm'), shm, port: 16379 });
       await logs.out.until(/Ready to accept connections/, 60_000);
-      const port = Number(/:(\d+)$/.exec(podmanOk(['port', name, '16379/tcp']))![1]);
+      const port = publishedPort(name, 16379);
+      const secrets = join(work, 'secrets');
 
       const pong = redisCli(pki, port, true);
       assert.equal(pong.stdout.trim(), 'PONG', pong.stderr);
@@ -197,14 +148,7 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
 
       // No secret byte in anything the container printed (tee-init at its configured level,
       // redis) nor in its recorded command line and environment.
-      const all = spawnSync('podman', ['logs', name], { env: containersEnv(), encoding: 'utf8' });
-      const printed = `${all.stdout}${all.stderr}${podmanOk(['inspect', name])}`;
-      assert.match(printed, /run started/);
-      for (const f of [pki.server.key, pki.server.cert, pki.ca.cert]) {
-        for (const line of readFileSync(f, 'utf8').split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))) {
-          assert.ok(!printed.includes(line), `${f}: a line of it was printed by the container`);
-        }
-      }
+      assert.match(assertNothingPrinted(name, [pki.server.key, pki.server.cert, pki.ca.cert]), /run started/);
     } finally {
       logs?.stop();
       podman(['rm', '-f', name]);
@@ -257,13 +201,3 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
     assert.equal(working.stdout.trim(), '', 'buildah working containers keep layers mounted under .cache');
   });
 });
-
-/** Follows the container's stdout (`podman logs -f`), to wait for a line rather than sleep. */
-/** The container's output, stdout (redis) and stderr (tee-init's log) together, line by line. */
-function follow(name: string): { out: Lines; stop: () => void } {
-  const proc = spawn('podman', ['logs', '-f', name], { env: containersEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  const both = new PassThrough();
-  proc.stdout.pipe(both, { end: false });
-  proc.stderr.pipe(both);
-  return { out: new Lines(both), stop: () => proc.kill() };
-}
