@@ -13,20 +13,22 @@ async function labels(config: string) {
   return { code, stdout: result.stdout as string, stderr: result.stderr as string };
 }
 
-test('Dockerfile.distroless carries exactly the labels `tee-init labels` prints for its config', async () => {
-  const dockerfile = readFileSync(join(root, 'Dockerfile.distroless'), 'utf8');
-  const baked = /^COPY\s+(\S+\.ya?ml)\s+\/etc\/tee-init\/tee-init\.yaml$/m.exec(dockerfile)?.[1];
-  assert.ok(baked, 'the Dockerfile bakes a config in at /etc/tee-init/tee-init.yaml');
-  const out = await labels(join(root, baked));
-  assert.equal(out.code, 0, out.stderr);
-  const printed = policyLabels(out.stdout);
-  assert.deepEqual(printed, {
-    'tee.launch_policy.log_redirect': 'always',
-    'tee.launch_policy.allow_env_override': 'TEE_INIT_LOG_LEVEL,TEE_INIT_GRACE_PERIOD',
-    'tee.launch_policy.allow_cmd_override': 'false',
+for (const file of ['Dockerfile.distroless', 'Dockerfile.postgres']) {
+  test(`${file} carries exactly the labels \`tee-init labels\` prints for its config`, async () => {
+    const dockerfile = readFileSync(join(root, file), 'utf8');
+    const baked = /^COPY\s+(\S+\.ya?ml)\s+\/etc\/tee-init\/tee-init\.yaml$/m.exec(dockerfile)?.[1];
+    assert.ok(baked, 'the Dockerfile bakes a config in at /etc/tee-init/tee-init.yaml');
+    const out = await labels(join(root, baked));
+    assert.equal(out.code, 0, out.stderr);
+    const printed = policyLabels(out.stdout);
+    assert.deepEqual(printed, {
+      'tee.launch_policy.log_redirect': 'always',
+      'tee.launch_policy.allow_env_override': 'TEE_INIT_LOG_LEVEL,TEE_INIT_GRACE_PERIOD',
+      'tee.launch_policy.allow_cmd_override': 'false',
+    });
+    assert.deepEqual(policyLabels(dockerfile), printed);
   });
-  assert.deepEqual(policyLabels(dockerfile), printed);
-});
+}
 
 test('an output.dir outside /dev/shm needs a tmpfs mount there: allow_mount_destinations names it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tee-init-labels-'));
