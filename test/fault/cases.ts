@@ -2,6 +2,7 @@
 // or what it calls), as families of variants. A variant returns a problem (a string) when what
 // the client saw is wrong (a malformed status line passed through, a bound not kept); anything
 // else it may throw (resets, refusals) is an ordinary outcome of a hostile exchange.
+import { connect as h2connect } from 'node:http2';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { EmulatedWorld } from '../fakes/world.ts';
@@ -334,8 +335,7 @@ const h2Floods: Case = {
     }
     await ctx.variant('HTTP/1.1 on the h2c port', async () => void (await sendRaw(port(ctx, 'tunnel-in'), Buffer.from('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello'), ctx.rng.pick(ENDINGS), ctx.waitMs)));
     await ctx.variant('half an inner TLS handshake in a tunnel', async () => {
-      const { connect } = await import('node:http2');
-      const session = connect(`http://127.0.0.1:${port(ctx, 'tunnel-in')}`);
+      const session = h2connect(`http://127.0.0.1:${port(ctx, 'tunnel-in')}`);
       session.on('error', () => {});
       const stream = session.request({ ':method': 'POST', ':path': '/' }, { endStream: false });
       stream.on('error', () => {});

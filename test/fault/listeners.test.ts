@@ -9,7 +9,8 @@
 //
 // FAULT_SEED=N replays a run (the seed is printed); FAULT_SCALE=2 doubles the barrage;
 // FAULT_WAIT_MS (default 800) is how long a hostile client waits for an answer; FAULT_WORKERS=0
-// runs one of the two matrices.
+// runs one of the two matrices; FAULT_ONLY=REGEX only the families whose name matches (e.g.
+// FAULT_ONLY='mtls-http <- client: client cert' to replay one failure).
 // A failure names the listener, the direction, the fault family and variant, and what broke
 // (the init's exit code, the probe's error, the log lines), with the init's last log lines.
 import assert from 'node:assert/strict';
@@ -19,13 +20,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CASES, type Ctx } from './cases.ts';
 import { captureClientHello, prng, seedFor } from './fuzz.ts';
-import { allocatePorts, badLines, fatal, boot, type Boot, type Certs, faultConfig, type InitRun, lastLines, LISTENERS, probe, type Ports, setupCerts, startRun, stopRun } from './rig.ts';
-import { needs } from '../helpers/tools.ts';
+import { boot, type Boot } from '../helpers/boot.ts';
+import { allocatePorts, badLines, type Certs, fatal, faultConfig, type InitRun, lastLines, LISTENERS, probe, type Ports, setupCerts, startRun, stopRun } from './rig.ts';
 
 const SEED = Number(process.env.FAULT_SEED ?? 0x7ee1);
 const SCALE = Number(process.env.FAULT_SCALE ?? 1);
 const WAIT_MS = Number(process.env.FAULT_WAIT_MS ?? 800);
 const WORKERS = (process.env.FAULT_WORKERS ?? '0,2').split(',').map(Number);
+const ONLY = process.env.FAULT_ONLY ? new RegExp(process.env.FAULT_ONLY) : undefined;
 console.log(`fault injection: seed ${SEED} (FAULT_SEED=${SEED} replays this run), scale ${SCALE} (FAULT_SCALE), wait ${WAIT_MS} ms (FAULT_WAIT_MS)`);
 
 let certs: Certs;
@@ -41,11 +43,34 @@ before(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+const LOG_BUDGET = Number(process.env.FAULT_LOG_BUDGET ?? 120);
+
+/** A family that made the init write more than LOG_BUDGET lines: the rate limits (20 a minute per kind) did not hold. */
+function logFlood(lines: string[]): string | undefined {
+  if (lines.length <= LOG_BUDGET) return undefined;
+  const byMessage = new Map<string, number>();
+  for (const l of lines) {
+    // The message without what varies per line (addresses, audiences, attempts).
+    const m = (/"message":"((?:[^"\\]|\\.)*)"/.exec(l)?.[1] ?? l).replace(/\d+/g, 'N').slice(0, 160);
+    byMessage.set(m, (byMessage.get(m) ?? 0) + 1);
+  }
+  const top = [...byMessage].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([m, k]) => `      ${k} x ${m}`).join('\n');
+  return `the init wrote ${lines.length} log lines for this family (budget ${LOG_BUDGET}, FAULT_LOG_BUDGET); most:\n${top}`;
+}
+
+/** Waits until `count` worker threads that died since `mark` have been replaced (at most 35 s: the backoff's cap is 30 s). */
+async function replaced(run: InitRun, mark: number, count: number): Promise<void> {
+  const done = () => run.log.lines.slice(mark).filter((l) => l.includes('worker thread replaced')).length >= count;
+  await run.log.waitFor(done, 35_000).catch(() => {});
+}
+
 const indent = (lines: string[]) => lines.slice(0, 5).map((l) => `      ${l.slice(0, 500)}`).join('\n');
 
 // The two matrices run side by side, each with its own world (the metadata family injects faults
 // into the fake Google) and its own init; within one, the families run in order.
-describe('listener fault injection', { concurrency: WORKERS.length }, () => {
+// The budget is two minutes on a loaded 2-core machine; the timeout is wider so that a slow run
+// still says which family broke what instead of being cancelled as a whole.
+describe('listener fault injection', { concurrency: WORKERS.length, timeout: 300_000 }, () => {
   for (const workers of WORKERS) matrix(workers);
 });
 
@@ -59,14 +84,22 @@ function matrix(workers: number): void {
     const runs: { run: InitRun; diedAt?: string }[] = [];
     const current = () => runs.at(-1)!.run;
 
-    before(async (t) => {
-      if (!needs(t as never, 'openssl', 'apt-get install openssl')) return;
+    before(async () => {
       b = await boot({ pem });
-      ports = await allocatePorts();
       const notes: string[] = [];
-      config = faultConfig(b, certs, ports, workers, notes);
-      if (workers > 0) for (const note of notes) console.log(`workers: ${workers}: ${note}`);
-      runs.push({ run: await startRun(b, config) });
+      // A port that was free a moment ago may be taken by another process when the init binds it: new ports, again.
+      for (let attempt = 1; ; attempt++) {
+        ports = await allocatePorts();
+        notes.length = 0;
+        config = faultConfig(b, certs, ports, workers, notes);
+        try {
+          runs.push({ run: await startRun(b, config) });
+          break;
+        } catch (err) {
+          if (attempt === 3 || !/EADDRINUSE|cannot listen/.test((err as Error).message)) throw err;
+        }
+      }
+      if (workers > 0) for (const note of new Set(notes)) console.log(`workers: ${workers}: ${note}`);
     });
     after(async () => {
       await Promise.all(runs.map(({ run }) => stopRun(run)));
@@ -86,6 +119,7 @@ function matrix(workers: number): void {
     for (const c of CASES) {
       const direction = c.direction === 'client' ? 'client' : 'upstream/program';
       const name = `${c.listener} <- ${direction}: ${c.fault}`;
+      if (ONLY && !ONLY.test(name)) continue;
       test(name, async () => {
         let run = await alive();
         const firstRun = run;
@@ -116,6 +150,10 @@ function matrix(workers: number): void {
               problems.push(`[${variant}] the init ${how}; its last lines:\n${lastLines(run, 8, mark)}\n      (a new init takes over for the next variant)`);
               return;
             }
+            // A dead worker thread leaves its share of the port dark until its replacement: wait for
+            // it, so that the next variant meets a serving listener (its death is reported above).
+            const deaths = bad.filter((l) => /worker thread ended unexpectedly/.test(l)).length;
+            if (deaths) await replaced(run, mark, deaths);
             if (c.probeEach && !brokenBy) {
               try {
                 await probe(c.listener, ports, certs);
@@ -136,6 +174,8 @@ function matrix(workers: number): void {
         if (run === firstRun) {
           const bad = badLines(run, caseMark).filter((l) => !problems.some((p) => p.includes(l.slice(0, 500))));
           if (bad.length) problems.push(`the init logged afterwards:\n${indent(bad)}`);
+          const flood = logFlood(run.log.lines.slice(caseMark));
+          if (flood) problems.push(flood);
         }
         if (problems.length) {
           assert.fail(`listener ${c.listener}, fault from the ${direction}: ${c.fault} (workers: ${workers}, seed ${SEED})\n` +

@@ -1,9 +1,9 @@
 // The fault-injection rig: one init (the real bundle) on the fake Google world with every
 // listener type in one config, fronting and called by the hostile program (hostile-program.mjs),
 // plus a normal request per listener (the probes) to tell whether a listener still serves.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect as h2connect } from 'node:http2';
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { LISTENER_TYPES } from '../../src/proxy/types/index.ts';
-import { boot, SHARE_A, SHARE_B, type Boot } from '../helpers/boot.ts';
+import { SHARE_A, SHARE_B, type Boot } from '../helpers/boot.ts';
 import { node, type LogRecord, type Started, startInit } from '../helpers/init.ts';
 import { freePort } from '../helpers/net.ts';
 import { createPki, issue, leaf, type KeyPair, type Pki } from '../helpers/pki.ts';
@@ -62,7 +62,6 @@ function weirdCerts(pki: Pki): Certs['weird'] {
   };
   const out: Certs['weird'] = {};
   for (const [name, s] of Object.entries(specs)) {
-    // -utf8 makes openssl take the subject as UTF-8 (else it reads bytes as Latin-1 and mangles them).
     out[name] = { ...issueUtf8(dir, pki.ca, name, s.cn, leaf('clientAuth', s.sans)), allowed: s.allowed };
   }
   return out;
@@ -84,8 +83,16 @@ export async function setupCerts(dir: string): Promise<Certs> {
   return { pki, hostile, weird: weirdCerts(pki) };
 }
 
+/** Ports handed out in this process: freePort() alone can give two matrices the same one. */
+const handedOut = new Set<number>();
+
 export async function allocatePorts(): Promise<Ports> {
-  const p = async () => freePort();
+  const p = async (): Promise<number> => {
+    for (;;) {
+      const port = await freePort();
+      if (!handedOut.has(port)) return handedOut.add(port), port;
+    }
+  };
   const listeners = {} as Record<ListenerName, number>;
   for (const l of LISTENERS) listeners[l] = await p();
   return { listeners, raw: [await p(), await p(), await p(), await p()], http: await p(), https: await p(), h2: await p(), control: await p(), health: await p() };
@@ -369,4 +376,3 @@ export async function probe(name: ListenerName, ports: Ports, certs: Certs): Pro
   }
 }
 
-export { boot, type Boot };
