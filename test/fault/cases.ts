@@ -6,7 +6,7 @@ import { connect as h2connect } from 'node:http2';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { EmulatedWorld } from '../fakes/world.ts';
-import { closedBy, collect, dial, ENDINGS, h2Attacks, H2_PREFACE, malformedRequests, type Rng, sendRaw, trickle } from './fuzz.ts';
+import { closedBy, collect, dial, ENDINGS, h2Attacks, H2_PREFACE, h2frame, malformedRequests, type Rng, sendRaw, trickle } from './fuzz.ts';
 import {
   type Certs, h2Next, HOSTILE_HOST, httpsGet, LIMITS, type ListenerName, mtlsOptions, type Ports, PSK_KEY, pskOptions, tunnelStream,
 } from './rig.ts';
@@ -268,6 +268,25 @@ const stalled: Case[] = (['tunnel-in', 'tunnel-out', 'egress', 'metadata'] as co
   },
 }));
 
+/**
+ * The tunnel server's slots: HTTP/2 connections that open and then say nothing (no preface, or a
+ * preface and no stream) must be cut within a bound, or maxConnections of them lock it out.
+ */
+const tunnelLockout: Case = {
+  listener: 'tunnel-in', direction: 'client', fault: 'silent HTTP/2 connections filling maxConnections',
+  async run(ctx) {
+    const bound = LIMITS.tunnelIdleMs + LIMITS.handshakeTimeoutMs + 5000;
+    await ctx.variant(`${LIMITS.tunnelConnections} connections: half with nothing, half with the preface and SETTINGS only`, async () => {
+      const socks = await Promise.all(Array.from({ length: LIMITS.tunnelConnections }, () => dial(port(ctx, 'tunnel-in'))));
+      socks.forEach((s, i) => i % 2 && s.write(Buffer.concat([H2_PREFACE, h2frame(4, 0, 0)])));
+      const meanwhile = await ctx.probe().then(() => 'served', (err: Error) => `refused (${err.message})`);
+      const cut = await Promise.all(socks.map((s) => closedBy(s, bound)));
+      const held = cut.filter((c) => !c).length;
+      if (held) return `${held} of ${socks.length} silent connections still held their slot ${bound} ms after accept (idleTimeout ${LIMITS.tunnelIdleMs} ms, handshakeTimeout ${LIMITS.handshakeTimeoutMs} ms); meanwhile a normal tunnel was ${meanwhile}`;
+    });
+  },
+};
+
 /** maxConnections + extra at once: the extra ones are refused at accept, and the port serves again once they go. */
 const floods: Case[] = (['psk', 'mtls-http', 'mtls-any', 'tunnel-in', 'tunnel-out', 'egress', 'metadata'] as const).map((l) => ({
   listener: l, direction: 'client', fault: 'flood at maxConnections',
@@ -458,6 +477,7 @@ export const CASES: Case[] = [
   ...stalledTls,
   ...stalled,
   ...floods,
+  tunnelLockout,
   malformedHttp('mtls-http'),
   malformedHttp('egress'),
   malformedHttp('metadata'),

@@ -27,7 +27,7 @@ export const LISTENERS = ['psk', 'mtls-http', 'mtls-any', 'tunnel-in', 'tunnel-o
 export type ListenerName = (typeof LISTENERS)[number];
 
 /** Sizes of the barrage: small limits, so that a flood reaches them quickly. */
-export const LIMITS = { maxConnections: 16, tunnelConnections: 8, metadataConnections: 256, handshakeTimeoutMs: 2000 };
+export const LIMITS = { maxConnections: 16, tunnelConnections: 8, metadataConnections: 256, handshakeTimeoutMs: 2000, tunnelIdleMs: 4000 };
 
 export interface Ports {
   listeners: Record<ListenerName, number>;
@@ -122,7 +122,7 @@ export function faultConfig(b: Boot, certs: Certs, ports: Ports, workers: number
     'mtls-any': { type: 'tls', mode: 'permissive', listen: at(L['mtls-any']), connect: at(ports.raw[1]), tls, handshakeTimeout: hs, maxConnections },
     'tunnel-in': {
       type: 'tunnel', mode: 'server', listen: at(L['tunnel-in']), connect: at(ports.raw[2]), h2c: true, inner: { tls },
-      maxConnections: LIMITS.tunnelConnections, maxStreams: 50, handshakeTimeout: hs, connectTimeout: '3s',
+      maxConnections: LIMITS.tunnelConnections, maxStreams: 50, handshakeTimeout: hs, connectTimeout: '3s', idleTimeout: `${LIMITS.tunnelIdleMs}ms`,
     },
     'tunnel-out': {
       type: 'tunnel', mode: 'client', listen: at(L['tunnel-out']), url: `http://127.0.0.1:${L['tunnel-in']}/`,
