@@ -8,7 +8,7 @@
 // log has no internal error. All of it under `workers: 0` and `workers: 2`.
 //
 // FAULT_SEED=N replays a run (the seed is printed); FAULT_SCALE=2 doubles the barrage;
-// FAULT_WAIT_MS (default 800) is how long a hostile client waits for an answer; FAULT_WORKERS=0
+// FAULT_WAIT_MS (default 600) is how long a hostile client waits for an answer; FAULT_WORKERS=0
 // runs one of the two matrices; FAULT_ONLY=REGEX only the families whose name matches (e.g.
 // FAULT_ONLY='mtls-http <- client: client cert' to replay one failure).
 // A failure names the listener, the direction, the fault family and variant, and what broke
@@ -25,7 +25,7 @@ import { allocatePorts, badLines, type Certs, fatal, faultConfig, type InitRun, 
 
 const SEED = Number(process.env.FAULT_SEED ?? 0x7ee1);
 const SCALE = Number(process.env.FAULT_SCALE ?? 1);
-const WAIT_MS = Number(process.env.FAULT_WAIT_MS ?? 800);
+const WAIT_MS = Number(process.env.FAULT_WAIT_MS ?? 600);
 const WORKERS = (process.env.FAULT_WORKERS ?? '0,2').split(',').map(Number);
 const ONLY = process.env.FAULT_ONLY ? new RegExp(process.env.FAULT_ONLY) : undefined;
 console.log(`fault injection: seed ${SEED} (FAULT_SEED=${SEED} replays this run), scale ${SCALE} (FAULT_SCALE), wait ${WAIT_MS} ms (FAULT_WAIT_MS)`);
