@@ -141,7 +141,10 @@ function matrix(workers: number): void {
             // Log lines arrive asynchronously: let the init say what happened.
             await new Promise((r) => setImmediate(r));
             const bad = badLines(run, mark);
-            if (bad.length) problems.push(`[${variant}] the init logged:\n${indent(bad)}`);
+            if (bad.length) {
+              const late = bad.some((l) => l.includes('worker thread ended')) ? ' (a worker\'s end is logged once the thread is gone: it may belong to the variant before)' : '';
+              problems.push(`[${variant}] the init logged${late}:\n${indent(bad)}`);
+            }
             if (run.exit || bad.some(fatal)) {
               // After an internal error the init stops the program and exits: wait for its status.
               await Promise.race([run.proc, new Promise((r) => setTimeout(r, 15_000))]);
