@@ -281,7 +281,7 @@ const tunnelLockout: Case = {
       socks.forEach((s, i) => i % 2 && s.write(Buffer.concat([H2_PREFACE, h2frame(4, 0, 0)])));
       const meanwhile = await Promise.race([
         ctx.probe().then(() => 'served', (err: Error) => `refused (${err.message})`),
-        new Promise<string>((r) => setTimeout(() => r('not answered within 2 s'), 2000)),
+        new Promise<string>((r) => setTimeout(() => r('not answered within 2 s'), 2000).unref()),
       ]);
       const cut = await Promise.all(socks.map((s) => closedBy(s, bound)));
       const held = cut.filter((c) => !c).length;
@@ -290,37 +290,47 @@ const tunnelLockout: Case = {
   },
 };
 
-/** maxConnections + extra at once: the extra ones are refused at accept, and the port serves again once they go. */
+/**
+ * maxConnections + extra at once: the extra ones are refused at accept, and the port serves again
+ * once they go. The slot holders are ones the init has no reason to cut within the window:
+ * finished TLS handshakes, unfinished ones (cut at handshakeTimeout, after the window), or a
+ * partial request or preface (cut after headersTimeout, 10 s and more).
+ */
 const floods: Case[] = (['psk', 'mtls-http', 'mtls-any', 'tunnel-in', 'tunnel-out', 'egress', 'metadata'] as const).map((l) => ({
   listener: l, direction: 'client', fault: 'flood at maxConnections',
   async run(ctx) {
     const max = l === 'tunnel-in' ? LIMITS.tunnelConnections : l === 'metadata' ? LIMITS.metadataConnections : LIMITS.maxConnections;
     const extra = 8;
-    await ctx.variant(`${max} + ${extra} connections held at once`, async () => {
-      const socks = (await Promise.all(Array.from({ length: max + extra }, () => dial(port(ctx, l)).catch(() => undefined))));
-      // Something a slot holder would send: a byte of a handshake or of a request (never a whole one).
-      for (const s of socks) s?.write(l === 'tunnel-in' ? H2_PREFACE.subarray(0, 4) : l === 'egress' || l === 'metadata' ? 'GE' : '');
-      // Refusals happen at accept; the slot holders stay until handshakeTimeout at the soonest.
-      const window = LIMITS.handshakeTimeoutMs / 2;
-      const closed = await Promise.all(socks.map((s) => (s ? closedBy(s, window) : Promise.resolve(true))));
-      const refused = closed.filter(Boolean).length;
-      const problems: string[] = [];
-      if (refused < extra) problems.push(`only ${refused} of the ${extra} connections beyond maxConnections ${max} were refused within ${window} ms`);
-      // The init sees the flood's closes a moment later: a lock-out is a listener that never serves again.
-      let last: unknown;
-      for (const until = Date.now() + 5000; Date.now() < until;) {
-        try {
-          await ctx.probe();
-          last = undefined;
-          break;
-        } catch (err) {
-          last = err;
+    const tls = l === 'psk' || l === 'mtls-http' || l === 'mtls-any';
+    const raw = (): Promise<Socket | undefined> =>
+      dial(port(ctx, l)).then((s) => (s.write(l === 'tunnel-in' ? H2_PREFACE.subarray(0, 4) : l === 'egress' || l === 'metadata' ? 'GE' : '\x16'), s), () => undefined);
+    const handshaken = (): Promise<Socket | undefined> => {
+      const s = tlsConnect({ host: '127.0.0.1', port: port(ctx, l), ...(l === 'psk' ? pskOptions() : mtlsOptions(ctx.certs)) });
+      s.on('error', () => {});
+      return Promise.resolve(s as unknown as Socket);
+    };
+    const kinds: [string, () => Promise<Socket | undefined>, number][] = tls
+      ? [['unfinished handshakes', raw, LIMITS.handshakeTimeoutMs / 2], ['finished handshakes', handshaken, 2000]]
+      : [['connections', raw, 2000]];
+    for (const [kind, open, window] of kinds) {
+      await ctx.variant(`${max} + ${extra} ${kind} held at once`, async () => {
+        const socks = await Promise.all(Array.from({ length: max + extra }, open));
+        // Refusals happen at accept: what closes within the window was refused.
+        const closed = await Promise.all(socks.map((s) => (s ? closedBy(s, window) : Promise.resolve(true))));
+        const refused = closed.filter(Boolean).length;
+        const problems: string[] = [];
+        if (refused < extra) problems.push(`only ${refused} of the ${extra} connections beyond maxConnections ${max} were refused within ${window} ms`);
+        // The init sees the flood's closes a moment later: a lock-out is a listener that never serves again.
+        let last: Error | undefined;
+        for (const until = Date.now() + 5000; ;) {
+          last = await ctx.probe().then(() => undefined, (err: Error) => err);
+          if (!last || Date.now() > until) break;
           await new Promise((r) => setTimeout(r, 100));
         }
-      }
-      if (last) problems.push(`the listener still refuses a normal request 5 s after the flood left: ${(last as Error).message}`);
-      return problems.join('; ') || undefined;
-    });
+        if (last) problems.push(`the listener still refuses a normal request 5 s after the flood left: ${last.message}`);
+        return problems.join('; ') || undefined;
+      });
+    }
   },
 }));
 
@@ -361,8 +371,8 @@ const h2Floods: Case = {
       session.on('error', () => {});
       const stream = session.request({ ':method': 'POST', ':path': '/' }, { endStream: false });
       stream.on('error', () => {});
-      stream.write(ctx.hello.tls.subarray(0, ctx.rng.int(1, ctx.hello.tls.length - 1)));
-      await new Promise((r) => setTimeout(r, 200));
+      // Once the cut ClientHello is handed to the connection, the client goes.
+      await new Promise((r) => stream.write(ctx.hello.tls.subarray(0, ctx.rng.int(1, ctx.hello.tls.length - 1)), r));
       session.destroy();
     });
   },

@@ -27,7 +27,7 @@ export const LISTENERS = ['psk', 'mtls-http', 'mtls-any', 'tunnel-in', 'tunnel-o
 export type ListenerName = (typeof LISTENERS)[number];
 
 /** Sizes of the barrage: small limits, so that a flood reaches them quickly. */
-export const LIMITS = { maxConnections: 16, tunnelConnections: 8, metadataConnections: 256, handshakeTimeoutMs: 2000, tunnelIdleMs: 4000 };
+export const LIMITS = { maxConnections: 16, tunnelConnections: 8, metadataConnections: 256, handshakeTimeoutMs: 3000, tunnelIdleMs: 4000 };
 
 export interface Ports {
   listeners: Record<ListenerName, number>;
@@ -184,7 +184,7 @@ export async function startRun(b: Boot, config: Record<string, unknown>): Promis
  */
 export async function stopRun(run: InitRun, waitMs = 20_000): Promise<void> {
   if (!run.exit) run.proc.kill('SIGTERM');
-  const ended = await Promise.race([run.proc.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), waitMs))]);
+  const ended = await Promise.race([run.proc.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), waitMs).unref())]);
   if (!ended) run.proc.kill('SIGKILL');
   try {
     process.kill(run.childPid, 'SIGKILL');
@@ -307,7 +307,15 @@ export async function tunnelStream(port: number, certs: Certs, pair: KeyPair = c
   try {
     const stream = session.request({ ':method': 'POST', ':path': '/' }, { endStream: false });
     stream.on('error', () => {});
-    const [headers] = (await deadline(once(stream, 'response'), 'tunnel response')) as [Record<string, unknown>];
+    // A refused connection ends the session (and the stream) without a 'response' or a stream 'error'.
+    const ended = new Promise<never>((_, reject) => {
+      const gone = (why: string) => () => reject(new Error(`the tunnel ${why} before a response`));
+      stream.once('close', gone('stream closed'));
+      session.once('close', gone('connection closed'));
+      session.once('error', (err: Error) => reject(new Error(`the tunnel connection failed before a response: ${err.message}`)));
+    });
+    ended.catch(() => {});
+    const [headers] = (await deadline(Promise.race([once(stream, 'response'), ended]), 'tunnel response')) as [Record<string, unknown>];
     if (headers[':status'] !== 200) throw new Error(`the tunnel answered ${String(headers[':status'])}`);
     const inner = await tlsTo(0, { socket: stream, ...mtlsOptions(certs, pair) });
     return { inner, close };
