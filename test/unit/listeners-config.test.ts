@@ -75,7 +75,7 @@ test('a listener that acts as the workload listens on loopback only (psk/tls cli
   const pskClient = '{ type: psk, mode: client, listen: "LISTEN", connect: "peer.example:8081", identities: { C: { shares: [s1, s2], combine: sha256-concat } } }';
   const tlsClient = '{ type: tls, mode: client, listen: "LISTEN", connect: "peer.example:8443", tls: { cert: s1, key: s2, ca: s1 } }';
   const tunnelToken = '{ type: tunnel, mode: client, listen: "LISTEN", url: "https://svc.example/", token: { kind: access-token, credentials: alice } }';
-  const tunnelInner = '{ type: tunnel, mode: client, listen: "LISTEN", url: "https://svc.example/", inner: { tls: { cert: s1, key: s2, ca: s1 } } }';
+  const tunnelInner = '{ type: tunnel, mode: client, listen: "LISTEN", url: "https://svc.example/", inner: { tls: { cert: s1, key: s2, ca: s1, serverName: svc.internal } } }';
   const CREDS = 'credentials: { alice: { type: adc } }\n';
   for (const [l, why] of [[pskClient, /pre-shared key/], [tlsClient, /client certificate/], [tunnelToken, /bearer token/], [tunnelInner, /client certificate/]] as const) {
     for (const bad of ['0.0.0.0:9000', '[::]:9000', '10.128.0.7:9000']) {
