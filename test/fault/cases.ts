@@ -134,7 +134,8 @@ const weirdCertificates: Case[] = [
           } catch (err) {
             return pair.allowed ? `an allowed client got no answer: ${(err as Error).message}` : undefined;
           }
-          if (!pair.allowed) return `a client outside the allow-list got through (${r.status})`;
+          // A refused client is told why by the listener itself: 403 with the reason, never the program.
+          if (!pair.allowed) return r.status === 403 && /^client certificate refused: /.test(r.body) ? undefined : `a client outside the allow-list got through (${r.status})`;
           if (r.status !== 200) return `an allowed client got ${r.status}: ${r.body.slice(0, 200)}`;
           const head = (JSON.parse(r.body) as { head: string }).head;
           const xfcc = /^x-forwarded-client-cert: (.*)$/im.exec(head)?.[1];
