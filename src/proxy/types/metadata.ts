@@ -116,7 +116,8 @@ export const metadataType: ListenerType<MetadataConfig> = {
       } catch (err) {
         counters.tokenErrors++;
         tokenFailed({ path }, `metadata server: no token for credentials ${config.credentials}: ${errorText(err)}`);
-        return send(res, { status: 503, text: `could not get a token for credentials ${config.credentials}: ${errorText(err)}\n` });
+        // A remote service's words may hold anything (control bytes, escapes): printable only.
+        return send(res, { status: 503, text: `could not get a token for credentials ${config.credentials}: ${errorText(err).replace(/[^\x20-\x7e]/g, '?')}\n` });
       }
       if (!a.json && a.refused !== undefined) return no(a.status, a.refused);
       if (url.searchParams.get('alt') === 'json' && !a.json && a.status === 200) a = { status: 200, json: true, body: a.text };
