@@ -204,6 +204,20 @@ describe('metadata listener with Google client libraries in the child', () => {
     }
   });
 
+  test('a token failure reaches the program as printable text only (a remote answer may hold escapes)', async () => {
+    const env = { ...b.env('metadata-failing'), tokens: { source: () => ({ get: async () => { throw new Error('upstream said \u001b[31mred\u0007\r\nX-Evil: 1'); } }), account: () => ({}) } };
+    const failing = await metadataType.start(metadataSchema.parse({ type: 'metadata', listen: '127.0.0.1:0', credentials: 'alice' }), env);
+    try {
+      const r = await get(failing, '/computeMetadata/v1/instance/service-accounts/default/token');
+      assert.equal(r.status, 503);
+      const body = await r.text();
+      assert.match(body, /^could not get a token for credentials alice: upstream said \?\[31mred\?/);
+      assert.doesNotMatch(body.trimEnd(), /[^\x20-\x7e]/, 'no control byte reaches the program');
+    } finally {
+      await failing.close();
+    }
+  });
+
   test('a credential without a service account: access tokens yes; no email, no ID tokens (404, as a VM without one)', async () => {
     const t = await get(bob, '/computeMetadata/v1/instance/service-accounts/default/token');
     assert.equal(t.status, 200);
