@@ -63,7 +63,7 @@ export class Commands {
     try {
       const exit = await child.exit;
       sweepGroup(child.pid);
-      if (timedOut) return `did not finish within ${timeoutMs} ms`;
+      if (timedOut) return `did not finish within ${Math.round(timeoutMs)} ms`;
       if (exit.code === 0) return undefined;
       return exit.signal ? `killed by ${exit.signal}${stop.aborted ? ' (tee-init is stopping)' : ''}` : `exit ${exit.code}`;
     } finally {
