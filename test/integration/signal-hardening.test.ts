@@ -44,8 +44,19 @@ describe('signals while the init is still loading', () => {
     assert.equal((await proc).exitCode, 143);
   });
 
-  test('a SIGTERM as soon as JavaScript runs aborts the bootstrap: 143, no child', async () => {
-    const { proc, log } = startInit(['--', 'sleep', '30']);
+  test('a SIGTERM as soon as JavaScript runs aborts the bootstrap: 143, no child', async (t) => {
+    // A bootstrap that cannot finish (it waits for a token file that never comes): the SIGTERM
+    // always lands before a child could start, however late the loaded machine delivers it.
+    const dir = mkdtempSync(join(tmpdir(), 'tee-init-early-term-'));
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({
+      attestation: { tokenFile: join(dir, 'never'), waitFor: '60s' },
+      credentials: { a: { type: 'confidential-space', provider: 'projects/111/locations/global/workloadIdentityPools/alice-pool/providers/attestation' } },
+      secrets: { s: { source: 'gcp', ref: 'projects/alice-proj/secrets/s/versions/1', credentials: 'a' } },
+      run: { command: ['sleep', '30'] },
+    }));
+    const { proc, log } = startInit(['--config', config]);
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     waitUntilCaught(proc.pid!, SIGUSR1);
     assert.notEqual(caught(proc.pid!) & bit(SIGHUP), 0n, 'SIGHUP is caught from the same instant');
     process.kill(proc.pid!, 'SIGTERM');
