@@ -289,7 +289,7 @@ async function httpLatencies(get: () => Promise<void>, n: number): Promise<numbe
 const median = (v: number[]) => percentile(v, 50);
 const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 /** Median, ratio to a base's median, and the spread (min–max) when there are several runs. */
-const cell = (v: number[], base?: number[], d = 1) =>
+const cell = (v: number[], base?: number[], d = 1) => !Number.isFinite(median(v)) ? '–' :
   `${f(median(v), d)}${base ? ` (${f(median(v) / median(base), 2)}×)` : ''}${v.length > 1 ? ` [${f(Math.min(...v), d)}–${f(Math.max(...v), d)}]` : ''}`;
 
 interface Row { name: string; bulk1: number[]; bulk16: number[]; cpu1: number[]; cpu16: number[]; rps: number[]; p50: number[]; p99: number[]; rss?: { rss: number; before: number } }
