@@ -1,17 +1,27 @@
-// The WHOLE init (dist/tee-init.js with a config) as a TLS server in front of a backend, against
-// stunnel in the same run (issue 11, "Benchmark"). Usage:
-//   node bench/proxy.ts [--bytes 256M] [--runs 3] [--requests 50000] [--clients 50] [--idle 1000]
+// The data plane against its floor and stunnel, in one interleaved run (issues 11 and 19).
+// Usage:
+//   node bench/proxy.ts [--quick] [--bytes 256M] [--runs 3] [--requests 50000] [--clients 50]
+//     [--idle 1000] [--http 2000]
+// --quick: 16 MiB, 1 run, 5000 PINGs, 100 idle connections, 300 HTTP requests (a smoke run).
 // Needs stunnel, redis-server, redis-benchmark. `npm run bench:proxy` builds first.
 //
 //   load ─plain─▶ stunnel client ─TLS 1.3 (AES-128-GCM)─▶ SERVER ─plain─▶ sink / redis
-// The client hop is always the same stunnel (PSK or certificates); SERVER is tee-init (its data
-// path in worker threads, the default, or `workers: 0`: in the init's own thread) or stunnel.
-// One init (one stunnel) serves two listeners: one to the byte sink, one to redis. Permissive
-// mode's plaintext path is measured against direct TCP to the same sink / redis.
-// Runs are interleaved so that machine drift hits every variant alike.
+// The client hop is always the same stunnel (PSK or certificates); SERVER is one of
+//   stunnel                       the C anchor on the same OpenSSL;
+//   Node floor (bench/floor.ts)   a TLS server piped to TCP with Node's pipe(): what Node costs;
+//   tee-init, N workers           the whole init, its data path in worker threads (the default);
+//   tee-init, workers: 0          the whole init, the data path in the init's own thread.
+// One process serves two listeners (services): one to the byte sink, one to redis. CPU ms per
+// MiB is the SERVER process's (all its threads: /proc/PID/stat), robust on a loaded machine.
+// Then: permissive plaintext vs direct TCP and the floor's plain pipe; the egress proxy vs
+// direct https on one kept-alive connection; the tunnel pair (h2c) vs the PSK pair.
+// Runs are interleaved so that machine drift hits every variant alike; cells are medians with
+// the spread (min–max) of the runs.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import { type AddressInfo, connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,29 +30,34 @@ import { createLog } from '../src/log.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createPki } from '../test/helpers/pki.ts';
 import { freePort } from '../test/helpers/net.ts';
-import { bundlePath, cpuSeconds, markdownTable, parseSize, percentile, rssMiB } from './lib.ts';
+import { bundlePath, cpuSeconds, markdownTable, parseSize, percentile, root, rssMiB } from './lib.ts';
 
 const { values } = parseArgs({
   options: {
-    bytes: { type: 'string', default: '256M' },
-    runs: { type: 'string', default: '3' },
-    requests: { type: 'string', default: '50000' },
+    quick: { type: 'boolean', default: false },
+    bytes: { type: 'string' },
+    runs: { type: 'string' },
+    requests: { type: 'string' },
     clients: { type: 'string', default: '50' },
-    idle: { type: 'string', default: '1000' },
+    idle: { type: 'string' },
+    http: { type: 'string' },
   },
 });
-const BYTES = parseSize(values.bytes);
-const RUNS = Number(values.runs);
-const REQUESTS = Number(values.requests);
+const Q = values.quick;
+const BYTES = parseSize(values.bytes ?? (Q ? '16M' : '256M'));
+const RUNS = Number(values.runs ?? (Q ? 1 : 3));
+const REQUESTS = Number(values.requests ?? (Q ? 5000 : 50000));
 const CLIENTS = Number(values.clients);
-const IDLE = Number(values.idle);
+const IDLE = Number(values.idle ?? (Q ? 100 : 1000));
+const HTTP_REQUESTS = Number(values.http ?? (Q ? 300 : 2000));
 
 const SHARE_A = '2c6f63f8c0f53a565db041b91c0a95add8913fc102670589db3982228dbfed90'; // psk.md test vector
 const SHARE_B = 'b15244faf36e5e4b178d3891701d245f2e45e881d913b6c35c0ea0ac14224cc2';
 const KEY_HEX = '2f835009708d32bb71a72a0deda737be2049acc6deae0b1ec7ebd4f25bc16b7c';
 const SUITE = 'TLS_AES_128_GCM_SHA256';
+const HOST = 'bench.a.run.app';
 const dir = mkdtempSync(join(tmpdir(), 'tee-init-bench-proxy-'));
-const pki = createPki(join(dir, 'pki'));
+const pki = createPki(join(dir, 'pki'), { serverSans: ['DNS:localhost', `DNS:${HOST}`, 'IP:127.0.0.1'] });
 const quiet = createLog({ level: 'error' });
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -55,7 +70,7 @@ const PSK_FILE = join(dir, 'psk.txt');
 writeFileSync(PSK_FILE, `Client1:${KEY_HEX}\n`, { mode: 0o600 });
 
 function spawnTracked(argv: string[]): ChildProcess {
-  const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1,localhost' } });
   children.add(p);
   let err = '';
   p.stderr!.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-4000)));
@@ -105,39 +120,65 @@ async function startSink(): Promise<{ port: number; expect(n: number): Promise<v
 
 // --- servers under test -----------------------------------------------------------------------
 type Auth = 'psk' | 'mtls';
+interface Targets { sink: number; redis: number }
 interface Server {
   name: string;
-  pid: number;
+  /** The processes whose CPU counts (a pair's two hops). */
+  pids: number[];
   /** Ports by target. */
-  ports: { sink: number; redis: number };
-  proc: ChildProcess;
+  ports: Targets;
+  procs: ChildProcess[];
 }
 
-async function startInit(auth: Auth | 'permissive', targets: { sink: number; redis: number }, workers?: number): Promise<Server> {
-  const ports = { sink: await freePort(), redis: await freePort() };
-  const tls = { cert: 'cert', key: 'key', ca: 'ca' };
-  const listener = (port: number, to: number) => auth === 'psk'
-    ? { type: 'psk', mode: 'server', listen: `127.0.0.1:${port}`, connect: `127.0.0.1:${to}`, identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } }, maxConnections: 20_000 }
-    : { type: 'tls', mode: auth === 'mtls' ? 'strict' : 'permissive', listen: `127.0.0.1:${port}`, connect: `127.0.0.1:${to}`, tls, maxConnections: 20_000 };
+const SECRETS = {
+  share_a: join(dir, 'share_a'), share_b: join(dir, 'share_b'),
+  cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert, client_cert: pki.client.cert, client_key: pki.client.key,
+};
+const PSK_IDENTITIES = { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } };
+
+/** The whole init (the bundle) with `listeners` (each listen port given), beside a placeholder program. */
+async function startInitWith(listeners: Record<string, Record<string, unknown> & { listen: string }>): Promise<ChildProcess> {
   const config = {
     log: { level: 'error' },
-    secrets: {
-      share_a: { source: 'file', path: join(dir, 'share_a') }, share_b: { source: 'file', path: join(dir, 'share_b') },
-      cert: { source: 'file', path: pki.server.cert }, key: { source: 'file', path: pki.server.key }, ca: { source: 'file', path: pki.ca.cert },
-    },
+    secrets: Object.fromEntries(Object.entries(SECRETS).map(([name, path]) => [name, { source: 'file', path }])),
     run: { command: ['sleep', '3600'] },
-    listeners: {
-      sink: { ...listener(ports.sink, targets.sink), ...(workers === undefined ? {} : { workers }) },
-      redis: { ...listener(ports.redis, targets.redis), ...(workers === undefined ? {} : { workers }) },
-    },
+    listeners,
   };
-  const file = join(dir, `init-${ports.sink}.json`);
+  const file = join(dir, `init-${Object.values(listeners)[0]!.listen.split(':')[1]}.json`);
   writeFileSync(file, JSON.stringify(config));
   const proc = spawnTracked([process.execPath, '--disable-sigusr1', bundlePath(), '--config', file]);
-  await waitForPort({ host: '127.0.0.1', port: ports.sink }, quiet, { timeoutMs: 60_000, intervalMs: 20 });
-  await waitForPort({ host: '127.0.0.1', port: ports.redis }, quiet, { timeoutMs: 60_000, intervalMs: 20 });
-  const name = auth === 'permissive' ? 'tee-init permissive (plaintext)' : `tee-init${workers === 0 ? ', workers: 0' : `, ${workers ?? Math.min(cpus().length, 4)} workers`}`;
-  return { name, pid: proc.pid!, ports, proc };
+  for (const l of Object.values(listeners)) {
+    await waitForPort({ host: '127.0.0.1', port: Number(l.listen.split(':')[1]) }, quiet, { timeoutMs: 60_000, intervalMs: 20 });
+  }
+  return proc;
+}
+
+async function startInit(auth: Auth | 'permissive', targets: Targets, workers?: number): Promise<Server> {
+  const ports = { sink: await freePort(), redis: await freePort() };
+  const tls = { cert: 'cert', key: 'key', ca: 'ca' };
+  const w = workers === undefined ? {} : { workers };
+  const listener = (port: number, to: number) => ({
+    ...(auth === 'psk'
+      ? { type: 'psk', mode: 'server', identities: PSK_IDENTITIES }
+      : { type: 'tls', mode: auth === 'mtls' ? 'strict' : 'permissive', tls }),
+    listen: `127.0.0.1:${port}`, connect: `127.0.0.1:${to}`, maxConnections: 20_000, ...w,
+  });
+  const proc = await startInitWith({ sink: listener(ports.sink, targets.sink), redis: listener(ports.redis, targets.redis) });
+  const name = auth === 'permissive'
+    ? `tee-init permissive${workers === 0 ? ', workers: 0' : ''}`
+    : `tee-init${workers === 0 ? ', workers: 0' : `, ${workers ?? Math.min(cpus().length, 4)} workers (default)`}`;
+  return { name, pids: [proc.pid!], ports, procs: [proc] };
+}
+
+/** bench/floor.ts: one process per target (it serves one port). */
+async function startFloor(auth: Auth | 'plain', targets: Targets): Promise<Server> {
+  const ports = { sink: await freePort(), redis: await freePort() };
+  const creds = auth === 'psk' ? ['--psk', KEY_HEX] : auth === 'mtls' ? ['--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca.cert] : [];
+  const procs = (['sink', 'redis'] as const).map((t) =>
+    spawnTracked([process.execPath, join(root, 'bench', 'floor.ts'), '--auth', auth, '--listen', String(ports[t]), '--connect', String(targets[t]), ...creds]));
+  for (const t of ['sink', 'redis'] as const) await waitForPort({ host: '127.0.0.1', port: ports[t] }, quiet, { timeoutMs: 30_000, intervalMs: 20 });
+  // CPU is read from the sink's process: bulk goes there (PING's CPU is not reported).
+  return { name: auth === 'plain' ? 'Node floor: net pipe()' : 'Node floor (bench/floor.ts)', pids: [procs[0]!.pid!], ports, procs };
 }
 
 function stunnelAuth(auth: Auth, client: boolean): string[] {
@@ -148,7 +189,7 @@ function stunnelAuth(auth: Auth, client: boolean): string[] {
 }
 
 /** One stunnel process with a service per target. */
-async function startStunnel(auth: Auth, client: boolean, targets: { sink: number; redis: number }): Promise<Server> {
+async function startStunnel(auth: Auth, client: boolean, targets: Targets): Promise<Server> {
   const ports = { sink: await freePort(), redis: await freePort() };
   const conf = join(dir, `stunnel-${ports.sink}.conf`);
   const service = (name: string, port: number, to: number) => [
@@ -160,7 +201,21 @@ async function startStunnel(auth: Auth, client: boolean, targets: { sink: number
     ...service('sink', ports.sink, targets.sink), ...service('redis', ports.redis, targets.redis), ''].join('\n'));
   const proc = spawnTracked(['stunnel', conf]);
   await waitForPort({ host: '127.0.0.1', port: ports.sink }, quiet, { timeoutMs: 10_000, intervalMs: 10 });
-  return { name: client ? 'stunnel client' : 'stunnel', pid: proc.pid!, ports, proc };
+  return { name: client ? 'stunnel client' : 'stunnel', pids: [proc.pid!], ports, procs: [proc] };
+}
+
+/** Two inits: a client hop (plain in) and a server hop (to the targets), PSK or a tunnel (h2c) between them. */
+async function startPair(kind: 'psk' | 'h2c', targets: Targets): Promise<Server> {
+  const sp = { sink: await freePort(), redis: await freePort() };
+  const cp = { sink: await freePort(), redis: await freePort() };
+  const each = (f: (t: 'sink' | 'redis') => Record<string, unknown> & { listen: string }) => ({ sink: f('sink'), redis: f('redis') });
+  const server = await startInitWith(each((t) => kind === 'psk'
+    ? { type: 'psk', mode: 'server', identities: PSK_IDENTITIES, listen: `127.0.0.1:${sp[t]}`, connect: `127.0.0.1:${targets[t]}`, maxConnections: 20_000 }
+    : { type: 'tunnel', mode: 'server', h2c: true, listen: `127.0.0.1:${sp[t]}`, connect: `127.0.0.1:${targets[t]}`, maxConnections: 20_000, maxStreams: 1000 }));
+  const client = await startInitWith(each((t) => kind === 'psk'
+    ? { type: 'psk', mode: 'client', identities: PSK_IDENTITIES, listen: `127.0.0.1:${cp[t]}`, connect: `127.0.0.1:${sp[t]}`, maxConnections: 20_000 }
+    : { type: 'tunnel', mode: 'client', url: `http://127.0.0.1:${sp[t]}/`, listen: `127.0.0.1:${cp[t]}`, maxConnections: 20_000 }));
+  return { name: kind === 'psk' ? 'PSK pair (two inits)' : 'tunnel pair, h2c (two inits)', pids: [client.pid!, server.pid!], ports: cp, procs: [client, server] };
 }
 
 // --- loads ------------------------------------------------------------------------------------
@@ -175,15 +230,18 @@ async function send(port: number, bytes: number): Promise<Socket> {
   return s;
 }
 
-/** MB/s of `conns` connections sending BYTES in all to the sink through `port`, and the server's CPU ms per MiB. */
-async function bulk(sink: Awaited<ReturnType<typeof startSink>>, port: number, conns: number, pid: number | undefined): Promise<{ mbps: number; cpuPerMiB: number }> {
+const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+type Sink = Awaited<ReturnType<typeof startSink>>;
+
+/** MB/s of `conns` connections sending BYTES in all to the sink through `port`, and the servers' CPU ms per MiB. */
+async function bulk(sink: Sink, port: number, conns: number, pids: number[]): Promise<{ mbps: number; cpuPerMiB: number }> {
   const arrived = sink.expect(BYTES);
-  const cpu0 = pid ? cpuSeconds(pid) : 0;
+  const cpu0 = cpuOf(pids);
   const t0 = performance.now();
   const sockets = await Promise.all(Array.from({ length: conns }, () => send(port, Math.floor(BYTES / conns))));
   await arrived;
   const s = (performance.now() - t0) / 1000;
-  const cpu = pid ? cpuSeconds(pid) - cpu0 : NaN;
+  const cpu = pids.length ? cpuOf(pids) - cpu0 : NaN;
   for (const c of sockets) c.destroy();
   return { mbps: BYTES / 1e6 / s, cpuPerMiB: (cpu * 1000) / (BYTES / 2 ** 20) };
 }
@@ -195,7 +253,7 @@ function ping(port: number): { rps: number; p50: number; p99: number } {
 }
 
 /** RSS of the server process with IDLE connections open through `port` (minus its RSS before). */
-async function idleRss(port: number, pid: number, sink: Awaited<ReturnType<typeof startSink>>): Promise<{ rss: number; before: number }> {
+async function idleRss(port: number, pid: number, sink: Sink): Promise<{ rss: number; before: number }> {
   const before = rssMiB(pid);
   const opened: Socket[] = [];
   for (let i = 0; i < IDLE; i++) {
@@ -205,7 +263,8 @@ async function idleRss(port: number, pid: number, sink: Awaited<ReturnType<typeo
     if (i % 50 === 49) await once(s, 'connect');
   }
   await Promise.all(opened.map((s) => (s.connecting ? once(s, 'connect') : undefined)));
-  // Every connection reached the sink: the TLS sessions are up end to end.
+  // Every connection reached the sink: the TLS sessions are up end to end. (Polling: the sink
+  // has no event for "N connections", and this is a benchmark, not a test.)
   const deadline = Date.now() + 60_000;
   while (sink.sockets.size < IDLE && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const rss = rssMiB(pid);
@@ -214,11 +273,48 @@ async function idleRss(port: number, pid: number, sink: Awaited<ReturnType<typeo
   return { rss, before };
 }
 
+/** Sequential GETs on one kept-alive connection: latencies in ms. */
+async function httpLatencies(get: () => Promise<void>, n: number): Promise<number[]> {
+  for (let i = 0; i < Math.min(50, n); i++) await get(); // warm-up: connection up, JIT warm
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await get();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
 // --- the run -----------------------------------------------------------------------------------
 const median = (v: number[]) => percentile(v, 50);
 const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '–');
+/** Median, ratio to a base's median, and the spread (min–max) when there are several runs. */
+const cell = (v: number[], base?: number[], d = 1) => !Number.isFinite(median(v)) ? '–' :
+  `${f(median(v), d)}${base ? ` (${f(median(v) / median(base), 2)}×)` : ''}${v.length > 1 ? ` [${f(Math.min(...v), d)}–${f(Math.max(...v), d)}]` : ''}`;
 
 interface Row { name: string; bulk1: number[]; bulk16: number[]; cpu1: number[]; cpu16: number[]; rps: number[]; p50: number[]; p99: number[]; rss?: { rss: number; before: number } }
+const newRow = (name: string): Row => ({ name, bulk1: [], bulk16: [], cpu1: [], cpu16: [], rps: [], p50: [], p99: [] });
+
+/** Interleaved runs over `servers` (each reached through `entry[i]`): bulk 1 and 16, PING. */
+async function measure(sink: Sink, servers: Server[], entry: Targets[], opts: { many?: boolean; ping?: boolean } = {}): Promise<Row[]> {
+  const rows = servers.map((s) => newRow(s.name));
+  for (const [i, s] of servers.entries()) await bulk(sink, entry[i]!.sink, 1, s.pids); // warm-up
+  for (let run = 0; run < RUNS; run++) {
+    for (const [i, s] of servers.entries()) {
+      const one = await bulk(sink, entry[i]!.sink, 1, s.pids);
+      rows[i]!.bulk1.push(one.mbps); rows[i]!.cpu1.push(one.cpuPerMiB);
+      if (opts.many !== false) {
+        const many = await bulk(sink, entry[i]!.sink, 16, s.pids);
+        rows[i]!.bulk16.push(many.mbps); rows[i]!.cpu16.push(many.cpuPerMiB);
+      }
+      if (opts.ping !== false) {
+        const p = ping(entry[i]!.redis);
+        rows[i]!.rps.push(p.rps); rows[i]!.p50.push(p.p50); rows[i]!.p99.push(p.p99);
+      }
+    }
+  }
+  return rows;
+}
 
 async function main(): Promise<void> {
   const sink = await startSink();
@@ -229,56 +325,97 @@ async function main(): Promise<void> {
   const sections: string[] = [];
 
   for (const auth of ['psk', 'mtls'] as const) {
-    const servers = [await startStunnel(auth, false, targets), await startInit(auth, targets), await startInit(auth, targets, 0)];
+    const servers = [await startStunnel(auth, false, targets), await startFloor(auth, targets), await startInit(auth, targets), await startInit(auth, targets, 0)];
     // One stunnel client per server, so every path has the same client hop.
     const clients = await Promise.all(servers.map((s) => startStunnel(auth, true, s.ports)));
-    const rows: Row[] = servers.map((s) => ({ name: s.name, bulk1: [], bulk16: [], cpu1: [], cpu16: [], rps: [], p50: [], p99: [] }));
-    for (let run = 0; run < RUNS; run++) {
-      for (const [i, s] of servers.entries()) {
-        const one = await bulk(sink, clients[i]!.ports.sink, 1, s.pid);
-        const many = await bulk(sink, clients[i]!.ports.sink, 16, s.pid);
-        const p = ping(clients[i]!.ports.redis);
-        rows[i]!.bulk1.push(one.mbps); rows[i]!.cpu1.push(one.cpuPerMiB);
-        rows[i]!.bulk16.push(many.mbps); rows[i]!.cpu16.push(many.cpuPerMiB);
-        rows[i]!.rps.push(p.rps); rows[i]!.p50.push(p.p50); rows[i]!.p99.push(p.p99);
-      }
-    }
-    for (const [i, s] of servers.entries()) rows[i]!.rss = await idleRss(clients[i]!.ports.sink, s.pid, sink);
-    const base = rows[0]!;
-    const ratio = (v: number[], b: number[]) => `${f(median(v))} (${f(median(v) / median(b), 2)}×)`;
+    const rows = await measure(sink, servers, clients.map((c) => c.ports));
+    for (const [i, s] of servers.entries()) rows[i]!.rss = await idleRss(clients[i]!.ports.sink, s.pids[0]!, sink);
+    const [base, floor] = [rows[0]!, rows[1]!];
     sections.push(`### ${auth === 'psk' ? 'TLS-PSK' : 'Certificate mTLS (strict)'}: server hop, same stunnel client\n\n${markdownTable(
-      ['server', `1 conn MB/s`, `16 conns MB/s`, 'CPU ms/MiB (1 / 16)', `PING rps (c=${CLIENTS})`, 'p50 / p99 ms', `RSS MiB, ${IDLE} idle (before)`],
-      rows.map((r) => [r.name, ratio(r.bulk1, base.bulk1), ratio(r.bulk16, base.bulk16), `${f(median(r.cpu1), 2)} / ${f(median(r.cpu16), 2)}`,
-        ratio(r.rps, base.rps), `${f(median(r.p50), 3)} / ${f(median(r.p99), 3)}`, `${f(r.rss!.rss)} (${f(r.rss!.before)})`]),
+      ['server', '1 conn MB/s (× stunnel)', '16 conns MB/s (× stunnel)', 'CPU ms/MiB, 1 conn (× floor)', 'CPU ms/MiB, 16 conns (× floor)', `PING rps, c=${CLIENTS} (× stunnel)`, 'PING p50 / p99 ms', `RSS MiB with ${IDLE} idle (before)`],
+      rows.map((r) => [r.name, cell(r.bulk1, base.bulk1), cell(r.bulk16, base.bulk16), cell(r.cpu1, floor.cpu1, 2), cell(r.cpu16, floor.cpu16, 2),
+        cell(r.rps, base.rps, 0), `${f(median(r.p50), 3)} / ${f(median(r.p99), 3)}`, `${f(r.rss!.rss)} (${f(r.rss!.before)})`]),
     )}`);
-    await Promise.all([...servers, ...clients].map((s) => stop(s.proc)));
+    await Promise.all([...servers, ...clients].flatMap((s) => s.procs.map(stop)));
   }
 
-  // Permissive mode's plaintext path against direct TCP.
-  const permissive = await startInit('permissive', targets);
-  const rows = [{ name: 'direct TCP', port: targets, pid: undefined }, { name: permissive.name, port: permissive.ports, pid: permissive.pid }]
-    .map((p) => ({ ...p, bulk1: [] as number[], bulk16: [] as number[], rps: [] as number[], p99: [] as number[] }));
-  for (let run = 0; run < RUNS; run++) {
-    for (const r of rows) {
-      r.bulk1.push((await bulk(sink, r.port.sink, 1, r.pid)).mbps);
-      r.bulk16.push((await bulk(sink, r.port.sink, 16, r.pid)).mbps);
-      const p = ping(r.port.redis);
-      r.rps.push(p.rps);
-      r.p99.push(p.p99);
-    }
+  // Permissive mode's plaintext path against direct TCP and Node's own pipe.
+  {
+    const servers = [
+      { name: 'direct TCP', pids: [], ports: targets, procs: [] } as Server,
+      await startFloor('plain', targets), await startInit('permissive', targets), await startInit('permissive', targets, 0),
+    ];
+    const rows = await measure(sink, servers, servers.map((s) => s.ports));
+    const [d, floor] = [rows[0]!, rows[1]!];
+    sections.push(`### Permissive mode, plaintext client, vs direct TCP and Node's pipe\n\n${markdownTable(
+      ['path', '1 conn MB/s (× direct)', '16 conns MB/s (× direct)', 'CPU ms/MiB, 1 conn (× Node pipe)', 'CPU ms/MiB, 16 conns (× Node pipe)', 'PING rps (× direct)', 'PING p99 ms'],
+      rows.map((r) => [r.name, cell(r.bulk1, d.bulk1), cell(r.bulk16, d.bulk16), cell(r.cpu1, floor.cpu1, 2), cell(r.cpu16, floor.cpu16, 2), cell(r.rps, d.rps, 0), f(median(r.p99), 3)]),
+    )}`);
+    await Promise.all(servers.flatMap((s) => s.procs.map(stop)));
   }
-  await stop(permissive.proc);
-  const d = rows[0]!;
-  const rel = (v: number[], b: number[]) => `${f(median(v))} (${f(median(v) / median(b), 2)}×)`;
-  sections.push(`### Permissive mode, plaintext client, vs direct TCP\n\n${markdownTable(['path', '1 conn MB/s', '16 conns MB/s', 'PING rps', 'p99 ms'],
-    rows.map((r) => [r.name, rel(r.bulk1, d.bulk1), rel(r.bulk16, d.bulk16), rel(r.rps, d.rps), f(median(r.p99), 3)]))}`);
+
+  // The tunnel pair (h2c) against the PSK pair: two inits each, CPU is both hops'.
+  {
+    const servers = [await startPair('psk', targets), await startPair('h2c', targets)];
+    const rows = await measure(sink, servers, servers.map((s) => s.ports));
+    const base = rows[0]!;
+    sections.push(`### Tunnel pair (h2c) vs the PSK pair: two inits each, CPU of both\n\n${markdownTable(
+      ['path', '1 conn MB/s (× PSK pair)', '16 conns MB/s (× PSK pair)', 'CPU ms/MiB, 1 conn', 'CPU ms/MiB, 16 conns', 'PING rps (× PSK pair)', 'PING p99 ms'],
+      rows.map((r) => [r.name, cell(r.bulk1, base.bulk1), cell(r.bulk16, base.bulk16), cell(r.cpu1, undefined, 2), cell(r.cpu16, undefined, 2), cell(r.rps, base.rps, 0), f(median(r.p99), 3)]),
+    )}`);
+    await Promise.all(servers.flatMap((s) => s.procs.map(stop)));
+  }
+
+  // The egress proxy (an http-proxy listener, a route without a token) against direct https to
+  // the same service, sequential GETs on one kept-alive connection.
+  {
+    const service = createHttpsServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key), keepAliveTimeout: 60_000 }, (_req, res) => res.end('hello\n'));
+    service.listen(0, '127.0.0.1');
+    await once(service, 'listening');
+    const servicePort = (service.address() as AddressInfo).port;
+    const proxyPort = await freePort();
+    const init = await startInitWith({ egress: { type: 'http-proxy', listen: `127.0.0.1:${proxyPort}`, routes: [{ hosts: [HOST], ca: 'ca', address: `127.0.0.1:${servicePort}` }] } });
+    const ca = readFileSync(pki.ca.cert);
+    const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca });
+    const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+    const drain = (resolve: () => void, reject: (e: Error) => void) => (res: import('node:http').IncomingMessage) => {
+      if (res.statusCode !== 200) reject(new Error(`egress bench: status ${res.statusCode}`));
+      res.resume().on('end', resolve);
+    };
+    const direct = () => new Promise<void>((resolve, reject) =>
+      httpsRequest({ host: '127.0.0.1', port: servicePort, servername: HOST, path: '/hello', agent: httpsAgent, headers: { host: HOST } }, drain(resolve, reject)).on('error', reject).end());
+    const proxied = () => new Promise<void>((resolve, reject) =>
+      httpRequest({ host: '127.0.0.1', port: proxyPort, path: `http://${HOST}/hello`, agent: httpAgent, headers: { host: HOST } }, drain(resolve, reject)).on('error', reject).end());
+    const acc = { direct: [] as number[][], proxy: [] as number[][], cpu: [] as number[] };
+    for (let run = 0; run < RUNS; run++) {
+      acc.direct.push(await httpLatencies(direct, HTTP_REQUESTS));
+      const cpu0 = cpuSeconds(init.pid!);
+      acc.proxy.push(await httpLatencies(proxied, HTTP_REQUESTS));
+      acc.cpu.push(((cpuSeconds(init.pid!) - cpu0) * 1e6) / (HTTP_REQUESTS + Math.min(50, HTTP_REQUESTS)));
+    }
+    const p50s = (runs: number[][]) => runs.map((r) => median(r));
+    const p99s = (runs: number[][]) => runs.map((r) => percentile(r, 99));
+    const added = acc.proxy.map((r, i) => median(r) - median(acc.direct[i]!));
+    sections.push(`### Egress proxy vs direct https: sequential GETs on one kept-alive connection (${HTTP_REQUESTS} per run)\n\n${markdownTable(
+      ['path', 'p50 ms', 'p99 ms', 'added p50 ms', 'init CPU µs/request'],
+      [['direct https', cell(p50s(acc.direct), undefined, 3), cell(p99s(acc.direct), undefined, 3), '', ''],
+        ['egress proxy (tee-init http-proxy)', cell(p50s(acc.proxy), undefined, 3), cell(p99s(acc.proxy), undefined, 3), cell(added, undefined, 3), cell(acc.cpu, undefined, 0)]],
+    )}`);
+    httpsAgent.destroy();
+    httpAgent.destroy();
+    await stop(init);
+    service.close();
+  }
 
   await stop(redis);
   const stunnelVersion = execFileSync('sh', ['-c', 'stunnel -version 2>&1 | grep -E "^stunnel" | head -1'], { encoding: 'utf8' }).trim();
   console.log(`${new Date().toISOString()}: ${cpus().length} CPUs (${cpus()[0]?.model}), node ${process.version}, ${stunnelVersion}; ` +
-    `${(BYTES / 2 ** 20).toFixed(0)} MiB per bulk run, ${RUNS} runs (medians), ${REQUESTS} PINGs per run\n`);
+    `${(BYTES / 2 ** 20).toFixed(0)} MiB per bulk run, ${RUNS} runs (medians [min–max]), ${REQUESTS} PINGs per run; ` +
+    `load average before ${LOAD_BEFORE}, after ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n` +
+    `command: node bench/proxy.ts ${process.argv.slice(2).join(' ')}\n`);
   console.log(sections.join('\n\n'));
   process.exit(0);
 }
 
+const LOAD_BEFORE = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 await main();

@@ -46,6 +46,7 @@ export function pipeSockets(client: Socket, upstream: Socket, { idleTimeoutMs, s
     stats.bytesToClient += n;
   });
 
+  const idle = idleTimeoutMs > 0 ? watchIdle(client, upstream, result, idleTimeoutMs, () => fail('idle')) : undefined;
   let open = 2;
   for (const [side, other] of [[client, upstream], [upstream, client]] as const) {
     side.on('error', (err) => fail('error', err));
@@ -53,10 +54,40 @@ export function pipeSockets(client: Socket, upstream: Socket, { idleTimeoutMs, s
       // Closed after a clean end both ways: the other side has been ended already and closes
       // once its own peer is done. Closed any other way (destroyed): drop the other side too.
       if (!other.destroyed && !(side.readableEnded && side.writableFinished)) other.destroy();
-      if (--open === 0) onClose(result);
+      if (--open === 0) {
+        clearInterval(idle); // watched until both have closed: a side left half-open still counts
+        onClose(result);
+      }
     });
-    if (idleTimeoutMs > 0) side.setTimeout(idleTimeoutMs, () => fail('idle'));
   }
+}
+
+/**
+ * The idle timeout as one timer per connection that looks at the byte counts IDLE_TICKS times
+ * per `ms`, rather than socket.setTimeout on both sockets, which re-arms a timer on every read
+ * and every write (four timer refreshes per chunk on the bulk path). Traffic is a byte read
+ * either way, or a write completing (the write queues shrink: a slow reader draining what
+ * backpressure held is not idle). A quiet connection ends after `ms` to `ms` × (1 + 1/IDLE_TICKS).
+ */
+const IDLE_TICKS = 4;
+function watchIdle(client: Socket, upstream: Socket, result: PipeResult, ms: number, idle: () => void): NodeJS.Timeout {
+  let seen = -1;
+  let queued = -1;
+  let quiet = 0;
+  const timer = setInterval(() => {
+    const total = result.bytesFromClient + result.bytesToClient;
+    const pending = client.writableLength + upstream.writableLength;
+    if (total !== seen || pending !== queued) {
+      seen = total;
+      queued = pending;
+      quiet = 0;
+    } else if (++quiet >= IDLE_TICKS) {
+      clearInterval(timer);
+      idle();
+    }
+  }, Math.max(1, Math.floor(ms / IDLE_TICKS)));
+  timer.unref(); // as socket timeouts: a quiet connection never keeps the process alive
+  return timer;
 }
 
 function pump(from: Socket, to: Socket, count: (n: number) => void): void {

@@ -224,6 +224,27 @@ describe('timeouts', () => {
     await until(() => proxy.stats().idleTimeouts === 1, 'the idle timeout to be counted');
     await until(() => echo.sockets.size === 0, 'the backend connection to close');
   });
+
+  test('idle timeout also ends a half-closed connection whose backend keeps its side open and quiet', async (t) => {
+    // The idle check is one timer per connection (pipe.ts): it must keep watching after a FIN
+    // has gone through, until both sides have closed.
+    const held = new Set<Socket>();
+    const server = createServer({ allowHalfOpen: true }, (s) => {
+      held.add(s);
+      s.on('close', () => held.delete(s));
+      s.on('error', () => {});
+      s.resume(); // reads the FIN, never answers nor ends
+    });
+    const backend = await listenLocal(t, server);
+    const proxy = await startProxy(t, serverOptions(backend.port, { timeouts: { idleMs: 300 } }));
+    const c = await pskConnect(proxy.address.port, { allowHalfOpen: true });
+    c.on('error', () => {});
+    c.end('bye');
+    await until(() => held.size === 1, 'the connection to reach the backend');
+    await closedWithin(c);
+    await until(() => proxy.stats().idleTimeouts === 1, 'the idle timeout to be counted');
+    // (The backend saw our FIN already: its socket stays half-open until it writes, as in TCP.)
+  });
 });
 
 describe('connection limit', () => {
