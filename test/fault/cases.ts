@@ -23,7 +23,7 @@ export interface Ctx {
   /** One normal request through the case's listener (rejects saying what was wrong). */
   probe(): Promise<void>;
   /** Runs one variant, then checks the init; a returned string is a problem the client saw. */
-  variant(name: string, fn: () => Promise<string | void>): Promise<void>;
+  variant(name: string, fn: () => Promise<string | undefined>): Promise<void>;
 }
 
 export interface Case {
