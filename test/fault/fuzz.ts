@@ -3,18 +3,12 @@
 // captured TLS ClientHellos to cut short, malformed HTTP/1.1 requests, and raw HTTP/2 frames.
 import { once } from 'node:events';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { mulberry32 } from '../helpers/mulberry32.ts';
 import { connect as tlsConnect } from 'node:tls';
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
+/** Seeded: the same sequence for the same seed on every machine. */
 export function prng(seed: number): Rng {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   return {
     next,
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),

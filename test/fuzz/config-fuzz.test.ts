@@ -15,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { problemsOf } from '../../src/config/load.ts';
 import { planText } from '../../src/config/plan.ts';
 import { InitError } from '../../src/errors.ts';
+import { mulberry32 } from '../helpers/mulberry32.ts';
 import { root, startInit } from '../helpers/init.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x7ee1);
@@ -23,16 +24,9 @@ const BUNDLE_CHECKS = 16;
 const BUNDLE_BOOTS = Number(process.env.FUZZ_BOOTS ?? 16);
 const BOOT_TIMEOUT_MS = 60_000;
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
+/** Seeded (mulberry32): the same sequence for the same seed everywhere. */
 function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number) => Math.floor(next() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
   return { next, int, pick, chance: (p: number) => next() < p };
