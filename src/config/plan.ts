@@ -148,7 +148,10 @@ function describeListener({ name, type, config: c }: ConfiguredListener): string
   const mode = typeof c.mode === 'string' ? ` ${c.mode}` : '';
   const to = typeof c.connect === 'string' ? ` -> ${c.connect}` : '';
   const secrets = type.secrets(c);
-  return `${name}: ${c.type}${mode}, listen ${String(c.listen)}${to}${secrets.length ? ` (secrets ${secrets.join(', ')})` : ''}`;
+  const attest = c.attest as { audience: string } | undefined;
+  const verify = (c.verify as { attestation?: { audience: string } } | undefined)?.attestation;
+  const attested = attest ? `, attests to ${attest.audience}` : verify ? `, verifies the server's attestation for ${verify.audience}` : '';
+  return `${name}: ${c.type}${mode}, listen ${String(c.listen)}${to}${secrets.length ? ` (secrets ${secrets.join(', ')})` : ''}${attested}`;
 }
 
 function shellQuote(argv: readonly string[]): string {

@@ -210,3 +210,25 @@ describe('tee-init check warns about a program this machine cannot start', () =>
     assert.doesNotMatch(present.result.stderr as string, /warning/);
   });
 });
+
+describe('tee-init check shows attested channels', () => {
+  let b: Boot;
+  before(async () => {
+    b = await boot();
+  });
+  after(() => b.close());
+
+  test('a listener with attest: and a client with verify.attestation say so in the plan', async () => {
+    const tls = { cert: 'cert', key: 'key', ca: 'ca' };
+    const config = b.config({
+      listeners: {
+        db: { type: 'tls', mode: 'strict', listen: '127.0.0.1:16380', connect: '127.0.0.1:6379', tls, attest: { audience: 'https://db.example/a' } },
+        out: { type: 'tls', mode: 'client', listen: '127.0.0.1:16381', connect: 'db.example:6380', tls: { ...tls, serverName: 'db.example' }, verify: { attestation: { audience: 'https://db.example/a' } } },
+      },
+    });
+    const { result, code } = await runInit(['check', '--config', b.writeConfig(config)]);
+    assert.equal(code, 0, result.stderr as string);
+    assert.match(result.stdout as string, /db: tls strict, listen 127\.0\.0\.1:16380 -> 127\.0\.0\.1:6379 \(secrets [^)]*\), attests to https:\/\/db\.example\/a$/m);
+    assert.match(result.stdout as string, /out: tls client, .*, verifies the server's attestation for https:\/\/db\.example\/a$/m);
+  });
+});
