@@ -65,7 +65,7 @@ export const USAGE = `Usage:
 
 Runs COMMAND as its child and supervises it as a container init: forwards signals, reaps
 orphans, keeps the exit status, stops it with a grace period. With --config it first
-attests, fetches the configured secrets to tmpfs and renders the command (see README.md).
+attests, fetches the configured secrets to tmpfs and renders the command (see README.md and docs/).
 
 Options:
   -c, --config FILE          config file (YAML or JSON)        env TEE_INIT_CONFIG

@@ -1,5 +1,5 @@
 // Secret files in generations, reached through symlinks, like a Kubernetes secret volume
-// (README "Secret files: generations behind `..data`"):
+// (docs/operations.md "Secret files: generations behind `..data`"):
 //     OUT/NAME   -> ..data/NAME          (made once, never changes)
 //     OUT/..data -> ..2026_12_01_22_50_01.123456789
 //     OUT/..2026_12_01_22_50_01.123456789/NAME   (the real file)

@@ -21,9 +21,9 @@ const redisCli = (pki: Pki, port: number, withCert: boolean) =>
     timeout: 20_000,
   });
 
-/** README "The image": the property table (user and launch-policy labels). */
+/** docs/operations.md "The image": the property table (user and launch-policy labels). */
 function readmeImageTable(): Map<string, string> {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const readme = readFileSync(join(root, 'docs', 'operations.md'), 'utf8');
   const section = readme.slice(readme.indexOf('## The image'), readme.indexOf('## Supervision'));
   const rows = new Map<string, string>();
   for (const m of section.matchAll(/^\| `?([\w.]+)`? \| `([^`]*)`/gm)) rows.set(m[1]!, m[2]!);
@@ -159,7 +159,7 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
 
   await t.test('user and launch-policy labels are the README\'s', () => {
     const table = readmeImageTable();
-    assert.ok(table.size >= 4, `README "The image" table: ${JSON.stringify([...table])}`);
+    assert.ok(table.size >= 4, `docs/operations.md "The image" table: ${JSON.stringify([...table])}`);
     const user = inspect.Config.User || 'root';
     assert.equal(user === '0' ? 'root' : user, table.get('user'));
     const skopeo = spawnSync('skopeo', ['inspect', `containers-storage:${img}`], { env: containersEnv(), encoding: 'utf8' });

@@ -1,4 +1,4 @@
-// Secret generations in the output directory (issue 14; README "Secret files: generations behind `..data`"):
+// Secret generations in the output directory (issue 14; docs/operations.md "Secret files: generations behind `..data`"):
 // OUT/NAME -> ..data/NAME, ..data -> ..<UTC time>, swapped with one rename(2); old generations
 // zeroed through the fds the init kept. The child (uid 65534, a real process) attacks the names.
 import assert from 'node:assert/strict';
