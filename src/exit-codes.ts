@@ -1,4 +1,4 @@
-// Exit statuses of tee-init itself (DESIGN.md, "Exit status"). A child's own status is passed
+// Exit statuses of tee-init itself (README.md, "Exit status"). A child's own status is passed
 // through unchanged; these are only used when tee-init fails before or around the child.
 export const EXIT = {
   ok: 0,

@@ -1,4 +1,4 @@
-// The bootstrap with a config, stage after stage (DESIGN.md, "The pipeline"):
+// The bootstrap with a config, stage after stage (docs/design.md, "The pipeline"):
 //   config -> output dir -> attest -> credentials + fetch -> materialize -> render -> child spec
 // Each stage takes what the previous ones produced. Loaded lazily by main.ts: the plain init
 // never pays for YAML, zod, jose or the Google clients.

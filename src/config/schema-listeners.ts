@@ -1,4 +1,4 @@
-// `listeners:` (DESIGN.md): a map of named in-process listeners, each checked by the schema of
+// `listeners:` (docs/listeners.md): a map of named in-process listeners, each checked by the schema of
 // its type from the listener table, plus the `psk:` shorthand for one listener named psk.
 import { z } from 'zod';
 import { parseHostPort } from '../proxy/address.ts';

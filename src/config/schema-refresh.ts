@@ -1,4 +1,4 @@
-// Rotation's config (DESIGN.md `refresh:`, `reload:`): how often the secrets are read again, how
+// Rotation's config (docs/rotation.md `refresh:`, `reload:`): how often the secrets are read again, how
 // long a failing source is tolerated, and how each program applies what changed. The loop that
 // uses it is src/refresh/.
 import { z } from 'zod';

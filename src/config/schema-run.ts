@@ -1,4 +1,4 @@
-// The run stage's config (DESIGN.md, "The run stage: units"): `processes:` beside `run:`,
+// The run stage's config (docs/operations.md, "Several programs: units"): `processes:` beside `run:`,
 // `run.stopSignal`, readiness, restarts and `health:`. schema.ts composes these into the config
 // schema through withUnits(); the cross-field rules (names in after:, cycles, run vs processes)
 // are in checkUnits().

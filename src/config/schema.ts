@@ -1,4 +1,4 @@
-// The config contract (DESIGN.md, "Configuration"), as a zod schema. Parsing yields typed,
+// The config contract (docs/configuration.md, "Configuration"), as a zod schema. Parsing yields typed,
 // defaulted values: durations in milliseconds, modes as numbers, endpoints filled in.
 import { z } from 'zod';
 import { found } from './messages.ts';

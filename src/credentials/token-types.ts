@@ -1,4 +1,4 @@
-// Tokens the init mints for its listeners and the program's outbound calls (DESIGN.md, token
+// Tokens the init mints for its listeners and the program's outbound calls (docs/listeners.md, token
 // kinds): the contract between src/credentials (which mints, caches and refreshes them) and
 // the listener types that put them on the wire. A token value is a secret: never logged.
 import { z } from 'zod';

@@ -1,4 +1,4 @@
-// The contract between the run stage and the listener types (DESIGN.md, `listeners:`): a listener
+// The contract between the run stage and the listener types (docs/listeners.md, `listeners:`): a listener
 // is a unit whose work happens in the init's process (or its worker threads). Each type (psk,
 // tls, tunnel, http-proxy, metadata) is one entry of the table in ./types/index.ts.
 import type { z } from 'zod';

@@ -1,4 +1,4 @@
-// Rotation (DESIGN.md `refresh:`): on a schedule (and on SIGHUP), read every secret that can
+// Rotation (docs/rotation.md `refresh:`): on a schedule (and on SIGHUP), read every secret that can
 // change again, and when something did: check the new set like the boot does, write it as a new
 // generation of files swapped in atomically, reload the units that read it, then wipe the old
 // one. A refresh that fails changes nothing; one that keeps failing past maxStale ends the init.

@@ -68,7 +68,7 @@ export interface Rendered {
 }
 
 /**
- * How a program applies rotated secrets (DESIGN.md `reload:`): a signal (PostgreSQL: SIGHUP),
+ * How a program applies rotated secrets (docs/rotation.md `reload:`): a signal (PostgreSQL: SIGHUP),
  * a command that must exit 0 (redis: `redis-cli … CONFIG SET tls-cert-file …`; argv already
  * rendered, run as the program's user with its environment), a restart (its stop signal and
  * grace period, then started again and awaited ready), or nothing (the program keeps what it

@@ -1,4 +1,4 @@
-// The run stage (DESIGN.md, "The run stage: units"): start the units in dependency order, each
+// The run stage (docs/operations.md, "Several programs: units"): start the units in dependency order, each
 // once everything it is after is ready; apply the exit rule; stop in reverse order; route signals.
 //  Exit rule: the init's status is that of the first unit to end that is neither a finished
 //  oneshot nor restarting (a listener that fails to start counts, with its own exit code; one

@@ -1,4 +1,4 @@
-// The run stage's units (DESIGN.md, "The run stage: units"): what the pipeline hands over, and
+// The run stage's units (docs/operations.md, "Several programs: units"): what the pipeline hands over, and
 // what each unit reports to the runner and the health endpoint.
 import type { ListenerHandle } from '../proxy/listener.ts';
 import type { ReloadSpec } from '../render/types.ts';

@@ -1,4 +1,4 @@
-// `type: http-proxy`: the egress proxy for the program's outbound calls (DESIGN.md, listeners).
+// `type: http-proxy`: the egress proxy for the program's outbound calls (docs/listeners.md, listeners).
 // The program sets HTTP_PROXY to it and calls http://svc-abc.a.run.app/...; configured routes
 // are sent on over https with the route's token (a Google-signed ID token for a private Cloud
 // Run service, an access token, an attestation token). Loopback only; never an open relay.

@@ -1,4 +1,4 @@
-// The listener types, by the `type:` that selects them (DESIGN.md `listeners:`). Each entry
+// The listener types, by the `type:` that selects them (docs/listeners.md `listeners:`). Each entry
 // brings its own config schema and start(); the engine and the config know no type by name.
 import type { ListenerType } from '../listener.ts';
 import { httpProxyType } from './http-proxy.ts';

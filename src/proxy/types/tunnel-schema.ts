@@ -1,4 +1,4 @@
-// `listeners: NAME: { type: tunnel, ... }` (DESIGN.md): TCP carried over HTTP/2 streams, one
+// `listeners: NAME: { type: tunnel, ... }` (docs/design.md): TCP carried over HTTP/2 streams, one
 // stream per connection, for front doors that speak only HTTP (Cloud Run). Both modes' config.
 import { z } from 'zod';
 import { duration, hostPort, url } from '../../config/fields.ts';

@@ -1,4 +1,4 @@
-// `type: tunnel` (DESIGN.md `listeners:`, issue 13): TCP over HTTP/2 streams, both ends. Client
+// `type: tunnel` (docs/listeners.md `listeners:`, issue 13): TCP over HTTP/2 streams, both ends. Client
 // mode turns local TCP connections into streams to a URL (Cloud Run: POST); server mode turns
 // streams back into TCP connections to the program. Entry for the LISTENER_TYPES table.
 import { once } from 'node:events';

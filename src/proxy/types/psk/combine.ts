@@ -1,4 +1,4 @@
-// Combining collaborators' shares into one TLS pre-shared key (DESIGN.md `psk.identities`).
+// Combining collaborators' shares into one TLS pre-shared key (docs/listeners.md `psk.identities`).
 //
 // A share is a secret payload holding 64 hex digits (32 random bytes), as in the reference
 // multiparty demo. Rules, the same for both methods:

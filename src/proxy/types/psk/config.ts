@@ -1,4 +1,4 @@
-// The PSK listener's config (DESIGN.md `psk:` and `listeners: {type: psk}`): one schema for
+// The PSK listener's config (docs/listeners.md `psk:` and `listeners: {type: psk}`): one schema for
 // both spellings, so the shorthand and a listener entry cannot drift apart.
 import { z } from 'zod';
 import { duration, hostPort, name, pskIdentityName } from '../../../config/fields.ts';

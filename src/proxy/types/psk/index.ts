@@ -1,4 +1,4 @@
-// The PSK module's public surface (DESIGN.md, `psk`): share combination and the TLS-PSK proxy.
+// The PSK module's public surface (docs/listeners.md, `psk`): share combination and the TLS-PSK proxy.
 export { COMBINE_METHODS, combineShares, KEY_BYTES, type CombineMethod, type CombineSpec, type Share } from './combine.ts';
 export { formatHostPort, parseHostPort, type HostPort } from '../../address.ts';
 export { TIMEOUT_DEFAULTS, type ProxyTimeouts as PskTimeouts } from '../../connection.ts';

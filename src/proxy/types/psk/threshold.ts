@@ -1,4 +1,4 @@
-// `combine: shamir`: t of n collaborators' shares give the key (DESIGN.md `psk.identities`).
+// `combine: shamir`: t of n collaborators' shares give the key (docs/listeners.md `psk.identities`).
 //
 // Each share is one share of Shamir's scheme over GF(2^8) in the format of the audited
 // `shamir-secret-sharing` library (HashiCorp Vault writes the same): the share's bytes with the x

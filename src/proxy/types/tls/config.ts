@@ -1,4 +1,4 @@
-// The `tls` listener's config (DESIGN.md `listeners:`, `type: tls`).
+// The `tls` listener's config (docs/listeners.md `listeners:`, `type: tls`).
 import { z } from 'zod';
 import { MAX_AUDIENCE_BYTES } from '../../../launcher-limits.ts';
 import { claimValue, duration, hostPort, name, url } from '../../../config/fields.ts';
