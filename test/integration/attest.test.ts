@@ -1,5 +1,6 @@
 // Attested TLS through the whole product: two inits on the emulated world. The server init runs
-// redis behind a strict tls listener with `attest:`; the client init's tls listener in client
+// redis behind a strict tls listener with `attest:` (in worker threads, the default: each token
+// is asked of the init's thread); the client init's tls listener in client
 // mode verifies it (`verify.attestation`, the fake world's JWKS) before forwarding a byte; the
 // redis-cli of the client side gets PONG. A client init that requires another image digest is
 // refused in one line; `tee-init verify` prints the claims of the server init.
@@ -39,14 +40,14 @@ describe('attested TLS between two inits', () => {
     const server = b.start(b.config({
       run: { command: ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'] },
       listeners: {
-        db: { type: 'tls', mode: 'strict', listen: `127.0.0.1:${serverPort}`, connect: `127.0.0.1:${redisPort}`, tls: { cert: 'cert', key: 'key', ca: 'ca' }, attest: { audience: AUDIENCE }, workers: 0 },
+        db: { type: 'tls', mode: 'strict', listen: `127.0.0.1:${serverPort}`, connect: `127.0.0.1:${redisPort}`, tls: { cert: 'cert', key: 'key', ca: 'ca' }, attest: { audience: AUDIENCE } },
       },
     }));
     t.after(async () => {
       server.proc.kill('SIGTERM');
       await server.proc;
     });
-    await server.log.waitFor('tls proxy listening', 30_000);
+    await server.log.waitFor('listener serving from worker threads', 30_000);
 
     // The client side's own certificate: the client pair of the same PKI, from its own secrets.
     const clientSide = (require: Record<string, string>) => b.config({
@@ -71,7 +72,7 @@ describe('attested TLS between two inits', () => {
       good.proc.kill('SIGTERM');
       await good.proc;
     });
-    await good.log.waitFor('tls proxy listening', 30_000);
+    await good.log.waitFor('listener serving from worker threads', 30_000);
     const pong = await execa('redis-cli', ['-p', String(localPort), 'PING'], { reject: false, timeout: 15_000 });
     assert.equal(pong.stdout.trim(), 'PONG', `${pong.stderr}\n${good.log.text}`);
 
@@ -81,7 +82,7 @@ describe('attested TLS between two inits', () => {
       bad.proc.kill('SIGTERM');
       await bad.proc;
     });
-    await bad.log.waitFor('tls proxy listening', 30_000);
+    await bad.log.waitFor('listener serving from worker threads', 30_000);
     const refused = await execa('redis-cli', ['-p', String(localPort), 'PING'], { reject: false, timeout: 15_000 });
     assert.notEqual(refused.stdout.trim(), 'PONG');
     const line = await bad.log.waitFor('handshake with the remote peer failed', 15_000);
