@@ -20,6 +20,9 @@ export interface Attester {
   stats(): { inFlight: number; waiting: number; issued: number; refusedBusy: number; failed: number };
 }
 
+/** What a listener needs of the attester (a worker thread's stand-in asks the init's one by message). */
+export type TokenAttester = Pick<Attester, 'token'>;
+
 export class AttesterBusy extends Error {
   readonly code = 'ERR_TEE_ATTESTER_BUSY';
 }

@@ -2,7 +2,7 @@
 // is a unit whose work happens in the init's process (or its worker threads). Each type (psk,
 // tls, tunnel, http-proxy, metadata) is one entry of the table in ./types/index.ts.
 import type { z } from 'zod';
-import type { Attester } from '../attest/attester.ts';
+import type { TokenAttester } from '../attest/attester.ts';
 import type { TokenSources } from '../credentials/token-types.ts';
 import type { Log } from '../log.ts';
 
@@ -30,7 +30,7 @@ export interface ListenerEnv {
   /** The config path of this listener for messages: `listeners.NAME`, or `psk` for the shorthand. */
   field?: string;
   /** Tokens bound to a connection (`attest:` on a tls listener), from the launcher; one bound per init. */
-  attester?: Attester | undefined;
+  attester?: TokenAttester | undefined;
   /** endpoints.jwks: where peers' attestation tokens are verified (`verify.attestation`). */
   jwks?: string | undefined;
   /** Bind with SO_REUSEPORT: set when worker threads serve the port (and a replacement takes it over). */

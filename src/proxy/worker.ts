@@ -4,7 +4,7 @@
 // secret bytes it needs, by message; the copies are wiped once the listener holds its own.
 // Tokens are asked of the init's thread by message (its caches and mints are the only ones).
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Attester } from '../attest/attester.ts';
+import type { TokenAttester } from '../attest/attester.ts';
 import type { Token, TokenConfig, TokenSource, TokenSources } from '../credentials/token-types.ts';
 import { createLog, type LogLevel } from '../log.ts';
 import type { ListenerHandle } from './listener.ts';
@@ -66,7 +66,7 @@ const tokens: TokenSources = {
 
 // Attestation requests waiting for the init's thread (its one attester bounds the launcher).
 const attestWaits = new Map<number, { resolve: (jwt: string) => void; reject: (e: Error) => void }>();
-const attester: Attester = {
+const attester: TokenAttester = {
   token(request) {
     const id = nextToken++;
     return new Promise((resolve, reject) => {
@@ -74,7 +74,6 @@ const attester: Attester = {
       post({ op: 'attest', id, request });
     });
   },
-  stats: () => ({ inFlight: attestWaits.size, waiting: 0, issued: 0, refusedBusy: 0, failed: 0 }),
 };
 
 /** Where an error came from, without its message (it may hold a peer's bytes). */

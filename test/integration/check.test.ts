@@ -192,14 +192,7 @@ describe('tee-init check', () => {
     execFileSync('sh', [join(copy, 'make-dev-secrets.sh')], { stdio: 'ignore' });
     return join(copy, 'tee-init.yaml');
   }
-});
 
-describe('tee-init check warns about a program this machine cannot start', () => {
-  let b: Boot;
-  before(async () => {
-    b = await boot();
-  });
-  after(() => b.close());
 
   test('a program not on PATH is a warning on stderr (exit 0: the image may have it); one on PATH is not', async () => {
     const missing = await runInit(['check', '--config', b.writeConfig(b.config({ run: { command: ['no-such-program-tee-init', '--x'] } }))]);
@@ -209,14 +202,7 @@ describe('tee-init check warns about a program this machine cannot start', () =>
     assert.equal(present.code, 0);
     assert.doesNotMatch(present.result.stderr as string, /warning/);
   });
-});
 
-describe('tee-init check shows attested channels', () => {
-  let b: Boot;
-  before(async () => {
-    b = await boot();
-  });
-  after(() => b.close());
 
   test('a listener with attest: and a client with verify.attestation say so in the plan', async () => {
     const tls = { cert: 'cert', key: 'key', ca: 'ca' };

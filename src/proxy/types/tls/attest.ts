@@ -9,7 +9,7 @@
 import type { JWTPayload } from 'jose';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Attester } from '../../../attest/attester.ts';
+import type { TokenAttester } from '../../../attest/attester.ts';
 import type { AttestationVerifier } from '../../../attest/verify-token.ts';
 
 export const ATTEST_ALPN = 'tee-attest/1';
@@ -31,7 +31,7 @@ export interface AttestServer {
   stats(): { attestations_total: number; attestation_failures_total: number };
 }
 
-export function attestServer(attester: Attester, audience: string, type: 'OIDC' | 'PKI'): AttestServer {
+export function attestServer(attester: TokenAttester, audience: string, type: 'OIDC' | 'PKI'): AttestServer {
   const n = { attestations_total: 0, attestation_failures_total: 0 };
   const token = async (socket: TLSSocket, extra?: string) => {
     try {
