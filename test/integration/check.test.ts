@@ -168,7 +168,7 @@ describe('tee-init check', () => {
     assert.equal(code, 0, result.stderr as string);
     const out = result.stdout as string;
     const shown = out.slice(out.indexOf('# what the program gets (--show)'));
-    assert.match(shown, /^argv:\n {2}- redis-server\n/m);
+    assert.match(shown, /^run:\n {2}preset: redis\n {2}argv:\n {4}- redis-server\n/m);
     // The plan says how rotated certificates reach redis (the preset's reload), with the real paths.
     assert.match(out, new RegExp(`^ +on rotation: run redis-cli -e -s ${b.outDir}/redis\\.sock CONFIG SET tls-cert-file ${b.outDir}/server\\.crt .* \\(must exit 0 within 10s\\)$`, 'm'));
     assert.match(shown, new RegExp(`--tls-cert-file\\n {2}- ${b.outDir}/server\\.crt`));
