@@ -1,7 +1,7 @@
 // `listeners:` (docs/listeners.md): a map of named in-process listeners, each checked by the schema of
 // its type from the listener table, plus the `psk:` shorthand for one listener named psk.
 import { z } from 'zod';
-import { parseHostPort } from '../proxy/address.ts';
+import { parseHostPort } from '../lib/address.ts';
 import { type AnyListenerType, LISTENER_TYPES } from '../proxy/types/index.ts';
 import { isLoopbackHost } from './endpoints.ts';
 import { name } from './fields.ts';

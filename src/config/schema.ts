@@ -2,7 +2,7 @@
 // defaulted values: durations in milliseconds, modes as numbers, endpoints filled in.
 import { z } from 'zod';
 import { found } from './messages.ts';
-import { LOG_LEVELS } from '../log.ts';
+import { LOG_LEVELS } from '../lib/log.ts';
 import { withUnits } from './schema-run.ts';
 import { pskShorthandSchema } from '../proxy/types/psk/config.ts';
 import { claimValue, duration, hostPort, name, nonces, url } from './fields.ts';

@@ -4,7 +4,7 @@
 import type { z } from 'zod';
 import type { TokenAttester } from '../attest/attester.ts';
 import type { TokenSources } from '../credentials/token-types.ts';
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 
 export interface HostPort {
   host: string;

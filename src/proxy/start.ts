@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import type { Attester } from '../attest/attester.ts';
 import type { TokenSources } from '../credentials/token-types.ts';
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import type { ListenerConfig } from '../config/schema-listeners.ts';
 import type { ListenerHandle } from './listener.ts';
 import { READY_DEFAULTS, waitForPort } from './ready.ts';

@@ -5,7 +5,7 @@ import type { AttestRequest } from '../attest/attester.ts';
 import type { ListenerConfig } from '../config/schema-listeners.ts';
 import type { AccountInfo, Token, TokenConfig } from '../credentials/token-types.ts';
 import type { HostPort } from './listener.ts';
-import type { SharedLimits } from './thread.ts';
+import type { SharedLimits } from '../lib/thread.ts';
 
 export interface WorkerInit {
   name: string;

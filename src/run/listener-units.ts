@@ -2,7 +2,7 @@
 // engine (src/proxy/start.ts), waiting for its upstream like a boot with run: does. One that
 // fronts the processes (it connects to them) opens after all of them; one the processes
 // connect through opens first (checkUnits orders them the same way).
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import { frontsProgram, startListeners, type ListenerSet } from '../proxy/start.ts';
 import { LISTENER_TYPES } from '../proxy/types/index.ts';
 import type { ListenerUnitSpec } from './types.ts';

@@ -1,5 +1,5 @@
 // The listener's numbers are the listener's, however many worker threads serve it (issue 18.5):
-// maxConnections and the failure-log budget are shared by the workers (src/proxy/thread.ts),
+// maxConnections and the failure-log budget are shared by the workers (src/lib/thread.ts),
 // and a fault that escapes a worker's handlers replaces the worker, never the port or the init.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';

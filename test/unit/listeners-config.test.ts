@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { planText } from '../../src/config/plan.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { configuredListeners } from '../../src/config/schema-listeners.ts';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 
 function configErr(text: string, pattern: RegExp): void {
   assert.throws(() => parseConfig(text, 'c.yaml'), (err: unknown) => {

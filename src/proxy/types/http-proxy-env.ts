@@ -1,7 +1,7 @@
 // What the program's environment gets when an http-proxy listener says `env:` (the pipeline
 // adds it to the child's env once the listener is bound): the proxy variables in both cases
 // (curl reads only lowercase http_proxy, Go and Python either), loopback exempted.
-import { formatHostPort } from '../address.ts';
+import { formatHostPort } from '../../lib/address.ts';
 import type { HostPort } from '../listener.ts';
 import type { HttpProxyConfig } from './http-proxy.ts';
 

@@ -8,7 +8,7 @@ import {
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
-import { formatHostPort, parseHostPort } from '../address.ts';
+import { formatHostPort, parseHostPort } from '../../lib/address.ts';
 import { type Destroyable, type FaultSink, guard } from '../boundary.ts';
 import { dialUpstream, peerOf, round } from '../connection.ts';
 import type { ListenerEnv } from '../listener.ts';

@@ -3,11 +3,11 @@
 // streams back into TCP connections to the program. Entry for the LISTENER_TYPES table.
 import { once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { configError } from '../../errors.ts';
-import { formatHostPort, parseHostPort } from '../address.ts';
+import { configError } from '../../lib/errors.ts';
+import { formatHostPort, parseHostPort } from '../../lib/address.ts';
 import { createFaultSink } from '../boundary.ts';
 import { limitConnections } from '../engine.ts';
-import { accepting } from '../thread.ts';
+import { accepting } from '../../lib/thread.ts';
 import type { HostPort, ListenerHandle, ListenerType } from '../listener.ts';
 import { createTunnelClient } from './tunnel-client.ts';
 import { emptyTunnelStats, metricStats } from './tunnel-common.ts';
@@ -48,7 +48,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     };
     const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track, fault) : createTunnelClient(config, env, stats, fault);
     const server: Server = mode.server;
-    // The limit is the listener's over all its worker threads (src/proxy/thread.ts).
+    // The limit is the listener's over all its worker threads (src/lib/thread.ts).
     limitConnections(server, config.maxConnections, {
       log, label: 'tunnel', fault,
       accepted(raw) {

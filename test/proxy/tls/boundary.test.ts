@@ -14,7 +14,7 @@ import type { ListenerHandle } from '../../../src/proxy/listener.ts';
 import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
 import { tlsType } from '../../../src/proxy/types/tls/type.ts';
 import { startInWorkers } from '../../../src/proxy/workers.ts';
-import { createLog } from '../../../src/log.ts';
+import { createLog } from '../../../src/lib/log.ts';
 import { until } from '../../helpers/lines.ts';
 import { memoryLog, type MemoryLog } from '../../helpers/log.ts';
 import { needs } from '../../helpers/tools.ts';

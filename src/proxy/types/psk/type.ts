@@ -1,5 +1,5 @@
 // The `psk` entry of the listener table: its schema and what it needs; start() in ./start.ts.
-import { parseHostPort } from '../../address.ts';
+import { parseHostPort } from '../../../lib/address.ts';
 import type { ListenerType } from '../../listener.ts';
 import { type PskListenerConfig, pskListenerSchema, shareQuorums } from './config.ts';
 import { combineKeys, startPsk } from './start.ts';

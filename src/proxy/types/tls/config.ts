@@ -1,6 +1,6 @@
 // The `tls` listener's config (docs/listeners.md `listeners:`, `type: tls`).
 import { z } from 'zod';
-import { MAX_AUDIENCE_BYTES } from '../../../launcher-limits.ts';
+import { MAX_AUDIENCE_BYTES } from '../../../lib/launcher-limits.ts';
 import { claimValue, duration, hostPort, name, url } from '../../../config/fields.ts';
 
 export const TLS_MODES = ['strict', 'permissive', 'client'] as const;

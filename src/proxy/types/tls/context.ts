@@ -2,7 +2,7 @@
 // every connection; rebuilt on reload) and our own certificate's identity (XFCC's By).
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
-import { dataError } from '../../../errors.ts';
+import { dataError } from '../../../lib/errors.ts';
 import type { TlsListenerConfig } from './config.ts';
 import { type PeerIdentity, peerIdentity } from './identity.ts';
 

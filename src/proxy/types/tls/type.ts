@@ -1,6 +1,6 @@
 // The `tls` entry of the listener table: mutual TLS in front of a program (strict, permissive)
 // or out to a remote peer (client). Its schema and what it needs; start() in ./start.ts.
-import { parseHostPort } from '../../address.ts';
+import { parseHostPort } from '../../../lib/address.ts';
 import type { ListenerType } from '../../listener.ts';
 import { type TlsListenerConfig, tlsListenerSchema } from './config.ts';
 import { loadMaterial } from './context.ts';
