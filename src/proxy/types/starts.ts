@@ -9,7 +9,7 @@ type Start = (config: any, env: ListenerEnv) => Promise<ListenerHandle>;
 export const WORKER_STARTS: Readonly<Record<string, () => Promise<Start>>> = {
   psk: async () => (await import('./psk/start.ts')).startPsk,
   tls: async () => (await import('./tls/start.ts')).startTls,
-  tunnel: async () => (await import('./tunnel.ts')).tunnelType.start,
-  'http-proxy': async () => (await import('./http-proxy.ts')).httpProxyType.start,
-  metadata: async () => (await import('./metadata.ts')).metadataType.start,
+  tunnel: async () => (await import('./tunnel/start.ts')).tunnelType.start,
+  'http-proxy': async () => (await import('./http-proxy/start.ts')).httpProxyType.start,
+  metadata: async () => (await import('./metadata/start.ts')).metadataType.start,
 };

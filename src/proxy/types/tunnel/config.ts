@@ -1,8 +1,8 @@
 // `listeners: NAME: { type: tunnel, ... }` (docs/design.md): TCP carried over HTTP/2 streams, one
 // stream per connection, for front doors that speak only HTTP (Cloud Run). Both modes' config.
 import { z } from 'zod';
-import { duration, hostPort, url } from '../../config/fields.ts';
-import { tokenConfigSchema } from '../../credentials/token-types.ts';
+import { duration, hostPort, url } from '../../../config/fields.ts';
+import { tokenConfigSchema } from '../../../credentials/token-types.ts';
 
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured secret' });
 

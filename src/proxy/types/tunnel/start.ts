@@ -3,16 +3,16 @@
 // streams back into TCP connections to the program. Entry for the LISTENER_TYPES table.
 import { once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { configError } from '../../lib/errors.ts';
-import { formatHostPort, parseHostPort } from '../../lib/address.ts';
-import { createFaultSink } from '../boundary.ts';
-import { limitConnections } from '../engine.ts';
-import { accepting } from '../../lib/thread.ts';
-import type { HostPort, ListenerHandle, ListenerType } from '../listener.ts';
-import { createTunnelClient } from './tunnel-client.ts';
-import { emptyTunnelStats, metricStats } from './tunnel-common.ts';
-import { type TunnelConfig, tunnelSchema } from './tunnel-schema.ts';
-import { createTunnelServer } from './tunnel-server.ts';
+import { configError } from '../../../lib/errors.ts';
+import { formatHostPort, parseHostPort } from '../../../lib/address.ts';
+import { createFaultSink } from '../../boundary.ts';
+import { limitConnections } from '../../engine.ts';
+import { accepting } from '../../../lib/thread.ts';
+import type { HostPort, ListenerHandle, ListenerType } from '../../listener.ts';
+import { createTunnelClient } from './client.ts';
+import { emptyTunnelStats, metricStats } from './common.ts';
+import { type TunnelConfig, tunnelSchema } from './config.ts';
+import { createTunnelServer } from './server.ts';
 
 export const tunnelType: ListenerType<TunnelConfig> = {
   type: 'tunnel',
@@ -39,7 +39,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     const { log, name } = env;
     const listen = parseHostPort(config.listen, `listeners.${name}.listen`, true);
     const stats = emptyTunnelStats();
-    // The failure boundary of one tunnel (tunnel-server.ts, tunnel-client.ts run every handler in it).
+    // The failure boundary of one tunnel (server.ts, client.ts run every handler in it).
     const fault = createFaultSink(log, 'tunnel');
     const sockets = new Set<Socket>();
     const track = (s: Socket) => {

@@ -1,9 +1,9 @@
 // What the program's environment gets when an http-proxy listener says `env:` (the pipeline
 // adds it to the child's env once the listener is bound): the proxy variables in both cases
 // (curl reads only lowercase http_proxy, Go and Python either), loopback exempted.
-import { formatHostPort } from '../../lib/address.ts';
-import type { HostPort } from '../listener.ts';
-import type { HttpProxyConfig } from './http-proxy.ts';
+import { formatHostPort } from '../../../lib/address.ts';
+import type { HostPort } from '../../listener.ts';
+import type { HttpProxyConfig } from './start.ts';
 
 export const LOOPBACK_NO_PROXY = ['localhost', '127.0.0.1', '::1'];
 

@@ -5,15 +5,15 @@ import { once } from 'node:events';
 import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
-import { duration } from '../../config/fields.ts';
-import { isLoopbackHost } from '../../config/endpoints.ts';
-import { configError } from '../../lib/errors.ts';
-import type { Log } from '../../lib/log.ts';
-import { parseHostPort } from '../../lib/address.ts';
-import { guard, type FaultSink } from '../boundary.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../lib/log-limit.ts';
-import type { HostPort } from '../listener.ts';
-import { accepting } from '../../lib/thread.ts';
+import { duration } from '../config/fields.ts';
+import { isLoopbackHost } from '../config/endpoints.ts';
+import { configError } from '../lib/errors.ts';
+import type { Log } from '../lib/log.ts';
+import { parseHostPort } from '../lib/address.ts';
+import { guard, type FaultSink } from './boundary.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../lib/log-limit.ts';
+import type { HostPort } from './listener.ts';
+import { accepting } from '../lib/thread.ts';
 
 /** `headersTimeout:`: a client that has not sent a whole request head within it gets 408 and is cut. */
 export const headersTimeoutField = duration(100).default(10_000);

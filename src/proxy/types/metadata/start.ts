@@ -6,16 +6,16 @@
 // `Metadata-Flavor: Google`, JSON is `application/json` exactly (python google-auth 1.5 checks).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { CLOUD_PLATFORM } from '../../credentials/identities.ts';
-import type { AccountInfo } from '../../credentials/token-types.ts';
-import { formatHostPort } from '../../lib/address.ts';
-import { createFaultSink, guard } from '../boundary.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../lib/log-limit.ts';
-import { errorText } from '../../lib/classify.ts';
-import type { ListenerHandle, ListenerType } from '../listener.ts';
-import { metadataEnv } from './metadata-env.ts';
-import { atDebug, boundedHttpServer, closeServer, countConnections, fromLoopback, headersTimeoutField, listenOn, loopbackListen } from './loopback-http.ts';
-import { notFound, route, type Answer, type MetadataSources } from './metadata-paths.ts';
+import { CLOUD_PLATFORM } from '../../../credentials/identities.ts';
+import type { AccountInfo } from '../../../credentials/token-types.ts';
+import { formatHostPort } from '../../../lib/address.ts';
+import { createFaultSink, guard } from '../../boundary.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../../lib/log-limit.ts';
+import { errorText } from '../../../lib/classify.ts';
+import type { ListenerHandle, ListenerType } from '../../listener.ts';
+import { metadataEnv } from './env.ts';
+import { atDebug, boundedHttpServer, closeServer, countConnections, fromLoopback, headersTimeoutField, listenOn, loopbackListen } from '../../loopback-http.ts';
+import { notFound, route, type Answer, type MetadataSources } from './paths.ts';
 
 export const metadataSchema = z.strictObject({
   type: z.literal('metadata'),
