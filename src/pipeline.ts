@@ -15,6 +15,7 @@ import type { Log, LogLevel } from './lib/log.ts';
 import { OutputDir } from './materialize/output-dir.ts';
 import { checkPemSecrets } from './lib/pem.ts';
 import type { ListenerSet } from './proxy/start.ts';
+import { listenerRuntime } from './proxy/types/index.ts';
 import { parseHostPort } from './lib/address.ts';
 import { tokenSourcesFor } from './credentials/tokens/index.ts';
 import { createAttester } from './attest/attester.ts';
@@ -217,7 +218,7 @@ async function checkListenerMaterial(config: Config, read: (name: string) => Buf
     if (!data) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
     return data;
   };
-  for (const l of configuredListeners(config)) await l.type.check?.(l.config, secret, l.field);
+  for (const l of configuredListeners(config)) await listenerRuntime(l.config.type).check?.(l.config, secret, l.field);
   return secret;
 }
 

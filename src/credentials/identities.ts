@@ -11,8 +11,7 @@ import { cjsExports } from '../lib/cjs.ts';
 import type { Config, CredentialConfig, Endpoints } from '../config/schema.ts';
 import { InitError } from '../lib/errors.ts';
 import { EXIT } from '../lib/exit-codes.ts';
-
-export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
+import { CLOUD_PLATFORM } from './token-types.ts';
 
 export interface Identity {
   name: string;

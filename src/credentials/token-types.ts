@@ -4,6 +4,9 @@
 import { z } from 'zod';
 import { nonces } from '../config/fields.ts';
 
+/** The OAuth scope access tokens get when none is configured. */
+export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
+
 export const TOKEN_KINDS = ['id-token', 'access-token', 'attestation'] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
 

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { tlsListenerSchema } from '../../src/proxy/types/tls/config.ts';
+import { tlsListenerSchema } from '../../src/config/listeners/tls.ts';
 import { tlsType } from '../../src/proxy/types/tls/type.ts';
 import { MAX_DRAINING, startInWorkers, workerThreads } from '../../src/proxy/workers.ts';
 import { until } from '../helpers/lines.ts';

@@ -11,7 +11,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import { describe, test } from 'node:test';
 import type { ListenerHandle } from '../../../src/proxy/listener.ts';
-import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
+import { tlsListenerSchema } from '../../../src/config/listeners/tls.ts';
 import { tlsType } from '../../../src/proxy/types/tls/type.ts';
 import { startInWorkers } from '../../../src/proxy/workers.ts';
 import { createLog } from '../../../src/lib/log.ts';

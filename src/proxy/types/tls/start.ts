@@ -10,7 +10,7 @@ import { createAttestationVerifier } from '../../../attest/verify-token.ts';
 import { configError } from '../../../lib/errors.ts';
 import { type AttestServer, attestServer, readAndVerify } from './attest.ts';
 import { createTlsClient } from './client.ts';
-import type { TlsListenerConfig } from './config.ts';
+import type { TlsListenerConfig } from '../../../config/listeners/tls.ts';
 import { loadMaterial, type TlsMaterial } from './context.ts';
 import { createHttpForwarder, type HttpForwarder } from './http.ts';
 import { createTlsServers } from './server.ts';

@@ -9,7 +9,7 @@ import { KEEPALIVE_MS, peerOf, round } from '../../connection.ts';
 import type { ListenerEnv } from '../../listener.ts';
 import type { PipeResult } from '../../pipe.ts';
 import { contextFrom, pipeTunnel, type OnFault, reason, type TunnelStats, warnings } from './common.ts';
-import type { TunnelClientConfig } from './config.ts';
+import type { TunnelClientConfig } from '../../../config/listeners/tunnel.ts';
 import { SessionPool } from './session.ts';
 
 export interface ClientMode {
@@ -142,7 +142,7 @@ export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv,
     const tls: TLSSocket = tlsConnect({
       socket: stream as unknown as Socket,
       secureContext: ctx,
-      // serverName is required unless anyServerName: true (config.ts): then the private
+      // serverName is required unless anyServerName: true (src/config/listeners/tunnel.ts): then the private
       // CA is the only trust anchor and there is no name to check.
       ...(serverName === undefined ? { checkServerIdentity: () => undefined } : { servername: serverName }),
     });

@@ -15,7 +15,7 @@ import type { ListenerEnv } from '../../listener.ts';
 import type { PipeResult } from '../../pipe.ts';
 import { bearerCheck } from './bearer.ts';
 import { contextFrom, H2_LIMITS, keepalive, MAX_HEADER_LIST_SIZE, pipeTunnel, printable, type OnFault, reason, type TunnelStats, warnings } from './common.ts';
-import type { TunnelServerConfig } from './config.ts';
+import type { TunnelServerConfig } from '../../../config/listeners/tunnel.ts';
 
 export interface ServerMode {
   server: Http2Server | Http2SecureServer;
