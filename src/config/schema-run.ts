@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { BaseSchema, Config } from './schema.ts';
 import { configError } from '../lib/errors.ts';
-import { startOrder } from '../run/order.ts';
+import { startOrder } from './order.ts';
 import { configuredListeners, type ConfiguredListener, type ListenerConfig } from './schema-listeners.ts';
 import { FORWARDED_SIGNALS, parseStopSignal } from '../lib/signals.ts';
 import { reloadSchema } from './schema-refresh.ts';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InitError } from '../../src/lib/errors.ts';
 import { metricsText } from '../../src/run/metrics.ts';
-import { startOrder } from '../../src/run/order.ts';
+import { startOrder } from '../../src/config/order.ts';
 import type { UnitStatus } from '../../src/run/types.ts';
 import { parseStopSignal } from '../../src/lib/signals.ts';
 
