@@ -2,10 +2,10 @@
 // tunnels and whether the program's environment points at it. The proxy is src/proxy/types/http-proxy/.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { tokenConfigSchema } from '../../credentials/token-types.ts';
 import { formatHostPort, type HostPort } from '../../lib/address.ts';
 import { duration, hostPort } from '../fields.ts';
 import { headersTimeoutField, loopbackListen } from './loopback.ts';
+import { tokenConfigSchema } from './token.ts';
 import type { ListenerConfigType } from './type.ts';
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;

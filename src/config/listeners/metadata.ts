@@ -2,9 +2,9 @@
 // listeners): whose tokens, which scopes, and whether the program's environment points its
 // client libraries here. The server is src/proxy/types/metadata/.
 import { z } from 'zod';
-import { CLOUD_PLATFORM } from '../../credentials/token-types.ts';
 import { formatHostPort, type HostPort } from '../../lib/address.ts';
 import { headersTimeoutField, loopbackListen } from './loopback.ts';
+import { CLOUD_PLATFORM } from './token.ts';
 import type { ListenerConfigType } from './type.ts';
 
 export const metadataSchema = z.strictObject({

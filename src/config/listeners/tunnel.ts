@@ -2,9 +2,9 @@
 // stream per connection, for front doors that speak only HTTP (Cloud Run). Both modes' config;
 // the runtime is src/proxy/types/tunnel/.
 import { z } from 'zod';
-import { tokenConfigSchema } from '../../credentials/token-types.ts';
 import { parseHostPort } from '../../lib/address.ts';
 import { duration, hostPort, url } from '../fields.ts';
+import { tokenConfigSchema } from './token.ts';
 import type { ListenerConfigType } from './type.ts';
 
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured secret' });
