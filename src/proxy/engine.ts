@@ -116,7 +116,7 @@ export interface ConnectionLimitHooks {
 }
 
 /**
- * The listener's connection limit, exact over all its worker threads (./thread.ts), and the
+ * The listener's connection limit, exact over all its worker threads (src/lib/thread.ts), and the
  * failure boundary of its 'connection' handlers. Call it after the server's own 'connection'
  * listeners are registered (createServer's callback, tls.Server's): they then run only for an
  * admitted connection, in order, each inside guard(). Node's server.maxConnections is per

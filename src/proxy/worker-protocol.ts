@@ -13,7 +13,7 @@ export interface WorkerInit {
   /** The listener's config; after the first worker bound, `listen` carries the port it got. */
   config: ListenerConfig;
   index: number;
-  /** This worker's share of the open-connection count (./thread.ts), given back if it dies. */
+  /** This worker's share of the open-connection count (src/lib/thread.ts), given back if it dies. */
   slot: number;
   logLevel: string;
   /** The listener's counters shared by all its workers (connection limit, log budget). */
