@@ -4,18 +4,19 @@
 // never pays for YAML, zod, jose or the Google clients.
 import { defaultTokenOptions, readAttestationToken } from './attest/token-file.ts';
 import { checkClaims, checkDebug, claimsSummary } from './attest/claims.ts';
-import type { Cleanup } from './cleanup.ts';
-import { withoutInitSettings } from './cli.ts';
-import { configError } from './errors.ts';
+import type { Cleanup } from './lib/cleanup.ts';
+import { withoutInitSettings } from './lib/env.ts';
+import { configError } from './lib/errors.ts';
 import { loadConfig } from './config/load.ts';
 import { runIdentities, runWithCommand } from './config/local.ts';
 import type { Config } from './config/schema.ts';
 import { configuredListeners } from './config/schema-listeners.ts';
-import type { Log, LogLevel } from './log.ts';
+import type { Log, LogLevel } from './lib/log.ts';
 import { OutputDir } from './materialize/output-dir.ts';
-import { checkPemSecrets } from './materialize/pem.ts';
+import { checkPemSecrets } from './lib/pem.ts';
 import type { ListenerSet } from './proxy/start.ts';
-import { parseHostPort } from './proxy/address.ts';
+import { listenerRuntime } from './proxy/types/index.ts';
+import { parseHostPort } from './lib/address.ts';
 import { tokenSourcesFor } from './credentials/tokens/index.ts';
 import { createAttester } from './attest/attester.ts';
 import { render, type Rendered } from './render/index.ts';
@@ -28,7 +29,7 @@ import { checkUnits, type HealthConfig } from './config/schema-run.ts';
 import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
 import { checkQuorums, optionalSecrets, type Quorum } from './secrets/quorum.ts';
 import type { ChildSpec } from './supervise/supervisor.ts';
-import type { UserIds } from './users.ts';
+import type { UserIds } from './lib/users.ts';
 
 const DEFAULT_SECRET_MODE = 0o400;
 const DEFAULT_FILE_MODE = 0o400;
@@ -217,7 +218,7 @@ async function checkListenerMaterial(config: Config, read: (name: string) => Buf
     if (!data) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
     return data;
   };
-  for (const l of configuredListeners(config)) await l.type.check?.(l.config, secret, l.field);
+  for (const l of configuredListeners(config)) await listenerRuntime(l.config.type).check?.(l.config, secret, l.field);
   return secret;
 }
 

@@ -4,8 +4,8 @@
 // rendered command fits what execve() takes.
 import { existsSync, lstatSync, type Stats, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { configError } from '../errors.ts';
-import { resolveUser, type UserIds } from '../users.ts';
+import { configError } from '../lib/errors.ts';
+import { resolveUser, type UserIds } from '../lib/users.ts';
 import type { Config } from './schema.ts';
 
 export interface RunIdentities {

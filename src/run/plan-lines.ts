@@ -1,7 +1,7 @@
 // `tee-init check` for processes:: the start order and, per unit, what it runs and how it is
 // started, checked and stopped (rendered like a boot would, with the secrets' future paths).
 import { join } from 'node:path';
-import { formatDuration } from '../duration.ts';
+import { formatDuration } from '../lib/duration.ts';
 import type { Config } from '../config/schema.ts';
 import { checkUnits, frontsProcesses } from '../config/schema-run.ts';
 import { configuredListeners } from '../config/schema-listeners.ts';
