@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createTokenSources } from '../src/credentials/tokens/index.ts';
-import { createLog } from '../src/log.ts';
+import { createLog } from '../src/lib/log.ts';
 import '../test/fakes/clients.ts';
 import { startPrivateService } from '../test/fakes/private-service.ts';
 import { startWorld } from '../test/fakes/world.ts';

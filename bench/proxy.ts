@@ -26,7 +26,7 @@ import { type AddressInfo, connect as tcpConnect, createServer, type Socket } fr
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLog } from '../src/log.ts';
+import { createLog } from '../src/lib/log.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createPki } from '../test/helpers/pki.ts';
 import { freePort } from '../test/helpers/net.ts';

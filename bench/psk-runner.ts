@@ -5,7 +5,7 @@
 //     "identity": "Client1", "keyHex": "...", "maxConnections": 20000, "logLevel": "warn" }
 // Prints "listening PORT" once it listens; closes on SIGTERM.
 import { text } from 'node:stream/consumers';
-import { createLog, type LogLevel } from '../src/log.ts';
+import { createLog, type LogLevel } from '../src/lib/log.ts';
 import { startPskProxy } from '../src/proxy/types/psk/index.ts';
 
 const opts = JSON.parse(await text(process.stdin)) as {

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { createLog } from '../src/log.ts';
+import { createLog } from '../src/lib/log.ts';
 import { waitForPort } from '../src/proxy/types/psk/index.ts';
 import { cpuSeconds, markdownTable, parseSize, percentile, root } from './lib.ts';
 import { freePort } from '../test/helpers/net.ts';

@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Cleanup } from '../src/cleanup.ts';
-import { createLog } from '../src/log.ts';
+import { Cleanup } from '../src/lib/cleanup.ts';
+import { createLog } from '../src/lib/log.ts';
 import { OutputDir, type SecretFile } from '../src/materialize/output-dir.ts';
 import { markdownTable, percentile } from './lib.ts';
 

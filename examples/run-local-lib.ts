@@ -10,7 +10,7 @@ import { EXAMPLE_PROJECT_NUMBERS, startWorld, poolMembers, type Collaborator, ty
 import { bundle, node, root, startInit, type LogRecord, type LogTail, type Started } from '../test/helpers/init.ts';
 import { createPki, type Pki, type PkiOptions } from '../test/helpers/pki.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
-import { createLog } from '../src/log.ts';
+import { createLog } from '../src/lib/log.ts';
 
 export type Config = Record<string, any>;
 

@@ -14,7 +14,7 @@ import { createPki } from '../test/helpers/pki.ts';
 import { LogTail, bundle, node, root } from '../test/helpers/init.ts';
 import { freePort } from '../test/helpers/net.ts';
 import { have } from '../test/helpers/tools.ts';
-import { createLog } from '../src/log.ts';
+import { createLog } from '../src/lib/log.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 
 const say = (s = '') => console.log(s);

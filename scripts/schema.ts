@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { configSchema } from '../src/config/schema.ts';
-import { LISTENER_TYPES } from '../src/proxy/types/index.ts';
+import { LISTENER_CONFIGS } from '../src/config/listeners/index.ts';
 
 export const SCHEMA_PATH = join(import.meta.dirname, '..', 'schema', 'tee-init.schema.json');
 
@@ -18,7 +18,7 @@ const opts = { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' } as
 
 export function configJsonSchema(): Json {
   const root = z.toJSONSchema(configSchema, opts) as Json;
-  const types = Object.values(LISTENER_TYPES).map((t) => {
+  const types = Object.values(LISTENER_CONFIGS).map((t) => {
     const s = z.toJSONSchema(t.schema, opts) as Json;
     delete s.$schema;
     return s;

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { checkDuration } from './duration.ts';
-import { usageError } from './errors.ts';
-import { LOG_LEVELS, type LogLevel } from './log.ts';
-import { parseStopSignal } from './supervise/signals.ts';
+import { checkDuration } from './lib/duration.ts';
+import { usageError } from './lib/errors.ts';
+import { LOG_LEVELS, type LogLevel } from './lib/log.ts';
+import { parseStopSignal } from './lib/signals.ts';
 
 export type Subcommand = 'run' | 'check' | 'help' | 'version' | 'shares' | 'labels';
 
@@ -195,13 +195,6 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     throw usageError('nothing to run: give a COMMAND or --config FILE (see tee-init --help)');
   }
   return result;
-}
-
-/** The environment minus tee-init's own settings: they are for the init, not the child. */
-export function withoutInitSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(env)) if (!k.startsWith('TEE_INIT_')) out[k] = v;
-  return out;
 }
 
 /** `shares` and `labels`: tools beside the init, with their own options (no COMMAND). */

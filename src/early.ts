@@ -1,4 +1,4 @@
-// First import of the entry point (see early-signals.ts): ES modules run in import order.
-import { installEarlySignals } from './early-signals.ts';
+// First import of the entry point (see lib/early-signals.ts): ES modules run in import order.
+import { installEarlySignals } from './lib/early-signals.ts';
 
 installEarlySignals();

@@ -1,10 +1,11 @@
 import pkg from '../package.json' with { type: 'json' };
-import { Cleanup } from './cleanup.ts';
+import { Cleanup } from './lib/cleanup.ts';
 import { inspectorDisabled, sigusr1Problem } from './no-inspector.ts';
-import { parseCli, USAGE, withoutInitSettings, type CliOptions } from './cli.ts';
-import { AbortedBySignal, InitError } from './errors.ts';
-import { EXIT } from './exit-codes.ts';
-import { createLog, line, type Log } from './log.ts';
+import { parseCli, USAGE, type CliOptions } from './cli.ts';
+import { withoutInitSettings } from './lib/env.ts';
+import { AbortedBySignal, InitError } from './lib/errors.ts';
+import { EXIT } from './lib/exit-codes.ts';
+import { createLog, line, type Log } from './lib/log.ts';
 import { startReaping } from './supervise/reaping.ts';
 import type { ListenerSet, RunningListener } from './proxy/start.ts';
 import type { SingleView } from './run/single-health.ts';

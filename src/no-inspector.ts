@@ -6,7 +6,7 @@
 //    listener would ever see it. Take the signal with a listener, then unblock it.
 //  - Started without the flag: our listener replaces the inspector's handler from here on;
 //    main.ts warns, and closes an inspector that a very early SIGUSR1 managed to open.
-import { libc } from './supervise/libc.ts';
+import { libc } from './lib/libc.ts';
 
 const SIGUSR1 = 10;
 process.on('SIGUSR1', () => {});

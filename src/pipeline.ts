@@ -6,17 +6,18 @@
 import { defaultTokenOptions, readAttestationToken } from './attest/token-file.ts';
 import { checkClaims, checkDebug, claimsSummary } from './attest/claims.ts';
 import { createAttester } from './attest/attester.ts';
-import type { Cleanup } from './cleanup.ts';
+import type { Cleanup } from './lib/cleanup.ts';
 import type { Config } from './config/schema.ts';
 import { configuredListeners } from './config/schema-listeners.ts';
 import { rotatingSecrets } from './config/schema-refresh.ts';
 import type { HealthConfig } from './config/schema-run.ts';
 import { tokenSourcesFor } from './credentials/tokens/index.ts';
-import type { Log } from './log.ts';
+import type { Log } from './lib/log.ts';
 import { OutputDir } from './materialize/output-dir.ts';
-import { checkPemSecrets } from './materialize/pem.ts';
+import { checkPemSecrets } from './lib/pem.ts';
 import type { Plan } from './plan/index.ts';
 import type { ListenerSet } from './proxy/start.ts';
+import { listenerRuntime } from './proxy/types/index.ts';
 import type { RefreshPlan } from './refresh/refresher.ts';
 import type { ProcessPlan } from './run/render-units.ts';
 import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
@@ -147,7 +148,7 @@ async function checkListenerMaterial(config: Config, read: (name: string) => Buf
     if (!data) throw new Error(`listener asked for secret ${JSON.stringify(name)}, which is not configured`);
     return data;
   };
-  for (const l of configuredListeners(config)) await l.type.check?.(l.config, secret, l.field);
+  for (const l of configuredListeners(config)) await listenerRuntime(l.config.type).check?.(l.config, secret, l.field);
   return secret;
 }
 

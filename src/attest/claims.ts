@@ -1,6 +1,6 @@
 import type { JWTPayload } from 'jose';
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
 
 export type Expected = string | number | boolean | (string | number | boolean)[];
 

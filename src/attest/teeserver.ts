@@ -1,6 +1,6 @@
 import { request } from 'node:http';
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
 
 export interface CustomTokenRequest {
   audience: string;

@@ -2,11 +2,11 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt, type JWTPayload } from 'jose';
-import { InitError } from '../errors.ts';
+import { InitError } from '../lib/errors.ts';
 import type { Config } from '../config/schema.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
-import { readAtMost } from '../read-bounded.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
+import { readAtMost } from '../lib/read-bounded.ts';
 import { fetchDefaultToken } from './teeserver.ts';
 
 export interface TokenFileOptions {

@@ -2,10 +2,10 @@
 // schema.ts: it imports them). One rule per kind of field: every duration, name and HOST:PORT
 // of the config is checked the same way.
 import { z } from 'zod';
-import { checkDuration } from '../duration.ts';
-import { parseHostPort } from '../proxy/address.ts';
+import { checkDuration } from '../lib/duration.ts';
+import { parseHostPort } from '../lib/address.ts';
 import { checkEndpointUrl } from './endpoints.ts';
-import { MAX_NONCES, NONCE_BYTES } from '../launcher-limits.ts';
+import { MAX_NONCES, NONCE_BYTES } from '../lib/launcher-limits.ts';
 import { found } from './messages.ts';
 
 export const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
@@ -57,7 +57,7 @@ export const url = (field: string) =>
     if (problem) ctx.addIssue({ code: 'custom', message: `${field} ${JSON.stringify(v)}: ${problem}` });
   });
 
-/** Nonces bound into a launcher token (src/launcher-limits.ts): what the launcher accepts. */
+/** Nonces bound into a launcher token (src/lib/launcher-limits.ts): what the launcher accepts. */
 export const nonces = z
   .array(z.string().refine((n) => Buffer.byteLength(n, 'utf8') >= NONCE_BYTES.min && Buffer.byteLength(n, 'utf8') <= NONCE_BYTES.max, {
     error: `each nonce must be ${NONCE_BYTES.min} to ${NONCE_BYTES.max} bytes (the launcher's limits)`,

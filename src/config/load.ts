@@ -3,7 +3,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument, type Tags } from 'yaml';
-import { configError, InitError } from '../errors.ts';
+import { configError, InitError } from '../lib/errors.ts';
 import { checkReferences } from './references.ts';
 import { defaultMessage, describeIssues, fieldPath } from './messages.ts';
 import { configSchema, type Config } from './schema.ts';

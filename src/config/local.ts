@@ -3,8 +3,8 @@
 // command line does not replace a preset's, the rendered command fits what execve() takes.
 import { type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { configError } from '../errors.ts';
-import { resolveUser, type UserIds } from '../users.ts';
+import { configError } from '../lib/errors.ts';
+import { resolveUser, type UserIds } from '../lib/users.ts';
 import type { Config } from './schema.ts';
 
 export interface RunIdentities {

@@ -1,10 +1,10 @@
 // `listeners:` (docs/listeners.md): a map of named in-process listeners, each checked by the schema of
-// its type from the listener table, plus the `psk:` shorthand for one listener named psk.
+// its type from the listener table (./listeners/), plus the `psk:` shorthand for one listener named psk.
 import { z } from 'zod';
-import { parseHostPort } from '../proxy/address.ts';
-import { type AnyListenerType, LISTENER_TYPES } from '../proxy/types/index.ts';
+import { parseHostPort } from '../lib/address.ts';
 import { isLoopbackHost } from './endpoints.ts';
 import { name } from './fields.ts';
+import { type AnyListenerConfigType, LISTENER_CONFIGS } from './listeners/index.ts';
 import { defaultMessage } from './messages.ts';
 
 export interface ListenerConfig {
@@ -16,12 +16,12 @@ export interface ListenerConfig {
 // complaints, where the user needs the one type they meant.
 const listener = z.unknown().transform((value, ctx): ListenerConfig => {
   const type = (value as { type?: unknown } | null)?.type;
-  const known = Object.keys(LISTENER_TYPES);
+  const known = Object.keys(LISTENER_CONFIGS);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     ctx.addIssue({ code: 'custom', message: `must be an object with a type (${known.join(', ')})` });
     return z.NEVER;
   }
-  const t = typeof type === 'string' && Object.hasOwn(LISTENER_TYPES, type) ? LISTENER_TYPES[type]! : undefined;
+  const t = typeof type === 'string' && Object.hasOwn(LISTENER_CONFIGS, type) ? LISTENER_CONFIGS[type]! : undefined;
   if (!t) {
     ctx.addIssue({ code: 'custom', path: ['type'], message: `type must be one of ${known.join(', ')}, got ${JSON.stringify(type)}` });
     return z.NEVER;
@@ -39,15 +39,15 @@ export interface ConfiguredListener {
   name: string;
   /** Where it is in the config: `listeners.NAME`, or `psk` for the shorthand. */
   field: string;
-  type: AnyListenerType;
+  type: AnyListenerConfigType;
   config: ListenerConfig;
 }
 
 /** Every listener the config asks for, the `psk:` shorthand included, in config order. */
 export function configuredListeners(config: { psk?: object | undefined; listeners: Record<string, ListenerConfig> }): ConfiguredListener[] {
   const out: ConfiguredListener[] = [];
-  if (config.psk) out.push({ name: 'psk', field: 'psk', type: LISTENER_TYPES.psk!, config: { type: 'psk', ...config.psk } });
-  for (const [n, c] of Object.entries(config.listeners)) out.push({ name: n, field: `listeners.${n}`, type: LISTENER_TYPES[c.type]!, config: c });
+  if (config.psk) out.push({ name: 'psk', field: 'psk', type: LISTENER_CONFIGS.psk!, config: { type: 'psk', ...config.psk } });
+  for (const [n, c] of Object.entries(config.listeners)) out.push({ name: n, field: `listeners.${n}`, type: LISTENER_CONFIGS[c.type]!, config: c });
   return out;
 }
 

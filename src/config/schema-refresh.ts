@@ -3,7 +3,7 @@
 // uses it is src/refresh/.
 import { z } from 'zod';
 import { duration } from './fields.ts';
-import { FORWARDED_SIGNALS } from '../supervise/signals.ts';
+import { FORWARDED_SIGNALS } from '../lib/signals.ts';
 
 const RELOAD_HELP = 'write restart, none, { signal: SIGHUP } or { exec: [COMMAND, ARG...], timeout: 30s }';
 

@@ -4,10 +4,10 @@
 // are in checkUnits().
 import { z } from 'zod';
 import type { BaseSchema, Config } from './schema.ts';
-import { configError } from '../errors.ts';
-import { startOrder } from '../run/order.ts';
+import { configError } from '../lib/errors.ts';
+import { startOrder } from './order.ts';
 import { configuredListeners, type ConfiguredListener, type ListenerConfig } from './schema-listeners.ts';
-import { FORWARDED_SIGNALS, parseStopSignal } from '../supervise/signals.ts';
+import { FORWARDED_SIGNALS, parseStopSignal } from '../lib/signals.ts';
 import { reloadSchema } from './schema-refresh.ts';
 
 /** The building blocks schema.ts already has, passed in (schema.ts imports this file). */

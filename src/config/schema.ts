@@ -2,9 +2,9 @@
 // defaulted values: durations in milliseconds, modes as numbers, endpoints filled in.
 import { z } from 'zod';
 import { found } from './messages.ts';
-import { LOG_LEVELS } from '../log.ts';
+import { LOG_LEVELS } from '../lib/log.ts';
 import { withUnits } from './schema-run.ts';
-import { pskShorthandSchema } from '../proxy/types/psk/config.ts';
+import { pskShorthandSchema } from './listeners/psk.ts';
 import { claimValue, duration, hostPort, name, nonces, url } from './fields.ts';
 import { refreshSchema } from './schema-refresh.ts';
 import { listenersSchema } from './schema-listeners.ts';
@@ -157,7 +157,7 @@ const baseSchema = z.strictObject({
       gracePeriod: duration().optional(),
     })
     .default({ preset: 'none', with: {}, env: {}, files: [] }),
-  /** Shorthand for one listener named psk (src/proxy/types/psk/config.ts). */
+  /** Shorthand for one listener named psk (src/config/listeners/psk.ts). */
   psk: pskShorthandSchema.optional(),
   listeners: listenersSchema,
   /** Rotation (src/refresh/): absent, the secrets are read once at boot. */

@@ -7,12 +7,11 @@ import { decodeJwt } from 'jose';
 import { checkDebug } from '../attest/claims.ts';
 import { fetchCustomToken } from '../attest/teeserver.ts';
 import { currentToken, type TokenFileOptions } from '../attest/token-file.ts';
-import { cjsExports } from '../cjs.ts';
+import { cjsExports } from '../lib/cjs.ts';
 import type { Config, CredentialConfig, Endpoints } from '../config/schema.ts';
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-
-export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
+import { InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import { CLOUD_PLATFORM } from './token-types.ts';
 
 export interface Identity {
   name: string;

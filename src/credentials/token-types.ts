@@ -1,28 +1,10 @@
 // Tokens the init mints for its listeners and the program's outbound calls (docs/listeners.md, token
 // kinds): the contract between src/credentials (which mints, caches and refreshes them) and
 // the listener types that put them on the wire. A token value is a secret: never logged.
-import { z } from 'zod';
-import { nonces } from '../config/fields.ts';
+// The `token:` config (a schema) is the config's; re-exported here for the minters and the wire.
+import type { TokenConfig } from '../config/listeners/token.ts';
 
-export const TOKEN_KINDS = ['id-token', 'access-token', 'attestation'] as const;
-export type TokenKind = (typeof TOKEN_KINDS)[number];
-
-const credentialsName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured credential' });
-
-/** `token:` wherever a listener or route sends a bearer token. */
-export const tokenConfigSchema = z.strictObject({
-  kind: z.enum(TOKEN_KINDS, { error: `kind must be one of ${TOKEN_KINDS.join(', ')}` }),
-  /** The credential that mints it (id-token, access-token). */
-  credentials: credentialsName.optional(),
-  /** id-token: default `https://HOST` of the request; attestation: required. */
-  audience: z.string().min(1).max(512).optional(),
-  /** access-token: OAuth scopes (default cloud-platform). */
-  scopes: z.array(z.string().min(1)).min(1).optional(),
-  /** attestation: nonces (10-74 bytes each, at most 6) and the token type. */
-  nonces: nonces.optional(),
-  tokenType: z.enum(['OIDC', 'PKI']).optional(),
-});
-export type TokenConfig = z.infer<typeof tokenConfigSchema>;
+export { CLOUD_PLATFORM, TOKEN_KINDS, type TokenConfig, tokenConfigSchema, type TokenKind } from '../config/listeners/token.ts';
 
 export interface Token {
   /** The bearer token itself: a secret. */

@@ -5,7 +5,7 @@
 // directory wherever it has been moved. Plain node:fs calls then act "at" the fd, like
 // openat/unlinkat/mkdirat, with NAME a single component and O_NOFOLLOW on every open.
 import { constants, existsSync } from 'node:fs';
-import { configError } from '../errors.ts';
+import { configError } from '../lib/errors.ts';
 
 /** The directory (or file) that `fd` holds, as a path that resolves to exactly that object. */
 export function fdPath(fd: number): string {

@@ -12,9 +12,9 @@
 // creation, wherever the child moved or linked them.
 import { closeSync, fchmodSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { configError, InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
+import { configError, InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
 import { at, DIR_FLAGS } from './dir-fd.ts';
 import { checkName, writeNewFile, type Owner, type Written } from './new-file.ts';
 import { wipeEntries, zeroFd, type WipeScope } from './wipe.ts';

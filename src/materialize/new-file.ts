@@ -1,8 +1,8 @@
 // One secret (or rendered) file created in a directory held by fd: created new, never through
 // something already there; mode and owner set on the open file; everything read back.
 import { constants, fchmodSync, fchownSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { configError, InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
+import { configError, InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
 import { at } from './dir-fd.ts';
 
 export type Owner = { uid: number; gid: number } | undefined;

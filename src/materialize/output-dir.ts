@@ -7,11 +7,11 @@ import {
   readdirSync, rmdirSync, statfsSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { Cleanup } from '../cleanup.ts';
-import { configError, InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
-import { libc } from '../supervise/libc.ts';
+import type { Cleanup } from '../lib/cleanup.ts';
+import { configError, InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
+import { libc } from '../lib/libc.ts';
 import { at, DIR_FLAGS, fdPath, requireProc } from './dir-fd.ts';
 import { Generations, type SecretFile } from './generations.ts';
 import { checkName, writeNewFile, type Written } from './new-file.ts';

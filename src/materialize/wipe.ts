@@ -17,7 +17,7 @@
 // The files the init wrote are not found by name at all: output-dir.ts and generations.ts keep
 // an fd to each and zero there the bytes written, wherever the child moved or linked it.
 import { closeSync, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, rmdirSync, unlinkSync, writeSync, type Stats } from 'node:fs';
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import { at, DIR_FLAGS, fdPath } from './dir-fd.ts';
 
 /** Deeper trees are the child's own, not secrets the init wrote: left with a warning. */

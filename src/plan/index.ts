@@ -8,22 +8,22 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { withoutInitSettings } from '../cli.ts';
-import { InitError } from '../errors.ts';
+import { withoutInitSettings } from '../lib/env.ts';
+import { InitError } from '../lib/errors.ts';
 import { loadConfig } from '../config/load.ts';
 import { commandProblem, programProblem, runIdentities, runWithCommand, type RunIdentities } from '../config/local.ts';
 import type { Config } from '../config/schema.ts';
 import { type ConfiguredListener, configuredListeners } from '../config/schema-listeners.ts';
 import { checkUnits, type HealthConfig } from '../config/schema-run.ts';
-import { configError } from '../errors.ts';
+import { configError } from '../lib/errors.ts';
 import { outputDirProblem, FRESH_PARENT } from '../materialize/output-dir.ts';
-import { parseHostPort } from '../proxy/address.ts';
+import { parseHostPort } from '../lib/address.ts';
 import { render, type Rendered, type RenderedFile, type RenderInput, type SecretRef } from '../render/index.ts';
 import type { Scope } from '../render/placeholders.ts';
 import { presetReady, reloadOf, renderUnits, secretsUsed, type ProcessPlan } from '../run/render-units.ts';
 import { checkSecretFile } from '../secrets/sources/file.ts';
 import type { ChildSpec } from '../supervise/child.ts';
-import type { UserIds } from '../users.ts';
+import type { UserIds } from '../lib/users.ts';
 import { portProblems, type Port } from './ports.ts';
 
 export interface PlanInput {

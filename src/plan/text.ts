@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { describeCredential } from '../credentials/identities.ts';
-import { formatDuration } from '../duration.ts';
+import { formatDuration } from '../lib/duration.ts';
 import { rotatingSecrets } from '../config/schema-refresh.ts';
 import { frontsProcesses } from '../config/schema-run.ts';
 import type { ConfiguredListener } from '../config/schema-listeners.ts';

@@ -4,8 +4,8 @@
 // connection's events runs inside guard(): a throw ends that connection only, is counted, and
 // is logged through a limiter (a peer that can trigger it must not flood the log either).
 // This is the second line: values from the network are validated or encoded at their root first.
-import type { Log } from '../log.ts';
-import { type LimitedWarn, LOG_LIMIT_DEFAULTS, limitedWarn, type LogLimit } from './log-limit.ts';
+import type { Log } from '../lib/log.ts';
+import { type LimitedWarn, LOG_LIMIT_DEFAULTS, limitedWarn, type LogLimit } from '../lib/log-limit.ts';
 
 /** Something a fault must end: a socket, a request, a stream, a session. */
 export interface Destroyable {

@@ -3,7 +3,7 @@
 // connect (PSK callback, or certificate and verification).
 import { createServer, type Server, type Socket } from 'node:net';
 import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
-import { formatHostPort } from './address.ts';
+import { formatHostPort } from '../lib/address.ts';
 import { type FaultSink, guard } from './boundary.ts';
 import { holdUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from './connection.ts';
 

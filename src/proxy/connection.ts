@@ -1,10 +1,10 @@
 // What every mode of every type shares: the per-listener context and the start of piping.
 import { connect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import type { FaultSink } from './boundary.ts';
-import { formatHostPort, type HostPort } from './address.ts';
-import type { LimitedWarn } from './log-limit.ts';
+import { formatHostPort, type HostPort } from '../lib/address.ts';
+import type { LimitedWarn } from '../lib/log-limit.ts';
 import { pipeSockets } from './pipe.ts';
 import type { ProxyStats } from './stats.ts';
 

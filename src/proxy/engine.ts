@@ -5,14 +5,14 @@
 // bind with a clear error, and close() that waits until every socket is gone.
 import { once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { configError } from '../errors.ts';
-import type { Log } from '../log.ts';
-import { formatHostPort, type HostPort } from './address.ts';
+import { configError } from '../lib/errors.ts';
+import type { Log } from '../lib/log.ts';
+import { formatHostPort, type HostPort } from '../lib/address.ts';
 import { createFaultSink, type FaultSink, guard } from './boundary.ts';
 import { type ModeContext, peerOf, type ProxyTimeouts, TIMEOUT_DEFAULTS } from './connection.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn, type LogLimit } from './log-limit.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn, type LogLimit } from '../lib/log-limit.ts';
 import { emptyStats, type ProxyStats } from './stats.ts';
-import { accepting, listenerLimits } from './thread.ts';
+import { accepting, listenerLimits } from '../lib/thread.ts';
 
 export const MAX_CONNECTIONS_DEFAULT = 1000;
 
@@ -116,7 +116,7 @@ export interface ConnectionLimitHooks {
 }
 
 /**
- * The listener's connection limit, exact over all its worker threads (./thread.ts), and the
+ * The listener's connection limit, exact over all its worker threads (src/lib/thread.ts), and the
  * failure boundary of its 'connection' handlers. Call it after the server's own 'connection'
  * listeners are registered (createServer's callback, tls.Server's): they then run only for an
  * admitted connection, in order, each inside guard(). Node's server.maxConnections is per

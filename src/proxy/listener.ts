@@ -1,15 +1,13 @@
 // The contract between the run stage and the listener types (docs/listeners.md, `listeners:`): a listener
 // is a unit whose work happens in the init's process (or its worker threads). Each type (psk,
 // tls, tunnel, http-proxy, metadata) is one entry of the table in ./types/index.ts.
-import type { z } from 'zod';
 import type { TokenAttester } from '../attest/attester.ts';
+import type { ListenerConfigType } from '../config/listeners/type.ts';
 import type { TokenSources } from '../credentials/token-types.ts';
-import type { Log } from '../log.ts';
+import type { HostPort } from '../lib/address.ts';
+import type { Log } from '../lib/log.ts';
 
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type { HostPort };
 
 /** What the init hands a listener type when it starts one. */
 export interface ListenerEnv {
@@ -51,47 +49,15 @@ export interface ListenerHandle {
   close(): Promise<void>;
 }
 
-/** One listener type: its config schema and how to start it. */
-export interface ListenerType<C extends { type: string } = { type: string }> {
-  readonly type: C['type'];
-  /** Strict schema of this type's config object, `type` and the common fields included. */
-  readonly schema: z.ZodType<C>;
-  /** Secret names the config uses (each must be configured; checked by `tee-init check`). */
-  secrets(config: C): string[];
-  /**
-   * Secrets of which any `need` of `names` will do (t-of-n shares): the fetch stage skips one
-   * that cannot be read, with a warning, and the boot fails only when fewer than `need` arrive.
-   * A skipped secret reads as empty. `what` names the group in messages (after the field).
-   */
-  quorums?(config: C): { what: string; names: string[]; need: number }[];
-  /** Credentials names it mints tokens with (each must be configured). */
-  credentials(config: C): string[];
-  /**
-   * Why a connection to this listener is served as the workload (it presents the workload's
-   * key, client certificate or token to a remote peer), or undefined. Such a listener must
-   * listen on loopback: the config check refuses any other address (checkListenerReferences).
-   */
-  actsForWorkload?(config: C): string | undefined;
-  /**
-   * The address that must accept TCP before the listener opens (what it fronts), if any. The
-   * caller waits for it before start(); start() does not wait again.
-   */
-  upstream(config: C): HostPort | undefined;
+/**
+ * One listener type: its config side (src/config/listeners/, what the config check reads) and
+ * what the run stage adds: the check of its secret material and start().
+ */
+export interface ListenerType<C extends { type: string } = { type: string }> extends ListenerConfigType<C> {
   /**
    * Checks the secret material (keys combine, certificate matches key) before any program
    * starts, so a bad secret fails the boot with its own exit code. Wipes what it derives.
    */
   check?(config: C, secret: (name: string) => Buffer, field: string): void | Promise<void>;
   start(config: C, env: ListenerEnv): Promise<ListenerHandle>;
-  /**
-   * Every type serves from `workers:` threads (0: the init's thread); this is the default count
-   * when `workers:` is not set. Undefined: one per core, at most 4. start() runs there with
-   * its config, its secrets (copies, by message) and tokens asked of the init's thread.
-   */
-  readonly defaultWorkers?: number;
-  /**
-   * Variables for the program's environment once the listener is bound at `address` (e.g.
-   * HTTP_PROXY for an egress proxy), or {} when the config does not ask for them. Optional.
-   */
-  childEnv?(config: C, address: HostPort): Record<string, string>;
 }

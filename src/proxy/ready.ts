@@ -2,10 +2,10 @@
 // moment to start, and a client let in before that would only see its connection dropped.
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
-import { formatHostPort, type HostPort } from './address.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
+import { formatHostPort, type HostPort } from '../lib/address.ts';
 
 export interface ReadyOptions {
   /** Give up after this long (exit 69). Default 30 s. */

@@ -5,11 +5,11 @@
 import { availableParallelism } from 'node:os';
 import type { Attester } from '../attest/attester.ts';
 import type { TokenSources } from '../credentials/token-types.ts';
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import type { ListenerConfig } from '../config/schema-listeners.ts';
 import type { ListenerHandle } from './listener.ts';
 import { READY_DEFAULTS, waitForPort } from './ready.ts';
-import { type AnyListenerType, LISTENER_TYPES } from './types/index.ts';
+import { type AnyListenerType, listenerRuntime } from './types/index.ts';
 import { startInWorkers } from './workers.ts';
 
 const MAX_DEFAULT_WORKERS = 4;
@@ -49,7 +49,7 @@ export interface ListenerSet {
  * (client modes, egress proxy, metadata) and it opens before the program starts.
  */
 export function frontsProgram(l: PlannedListener): boolean {
-  return LISTENER_TYPES[l.config.type]!.upstream(l.config) !== undefined;
+  return listenerRuntime(l.config.type).upstream(l.config) !== undefined;
 }
 
 export interface StartInput {
@@ -73,7 +73,7 @@ export async function startListeners(input: StartInput): Promise<RunningListener
   const running: RunningListener[] = [];
   const started = await Promise.allSettled(
     input.listeners.map(async (l) => {
-      const type = LISTENER_TYPES[l.config.type]!;
+      const type = listenerRuntime(l.config.type);
       const log = input.log.child({ listener: l.name });
       const upstream = type.upstream(l.config);
       if (upstream) {

@@ -5,7 +5,7 @@ import type { AttestRequest } from '../attest/attester.ts';
 import type { ListenerConfig } from '../config/schema-listeners.ts';
 import type { AccountInfo, Token, TokenConfig } from '../credentials/token-types.ts';
 import type { HostPort } from './listener.ts';
-import type { SharedLimits } from './thread.ts';
+import type { SharedLimits } from '../lib/thread.ts';
 
 export interface WorkerInit {
   name: string;
@@ -13,7 +13,7 @@ export interface WorkerInit {
   /** The listener's config; after the first worker bound, `listen` carries the port it got. */
   config: ListenerConfig;
   index: number;
-  /** This worker's share of the open-connection count (./thread.ts), given back if it dies. */
+  /** This worker's share of the open-connection count (src/lib/thread.ts), given back if it dies. */
   slot: number;
   logLevel: string;
   /** The listener's counters shared by all its workers (connection limit, log budget). */

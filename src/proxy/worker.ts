@@ -6,9 +6,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TokenAttester } from '../attest/attester.ts';
 import type { Token, TokenConfig, TokenSource, TokenSources } from '../credentials/token-types.ts';
-import { createLog, type LogLevel } from '../log.ts';
+import { createLog, type LogLevel } from '../lib/log.ts';
 import type { ListenerHandle } from './listener.ts';
-import { stopAccepting, useSharedLimits } from './thread.ts';
+import { stopAccepting, useSharedLimits } from '../lib/thread.ts';
 import { WORKER_STARTS } from './types/starts.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 

@@ -11,13 +11,13 @@
 import { Worker } from 'node:worker_threads';
 import type { Attester } from '../attest/attester.ts';
 import type { TokenSources } from '../credentials/token-types.ts';
-import { InitError } from '../errors.ts';
-import { EXIT, type ExitCode } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
-import { formatHostPort } from './address.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT, type ExitCode } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
+import { formatHostPort } from '../lib/address.ts';
 import type { ListenerConfig } from '../config/schema-listeners.ts';
 import type { HostPort, ListenerHandle, ListenerType } from './listener.ts';
-import { createSharedLimits, releaseWorkerSlot, type SharedLimits, WORKER_SLOTS } from './thread.ts';
+import { createSharedLimits, releaseWorkerSlot, type SharedLimits, WORKER_SLOTS } from '../lib/thread.ts';
 import type { FromWorker, HandedSecrets, ToWorker, WorkerInit } from './worker-protocol.ts';
 
 // In the bundle the worker is its own file beside this chunk; from source, the .ts module.

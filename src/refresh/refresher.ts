@@ -2,14 +2,14 @@
 // change again, and when something did: check the new set like the boot does, write it as a new
 // generation of files swapped in atomically, reload the units that read it, then wipe the old
 // one. A refresh that fails changes nothing; one that keeps failing past maxStale ends the init.
-import { EXIT } from '../exit-codes.ts';
-import { formatDuration } from '../duration.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import { formatDuration } from '../lib/duration.ts';
 import type { RefreshConfig } from '../config/schema-refresh.ts';
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import type { ReloadOutcome } from '../run/types.ts';
 import type { SecretValue } from '../secrets/fetch.ts';
 import { nextDelayMs, retryDelayMs, staleTooLong } from './schedule.ts';
-import { certificateExpiry, WEEK_MS } from '../materialize/pem.ts';
+import { certificateExpiry, WEEK_MS } from '../lib/pem.ts';
 
 /** The pipeline's side of a rotation: the same stages as the boot, on a new set of values. */
 export interface RefreshPlan {

@@ -1,6 +1,6 @@
 // run.files: config files rendered from the user's templates into the output directory.
 import { basename, dirname } from 'node:path';
-import { configError } from '../errors.ts';
+import { configError } from '../lib/errors.ts';
 import { show } from './params.ts';
 import { expandData, expandText, fieldOf, type Scope } from './placeholders.ts';
 import { FILE_MODE } from './presets/preset.ts';

@@ -3,7 +3,7 @@
 // Every failure is a config error (exit 78) whose message starts with the field at fault.
 import { isAbsolute, join, normalize } from 'node:path';
 import { stringify } from 'yaml';
-import { configError } from '../errors.ts';
+import { configError } from '../lib/errors.ts';
 import { checkCollisions, renderFiles } from './files.ts';
 import { mapping, show } from './params.ts';
 import { expandArgv, expandText, fieldOf, secretRefs, type Scalar, type Scope } from './placeholders.ts';

@@ -1,7 +1,7 @@
 // Parsers for a preset's `with` parameters. Each takes the raw value and the field it came from,
 // and returns the normalized value or throws a config error (exit 78) naming that field.
 import { isIP } from 'node:net';
-import { configError } from '../errors.ts';
+import { configError } from '../lib/errors.ts';
 import { fieldOf } from './placeholders.ts';
 
 export type Param<T> = (value: unknown, field: string) => T;

@@ -5,7 +5,7 @@
 // so a value holding `{{...}}`, quotes or newlines stays an inert value. Data templates (argv
 // lists, JSON/YAML documents) are filled at the data level and serialized afterwards, so a value
 // can only ever become one string (or number) where its placeholder stood.
-import { configError } from '../errors.ts';
+import { configError } from '../lib/errors.ts';
 import type { SecretRef } from './types.ts';
 
 export type Scalar = string | number | boolean;

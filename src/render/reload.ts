@@ -1,5 +1,5 @@
 // How a program applies rotated secrets, in words: a line for `tee-init check`, a name for logs.
-import { formatDuration } from '../duration.ts';
+import { formatDuration } from '../lib/duration.ts';
 import type { ReloadSpec } from './types.ts';
 
 export function describeReload(reload: ReloadSpec, quote: (argv: readonly string[]) => string): string {

@@ -5,7 +5,7 @@
 // Each runs in a process group of its own, so a timeout or a stop reaches what it started too,
 // and the unit's stop waits until every one of them has exited: no process the init started
 // outlives the init (issue 18, point 7).
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import { Child, type ChildSpec } from '../supervise/child.ts';
 
 export interface CommandsContext {

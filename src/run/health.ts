@@ -3,9 +3,9 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
 import { createFaultSink, guard } from '../proxy/boundary.ts';
 import { metricsText } from './metrics.ts';
 import type { RefreshStatus } from '../refresh/refresher.ts';

@@ -1,7 +1,7 @@
 // The run stage for `processes:` (loaded lazily by main.ts): the units, the listeners among
 // them, the health endpoint; the Supervisor hands every signal to the runner.
 import type { HealthConfig } from '../config/schema-run.ts';
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import type { ListenerSet } from '../proxy/start.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
 import { startHealth } from './health.ts';

@@ -2,9 +2,9 @@
 // function returning a ListenerHandle, src/proxy/listener.ts); ready once that resolves, which
 // for a listener means bound and its upstream accepting. Closing it at the init's stop does not
 // decide the exit status; failing to start does, with the listener's own exit code.
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
 import type { ListenerHandle } from '../proxy/listener.ts';
 import { UnitFailure, type ListenerUnitSpec, type ReloadOutcome, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
 

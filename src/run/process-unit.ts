@@ -1,10 +1,10 @@
 // One process unit: spawn, readiness, restarts with backoff, its own stop signal and grace.
 // The runner (./runner.ts) decides the order and the exit status; this only reports.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
-import { formatDuration } from '../duration.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
+import { formatDuration } from '../lib/duration.ts';
 import { Child, type ChildExit } from '../supervise/child.ts';
 import { describeReady, waitReady } from './ready.ts';
 import { Commands } from './command.ts';

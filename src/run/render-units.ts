@@ -2,7 +2,7 @@
 // (src/render/), its readiness check's placeholders filled, its defaults applied (the preset's
 // stop signal and readiness). Messages name processes.NAME.* instead of run.*.
 import type { ProcessConfig } from '../config/schema-run.ts';
-import { configError, InitError } from '../errors.ts';
+import { configError, InitError } from '../lib/errors.ts';
 import { render, type ReloadSpec, type Rendered, type SecretRef } from '../render/index.ts';
 import type { ReloadConfig } from '../config/schema-refresh.ts';
 import { expandArgv, expandText, type Scope } from '../render/placeholders.ts';

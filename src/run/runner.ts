@@ -7,8 +7,8 @@
 //  stopped in reverse start order, each with its stop signal and grace period.
 //  Signals: SIGTERM/SIGINT start the ordered stop; every other one goes to every running process
 //  (unless a unit narrows its signals).
-import type { Log } from '../log.ts';
-import { STOP_SIGNALS } from '../supervise/signals.ts';
+import type { Log } from '../lib/log.ts';
+import { STOP_SIGNALS } from '../lib/signals.ts';
 import type { SignalTarget } from '../supervise/supervisor.ts';
 import { ListenerUnit } from './listener-unit.ts';
 import { ProcessUnit } from './process-unit.ts';

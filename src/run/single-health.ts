@@ -1,6 +1,6 @@
 // The health endpoint for the single process of run: (and its listeners): the same
 // /healthz, /readyz and /metrics as with processes:, over a view of the Supervisor's one child.
-import type { Log } from '../log.ts';
+import type { Log } from '../lib/log.ts';
 import type { RunningListener } from '../proxy/start.ts';
 import { startHealth, type Health } from './health.ts';
 import type { UnitStatus } from './types.ts';

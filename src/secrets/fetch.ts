@@ -3,11 +3,11 @@
 // an identity's token exchange happens once and is shared by its secrets.
 import type { Config } from '../config/schema.ts';
 import { createIdentities, describeCredential, type Identity, type IdentityContext } from '../credentials/identities.ts';
-import { dataError, InitError } from '../errors.ts';
-import { EXIT, type ExitCode } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
+import { dataError, InitError } from '../lib/errors.ts';
+import { EXIT, type ExitCode } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
 import { crc32cMatches } from './crc32c.ts';
-import { retrying, type RetryPolicy } from './retry.ts';
+import { retrying, type RetryPolicy } from '../lib/retry.ts';
 import { readSecretFile } from './sources/file.ts';
 import { accessUrl, SecretManagerAccess } from './sources/gcp.ts';
 import { MAX_PAYLOAD } from './limits.ts';

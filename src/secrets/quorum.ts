@@ -2,8 +2,8 @@
 // secret is optional: the fetch stage skips one that cannot be read (denied, missing, disabled,
 // unavailable past the deadline) with a warning naming the secret and the collaborator, and
 // hands it on as empty. After the fetch, each group needs `need` of its secrets to have arrived.
-import { InitError } from '../errors.ts';
-import { EXIT, type ExitCode } from '../exit-codes.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT, type ExitCode } from '../lib/exit-codes.ts';
 import type { SecretValue } from './fetch.ts';
 
 export interface Quorum {

@@ -6,11 +6,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
+import { InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import type { Log } from '../lib/log.ts';
 import { processState, signalDisposition } from './proc.ts';
-import { JOB_CONTROL_SIGNALS, signalNumber } from './signals.ts';
+import { JOB_CONTROL_SIGNALS, signalNumber } from '../lib/signals.ts';
 
 /** What to run: already rendered; nothing here is a template any more. */
 export interface ChildSpec {

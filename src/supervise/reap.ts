@@ -1,5 +1,5 @@
-import type { Log } from '../log.ts';
-import type { Libc } from './libc.ts';
+import type { Log } from '../lib/log.ts';
+import type { Libc } from '../lib/libc.ts';
 import { childrenOf, processState } from './proc.ts';
 
 /**

@@ -1,5 +1,5 @@
-import type { Log } from '../log.ts';
-import { libc } from './libc.ts';
+import type { Log } from '../lib/log.ts';
+import { libc } from '../lib/libc.ts';
 import { childrenOf, processState } from './proc.ts';
 import { Reaper } from './reap.ts';
 

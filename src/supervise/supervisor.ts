@@ -1,8 +1,8 @@
-import { takeEarlySignals } from '../early-signals.ts';
-import { AbortedBySignal } from '../errors.ts';
-import type { Log } from '../log.ts';
+import { takeEarlySignals } from '../lib/early-signals.ts';
+import { AbortedBySignal } from '../lib/errors.ts';
+import type { Log } from '../lib/log.ts';
 import { Child, type ChildExit, type ChildSpec } from './child.ts';
-import { FORWARDED_SIGNALS, STOP_SIGNALS } from './signals.ts';
+import { FORWARDED_SIGNALS, STOP_SIGNALS } from '../lib/signals.ts';
 
 export type { ChildExit, ChildSpec } from './child.ts';
 

@@ -3,7 +3,7 @@
 // pipes them straight into each collaborator's Secret Manager.
 import { hkdfSync, randomBytes } from 'node:crypto';
 import type { SharesOptions } from '../cli.ts';
-import { dataError } from '../errors.ts';
+import { dataError } from '../lib/errors.ts';
 import { hexValue, KEY_BYTES } from '../proxy/types/psk/combine.ts';
 import { combineSecret, MAX_SECRET_BYTES, MIN_SECRET_BYTES, splitSecret, verifyValue } from '../proxy/types/psk/threshold.ts';
 

@@ -8,10 +8,10 @@ import { parseArgs } from 'node:util';
 import { claimsSummary } from '../attest/claims.ts';
 import { createAttestationVerifier } from '../attest/verify-token.ts';
 import { checkEndpointUrl } from '../config/endpoints.ts';
-import { checkDuration } from '../duration.ts';
-import { EXIT } from '../exit-codes.ts';
-import { line } from '../log.ts';
-import { parseHostPort } from '../proxy/address.ts';
+import { checkDuration } from '../lib/duration.ts';
+import { EXIT } from '../lib/exit-codes.ts';
+import { line } from '../lib/log.ts';
+import { parseHostPort } from '../lib/address.ts';
 import { ATTEST_ALPN, bindingNonce, readAndVerify } from '../proxy/types/tls/attest.ts';
 
 export const VERIFY_USAGE = `Usage: tee-init verify --audience A [--require CLAIM=VALUE ...] [options] HOST:PORT

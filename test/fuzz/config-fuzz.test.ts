@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { parse as parseYaml } from 'yaml';
 import { problemsOf } from '../../src/config/load.ts';
 import { checkText } from '../../src/plan/text.ts';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 import { mulberry32 } from '../helpers/mulberry32.ts';
 import { root, startInit } from '../helpers/init.ts';
 

@@ -1,4 +1,4 @@
-import { createLog, type Log, type LogLevel } from '../../src/log.ts';
+import { createLog, type Log, type LogLevel } from '../../src/lib/log.ts';
 
 export interface MemoryLog {
   log: Log;

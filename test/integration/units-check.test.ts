@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { checkText } from '../../src/plan/text.ts';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 import { runInit } from '../helpers/init.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tee-init-units-check-'));

@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import { parse } from 'yaml';
 import { configSchema } from '../../src/config/schema.ts';
 import { tokenConfigProblem } from '../../src/credentials/tokens/index.ts';
-import { httpProxyEnv } from '../../src/proxy/types/http-proxy-env.ts';
-import { httpProxySchema, httpProxyType } from '../../src/proxy/types/http-proxy.ts';
-import { metadataEnv } from '../../src/proxy/types/metadata-env.ts';
-import { metadataSchema, metadataType } from '../../src/proxy/types/metadata.ts';
+import { httpProxyEnv, httpProxySchema } from '../../src/config/listeners/http-proxy.ts';
+import { metadataEnv, metadataSchema } from '../../src/config/listeners/metadata.ts';
+import { httpProxyType } from '../../src/proxy/types/http-proxy/type.ts';
+import { metadataType } from '../../src/proxy/types/metadata/type.ts';
 
 test('examples/egress-id-token: config, listeners and tokens are valid', () => {
   const raw = parse(readFileSync(new URL('../../examples/egress-id-token/tee-init.yaml', import.meta.url), 'utf8')) as Record<string, unknown>;

@@ -1,12 +1,12 @@
 // The listener's numbers are the listener's, however many worker threads serve it (issue 18.5):
-// maxConnections and the failure-log budget are shared by the workers (src/proxy/thread.ts),
+// maxConnections and the failure-log budget are shared by the workers (src/lib/thread.ts),
 // and a fault that escapes a worker's handlers replaces the worker, never the port or the init.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { tlsListenerSchema } from '../../src/proxy/types/tls/config.ts';
+import { tlsListenerSchema } from '../../src/config/listeners/tls.ts';
 import { tlsType } from '../../src/proxy/types/tls/type.ts';
 import { MAX_DRAINING, startInWorkers, workerThreads } from '../../src/proxy/workers.ts';
 import { until } from '../helpers/lines.ts';

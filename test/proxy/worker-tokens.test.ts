@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Token, TokenConfig, TokenSources } from '../../src/credentials/token-types.ts';
-import { metadataSchema, metadataType } from '../../src/proxy/types/metadata.ts';
+import { metadataSchema } from '../../src/config/listeners/metadata.ts';
+import { metadataType } from '../../src/proxy/types/metadata/type.ts';
 import { startInWorkers } from '../../src/proxy/workers.ts';
 import { memoryLog } from '../helpers/log.ts';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { test } from 'node:test';
-import { tlsListenerSchema } from '../../src/proxy/types/tls/config.ts';
+import { tlsListenerSchema } from '../../src/config/listeners/tls.ts';
 import { tlsType } from '../../src/proxy/types/tls/type.ts';
 import { startInWorkers, workerThreads } from '../../src/proxy/workers.ts';
 import { until } from '../helpers/lines.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { InitError } from '../../src/errors.ts';
-import { EXIT } from '../../src/exit-codes.ts';
+import { InitError } from '../../src/lib/errors.ts';
+import { EXIT } from '../../src/lib/exit-codes.ts';
 
 /** Asserts that `fn` fails with a config error (exit 78) whose one-line message matches. */
 export function throwsConfigError(fn: () => unknown, message: string | RegExp): void {

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parse } from 'yaml';
-import { requestHeaders } from '../../src/proxy/types/tunnel-client.ts';
-import { tunnelType } from '../../src/proxy/types/tunnel.ts';
-import { tunnelServerSchema } from '../../src/proxy/types/tunnel-schema.ts';
+import { requestHeaders } from '../../src/proxy/types/tunnel/client.ts';
+import { tunnelType } from '../../src/proxy/types/tunnel/type.ts';
+import { tunnelServerSchema } from '../../src/config/listeners/tunnel.ts';
 import { render } from '../../src/render/index.ts';
 import { throwsConfigError } from './assert-config-error.ts';
 import { CASES, OUT, SECRETS } from './cases.ts';

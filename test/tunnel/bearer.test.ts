@@ -3,7 +3,7 @@
 // audience, wrong issuer, unknown signer and a caller not on the list refused with 401.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { tunnelType } from '../../src/proxy/types/tunnel.ts';
+import { tunnelType } from '../../src/proxy/types/tunnel/type.ts';
 import { congratsServer, exchange, jwtMinter, type Minter, outcome, startTunnel } from './peers.ts';
 
 const GREETING = 'Congrats! You have connected through the tunnel.\n';

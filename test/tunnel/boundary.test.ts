@@ -10,7 +10,7 @@ import { type AddressInfo, createServer, connect as tcpConnect, type Socket } fr
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
-import { createLog } from '../../src/log.ts';
+import { createLog } from '../../src/lib/log.ts';
 import { Lines } from '../helpers/lines.ts';
 import { memoryLog } from '../helpers/log.ts';
 import { issue } from '../helpers/pki.ts';

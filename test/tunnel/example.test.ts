@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
 import { parse } from 'yaml';
-import { tunnelType } from '../../src/proxy/types/tunnel.ts';
+import { tunnelType } from '../../src/proxy/types/tunnel/type.ts';
 import { Lines } from '../helpers/lines.ts';
 import { freePort } from '../helpers/net.ts';
 import { createPki } from '../helpers/pki.ts';

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { type AddressInfo, connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { createServer as createH2Server } from 'node:http2';
 import { test } from 'node:test';
-import { tunnelType } from '../../src/proxy/types/tunnel.ts';
+import { tunnelType } from '../../src/proxy/types/tunnel/type.ts';
 import { congratsServer, exchange, outcome, startTunnel } from './peers.ts';
 
 const GREETING = 'Congrats! You have connected through the tunnel.\n';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkClaims, checkDebug, claimAt, claimsSummary } from '../../src/attest/claims.ts';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 
 const claims = {
   swname: 'CONFIDENTIAL_SPACE',

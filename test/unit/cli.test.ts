@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseCli } from '../../src/cli.ts';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 
 const usage = (argv: string[], env: NodeJS.ProcessEnv = {}) =>
   assert.throws(() => parseCli(argv, env), (e: unknown) => e instanceof InitError && e.exitCode === 64);

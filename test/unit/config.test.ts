@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { loadConfig, parseConfig, problemsOf } from '../../src/config/load.ts';
 import { checkEndpointUrl } from '../../src/config/endpoints.ts';
 import { checkText } from '../../src/plan/text.ts';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 
 const DESIGN_EXAMPLE = `
 log: { level: info }

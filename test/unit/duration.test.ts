@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkDuration, formatDuration, MAX_DURATION_MS, parseDuration } from '../../src/duration.ts';
+import { checkDuration, formatDuration, MAX_DURATION_MS, parseDuration } from '../../src/lib/duration.ts';
 
 test('durations', () => {
   assert.equal(parseDuration('10s'), 10_000);

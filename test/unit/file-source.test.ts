@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 import { checkSecretFile, readSecretFile } from '../../src/secrets/sources/file.ts';
 
 const status = (code: number, pattern: RegExp) => (e: unknown) => e instanceof InitError && e.exitCode === code && pattern.test(e.message);

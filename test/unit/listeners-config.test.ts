@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkText } from '../../src/plan/text.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { LISTENER_CONFIGS } from '../../src/config/listeners/index.ts';
 import { configuredListeners } from '../../src/config/schema-listeners.ts';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
+import { LISTENER_TYPES } from '../../src/proxy/types/index.ts';
 
 function configErr(text: string, pattern: RegExp): void {
   assert.throws(() => parseConfig(text, 'c.yaml'), (err: unknown) => {
@@ -34,6 +36,17 @@ test('a psk listener under listeners: parses with its defaults, and the shorthan
   assert.equal(s!.name, 'psk');
   assert.equal(s!.field, 'psk');
   assert.deepEqual({ ...s!.config }, { ...l!.config });
+});
+
+test('the runtime table (src/proxy/types/) has an entry for each config type, made of that config side', () => {
+  assert.deepEqual(Object.keys(LISTENER_TYPES), Object.keys(LISTENER_CONFIGS));
+  for (const [name, config] of Object.entries(LISTENER_CONFIGS)) {
+    const runtime = LISTENER_TYPES[name]!;
+    assert.equal(runtime.type, name);
+    assert.equal(config.type, name);
+    for (const [field, value] of Object.entries(config)) assert.equal((runtime as unknown as Record<string, unknown>)[field], value, `${name}.${field}`);
+    assert.equal(typeof runtime.start, 'function', `${name}.start`);
+  }
 });
 
 test('listener errors name the field path', () => {

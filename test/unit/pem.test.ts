@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { InitError } from '../../src/errors.ts';
-import { checkPemSecrets } from '../../src/materialize/pem.ts';
+import { InitError } from '../../src/lib/errors.ts';
+import { checkPemSecrets } from '../../src/lib/pem.ts';
 import { memoryLog } from '../helpers/log.ts';
 
 let dir: string;

@@ -2,7 +2,7 @@
 // log gets one line with the count, not one line per orphan (issue 18: a flood on the console).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Libc } from '../../src/supervise/libc.ts';
+import type { Libc } from '../../src/lib/libc.ts';
 import { Reaper } from '../../src/supervise/reap.ts';
 import { memoryLog } from '../helpers/log.ts';
 

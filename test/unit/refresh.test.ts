@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
 import { rotatingSecrets } from '../../src/config/schema-refresh.ts';
 import { checkUnits } from '../../src/config/schema-run.ts';
-import { dataError, InitError } from '../../src/errors.ts';
+import { dataError, InitError } from '../../src/lib/errors.ts';
 import { Refresher, type RefreshPlan } from '../../src/refresh/refresher.ts';
 import { nextDelayMs, retryDelayMs, staleTooLong } from '../../src/refresh/schedule.ts';
 import type { ReloadOutcome } from '../../src/run/types.ts';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InitError } from '../../src/errors.ts';
-import { classify, UnusableAnswer } from '../../src/secrets/classify.ts';
-import { retrying, type RetryPolicy } from '../../src/secrets/retry.ts';
+import { InitError } from '../../src/lib/errors.ts';
+import { classify, UnusableAnswer } from '../../src/lib/classify.ts';
+import { retrying, type RetryPolicy } from '../../src/lib/retry.ts';
 import { memoryLog } from '../helpers/log.ts';
 
 const policy = (over: Partial<RetryPolicy> = {}): RetryPolicy => ({

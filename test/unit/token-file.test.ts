@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { currentToken, readAttestationToken } from '../../src/attest/token-file.ts';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 import { confidentialSpaceClaims, createAttestationKey, writeTokenFile, type AttestationKey } from '../fakes/attestation.ts';
 import { startTeeServer, type FakeTeeServer } from '../fakes/teeserver.ts';
 import { memoryLog } from '../helpers/log.ts';

@@ -1,11 +1,11 @@
 // Pure parts of the run stage: the start order, the metrics text, stop-signal names.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InitError } from '../../src/errors.ts';
+import { InitError } from '../../src/lib/errors.ts';
 import { metricsText } from '../../src/run/metrics.ts';
-import { startOrder } from '../../src/run/order.ts';
+import { startOrder } from '../../src/config/order.ts';
 import type { UnitStatus } from '../../src/run/types.ts';
-import { parseStopSignal } from '../../src/supervise/signals.ts';
+import { parseStopSignal } from '../../src/lib/signals.ts';
 
 const node = (name: string, ...after: string[]) => ({ name, after, field: `processes.${name}.after` });
 

@@ -1,7 +1,7 @@
 // OAuth access tokens of a configured credential (the same exchange the secret fetch uses),
 // with the scopes the config asks for.
-import { CLOUD_PLATFORM } from '../identities.ts';
-import { UnusableAnswer } from '../../secrets/classify.ts';
+import { CLOUD_PLATFORM } from '../token-types.ts';
+import { UnusableAnswer } from '../../lib/classify.ts';
 import type { TokenKindSpec } from './minter.ts';
 
 const HOUR = 3600_000;

@@ -3,9 +3,9 @@
 // service account it may impersonate (roles/iam.workloadIdentityUser includes getOpenIdToken).
 // ADC: the library's own ID-token client (service account keys, impersonated credentials).
 import type { AuthClient } from 'google-auth-library';
-import { cjsExports } from '../../cjs.ts';
+import { cjsExports } from '../../lib/cjs.ts';
 import { jwtExpiry } from './expiry.ts';
-import { UnusableAnswer } from '../../secrets/classify.ts';
+import { UnusableAnswer } from '../../lib/classify.ts';
 import type { TokenKindSpec } from './minter.ts';
 
 const HOUR = 3600_000;

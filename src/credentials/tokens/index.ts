@@ -2,11 +2,11 @@
 // cache per audience, minting through the kind's spec under tee-init's retry loop (backoff and
 // a deadline, as the secret fetch). Clients for the credentials are built on first use.
 import type { Config, CredentialConfig } from '../../config/schema.ts';
-import { configError } from '../../errors.ts';
-import type { Log } from '../../log.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../proxy/log-limit.ts';
-import { errorText, UnusableAnswer } from '../../secrets/classify.ts';
-import { retrying } from '../../secrets/retry.ts';
+import { configError } from '../../lib/errors.ts';
+import type { Log } from '../../lib/log.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../lib/log-limit.ts';
+import { errorText, UnusableAnswer } from '../../lib/classify.ts';
+import { retrying } from '../../lib/retry.ts';
 import { defaultTokenOptions } from '../../attest/token-file.ts';
 import { createIdentities, type Identity, type IdentityContext, type IdentityOptions } from '../identities.ts';
 import type { AccountInfo, Token, TokenConfig, TokenKind, TokenSource, TokenSources } from '../token-types.ts';

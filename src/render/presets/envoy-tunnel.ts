@@ -5,7 +5,7 @@ import { dirname, isAbsolute, join, normalize } from 'node:path';
 import * as E from '../../../templates/envoy.ts';
 import * as T from '../../../templates/envoy-tunnel.ts';
 import { checkEndpointUrl } from '../../config/endpoints.ts';
-import { configError } from '../../errors.ts';
+import { configError } from '../../lib/errors.ts';
 import { expandArgv, expandData, type Scope } from '../placeholders.ts';
 import { count, ipAddress, oneOf, optional, parseParams, port, show, text, withDefault, type Param } from '../params.ts';
 import { toYaml } from '../serialize.ts';

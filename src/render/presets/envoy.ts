@@ -2,7 +2,7 @@
 // the output directory with the SDS files it reads its certificates through, and run as
 // `envoy -c PATH` (fragments in templates/envoy.ts).
 import * as T from '../../../templates/envoy.ts';
-import { configError } from '../../errors.ts';
+import { configError } from '../../lib/errors.ts';
 import { fieldOf, expandArgv, expandData, type Scope } from '../placeholders.ts';
 import { count, ipAddress, listOf, mapping, oneOf, optional, parseParams, port, show, text, withDefault, type Param } from '../params.ts';
 import { toYaml } from '../serialize.ts';

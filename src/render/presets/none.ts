@@ -1,6 +1,6 @@
 // none: run.command as given (any program), its placeholders filled. run.with is free-form here:
 // its values are only what {{with.KEY}} refers to.
-import { configError } from '../../errors.ts';
+import { configError } from '../../lib/errors.ts';
 import { mapping } from '../params.ts';
 import { expandArgv } from '../placeholders.ts';
 import type { Preset } from './preset.ts';

@@ -3,7 +3,7 @@
 // long", PostgreSQL: "path ... is too long"), and a program unlinks whatever is at its socket's
 // path before binding (a secret's file there would vanish). check and render refuse both first.
 import { basename } from 'node:path';
-import { configError } from '../../errors.ts';
+import { configError } from '../../lib/errors.ts';
 import type { Scope } from '../placeholders.ts';
 
 /** The longest path a unix socket can have (bytes, without the NUL). */

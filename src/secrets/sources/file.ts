@@ -7,10 +7,10 @@
 // claims or grows to (a /proc file that says 0 bytes, a 10 GB sparse file).
 import { closeSync, constants, fstatSync, openSync, statSync, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { configError, dataError, InitError } from '../../errors.ts';
-import { EXIT } from '../../exit-codes.ts';
+import { configError, dataError, InitError } from '../../lib/errors.ts';
+import { EXIT } from '../../lib/exit-codes.ts';
 import { MAX_PAYLOAD } from '../limits.ts';
-import { readAtMost } from '../../read-bounded.ts';
+import { readAtMost } from '../../lib/read-bounded.ts';
 
 const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 

@@ -1,7 +1,7 @@
 // Secret Manager, through @google-cloud/secret-manager in REST mode (HTTP/1.1 JSON): the same
 // transport in a TEE and against the loopback fakes; only the endpoint differs.
 import type { SecretManagerServiceClient } from '@google-cloud/secret-manager';
-import { cjsExports } from '../../cjs.ts';
+import { cjsExports } from '../../lib/cjs.ts';
 import type { Identity } from '../../credentials/identities.ts';
 
 export interface AccessedVersion {

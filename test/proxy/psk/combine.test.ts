@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { InitError } from '../../../src/errors.ts';
+import { InitError } from '../../../src/lib/errors.ts';
 import { combineShares, type CombineSpec, type Share } from '../../../src/proxy/types/psk/index.ts';
 import { combineThreshold, splitSecret, verifyValue, type ThresholdSpec } from '../../../src/proxy/types/psk/threshold.ts';
 import { have } from '../../helpers/tools.ts';

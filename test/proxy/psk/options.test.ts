@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
-import { InitError } from '../../../src/errors.ts';
+import { InitError } from '../../../src/lib/errors.ts';
 import { parseHostPort, startPskProxy, type PskProxyOptions } from '../../../src/proxy/types/psk/index.ts';
 import { clientOptions, IDENTITY, KEY, pskConnect, serverOptions, startProxy } from './peers.ts';
 

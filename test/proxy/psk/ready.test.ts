@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as tcpConnect, createServer } from 'node:net';
 import { test } from 'node:test';
-import { InitError } from '../../../src/errors.ts';
+import { InitError } from '../../../src/lib/errors.ts';
 import { waitForPort } from '../../../src/proxy/types/psk/index.ts';
 import { until } from '../../helpers/lines.ts';
 import { freePort, memoryLog, pskConnect, serverOptions, startProxy } from './peers.ts';

@@ -16,7 +16,7 @@ import { after, before, type TestContext } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { ListenerEnv, ListenerHandle } from '../../../src/proxy/listener.ts';
-import { tlsListenerSchema } from '../../../src/proxy/types/tls/config.ts';
+import { tlsListenerSchema } from '../../../src/config/listeners/tls.ts';
 import { tlsType } from '../../../src/proxy/types/tls/type.ts';
 import { createPki, issue, type KeyPair, type Pki } from '../../helpers/pki.ts';
 import { Lines } from '../../helpers/lines.ts';

@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { InitError } from '../../../src/errors.ts';
+import { InitError } from '../../../src/lib/errors.ts';
 import { issue } from '../../helpers/pki.ts';
 import { echoServer, filePki, mtlsConnect, startTls } from './peers.ts';
 

@@ -15,7 +15,7 @@
 // in the shape of the config (method, salt, info, number of shares) are config errors (exit 78).
 // `combine: shamir` (t of n shares) is ./threshold.ts.
 import { createHash, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { configError, dataError } from '../../../errors.ts';
+import { configError, dataError } from '../../../lib/errors.ts';
 
 export const COMBINE_METHODS = ['sha256-concat', 'hkdf-sha256'] as const;
 export type CombineMethod = (typeof COMBINE_METHODS)[number];

@@ -1,12 +1,12 @@
 // The one entry point: validates typed options, waits for the upstream (server mode), opens the
 // listener, and returns a handle with the bound address, live stats and close().
 import type { Server } from 'node:net';
-import { configError } from '../../../errors.ts';
-import type { Log } from '../../../log.ts';
-import { formatHostPort, type HostPort, toHostPort } from '../../address.ts';
+import { configError } from '../../../lib/errors.ts';
+import type { Log } from '../../../lib/log.ts';
+import { formatHostPort, type HostPort, toHostPort } from '../../../lib/address.ts';
 import type { ProxyTimeouts } from '../../connection.ts';
 import { checkMaxConnections, checkTimeouts, createEngine } from '../../engine.ts';
-import type { LogLimit } from '../../log-limit.ts';
+import type { LogLimit } from '../../../lib/log-limit.ts';
 import { type ReadyOptions, waitForPort } from '../../ready.ts';
 import type { ProxyStats } from '../../stats.ts';
 import { createPskClient } from './client.ts';

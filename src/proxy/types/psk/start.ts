@@ -4,7 +4,7 @@
 import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
 import { metrics } from '../../stats.ts';
 import { combineShares } from './combine.ts';
-import type { PskListenerConfig } from './config.ts';
+import type { PskListenerConfig } from '../../../config/listeners/psk.ts';
 import { startPskProxy } from './proxy.ts';
 import { combineThreshold } from './threshold.ts';
 

@@ -16,8 +16,8 @@
 // The PSK is HKDF-SHA256(combined secret, salt, info), 32 bytes, as `hkdf-sha256` derives it.
 import { createHash, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { combine, split } from 'shamir-secret-sharing';
-import { configError, dataError, InitError } from '../../../errors.ts';
-import { EXIT } from '../../../exit-codes.ts';
+import { configError, dataError, InitError } from '../../../lib/errors.ts';
+import { EXIT } from '../../../lib/exit-codes.ts';
 import { hexValue, KEY_BYTES, type Share } from './combine.ts';
 
 export interface ThresholdSpec {

@@ -2,8 +2,8 @@
 // every connection; rebuilt on reload) and our own certificate's identity (XFCC's By).
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
-import { dataError } from '../../../errors.ts';
-import type { TlsListenerConfig } from './config.ts';
+import { dataError } from '../../../lib/errors.ts';
+import type { TlsListenerConfig } from '../../../config/listeners/tls.ts';
 import { type PeerIdentity, peerIdentity } from './identity.ts';
 
 // TLS 1.2 only with forward secrecy and AEAD; TLS 1.3 suites are all fine.

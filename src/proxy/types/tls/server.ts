@@ -9,7 +9,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { type FaultSink, guard } from '../../boundary.ts';
 import { type Fields, forwardToUpstream, KEEPALIVE_MS, type ModeContext, peerOf, reason, startPiping } from '../../connection.ts';
-import type { LimitedWarn } from '../../log-limit.ts';
+import type { LimitedWarn } from '../../../lib/log-limit.ts';
 import type { TlsMaterial } from './context.ts';
 import type { HttpForwarder } from './http.ts';
 import { identityFields, type PeerIdentity, peerIdentity, type PeerRule, ruleMatches } from './identity.ts';

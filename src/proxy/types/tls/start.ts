@@ -1,16 +1,16 @@
 // Starting a tls listener (no schema here: this runs in worker threads too, which need not load
 // zod). The caller has waited for the upstream in server modes.
 import type { TLSSocket } from 'node:tls';
-import { parseHostPort, formatHostPort } from '../../address.ts';
+import { parseHostPort, formatHostPort } from '../../../lib/address.ts';
 import { createEngine } from '../../engine.ts';
 import type { ListenerEnv, ListenerHandle } from '../../listener.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../log-limit.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../../lib/log-limit.ts';
 import { metrics } from '../../stats.ts';
 import { createAttestationVerifier } from '../../../attest/verify-token.ts';
-import { configError } from '../../../errors.ts';
+import { configError } from '../../../lib/errors.ts';
 import { type AttestServer, attestServer, readAndVerify } from './attest.ts';
 import { createTlsClient } from './client.ts';
-import type { TlsListenerConfig } from './config.ts';
+import type { TlsListenerConfig } from '../../../config/listeners/tls.ts';
 import { loadMaterial, type TlsMaterial } from './context.ts';
 import { createHttpForwarder, type HttpForwarder } from './http.ts';
 import { createTlsServers } from './server.ts';

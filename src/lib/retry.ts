@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatDuration } from '../duration.ts';
-import { InitError } from '../errors.ts';
-import { EXIT } from '../exit-codes.ts';
-import type { Log } from '../log.ts';
+import { formatDuration } from './duration.ts';
+import { InitError } from './errors.ts';
+import { EXIT } from './exit-codes.ts';
+import type { Log } from './log.ts';
 import { classify, errorText, unresolvedGoogleHint } from './classify.ts';
 
 export interface RetryPolicy {

@@ -1,6 +1,6 @@
 // "host:port" as written in the config (`psk.listen`, `psk.connect`); IPv6 in brackets.
 import { isIP } from 'node:net';
-import { configError } from '../errors.ts';
+import { configError } from './errors.ts';
 
 export interface HostPort {
   host: string;

@@ -2,69 +2,22 @@
 // The program sets HTTP_PROXY to it and calls http://svc-abc.a.run.app/...; configured routes
 // are sent on over https with the route's token (a Google-signed ID token for a private Cloud
 // Run service, an access token, an attestation token). Loopback only; never an open relay.
+// The config side (schema, routes' rules, the program's env) is src/config/listeners/http-proxy.ts.
 import type { Server } from 'node:http';
 import { Agent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
-import { z } from 'zod';
-import { duration, hostPort } from '../../config/fields.ts';
-import { tokenConfigSchema } from '../../credentials/token-types.ts';
-import { configError } from '../../errors.ts';
-import { errorText } from '../../secrets/classify.ts';
-import { formatHostPort, parseHostPort } from '../address.ts';
-import { createFaultSink, guard } from '../boundary.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
-import type { ListenerEnv, ListenerHandle, ListenerType } from '../listener.ts';
-import { httpProxyEnv } from './http-proxy-env.ts';
-import { tunnel } from './http-proxy-connect.ts';
-import { forward, type ForwardContext, type LiveRoute, type ProxyCounters } from './http-proxy-forward.ts';
-import { hostPattern, tunnelPattern } from './http-proxy-routes.ts';
-import { atDebug, boundedHttpServer, closeServer, countConnections, headersTimeoutField, listenOn, loopbackListen } from './loopback-http.ts';
-
-const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured secret' });
-
-const route = z.strictObject({
-  /** Exact names, IP addresses, or `*.domain` (any name under it). */
-  hosts: z.array(hostPattern).min(1),
-  /** Only requests for this port (as the program wrote it; http:// without one is 80). */
-  port: z.number().int().min(1).max(65535).optional(),
-  /** Only paths under this prefix (`/api` covers /api and /api/...). */
-  pathPrefix: z.string().regex(/^\/[^?#\s]*$/, { error: 'must be a path starting with /' }).optional(),
-  /** The bearer token to add; none: forwarded over https without one. */
-  token: tokenConfigSchema.optional(),
-  /** keep: a request that has its own Authorization keeps it; replace: the route's token wins. */
-  authorization: z.enum(['keep', 'replace']).default('keep'),
-  /** Where the token goes: Authorization, or Cloud Run's X-Serverless-Authorization (leaves the program's Authorization to the service). */
-  header: z.enum(['authorization', 'x-serverless-authorization']).default('authorization'),
-  /** A secret holding the PEM CA certificate(s) to verify the destination with, instead of the public roots Node ships (the Mozilla list). */
-  ca: secretName.optional(),
-  /** Connect here instead of resolving the host (a Private Service Connect address); Host and SNI stay the host's. */
-  address: hostPort('address', false).optional(),
-});
-
-export const httpProxySchema = z.strictObject({
-  type: z.literal('http-proxy'),
-  listen: loopbackListen,
-  routes: z.array(route).min(1, { error: 'needs at least one route: a proxy that serves nothing is a mistake' }),
-  /** HOST:PORT (HOST may be `*.domain`) that CONNECT may tunnel to, with no token. Default: none. */
-  tunnels: z.array(tunnelPattern).default([]),
-  /** Set HTTP_PROXY/http_proxy and NO_PROXY (loopback, plus noProxy) in the program's environment; httpsProxy also HTTPS_PROXY. */
-  env: z.union([z.boolean(), z.strictObject({ noProxy: z.array(z.string().min(1)).default([]), httpsProxy: z.boolean().default(false) })]).default(false),
-  maxConnections: z.number().int().min(1).max(100_000).default(1024),
-  connectTimeout: duration(1).default(10_000),
-  /** An upstream exchange with no bytes either way for this long is cut (504 if nothing was answered yet). */
-  idleTimeout: duration(1).default(300_000),
-  /** A program connection that has not sent a whole request head within this gets 408 and is closed. */
-  headersTimeout: headersTimeoutField,
-  /** The whole request, body included, must arrive within this; 0: no limit (uploads stream; idleTimeout cuts a stalled exchange). */
-  requestTimeout: duration(0).default(0),
-  /** 1 (default): its own thread; 0: the init's thread. One is plenty (see defaultWorkers). */
-  workers: z.number().int().min(0).max(1).optional(),
-});
-
-export type HttpProxyConfig = z.infer<typeof httpProxySchema>;
-export type HttpProxyRoute = HttpProxyConfig['routes'][number];
+import type { HttpProxyConfig, HttpProxyRoute } from '../../../config/listeners/http-proxy.ts';
+import { configError } from '../../../lib/errors.ts';
+import { errorText } from '../../../lib/classify.ts';
+import { formatHostPort, parseHostPort } from '../../../lib/address.ts';
+import { createFaultSink, guard } from '../../boundary.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../../lib/log-limit.ts';
+import type { ListenerEnv, ListenerHandle, ListenerType } from '../../listener.ts';
+import { tunnel } from './connect.ts';
+import { forward, type ForwardContext, type LiveRoute, type ProxyCounters } from './forward.ts';
+import { atDebug, boundedHttpServer, closeServer, countConnections, listenOn } from '../../loopback-http.ts';
 
 function agentFor(r: HttpProxyRoute, i: number, env: ListenerEnv): Agent {
   // A copy of the CA bytes as text: the agent keeps it; the secret buffer stays the init's.
@@ -137,17 +90,8 @@ function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
   }));
 }
 
-export const httpProxyType: ListenerType<HttpProxyConfig> = {
-  type: 'http-proxy',
-  schema: httpProxySchema,
-  secrets: (c) => c.routes.flatMap((r) => (r.ca ? [r.ca] : [])),
-  credentials: (c) => c.routes.flatMap((r) => (r.token?.credentials ? [r.token.credentials] : [])),
-  upstream: () => undefined,
-  // One program's outbound calls on loopback: bound by the upstreams and token mints, not by a
-  // core; one thread keeps one keep-alive pool per route (N would open N times the upstream
-  // connections) and keeps maxConnections one server's count.
-  defaultWorkers: 1,
-  childEnv: (config, address) => httpProxyEnv(config, address),
+/** The runtime side of `type: http-proxy` (its entry in the table: ./type.ts). */
+export const httpProxyRuntime: Pick<ListenerType<HttpProxyConfig>, 'start'> = {
   async start(config, env): Promise<ListenerHandle> {
     let routes = liveRoutes(config, env);
     let retired: Agent[] = [];

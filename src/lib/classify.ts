@@ -2,8 +2,8 @@
 // documented exit status. Errors arrive in several shapes: google-gax GoogleError (gRPC `code`,
 // `httpStatusCode` in REST mode), gaxios errors from google-auth-library (`status`,
 // `response.status`, OAuth `response.data.error`), Node socket errors (`code: 'ECONNREFUSED'`).
-import { InitError } from '../errors.ts';
-import { EXIT, type ExitCode } from '../exit-codes.ts';
+import { InitError } from './errors.ts';
+import { EXIT, type ExitCode } from './exit-codes.ts';
 
 export type Verdict = { retry: true; why: string } | { retry: false; exit: ExitCode; why: string };
 

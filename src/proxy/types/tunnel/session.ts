@@ -4,9 +4,9 @@
 import { type ClientHttp2Session, connect, type SecureClientSessionOptions } from 'node:http2';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { type SecureContext, connect as tlsConnect } from 'node:tls';
-import type { Log } from '../../log.ts';
-import { type FaultSink, guard } from '../boundary.ts';
-import { H2_LIMITS, keepalive, MAX_HEADER_LIST_SIZE, type OnFault, reason, type TunnelStats, type Warnings } from './tunnel-common.ts';
+import type { Log } from '../../../lib/log.ts';
+import { type FaultSink, guard } from '../../boundary.ts';
+import { H2_LIMITS, keepalive, MAX_HEADER_LIST_SIZE, type OnFault, reason, type TunnelStats, type Warnings } from './common.ts';
 
 export interface SessionOptions {
   origin: URL;

@@ -1,6 +1,6 @@
 // Start order of the units: a topological order of their `after:` lists. An unknown name or a
 // cycle is a config error (exit 78) naming the field, in `tee-init check` as in a boot.
-import { configError } from '../errors.ts';
+import { configError } from '../lib/errors.ts';
 
 export interface OrderNode {
   name: string;

@@ -3,14 +3,14 @@
 import { type ClientHttp2Session, type ClientHttp2Stream, constants as h2, type IncomingHttpHeaders, type OutgoingHttpHeaders, sensitiveHeaders } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
-import type { TokenSource } from '../../credentials/token-types.ts';
-import { type Destroyable, type FaultSink, guard } from '../boundary.ts';
-import { KEEPALIVE_MS, peerOf, round } from '../connection.ts';
-import type { ListenerEnv } from '../listener.ts';
-import type { PipeResult } from '../pipe.ts';
-import { contextFrom, pipeTunnel, type OnFault, reason, type TunnelStats, warnings } from './tunnel-common.ts';
-import type { TunnelClientConfig } from './tunnel-schema.ts';
-import { SessionPool } from './tunnel-session.ts';
+import type { TokenSource } from '../../../credentials/token-types.ts';
+import { type Destroyable, type FaultSink, guard } from '../../boundary.ts';
+import { KEEPALIVE_MS, peerOf, round } from '../../connection.ts';
+import type { ListenerEnv } from '../../listener.ts';
+import type { PipeResult } from '../../pipe.ts';
+import { contextFrom, pipeTunnel, type OnFault, reason, type TunnelStats, warnings } from './common.ts';
+import type { TunnelClientConfig } from '../../../config/listeners/tunnel.ts';
+import { SessionPool } from './session.ts';
 
 export interface ClientMode {
   server: Server;
@@ -142,7 +142,7 @@ export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv,
     const tls: TLSSocket = tlsConnect({
       socket: stream as unknown as Socket,
       secureContext: ctx,
-      // serverName is required unless anyServerName: true (tunnel-schema.ts): then the private
+      // serverName is required unless anyServerName: true (src/config/listeners/tunnel.ts): then the private
       // CA is the only trust anchor and there is no name to check.
       ...(serverName === undefined ? { checkServerIdentity: () => undefined } : { servername: serverName }),
     });
@@ -158,7 +158,7 @@ export function createTunnelClient(config: TunnelClientConfig, env: ListenerEnv,
       tcp.destroy();
     };
     // A server that refuses our certificate resets the stream with INADEQUATE_SECURITY (TLS 1.3
-    // gives its verdict after our side completed: no alert reaches us, tunnel-server.ts).
+    // gives its verdict after our side completed: no alert reaches us, server.ts).
     stream.once('close', guard(onFault, () => {
       if (stream.rstCode !== h2.NGHTTP2_INADEQUATE_SECURITY) return;
       clearTimeout(timer);

@@ -1,38 +1,7 @@
 // Which destinations the egress proxy serves: host patterns (exact names, or `*.suffix` for any
-// name under it), an optional port and path prefix. Nothing else is forwarded: the proxy is
-// never an open relay.
+// name under it; their config rules: src/config/listeners/http-proxy.ts), an optional port and
+// path prefix. Nothing else is forwarded: the proxy is never an open relay.
 import { isIP } from 'node:net';
-import { z } from 'zod';
-
-const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
-
-/** Why a host pattern is not usable, or undefined. */
-function patternProblem(p: string): string | undefined {
-  if (p === '*' || p === '*.') return 'a bare "*" would make the proxy an open relay: name the hosts (e.g. "*.run.app")';
-  if (isIP(p.replace(/^\[|\]$/g, ''))) return undefined;
-  const name = p.startsWith('*.') ? p.slice(2) : p;
-  const labels = name.split('.');
-  if (!labels.every((l) => LABEL.test(l))) return 'must be a host name, an IP address, or "*." followed by a domain (e.g. "*.run.app")';
-  if (p.startsWith('*.') && labels.length < 2) return `"${p}" covers a whole top-level domain: name a domain under it`;
-  return undefined;
-}
-
-export const hostPattern = z
-  .string()
-  .transform((s) => s.toLowerCase())
-  .superRefine((p, ctx) => {
-    const why = patternProblem(p);
-    if (why) ctx.addIssue({ code: 'custom', message: `host pattern ${JSON.stringify(p)}: ${why}` });
-  });
-
-/** `host:port` for CONNECT tunnels; the host may be a pattern. */
-export const tunnelPattern = z.string().superRefine((v, ctx) => {
-  const m = /^(.+):(\d{1,5})$/.exec(v);
-  const port = Number(m?.[2]);
-  if (!m || !(port >= 1 && port <= 65535)) return void ctx.addIssue({ code: 'custom', message: `tunnel ${JSON.stringify(v)}: must be HOST:PORT (HOST may be "*.domain")` });
-  const why = patternProblem(m[1]!.toLowerCase());
-  if (why) ctx.addIssue({ code: 'custom', message: `tunnel ${JSON.stringify(v)}: ${why}` });
-});
 
 /**
  * Whether a request's host is a DNS name (at most 253 characters, labels of 1-63) or an IP

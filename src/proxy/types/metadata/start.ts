@@ -4,38 +4,17 @@
 // Like the real server: requests need `Metadata-Flavor: Google` and must not carry
 // X-Forwarded-For (an SSRF guard: a request relayed by some proxy is refused), answers carry
 // `Metadata-Flavor: Google`, JSON is `application/json` exactly (python google-auth 1.5 checks).
+// The config side (schema, the program's env) is src/config/listeners/metadata.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
-import { CLOUD_PLATFORM } from '../../credentials/identities.ts';
-import type { AccountInfo } from '../../credentials/token-types.ts';
-import { formatHostPort } from '../address.ts';
-import { createFaultSink, guard } from '../boundary.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
-import { errorText } from '../../secrets/classify.ts';
-import type { ListenerHandle, ListenerType } from '../listener.ts';
-import { metadataEnv } from './metadata-env.ts';
-import { atDebug, boundedHttpServer, closeServer, countConnections, fromLoopback, headersTimeoutField, listenOn, loopbackListen } from './loopback-http.ts';
-import { notFound, route, type Answer, type MetadataSources } from './metadata-paths.ts';
-
-export const metadataSchema = z.strictObject({
-  type: z.literal('metadata'),
-  listen: loopbackListen,
-  /** The credential whose tokens the program gets. */
-  credentials: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured credential' }),
-  /** Scopes of every access token served (a client's ?scopes= does not change them). */
-  scopes: z.array(z.string().min(1)).min(1).default([CLOUD_PLATFORM]),
-  /** Override what the credential's config implies (service account email, its project). */
-  email: z.string().min(3).optional(),
-  projectId: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, { error: 'must be a project id' }).optional(),
-  numericProjectId: z.string().regex(/^\d{1,20}$/, { error: 'must be a project number' }).optional(),
-  /** Set GCE_METADATA_HOST (and GCE_METADATA_IP, GCE_METADATA_ROOT) in the program's environment. */
-  env: z.boolean().default(false),
-  /** A client that has not sent a whole request (head; GET has no body) within this gets 408 and is closed. */
-  headersTimeout: headersTimeoutField,
-  /** 1 (default): its own thread; 0: the init's thread. One is plenty (see defaultWorkers). */
-  workers: z.number().int().min(0).max(1).optional(),
-});
-export type MetadataConfig = z.infer<typeof metadataSchema>;
+import type { MetadataConfig } from '../../../config/listeners/metadata.ts';
+import type { AccountInfo } from '../../../credentials/token-types.ts';
+import { formatHostPort } from '../../../lib/address.ts';
+import { createFaultSink, guard } from '../../boundary.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../../../lib/log-limit.ts';
+import { errorText } from '../../../lib/classify.ts';
+import type { ListenerHandle, ListenerType } from '../../listener.ts';
+import { atDebug, boundedHttpServer, closeServer, countConnections, fromLoopback, listenOn } from '../../loopback-http.ts';
+import { notFound, route, type Answer, type MetadataSources } from './paths.ts';
 
 function send(res: ServerResponse, a: Answer): void {
   const body = a.json ? JSON.stringify(a.body) : a.text;
@@ -44,16 +23,8 @@ function send(res: ServerResponse, a: Answer): void {
   res.end(body);
 }
 
-export const metadataType: ListenerType<MetadataConfig> = {
-  type: 'metadata',
-  schema: metadataSchema,
-  secrets: () => [],
-  credentials: (c) => [c.credentials],
-  upstream: () => undefined,
-  // A few token requests a minute from one program's client libraries (tokens are cached in the
-  // init's thread): one thread is plenty, and keeps its connection bound one server's count.
-  defaultWorkers: 1,
-  childEnv: (config, address) => metadataEnv(config, address),
+/** The runtime side of `type: metadata` (its entry in the table: ./type.ts). */
+export const metadataRuntime: Pick<ListenerType<MetadataConfig>, 'start'> = {
   async start(config, env): Promise<ListenerHandle> {
     const known: AccountInfo = env.tokens.account?.(config.credentials) ?? {};
     const account: AccountInfo = {

@@ -2,7 +2,7 @@
 // (Google-signed ID token by default) verified against a JWKS URL, audience, issuer, expiry,
 // and optionally the caller's email. The token itself is never logged.
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
-import type { TunnelServerConfig } from './tunnel-schema.ts';
+import type { TunnelServerConfig } from '../../../config/listeners/tunnel.ts';
 
 export type BearerCheck = (authorization: string | undefined) => Promise<BearerResult>;
 export type BearerResult = { ok: true; subject: string | undefined; email: string | undefined } | { ok: false; reason: string };

@@ -4,9 +4,9 @@
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { guard } from '../boundary.ts';
-import { REASON_HEADER, type ForwardContext } from './http-proxy-forward.ts';
-import { tunnelAllowed } from './http-proxy-routes.ts';
+import { guard } from '../../boundary.ts';
+import { REASON_HEADER, type ForwardContext } from './forward.ts';
+import { tunnelAllowed } from './routes.ts';
 
 const AUTHORITY = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]/\s]+)):(\d{1,5})$/;
 

@@ -1,45 +1,26 @@
 // `type: tunnel` (docs/listeners.md `listeners:`, issue 13): TCP over HTTP/2 streams, both ends. Client
 // mode turns local TCP connections into streams to a URL (Cloud Run: POST); server mode turns
-// streams back into TCP connections to the program. Entry for the LISTENER_TYPES table.
+// streams back into TCP connections to the program. The config side is src/config/listeners/tunnel.ts.
 import { once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { configError } from '../../errors.ts';
-import { formatHostPort, parseHostPort } from '../address.ts';
-import { createFaultSink } from '../boundary.ts';
-import { limitConnections } from '../engine.ts';
-import { accepting } from '../thread.ts';
-import type { HostPort, ListenerHandle, ListenerType } from '../listener.ts';
-import { createTunnelClient } from './tunnel-client.ts';
-import { emptyTunnelStats, metricStats } from './tunnel-common.ts';
-import { type TunnelConfig, tunnelSchema } from './tunnel-schema.ts';
-import { createTunnelServer } from './tunnel-server.ts';
+import { configError } from '../../../lib/errors.ts';
+import { formatHostPort, parseHostPort } from '../../../lib/address.ts';
+import { createFaultSink } from '../../boundary.ts';
+import { limitConnections } from '../../engine.ts';
+import { accepting } from '../../../lib/thread.ts';
+import type { HostPort, ListenerHandle, ListenerType } from '../../listener.ts';
+import { createTunnelClient } from './client.ts';
+import { emptyTunnelStats, metricStats } from './common.ts';
+import type { TunnelConfig } from '../../../config/listeners/tunnel.ts';
+import { createTunnelServer } from './server.ts';
 
-export const tunnelType: ListenerType<TunnelConfig> = {
-  type: 'tunnel',
-  schema: tunnelSchema,
-  secrets(c) {
-    const inner = c.inner ? [c.inner.tls.cert, c.inner.tls.key, c.inner.tls.ca] : [];
-    const outer = c.mode === 'server' ? (c.tls ? [c.tls.cert, c.tls.key] : []) : (c.tls ? [c.tls.ca] : []);
-    return [...new Set([...outer, ...inner])];
-  },
-  credentials(c) {
-    return c.mode === 'client' && c.token?.credentials !== undefined ? [c.token.credentials] : [];
-  },
-  actsForWorkload(c) {
-    if (c.mode !== 'client') return undefined;
-    if (c.token) return 'a tunnel client with a token sends the workload\'s bearer token';
-    if (c.inner) return 'a tunnel client with inner TLS presents the workload\'s client certificate';
-    return undefined;
-  },
-  upstream(c) {
-    // Client mode fronts a remote service: probing it would be a stream in its logs.
-    return c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined;
-  },
+/** The runtime side of `type: tunnel` (its entry in the table: ./type.ts). */
+export const tunnelRuntime: Pick<ListenerType<TunnelConfig>, 'start'> = {
   async start(config, env): Promise<ListenerHandle> {
     const { log, name } = env;
     const listen = parseHostPort(config.listen, `listeners.${name}.listen`, true);
     const stats = emptyTunnelStats();
-    // The failure boundary of one tunnel (tunnel-server.ts, tunnel-client.ts run every handler in it).
+    // The failure boundary of one tunnel (server.ts, client.ts run every handler in it).
     const fault = createFaultSink(log, 'tunnel');
     const sockets = new Set<Socket>();
     const track = (s: Socket) => {
@@ -48,7 +29,7 @@ export const tunnelType: ListenerType<TunnelConfig> = {
     };
     const mode = config.mode === 'server' ? createTunnelServer(config, env, stats, track, fault) : createTunnelClient(config, env, stats, fault);
     const server: Server = mode.server;
-    // The limit is the listener's over all its worker threads (src/proxy/thread.ts).
+    // The limit is the listener's over all its worker threads (src/lib/thread.ts).
     limitConnections(server, config.maxConnections, {
       log, label: 'tunnel', fault,
       accepted(raw) {

@@ -2,7 +2,7 @@
 // from then on no forwarded signal meets its default action, which would kill the init (exit
 // 129 for a SIGHUP 40-100 ms after start) or, as PID 1, silently drop it. Signals are only
 // queued here; the Supervisor takes them over, and acts on them, once it exists.
-import { FORWARDED_SIGNALS } from './supervise/signals.ts';
+import { FORWARDED_SIGNALS } from './signals.ts';
 
 const pending: NodeJS.Signals[] = [];
 const queue = (signal: NodeJS.Signals): void => {

@@ -1,7 +1,10 @@
-// The `tls` listener's config (docs/listeners.md `listeners:`, `type: tls`).
+// The `tls` listener's config (docs/listeners.md `listeners:`, `type: tls`): mutual TLS in front of
+// a program (strict, permissive) or out to a remote peer (client). Its runtime is src/proxy/types/tls/.
 import { z } from 'zod';
-import { MAX_AUDIENCE_BYTES } from '../../../launcher-limits.ts';
-import { claimValue, duration, hostPort, name, url } from '../../../config/fields.ts';
+import { parseHostPort } from '../../lib/address.ts';
+import { MAX_AUDIENCE_BYTES } from '../../lib/launcher-limits.ts';
+import { claimValue, duration, hostPort, name, url } from '../fields.ts';
+import type { ListenerConfigType } from './type.ts';
 
 export const TLS_MODES = ['strict', 'permissive', 'client'] as const;
 export const XFCC_MODES = ['sanitize-set', 'forward', 'off'] as const;
@@ -95,3 +98,12 @@ export const tlsListenerSchema = z
   });
 
 export type TlsListenerConfig = z.infer<typeof tlsListenerSchema>;
+
+export const tlsConfigType: ListenerConfigType<TlsListenerConfig> = {
+  type: 'tls',
+  schema: tlsListenerSchema,
+  secrets: (c) => [...new Set([c.tls.cert, c.tls.key, c.tls.ca])],
+  credentials: () => [],
+  actsForWorkload: (c) => (c.mode === 'client' ? 'a tls listener in client mode presents the workload\'s client certificate' : undefined),
+  upstream: (c) => (c.mode === 'client' ? undefined : parseHostPort(c.connect, 'connect')),
+};

@@ -3,7 +3,7 @@
 // consoles are slow, Cloud Logging bills by volume): at most `burst` lines per window for each
 // kind of failure, then one line per window saying how many more there were. The budget is the
 // listener's, whatever number of worker threads serve it (./thread.ts).
-import type { Log } from '../log.ts';
+import type { Log } from './log.ts';
 import { listenerLimits, localLimits, type LogSlot } from './thread.ts';
 
 export interface LogLimit {

@@ -5,12 +5,12 @@ import { constants as h2 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { configError } from '../../errors.ts';
-import type { Log } from '../../log.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn, type LimitedWarn } from '../log-limit.ts';
-import { pipeSockets, type PipeResult } from '../pipe.ts';
-import { emptyStats, type ProxyStats as PskStats } from '../stats.ts';
-import type { ListenerEnv } from '../listener.ts';
+import { configError } from '../../../lib/errors.ts';
+import type { Log } from '../../../lib/log.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn, type LimitedWarn } from '../../../lib/log-limit.ts';
+import { pipeSockets, type PipeResult } from '../../pipe.ts';
+import { emptyStats, type ProxyStats as PskStats } from '../../stats.ts';
+import type { ListenerEnv } from '../../listener.ts';
 
 /** The PSK proxy's counters (the piping code fills them), plus the tunnel's own. */
 export interface TunnelStats extends PskStats {

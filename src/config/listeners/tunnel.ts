@@ -1,8 +1,11 @@
 // `listeners: NAME: { type: tunnel, ... }` (docs/design.md): TCP carried over HTTP/2 streams, one
-// stream per connection, for front doors that speak only HTTP (Cloud Run). Both modes' config.
+// stream per connection, for front doors that speak only HTTP (Cloud Run). Both modes' config;
+// the runtime is src/proxy/types/tunnel/.
 import { z } from 'zod';
-import { duration, hostPort, url } from '../../config/fields.ts';
-import { tokenConfigSchema } from '../../credentials/token-types.ts';
+import { parseHostPort } from '../../lib/address.ts';
+import { duration, hostPort, url } from '../fields.ts';
+import { tokenConfigSchema } from './token.ts';
+import type { ListenerConfigType } from './type.ts';
 
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, { error: 'must be the name of a configured secret' });
 
@@ -125,3 +128,26 @@ export type TunnelServerConfig = z.output<typeof tunnelServerSchema>;
 export type TunnelClientConfig = z.output<typeof tunnelClientSchema>;
 export type TunnelConfig = z.output<typeof tunnelSchema>;
 export type TunnelConfigInput = z.input<typeof tunnelSchema>;
+
+export const tunnelConfigType: ListenerConfigType<TunnelConfig> = {
+  type: 'tunnel',
+  schema: tunnelSchema,
+  secrets(c) {
+    const inner = c.inner ? [c.inner.tls.cert, c.inner.tls.key, c.inner.tls.ca] : [];
+    const outer = c.mode === 'server' ? (c.tls ? [c.tls.cert, c.tls.key] : []) : (c.tls ? [c.tls.ca] : []);
+    return [...new Set([...outer, ...inner])];
+  },
+  credentials(c) {
+    return c.mode === 'client' && c.token?.credentials !== undefined ? [c.token.credentials] : [];
+  },
+  actsForWorkload(c) {
+    if (c.mode !== 'client') return undefined;
+    if (c.token) return 'a tunnel client with a token sends the workload\'s bearer token';
+    if (c.inner) return 'a tunnel client with inner TLS presents the workload\'s client certificate';
+    return undefined;
+  },
+  upstream(c) {
+    // Client mode fronts a remote service: probing it would be a stream in its logs.
+    return c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined;
+  },
+};

@@ -14,8 +14,8 @@
 // A secret is PEM when a line starts with "-----BEGIN ": a JSON service-account key holds its
 // PEM inside a string (no such line) and is left alone.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { dataError } from '../errors.ts';
-import type { Log } from '../log.ts';
+import { dataError } from './errors.ts';
+import type { Log } from './log.ts';
 
 const BEGIN = /^-----BEGIN ([A-Z0-9 ]+)-----\r?$/gm;
 export const WEEK_MS = 7 * 24 * 3600 * 1000;

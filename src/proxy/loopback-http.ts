@@ -1,22 +1,17 @@
 // What the http-proxy and metadata listeners share: an HTTP server that may listen on loopback
-// only (it hands out tokens to whoever connects), a deadline for a request's head, and a close
-// that does not wait for keep-alive.
+// only (it hands out tokens to whoever connects; the config's rule: src/config/listeners/loopback.ts),
+// a deadline for a request's head, and a close that does not wait for keep-alive.
 import { once } from 'node:events';
 import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { z } from 'zod';
-import { duration } from '../../config/fields.ts';
-import { isLoopbackHost } from '../../config/endpoints.ts';
-import { configError } from '../../errors.ts';
-import type { Log } from '../../log.ts';
-import { parseHostPort } from '../address.ts';
-import { guard, type FaultSink } from '../boundary.ts';
-import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../log-limit.ts';
-import type { HostPort } from '../listener.ts';
-import { accepting } from '../thread.ts';
-
-/** `headersTimeout:`: a client that has not sent a whole request head within it gets 408 and is cut. */
-export const headersTimeoutField = duration(100).default(10_000);
+import { isLoopbackHost } from '../config/endpoints.ts';
+import { configError } from '../lib/errors.ts';
+import type { Log } from '../lib/log.ts';
+import { parseHostPort } from '../lib/address.ts';
+import { guard, type FaultSink } from './boundary.ts';
+import { LOG_LIMIT_DEFAULTS, limitedWarn } from '../lib/log-limit.ts';
+import type { HostPort } from './listener.ts';
+import { accepting } from '../lib/thread.ts';
 
 /** How often Node checks the head (and request) deadlines: a trickling client is cut within this past its deadline. */
 export const DEADLINE_CHECK_MS = 1_000;
@@ -35,16 +30,6 @@ export function boundedHttpServer(headersTimeoutMs: number, requestTimeoutMs: nu
   };
   return createServer(options);
 }
-
-/** `listen:` of a listener that must not be reachable from outside the VM. */
-export const loopbackListen = z.string().superRefine((v, ctx) => {
-  try {
-    const { host } = parseHostPort(v, 'listen', true);
-    if (!isLoopbackHost(host)) ctx.addIssue({ code: 'custom', message: `listen ${JSON.stringify(v)}: must be a loopback address (127.0.0.1:PORT or [::1]:PORT): it hands out tokens to whoever connects` });
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-});
 
 /**
  * Binds `listen`; a port in use or an address not of this machine is a config error naming the

@@ -8,14 +8,14 @@ import {
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
-import { formatHostPort, parseHostPort } from '../address.ts';
-import { type Destroyable, type FaultSink, guard } from '../boundary.ts';
-import { dialUpstream, peerOf, round } from '../connection.ts';
-import type { ListenerEnv } from '../listener.ts';
-import type { PipeResult } from '../pipe.ts';
-import { bearerCheck } from './tunnel-bearer.ts';
-import { contextFrom, H2_LIMITS, keepalive, MAX_HEADER_LIST_SIZE, pipeTunnel, printable, type OnFault, reason, type TunnelStats, warnings } from './tunnel-common.ts';
-import type { TunnelServerConfig } from './tunnel-schema.ts';
+import { formatHostPort, parseHostPort } from '../../../lib/address.ts';
+import { type Destroyable, type FaultSink, guard } from '../../boundary.ts';
+import { dialUpstream, peerOf, round } from '../../connection.ts';
+import type { ListenerEnv } from '../../listener.ts';
+import type { PipeResult } from '../../pipe.ts';
+import { bearerCheck } from './bearer.ts';
+import { contextFrom, H2_LIMITS, keepalive, MAX_HEADER_LIST_SIZE, pipeTunnel, printable, type OnFault, reason, type TunnelStats, warnings } from './common.ts';
+import type { TunnelServerConfig } from '../../../config/listeners/tunnel.ts';
 
 export interface ServerMode {
   server: Http2Server | Http2SecureServer;

@@ -1,7 +1,10 @@
 // The PSK listener's config (docs/listeners.md `psk:` and `listeners: {type: psk}`): one schema for
-// both spellings, so the shorthand and a listener entry cannot drift apart.
+// both spellings, so the shorthand and a listener entry cannot drift apart. Its runtime (the keys
+// combined, start()) is src/proxy/types/psk/.
 import { z } from 'zod';
-import { duration, hostPort, name, pskIdentityName } from '../../../config/fields.ts';
+import { parseHostPort } from '../../lib/address.ts';
+import { duration, hostPort, name, pskIdentityName } from '../fields.ts';
+import type { ListenerConfigType } from './type.ts';
 
 const identity = z.strictObject({
   shares: z.array(name('a share')).min(1).max(255),
@@ -77,3 +80,13 @@ export const pskShorthandSchema = z.strictObject(fields).superRefine(crossChecks
 /** `listeners: { NAME: { type: psk, ... } }`. */
 export const pskListenerSchema = z.strictObject({ type: z.literal('psk'), ...fields }).superRefine(crossChecks);
 export type PskListenerConfig = z.infer<typeof pskListenerSchema>;
+
+export const pskConfigType: ListenerConfigType<PskListenerConfig> = {
+  type: 'psk',
+  schema: pskListenerSchema,
+  secrets: (c) => [...new Set(Object.values(c.identities).flatMap((i) => i.shares))],
+  quorums: shareQuorums,
+  credentials: () => [],
+  actsForWorkload: (c) => (c.mode === 'client' ? 'a psk listener in client mode connects with the workload\'s pre-shared key' : undefined),
+  upstream: (c) => (c.mode === 'server' ? parseHostPort(c.connect, 'connect') : undefined),
+};

@@ -1,7 +1,7 @@
 // The part of the GCE metadata tree tee-init serves (what Google's client libraries read to get
 // credentials): the default service account's token, ID tokens, email and scopes, the project,
 // the universe domain, and the directories leading to them. Anything else is 404, as on GCE.
-import type { AccountInfo, TokenSource } from '../../credentials/token-types.ts';
+import type { AccountInfo, TokenSource } from '../../../credentials/token-types.ts';
 
 /** `refused`: why the program's request is refused (counted and logged, rate-limited). */
 export type Answer = { status: number; text: string; json?: false; refused?: string } | { status: number; json: true; body: unknown };

@@ -6,14 +6,14 @@ import { request, type Agent } from 'node:https';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { TokenSource } from '../../credentials/token-types.ts';
-import type { Log } from '../../log.ts';
-import { guard, type FaultSink } from '../boundary.ts';
-import type { LimitedWarn } from '../log-limit.ts';
-import { errorText } from '../../secrets/classify.ts';
-import type { HostPort } from '../listener.ts';
-import { endToEnd, hasHeader } from './http-proxy-headers.ts';
-import { findRoute, validRequestHost } from './http-proxy-routes.ts';
+import type { TokenSource } from '../../../credentials/token-types.ts';
+import type { Log } from '../../../lib/log.ts';
+import { guard, type FaultSink } from '../../boundary.ts';
+import type { LimitedWarn } from '../../../lib/log-limit.ts';
+import { errorText } from '../../../lib/classify.ts';
+import type { HostPort } from '../../listener.ts';
+import { endToEnd, hasHeader } from './headers.ts';
+import { findRoute, validRequestHost } from './routes.ts';
 
 export const REASON_HEADER = 'X-Tee-Init-Reason';
 
