@@ -39,8 +39,8 @@ describe('the plan: check and the boot agree', () => {
     const problems = String(checked.result.stderr).trim().split('\n').filter((l) => !l.includes(': warning: ')).map((l) => l.replace(/^tee-init check: /, ''));
     const errors = String(booted.result.stderr).trim().split('\n').flatMap((l) => {
       try {
-        const r = JSON.parse(l) as { level: number; msg: string };
-        return r.level >= 50 ? [r.msg] : [];
+        const r = JSON.parse(l) as { severity: string; message: string };
+        return r.severity === 'ERROR' || r.severity === 'CRITICAL' ? [r.message] : [];
       } catch {
         return [];
       }
