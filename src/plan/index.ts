@@ -6,7 +6,7 @@
 // disagree: a problem here is a problem in both, with the same first line, and check shows all
 // of them at once.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { withoutInitSettings } from '../lib/env.ts';
 import { InitError } from '../lib/errors.ts';
@@ -160,7 +160,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
     }
   }
   for (const u of units) {
-    const why = refusesRoot(u, config);
+    const why = refusesRoot(u, config) ?? workingDirProblem(u, outputDir);
     if (why) problem(why);
   }
   const ports = addresses(config, listeners);
@@ -244,6 +244,22 @@ function refusesRoot(unit: ProcessPlan, config: Config): string | undefined {
   if (preset !== 'postgres' && !ROOT_REFUSERS.has(program)) return undefined;
   const field = unit.fromRun ? 'run.user' : `processes.${unit.name}.user`;
   return `${field}: not set, and tee-init runs as root: ${program} refuses to run as root; set ${field}: postgres (the image's PostgreSQL user)`;
+}
+
+/**
+ * A working directory the program cannot start in (the spawn would fail with 78). One under
+ * the output directory may be made by an earlier process (initdb's data dir): not judged here.
+ */
+function workingDirProblem(unit: ProcessPlan, outputDir: string): string | undefined {
+  const cwd = unit.child.cwd;
+  if (cwd === undefined || (outputDir !== '' && (cwd === outputDir || cwd.startsWith(`${outputDir}/`)))) return undefined;
+  let isDir = false;
+  try {
+    isDir = statSync(cwd).isDirectory();
+  } catch {}
+  if (isDir) return undefined;
+  const field = unit.fromRun ? 'run.workingDir' : `processes.${unit.name}.workingDir`;
+  return `${field}: ${cwd} does not exist or is not a directory: create it in the image, or start in a directory that exists`;
 }
 
 /** run: as the one process unit of the run stage. */
