@@ -28,7 +28,7 @@ import { startNetTrap } from '../helpers/net-trap.ts';
 import { freePort } from '../helpers/net.ts';
 
 const SEED = Number(process.env.PROP_SEED ?? 0xc4ec);
-const COUNT = Number(process.env.PROP_COUNT ?? 120);
+const COUNT = Number(process.env.PROP_COUNT ?? 200);
 const ONLY = process.env.PROP_ONLY === undefined ? undefined : Number(process.env.PROP_ONLY);
 const MATRIX = process.env.PROP_MATRIX === '1';
 const PARALLEL = 2;
