@@ -93,7 +93,7 @@ export class ProcessUnit {
 
   /** Passes a forwarded signal on, unless the unit narrowed its signals. */
   forward(signal: NodeJS.Signals): void {
-    if (this.spec.signals && !this.spec.signals.has(signal)) return;
+    if (this.spec.signals && !this.spec.signals.has(signal)) return void this.#log.debug({ signal }, `${signal} not forwarded: ${this.#field}.signals leaves it out`);
     if (this.#child?.alive) this.#child.deliver(signal, false);
   }
 
