@@ -64,8 +64,7 @@ export class Runner implements SignalTarget {
     }
     Promise.all(ready.values()).then(
       () => {
-        const level = this.#units.length > 1 ? 'info' : 'debug'; // one unit: its own line said it
-        this.#log[level]({ units: this.#units.map((u) => u.name), ms: Math.round(performance.now() - t0) }, 'all units ready');
+        this.#log.info({ units: this.#units.map((u) => u.name), ms: Math.round(performance.now() - t0) }, 'all units ready');
         this.#allReady();
       },
       () => {},
