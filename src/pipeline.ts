@@ -47,19 +47,12 @@ export interface BootstrapInput {
 }
 
 export interface Bootstrapped {
-  /** The one process of run: (absent with processes:). */
-  child: ChildSpec | undefined;
-  gracePeriodMs: number | undefined;
-  /** run.stopSignal, else the preset's (postgres: SIGINT). */
-  stopSignal: NodeJS.Signals | undefined;
-  /** run.signals: the forwarded signals the one process gets (absent: all). */
-  signals?: ReadonlySet<string> | undefined;
-  /** processes:, rendered, in start order. */
-  units: ProcessPlan[] | undefined;
+  /** The run stage's process units, in start order: run: as the one unit `run`, or processes:. */
+  units: ProcessPlan[];
   health: HealthConfig | undefined;
   /** In-process listeners (listeners: and psk:), with the secrets they read. */
   listeners: ListenerSet | undefined;
-  /** Rotation (refresh:): run: then runs as the one unit `run` (units) instead of child. */
+  /** Rotation (refresh:). */
   refresh: RefreshPlan | undefined;
 }
 
@@ -172,26 +165,16 @@ export async function bootstrap(input: BootstrapInput): Promise<Bootstrapped> {
       },
     });
     writeAll(files);
-    return { ...(await withListeners()), child: undefined, units: plans, gracePeriodMs: undefined, stopSignal: undefined };
+    return { ...(await withListeners()), units: plans };
   }
 
   const run = runWithCommand(config, input.command);
   const rendered = render({ run, secrets: secretRefs, outputDir: out?.path ?? '' });
   writeAll(rendered.files);
   const child: ChildSpec = { argv: rendered.argv, env: childEnv(input.env, { ...fromListeners, ...rendered.env }, user), uid: user?.uid, gid: user?.gid, cwd: config.run.workingDir };
-  if (config.refresh) {
-    // A reload may restart it: that is the units' run stage, with run: as its one unit.
-    const scope = { secrets: secretRefs, outputDir: out?.path, with: run.with ?? {} };
-    return { ...(await withListeners()), child: undefined, gracePeriodMs: undefined, stopSignal: undefined, units: [runAsUnit(config, rendered, child, scope, secretRefs)] };
-  }
-  return {
-    ...(await withListeners()),
-    units: undefined,
-    child,
-    gracePeriodMs: config.run.gracePeriod,
-    stopSignal: config.run.stopSignal ?? rendered.stopSignal,
-    signals: config.run.signals && new Set(config.run.signals),
-  };
+  // run: is the run stage's one unit, like any process (a reload may restart it).
+  const scope = { secrets: secretRefs, outputDir: out?.path, with: run.with ?? {} };
+  return { ...(await withListeners()), units: [runAsUnit(config, rendered, child, scope, secretRefs)] };
 }
 
 /**
@@ -251,13 +234,13 @@ function materialize(out: OutputDir | undefined, secrets: ReadonlyMap<string, Se
   return new Map(files.map((f) => [f.secretName, paths.get(f.name)!]));
 }
 
-/** run: as the one process unit of the run stage (with refresh:, whose reload may restart it). */
+/** run: as the one process unit of the run stage, supervised as tini does (`single`). */
 function runAsUnit(config: Config, rendered: Rendered, child: ChildSpec, scope: Scope, secretRefs: Record<string, SecretRef>): ProcessPlan {
   return {
     kind: 'process',
     name: 'run',
     field: 'run',
-    fromRun: true,
+    single: true,
     after: [],
     child,
     // Rotation starts once it is ready: a preset's check (redis: its admin socket) counts.
