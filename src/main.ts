@@ -7,29 +7,23 @@ import { AbortedBySignal, InitError } from './lib/errors.ts';
 import { EXIT } from './lib/exit-codes.ts';
 import { createLog, line, type Log } from './lib/log.ts';
 import { startReaping } from './supervise/reaping.ts';
-import type { ListenerSet, RunningListener } from './proxy/start.ts';
-import type { SingleView } from './run/single-health.ts';
-import { Supervisor, type ChildSpec } from './supervise/supervisor.ts';
+import type { ListenerSet } from './proxy/start.ts';
+import { Supervisor } from './supervise/supervisor.ts';
+import { runUnits } from './run/stage.ts';
 import type { HealthConfig } from './config/schema-run.ts';
 import type { ProcessPlan } from './run/render-units.ts';
 import type { RefreshPlan } from './refresh/refresher.ts';
 
 const DEFAULT_GRACE_PERIOD_MS = 10_000;
 
-/** What the bootstrap (or, with no config, the command line alone) hands to the supervisor. */
+/** What the bootstrap (or, with no config, the command line alone) hands to the run stage. */
 export interface Prepared {
-  /** The one process (run:, or COMMAND); absent when the config has processes:. */
-  child: ChildSpec | undefined;
-  gracePeriodMs?: number | undefined;
-  stopSignal?: NodeJS.Signals | undefined;
-  /** run.signals (absent: every forwarded signal reaches the child). */
-  signals?: ReadonlySet<string> | undefined;
+  /** The process units in start order: run: (or COMMAND) as the one unit `run`, or processes:. */
+  units: ProcessPlan[];
   /** In-process listeners (listeners: and psk:). */
   listeners?: ListenerSet | undefined;
-  /** processes:, rendered, in start order (src/run/). */
-  units?: ProcessPlan[] | undefined;
   health?: HealthConfig | undefined;
-  /** Rotation (refresh:); only with units. */
+  /** Rotation (refresh:). */
   refresh?: RefreshPlan | undefined;
 }
 
@@ -51,62 +45,22 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 
   const log = createLog({ level: cli.logLevel ?? 'info', redact: cli.configPath !== undefined });
   const cleanup = new Cleanup(log);
-  const supervisor = new Supervisor({
-    log,
-    gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS,
-    signalGroup: cli.signalGroup,
-    stopSignal: cli.stopSignal,
-  });
+  const supervisor = new Supervisor({ log });
   log.info({ version: pkg.version, pid: process.pid, node: process.version }, 'tee-init starting');
   guardInspector(log);
   const reaper = startReaping({ log, subreaper: cli.subreaper, owned: () => supervisor.ownedPids() });
   const bug = onInternalError(log, supervisor, cleanup);
 
-  let closed: Promise<unknown> | undefined;
   try {
     const prepared = await prepare(cli, env, log, cleanup, supervisor.abortSignal);
-    if (prepared.units) {
-      const { runUnits } = await import('./run/index.ts');
-      // run: as a unit (refresh:): the command line wins over the config, as it does for run:.
-      const plans = prepared.units.map((p) => (p.fromRun ? { ...p, gracePeriodMs: cli.gracePeriodMs ?? p.gracePeriodMs, stopSignal: cli.stopSignal ?? p.stopSignal } : p));
-      const status = await runUnits({
-        log, supervisor, plans, listeners: prepared.listeners, health: prepared.health, refresh: prepared.refresh,
-        gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS, signalGroup: cli.signalGroup,
-      });
-      reaper?.reap();
-      return bug.happened ? EXIT.software : expected(cli, status, log);
-    }
-    if (!prepared.child) throw new Error('the bootstrap prepared nothing to run');
-    if (cli.gracePeriodMs === undefined && prepared.gracePeriodMs !== undefined) supervisor.gracePeriodMs = prepared.gracePeriodMs;
-    if (cli.stopSignal === undefined && prepared.stopSignal !== undefined) supervisor.stopSignal = prepared.stopSignal;
-    supervisor.signals = prepared.signals;
-    const view: SingleView = { listeners: prepared.listeners && { names: prepared.listeners.list.map((l) => l.name) } };
-    if (prepared.health) {
-      // Before the child: an endpoint that cannot listen fails the boot with nothing started.
-      const { startSingleHealth } = await import('./run/index.ts');
-      const health = await startSingleHealth(prepared.health.listen, view, log);
-      cleanup.add('close the health endpoint', () => void health.close());
-    }
-    const opened = (running: RunningListener[]) => (view.listeners!.running = [...(view.listeners!.running ?? []), ...running]);
-    if (prepared.listeners) {
-      // What the program connects through (egress proxy, metadata, client modes) is up before it.
-      const first = await runListeners(prepared.listeners, supervisor, cleanup, log, opened, 'before');
-      if (typeof first === 'number') return first;
-    }
-    const pid = await supervisor.spawn(prepared.child);
-    view.pid = pid;
-    log.info({ pid, command: prepared.child.argv }, 'child started');
-    if (prepared.listeners) {
-      const started = await runListeners(prepared.listeners, supervisor, cleanup, log, opened, 'after');
-      if (typeof started === 'number') return started;
-      closed = started.closed;
-    }
-    const exit = await supervisor.wait();
-    view.exitStatus = exit.status;
-    await closed; // the listeners close once the child is gone: let them finish (and log it)
-    log.info({ pid, code: exit.code, signal: exit.signal, status: exit.status }, 'child exited');
+    // run: (or COMMAND): the command line wins over the config.
+    const plans = prepared.units.map((p) => (p.single ? { ...p, gracePeriodMs: cli.gracePeriodMs ?? p.gracePeriodMs, stopSignal: cli.stopSignal ?? p.stopSignal } : p));
+    const status = await runUnits({
+      log, supervisor, plans, listeners: prepared.listeners, health: prepared.health, refresh: prepared.refresh,
+      gracePeriodMs: cli.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS, signalGroup: cli.signalGroup,
+    });
     reaper?.reap();
-    return bug.happened ? EXIT.software : expected(cli, exit.status, log);
+    return bug.happened ? EXIT.software : expected(cli, status, log);
   } catch (err) {
     return failed(log, err);
   } finally {
@@ -202,7 +156,7 @@ function guardInspector(log: Log): void {
 
 async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanup: Cleanup, abort: AbortSignal): Promise<Prepared> {
   if (abort.aborted) throw abort.reason;
-  if (cli.configPath === undefined) return { child: { argv: cli.command, env: withoutInitSettings(env) } };
+  if (cli.configPath === undefined) return { units: [commandUnit(cli.command, env)] };
   const { plan } = await import('./plan/index.ts');
   const { boot } = await import('./pipeline.ts');
   // SIGTERM/SIGINT end the bootstrap at once, whatever it is waiting for.
@@ -214,41 +168,24 @@ async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanu
   const made = await Promise.race([plan({ configPath: cli.configPath, command: cli.command, env }), aborted]);
   if (cli.logLevel === undefined) log.level = made.config.log.level;
   const booted = await Promise.race([boot(made, { log, cleanup, abort }), aborted]);
-  return { child: undefined, ...booted };
+  return booted;
 }
 
-/**
- * Opens the configured listeners beside the running child (each once what it fronts accepts).
- * The child's exit ends the wait; if a listener cannot start, the child is stopped as by a
- * SIGTERM and the init exits with the listener's failure (the child's status would hide the
- * cause). Returns that status, or `closed`: settles once the listeners have closed after the
- * child's exit.
- */
-async function runListeners(
-  listeners: ListenerSet, supervisor: Supervisor, cleanup: Cleanup, log: Log, opened: (running: RunningListener[]) => void, when: 'before' | 'after',
-): Promise<number | { closed: Promise<unknown> }> {
-  const { startListeners, frontsProgram } = await import('./proxy/start.ts');
-  const list = listeners.list.filter((l) => frontsProgram(l) === (when === 'after'));
-  if (list.length === 0) return { closed: Promise.resolve() };
-  // Before the child: a SIGTERM/SIGINT of the bootstrap aborts the start. After: the child's exit.
-  const stop = new AbortController();
-  if (when === 'before') supervisor.abortSignal.addEventListener('abort', () => stop.abort(supervisor.abortSignal.reason), { once: true });
-  else void supervisor.wait().then(() => stop.abort(new Error('the child exited before the listeners opened')));
-  try {
-    const running = await startListeners({ listeners: list, secret: listeners.secret, tokens: listeners.tokens, attester: listeners.attester, jwks: listeners.jwks, log, signal: stop.signal });
-    const closeAll = () => Promise.all(running.map((r) => r.handle.close()));
-    cleanup.add('close the listeners', () => void closeAll());
-    opened(running);
-    // Those opened before the child close once it is gone, like the others.
-    return { closed: when === 'after' ? supervisor.wait().then(closeAll) : Promise.resolve() };
-  } catch (err) {
-    if (when === 'before') throw err; // nothing runs yet: the bootstrap's failure path reports it
-    if (stop.signal.aborted) return { closed: Promise.resolve() };
-    const status = failed(log, err);
-    supervisor.stop('a listener could not start');
-    await supervisor.wait();
-    return status;
-  }
+/** `tee-init [options] -- COMMAND` with no config: the run stage's one unit, as run: would be. */
+function commandUnit(argv: readonly string[], env: NodeJS.ProcessEnv): ProcessPlan {
+  return {
+    kind: 'process',
+    name: 'run',
+    field: 'COMMAND',
+    single: true,
+    after: [],
+    child: { argv, env: withoutInitSettings(env) },
+    oneshot: false,
+    restart: { policy: 'never', max: 0, backoff: { initialMs: 0, maxMs: 0 } },
+    gracePeriodMs: undefined,
+    reload: 'none',
+    secrets: [],
+  };
 }
 
 /** One line naming what failed, and the status that says what kind of failure it was. */

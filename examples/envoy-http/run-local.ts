@@ -29,7 +29,7 @@ await runLocal('Envoy HTTP filter with mutual TLS (examples/envoy-http), on an e
     const config = l.config('envoy-http', withoutMissingUsers);
     l.serve(config, { client_ca: readFileSync(pki.ca.cert), server_cert: readFileSync(pki.server.cert), server_key: readFileSync(pki.server.key) });
     const init = l.boot('envoy-http', config);
-    await init.waitFor('run started');
+    await init.waitFor('child started');
     await l.port(8443);
     const curl = (cert: string, key: string) => l.run('curl', ['-sS', '--fail', '--max-time', '10', '--cacert', pki.ca.cert, '--cert', cert, '--key', key, 'https://localhost:8443/']);
     const answer = JSON.parse(await curl(pki.client.cert, pki.client.key)) as { xfcc: string | null };

@@ -13,8 +13,8 @@ await runLocal('redis with mutual TLS (examples/redis), on an emulated Confident
   const config = l.config('redis');
   l.serve(config, { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) });
   const init = l.boot('redis', config);
-  const started = await init.waitFor('run started');
-  const ready = await init.waitFor('run ready');
+  const started = await init.waitFor('child started');
+  const ready = await init.waitFor('child ready');
   l.say(`\ntee-init started ${(started.command as string[]).slice(0, 3).join(' ')} … (pid ${started.pid}), ready: ${ready.check}`);
 
   const tls = ['--tls', '--cacert', pki.ca.cert, '-h', '127.0.0.1', '-p', '16379'];

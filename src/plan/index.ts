@@ -172,8 +172,8 @@ export async function plan(input: PlanInput): Promise<Plan> {
   const here = input.etc ? ' (the image may have it: this checks this machine)' : '';
   for (const u of units) {
     const file = u.child.argv[0];
-    const field = u.fromRun ? (config.run.preset === 'none' ? 'run.command' : `run.preset ${config.run.preset}`) : `processes.${u.name}.command`;
-    const why = file && programProblem(file, process.env.PATH, u.fromRun ? ids.user : ids.processUsers.get(u.name), field);
+    const field = u.single ? (config.run.preset === 'none' ? 'run.command' : `run.preset ${config.run.preset}`) : `processes.${u.name}.command`;
+    const why = file && programProblem(file, process.env.PATH, u.single ? ids.user : ids.processUsers.get(u.name), field);
     if (why) warnings.push(`${why}${here}`);
   }
   const referenced = [...new Set([...units.flatMap((u) => u.secrets), ...referencedByTemplates(config)])];
@@ -239,10 +239,10 @@ function addresses(config: Config, listeners: readonly ConfiguredListener[]): Po
 const ROOT_REFUSERS = new Set(['postgres', 'initdb', 'pg_ctl', 'postmaster']);
 function refusesRoot(unit: ProcessPlan, config: Config): string | undefined {
   if (unit.child.uid !== undefined || process.geteuid?.() !== 0) return undefined;
-  const preset = unit.fromRun ? config.run.preset : config.processes?.[unit.name]?.preset;
+  const preset = unit.single ? config.run.preset : config.processes?.[unit.name]?.preset;
   const program = basename(unit.child.argv[0] ?? '');
   if (preset !== 'postgres' && !ROOT_REFUSERS.has(program)) return undefined;
-  const field = unit.fromRun ? 'run.user' : `processes.${unit.name}.user`;
+  const field = unit.single ? 'run.user' : `processes.${unit.name}.user`;
   return `${field}: not set, and tee-init runs as root: ${program} refuses to run as root; set ${field}: postgres (the image's PostgreSQL user)`;
 }
 
@@ -258,17 +258,17 @@ function workingDirProblem(unit: ProcessPlan, outputDir: string): string | undef
     isDir = statSync(cwd).isDirectory();
   } catch {}
   if (isDir) return undefined;
-  const field = unit.fromRun ? 'run.workingDir' : `processes.${unit.name}.workingDir`;
+  const field = unit.single ? 'run.workingDir' : `processes.${unit.name}.workingDir`;
   return `${field}: ${cwd} does not exist or is not a directory: create it in the image, or start in a directory that exists`;
 }
 
-/** run: as the one process unit of the run stage. */
+/** run: as the one process unit of the run stage, supervised as tini does (`single`). */
 function runAsUnit(config: Config, rendered: Rendered, child: ChildSpec, scope: Scope, secretRefs: Record<string, SecretRef>): ProcessPlan {
   return {
     kind: 'process',
     name: 'run',
     field: 'run',
-    fromRun: true,
+    single: true,
     after: [],
     child,
     // Rotation starts once it is ready: a preset's check (redis: its admin socket) counts.

@@ -57,7 +57,7 @@ export function planText(plan: Plan, options: TextOptions = {}): string {
   const owner = plan.ids.owner;
   add('output', `${plan.output.fresh ? `${plan.output.path} (a fresh directory)` : plan.output.path}${config.output.allowNonTmpfs ? '' : ', must be tmpfs'}${owner ? `, owner ${owner.uid}:${owner.gid}` : ''}`);
   if (plan.order) add('units', `start order: ${plan.order.join(', ')} (stopped in reverse)`);
-  for (const u of plan.units) add(u.fromRun ? 'run' : `process ${u.name}`, shellQuote(u.child.argv), ...unitLines(plan, u, options.etc));
+  for (const u of plan.units) add(u.single ? 'run' : `process ${u.name}`, shellQuote(u.child.argv), ...unitLines(plan, u, options.etc));
   if (plan.files.length) add('files', ...plan.files.map((f) => `${join(plan.output.path, f.name)} ${octal(f.mode)} (rendered)`));
   if (plan.health) add('health', `http://${plan.health.listen}/healthz, /readyz, /metrics (loopback only)`);
   if (plan.listeners.length) add('listeners', ...plan.listeners.map(describeListener));
@@ -87,18 +87,18 @@ function reloadLine(reload: ReloadSpec, secrets: readonly string[]): string {
 
 function unitLines(plan: Plan, p: ProcessPlan, etc: string | undefined): string[] {
   const { config } = plan;
-  const userSpec = p.fromRun ? config.run.user : config.processes?.[p.name]?.user;
-  const ids = p.fromRun ? plan.ids.user : plan.ids.processUsers.get(p.name);
+  const userSpec = p.single ? config.run.user : config.processes?.[p.name]?.user;
+  const ids = p.single ? plan.ids.user : plan.ids.processUsers.get(p.name);
   const lines = [
-    ...(p.fromRun ? Object.entries(plan.run?.rendered.env ?? {}).map(([k, v]) => `env ${k}=${v}`) : []),
+    ...(p.single ? Object.entries(plan.run?.rendered.env ?? {}).map(([k, v]) => `env ${k}=${v}`) : []),
     p.oneshot ? 'oneshot (must exit 0)' : undefined,
     p.after.length ? `after ${p.after.join(', ')}` : undefined,
-    p.ready ? `ready: ${describeReady(p.ready.spec)} (every ${formatDuration(p.ready.intervalMs)}, up to ${formatDuration(p.ready.timeoutMs)})` : p.oneshot || p.fromRun ? undefined : 'ready when started',
+    p.ready ? `ready: ${describeReady(p.ready.spec)} (every ${formatDuration(p.ready.intervalMs)}, up to ${formatDuration(p.ready.timeoutMs)})` : p.oneshot || p.single ? undefined : 'ready when started',
     p.restart.policy !== 'never' ? `restart ${p.restart.policy}, at most ${p.restart.max} (backoff ${formatDuration(p.restart.backoff.initialMs)}..${formatDuration(p.restart.backoff.maxMs)})` : undefined,
     p.stopSignal ? `stop with ${p.stopSignal}` : undefined,
     p.gracePeriodMs !== undefined ? `grace period ${formatDuration(p.gracePeriodMs)}` : undefined,
     userSpec ? `as user ${userSpec}${ids ? ` (uid ${ids.uid}, gid ${ids.gid} in ${etc ?? '/etc'})` : ''}` : undefined,
-    p.signals ? `gets only ${[...p.signals].join(', ')}${p.fromRun ? ' (and its stop signal)' : ''}` : undefined,
+    p.signals ? `gets only ${[...p.signals].join(', ')}${p.single ? ' (and its stop signal)' : ''}` : undefined,
     // Rotation lines only when something rotates: without refresh: nothing ever reloads.
     !p.oneshot && config.refresh ? reloadLine(p.reload, p.secrets) : undefined,
   ];
@@ -109,7 +109,7 @@ function unitLines(plan: Plan, p: ProcessPlan, etc: string | undefined): string[
 function shown(plan: Plan): Record<string, unknown> {
   const { config } = plan;
   const programs = Object.fromEntries(plan.units.map((u) => {
-    const preset = (u.fromRun ? config.run.preset : config.processes?.[u.name]?.preset) ?? 'none';
+    const preset = (u.single ? config.run.preset : config.processes?.[u.name]?.preset) ?? 'none';
     return [u.name, { preset, argv: u.child.argv, env: u.child.env }];
   }));
   const files = plan.files.map((f) => ({ path: join(plan.output.path, f.name), mode: octal(f.mode), content: f.content }));

@@ -6,6 +6,7 @@ import { EXIT } from '../lib/exit-codes.ts';
 import type { Log } from '../lib/log.ts';
 import { formatDuration } from '../lib/duration.ts';
 import { Child, type ChildExit } from '../supervise/child.ts';
+import { signalNumber } from '../lib/signals.ts';
 import { describeReady, waitReady } from './ready.ts';
 import { Commands } from './command.ts';
 import { reloadName } from '../render/reload.ts';
@@ -43,6 +44,8 @@ export class ProcessUnit {
   readonly #ctx: UnitContext;
   readonly #log: Log;
   readonly #field: string;
+  /** Its name in the log lines: `single` (run:, COMMAND) keeps tini's "child". */
+  readonly #say: string;
   #state: UnitState = 'waiting';
   #restarts = 0;
   #exitStatus: number | undefined;
@@ -62,6 +65,7 @@ export class ProcessUnit {
     this.#ctx = ctx;
     this.#log = ctx.log;
     this.#field = spec.field ?? `processes.${spec.name}`;
+    this.#say = spec.single ? 'child' : spec.name;
     this.#commands = new Commands({ child: spec.child, owned: ctx.owned, log: ctx.log, stop: this.#stop.signal, graceMs: spec.gracePeriodMs });
   }
 
@@ -89,7 +93,7 @@ export class ProcessUnit {
 
   /** Passes a forwarded signal on, unless the unit narrowed its signals. */
   forward(signal: NodeJS.Signals): void {
-    if (this.spec.signals && !this.spec.signals.has(signal)) return;
+    if (this.spec.signals && !this.spec.signals.has(signal)) return void this.#log.debug({ signal }, `${signal} not forwarded: ${this.#field}.signals leaves it out`);
     if (this.#child?.alive) this.#child.deliver(signal, false);
   }
 
@@ -108,7 +112,7 @@ export class ProcessUnit {
     if (r === 'restart') {
       const restarted = (this.#reloadRestart = deferred<void>());
       this.#state = 'restarting';
-      this.#sendStop(child, this.spec.stopSignal ?? 'SIGTERM', `restarting ${this.spec.name} for rotated secrets`);
+      this.#sendStop(child, this.spec.stopSignal ?? 'SIGTERM', `restarting ${this.spec.single ? 'the child' : this.spec.name} for rotated secrets`);
       try {
         await restarted.promise;
         return { ...out, result: 'done' };
@@ -127,19 +131,39 @@ export class ProcessUnit {
   /**
    * Its stop signal (or `signal`, what asked the init to stop), SIGKILL after the grace period;
    * its running commands SIGTERM, the same. Resolves once it and every command have exited.
+   * `outside`: a signal to the init asked for the stop (the log line says it was forwarded).
    */
-  async stop(signal: NodeJS.Signals): Promise<void> {
+  async stop(signal: NodeJS.Signals, outside = false): Promise<void> {
     if (!this.#stop.signal.aborted) {
-      this.#stopSignal = this.spec.stopSignal ?? signal;
+      this.#stopSignal = this.#stopSignalFor(signal);
       this.#stop.abort(new Error('stopping'));
       if (!this.#started) {
         this.#state = 'done';
         this.#ready.reject(this.#stop.signal.reason);
-        this.#ended.resolve({ status: 0, decides: false });
-      } else this.#signalStop();
+        // run: stopped by a signal before it could start: the init ends as if it had died of it (tini's 128+N).
+        const status = this.spec.single && outside ? 128 + signalNumber(signal) : 0;
+        if (status !== 0) this.#log.info({ signal }, `${signal} before the child started: it is not started`);
+        this.#ended.resolve({ status, decides: status !== 0 });
+      } else this.#signalStop(outside ? signal : undefined);
     }
     await this.#ended.promise;
     await this.#commands.settled();
+  }
+
+  /**
+   * A stop signal while stopping: the one program of run: gets it too (tini forwards every
+   * signal; the grace period already runs). Other units keep to the ordered stop.
+   */
+  again(signal: NodeJS.Signals): void {
+    const child = this.#child;
+    if (!this.spec.single || !this.#stop.signal.aborted || !child?.alive) return;
+    child.deliver(this.#stopSignalFor(signal), true);
+  }
+
+  /** dumb-init's rewrite: for run: only SIGTERM becomes the stop signal; a process's stopSignal replaces both. */
+  #stopSignalFor(signal: NodeJS.Signals): NodeJS.Signals {
+    if (this.spec.single && signal !== 'SIGTERM') return signal;
+    return this.spec.stopSignal ?? signal;
   }
 
   status(): UnitStatus {
@@ -155,11 +179,13 @@ export class ProcessUnit {
     };
   }
 
-  #signalStop(): void {
+  /** `received`: the signal to the init that asked for it, if one did. */
+  #signalStop(received?: NodeJS.Signals): void {
     const child = this.#child;
     if (!child?.alive) return;
     this.#state = 'stopping';
-    this.#sendStop(child, this.#stopSignal!, `stopping ${this.spec.name}`);
+    const doing = this.spec.single ? 'stopping the child' : `stopping ${this.spec.name}`;
+    this.#sendStop(child, this.#stopSignal!, received ? `${received} forwarded: ${doing}` : doing);
   }
 
   /** `signal` now, SIGKILL after the grace period; `doing` says why in the log line. */
@@ -190,7 +216,7 @@ export class ProcessUnit {
       }
       this.#child = child;
       this.#ctx.owned.add(child.pid);
-      this.#log.info({ pid: child.pid, command: spec.child.argv, restarts: this.#restarts }, `${spec.name} started`);
+      this.#log.info({ pid: child.pid, command: spec.child.argv, restarts: this.#restarts }, `${this.#say} started`);
       if (this.#stop.signal.aborted) this.#signalStop(); // the stop came while it was being spawned
 
       if (!spec.oneshot) void this.#awaitReady(child);
@@ -222,6 +248,8 @@ export class ProcessUnit {
         continue;
       }
       if (wanted) this.#log.error({ status: exit.status, restarts: this.#restarts }, `${spec.name} gave up after ${this.#restarts} restarts`);
+      // run:'s program ending once ready is the init's normal end (tini): its status, no error.
+      if (spec.single && this.#ready.settled) return this.#end(exit.status, true);
       const why = spec.oneshot
         ? `${this.#field} (oneshot) failed with status ${exit.status}${describeExit(exit)}: the units after it are not started`
         : `${this.#field} exited with status ${exit.status}${describeExit(exit)}${this.#ready.settled ? '' : ' before it was ready'}`;
@@ -256,16 +284,18 @@ export class ProcessUnit {
   #becameReady(ms: number | undefined): void {
     if (this.#stop.signal.aborted) return;
     this.#state = 'ready';
-    this.#log.info({ ...(ms === undefined ? {} : { ms }), check: this.spec.ready ? describeReady(this.spec.ready.spec) : 'started' }, `${this.spec.name} ready`);
+    // run:'s program without a check: 'child started' said it all.
+    const level = this.spec.single && !this.spec.ready ? 'debug' : 'info';
+    this.#log[level]({ ...(ms === undefined ? {} : { ms }), check: this.spec.ready ? describeReady(this.spec.ready.spec) : 'started' }, `${this.#say} ready`);
     this.#ready.resolve();
     this.#reloadRestart?.resolve();
   }
 
   #logExit(exit: ChildExit): void {
     const fields = { pid: this.#child?.pid, code: exit.code, signal: exit.signal, status: exit.status };
-    const expected = this.#stop.signal.aborted || (this.spec.oneshot && exit.status === 0) || (this.#reloadRestart?.settled === false);
-    if (expected) this.#log.info(fields, `${this.spec.name} exited`);
-    else this.#log.warn(fields, `${this.spec.name} exited`);
+    const expected = this.spec.single || this.#stop.signal.aborted || (this.spec.oneshot && exit.status === 0) || (this.#reloadRestart?.settled === false);
+    if (expected) this.#log.info(fields, `${this.#say} exited`);
+    else this.#log.warn(fields, `${this.#say} exited`);
   }
 }
 

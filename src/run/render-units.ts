@@ -11,9 +11,8 @@ import type { ProcessUnitSpec, ReadyCheck, ReadySpec } from './types.ts';
 
 /** A process unit before the init's defaults (the grace period) are known. */
 export type ProcessPlan = Omit<ProcessUnitSpec, 'gracePeriodMs'> & {
+  /** Absent: the init's (--grace-period, else the default); with `single`, --grace-period wins. */
   gracePeriodMs: number | undefined;
-  /** run: as a unit (with refresh:): the command line's --grace-period/--stop-signal win, as for run:. */
-  fromRun?: boolean;
 };
 
 export interface RenderUnitsInput {

@@ -6,7 +6,8 @@
 //  oneshot, a process gone before it was ready) decides the same way. Then every other unit is
 //  stopped in reverse start order, each with its stop signal and grace period.
 //  Signals: SIGTERM/SIGINT start the ordered stop; every other one goes to every running process
-//  (unless a unit narrows its signals).
+//  (unless a unit narrows its signals). The one program of run: (a `single` unit) also gets a
+//  stop signal that comes while stopping, as tini forwards every signal.
 import type { Log } from '../lib/log.ts';
 import { STOP_SIGNALS } from '../lib/signals.ts';
 import type { SignalTarget } from '../supervise/supervisor.ts';
@@ -44,7 +45,7 @@ export class Runner implements SignalTarget {
 
   /** Runs every unit to its end; resolves with the init's exit status. */
   async run(): Promise<number> {
-    const t0 = performance.now();
+    const t0 = Date.now(); // not performance.now(): its first use loads perf_hooks, ~1 ms of the plain init's start
     const ready = new Map<string, Promise<void>>();
     for (const unit of this.#units) {
       const started = (async () => {
@@ -58,12 +59,12 @@ export class Runner implements SignalTarget {
       ready.set(unit.name, started);
       void unit.ended.then((end) => {
         if (end.failure !== undefined) this.#decide(unit.name, end.status, end.failure, true);
-        else if (end.decides) this.#decide(unit.name, end.status, `${unit.name} ended with status ${end.status}: stopping the other units`);
+        else if (end.decides) this.#decide(unit.name, end.status, `${unit.name} ended with status ${end.status}${this.#units.length > 1 ? ': stopping the other units' : ''}`);
       });
     }
     Promise.all(ready.values()).then(
       () => {
-        this.#log.info({ units: this.#units.map((u) => u.name), ms: Math.round(performance.now() - t0) }, 'all units ready');
+        this.#log.info({ units: this.#units.map((u) => u.name), ms: Date.now() - t0 }, 'all units ready');
         this.#allReady();
       },
       () => {},
@@ -78,9 +79,13 @@ export class Runner implements SignalTarget {
 
   onSignal(signal: NodeJS.Signals): void {
     if (STOP_SIGNALS.has(signal)) {
-      if (this.#stopping !== undefined) return void this.#log.debug({ signal }, `${signal} while stopping: the grace periods apply`);
+      if (this.#stopping !== undefined) {
+        this.#log.debug({ signal }, `${signal} while stopping: the grace periods apply`);
+        for (const unit of this.#units) if (unit instanceof ProcessUnit) unit.again(signal);
+        return;
+      }
       this.#log.info({ signal }, `${signal}: stopping the units in reverse order`);
-      this.#stopAll(signal);
+      this.#stopAll(signal, true);
       return;
     }
     for (const unit of this.#units) unit.forward(signal);
@@ -131,9 +136,10 @@ export class Runner implements SignalTarget {
     this.#stopAll('SIGTERM');
   }
 
-  #stopAll(signal: NodeJS.Signals): void {
+  /** `outside`: a signal to the init asked for it (not an exit, a failure or stop()). */
+  #stopAll(signal: NodeJS.Signals, outside = false): void {
     this.#stopping ??= (async () => {
-      for (const unit of [...this.#units].reverse()) await unit.stop(signal);
+      for (const unit of [...this.#units].reverse()) await unit.stop(signal, outside);
     })();
   }
 }

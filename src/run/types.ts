@@ -45,7 +45,17 @@ export interface ProcessUnitSpec {
   reload: ReloadSpec;
   /** The secrets it reads (by path): a rotation of one of them reloads it. */
   secrets: readonly string[];
+  /**
+   * run: or the command line's COMMAND: the one program, supervised as tini and dumb-init do
+   * (docs/design.md, "Supervision"): a stop signal other than SIGTERM reaches it as itself (only
+   * SIGTERM becomes stopSignal), every stop signal reaches it (a second one too), its own exit is
+   * the init's normal end, and it logs as "the child" ('child started', 'child exited').
+   */
+  single?: boolean | undefined;
 }
+
+/** A program that is not restarted (run:, COMMAND). */
+export const NEVER_RESTART: RestartPolicy = { policy: 'never', max: 0, backoff: { initialMs: 0, maxMs: 0 } };
 
 /**
  * An in-process listener unit: generic over the listener engine (src/proxy/listener.ts).

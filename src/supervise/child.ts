@@ -1,7 +1,7 @@
 // One supervised child process: spawn it in its own session, deliver signals the way an init
 // must (job-control rewrite, waking a stopped child for a stop signal), keep its exit status,
-// and SIGKILL it after a grace period. Used by the single-process Supervisor and by each
-// process unit of the run stage (src/run/), so both behave the same.
+// and SIGKILL it after a grace period. The one way the init runs a program: each process unit
+// of the run stage (src/run/process-unit.ts; run: is one) and the commands beside it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';

@@ -148,7 +148,7 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
 
       // No secret byte in anything the container printed (tee-init at its configured level,
       // redis) nor in its recorded command line and environment.
-      assert.match(assertNothingPrinted(name, [pki.server.key, pki.server.cert, pki.ca.cert]), /run started/);
+      assert.match(assertNothingPrinted(name, [pki.server.key, pki.server.cert, pki.ca.cert]), /child started/);
     } finally {
       logs?.stop();
       podman(['rm', '-f', name]);

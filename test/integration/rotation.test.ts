@@ -163,7 +163,7 @@ describe('rotation through the config', () => {
       assert.equal(await old.ping(), true, 'the connection opened before the rotation still works');
       old.close();
       fresh.close();
-      assert.equal(log.records.filter((r) => r.message === 'run started').length, 1, 'redis was not restarted');
+      assert.equal(log.records.filter((r) => r.message === 'child started').length, 1, 'redis was not restarted');
     } finally {
       proc.kill('SIGTERM');
     }
@@ -276,8 +276,8 @@ describe('rotation through the config', () => {
       const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
       assert.equal(lines[0]!.split(' ')[0], sha(pki.server.cert));
       assert.equal(lines[1]!.split(' ')[0], sha(rotated.cert));
-      assert.ok(log.find('restarting run for rotated secrets'));
-      assert.equal(log.records.filter((r) => r.severity === 'WARNING' && r.message === 'run exited').length, 0, 'the planned exit is not a warning');
+      assert.ok(log.find('restarting the child for rotated secrets'));
+      assert.equal(log.records.filter((r) => r.severity === 'WARNING' && r.message === 'child exited').length, 0, 'the planned exit is not a warning');
     } finally {
       proc.kill('SIGTERM');
     }

@@ -145,7 +145,8 @@ describe('units with listener units (psk) and the health endpoint', () => {
     }
   });
 
-  test('a client-mode psk listener unit opens first; a process after it talks through it to a TLS-PSK server (openssl s_server)', async (t) => {
+  // run: says nothing about the listener: its one program waits for what it connects through all the same.
+  for (const how of ['processes', 'run'] as const) test(`a client-mode psk listener unit opens first; ${how === 'run' ? 'run:' : 'a process after it'} talks through it to a TLS-PSK server (openssl s_server)`, async (t) => {
     if (!needs(t, 'openssl', 'apt-get install openssl')) return;
     const [remote, local] = [await freePort(), await freePort()];
     const server = execa('openssl', ['s_server', '-accept', `127.0.0.1:${remote}`, '-nocert', '-psk', KEY, '-psk_identity', 'Client1', '-tls1_3', '-rev'], { reject: false, stdin: 'pipe' });
@@ -155,15 +156,16 @@ describe('units with listener units (psk) and the health endpoint', () => {
         s.on('data', (d) => { console.log('app got ' + String(d).trim()); process.exit(0); });`;
       const config = b.config({
         fetch: LOADED_MACHINE_FETCH,
-        processes: { app: { command: [process.execPath, '-e', app], after: ['psk'] } },
+        ...(how === 'run' ? { run: { command: [process.execPath, '-e', app] } } : { processes: { app: { command: [process.execPath, '-e', app], after: ['psk'] } } }),
         psk: { mode: 'client', listen: `127.0.0.1:${local}`, connect: `127.0.0.1:${remote}`, identities: { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } } },
       });
-      delete (config as Record<string, unknown>).run;
+      if (how === 'processes') delete (config as Record<string, unknown>).run;
       const { proc, log } = b.start(config);
       const result = await proc;
       assert.equal(result.exitCode, 0, log.text);
       assert.match(String(result.stdout), /^app got olleh$/m);
-      assert.ok(log.records.findIndex((r) => r.message === 'psk ready') < log.records.findIndex((r) => r.message === 'app started'), 'the listener opened first');
+      const started = log.records.findIndex((r) => r.message === (how === 'run' ? 'child started' : 'app started'));
+      assert.ok(started > 0 && log.records.findIndex((r) => r.message === 'psk ready') < started, 'the listener opened first');
       assert.deepEqual(b.leftovers(), []);
     } finally {
       server.kill('SIGTERM');

@@ -240,4 +240,17 @@ describe('run.stopSignal and --stop-signal (one process)', () => {
       assert.equal(has(events(out.all.join('\n')), 'one', 'got-SIGTERM'), undefined);
     });
   }
+
+  test('as dumb-init: only SIGTERM is rewritten, a SIGINT reaches the child as itself; a stop signal during the grace period is forwarded too', async () => {
+    const s = startUnits({ run: { command: unit('one', 'ignore=SIGINT'), stopSignal: 'SIGQUIT' } }, ['--grace-period', '60s']);
+    cleanups.push(s.cleanup);
+    const out = new Lines(s.proc.stdout!);
+    await out.until(/^one up/, 60_000);
+    s.proc.kill('SIGINT');
+    await out.until(/^one got-SIGINT/, 60_000);
+    s.proc.kill('SIGTERM'); // while stopping: tini forwards every signal (here as the stop signal)
+    await out.until(/^one got-SIGQUIT/, 60_000);
+    assert.equal((await s.proc).exitCode, 0, 'it exited on the SIGQUIT, long before the grace period');
+    assert.equal(has(events(out.all.join('\n')), 'one', 'got-SIGTERM'), undefined);
+  });
 });
