@@ -22,8 +22,9 @@ async function check(config: Record<string, unknown>) {
 
 // check opens file secrets as a boot would: the share is a real file.
 writeFileSync(join(dir, 's1'), 'a-share-of-at-least-sixteen-bytes\n');
-const PSK_SECRETS = { s1: { source: 'file', path: join(dir, 's1') } };
-const psk = (mode: 'server' | 'client') => ({ mode, listen: '127.0.0.1:7000', connect: '127.0.0.1:7001', identities: { Client1: { shares: ['s1'], combine: 'sha256-concat' } } });
+writeFileSync(join(dir, 's2'), 'another-share-of-sixteen-bytes\n');
+const PSK_SECRETS = { s1: { source: 'file', path: join(dir, 's1') }, s2: { source: 'file', path: join(dir, 's2') } };
+const psk = (mode: 'server' | 'client') => ({ mode, listen: '127.0.0.1:0', connect: '127.0.0.1:7001', identities: { Client1: { shares: ['s1', 's2'], combine: 'sha256-concat' } } });
 
 describe('tee-init check with processes:', () => {
   test('with refresh: each process\'s reload and the secrets that trigger it; the schedule; pinned secrets', async () => {
