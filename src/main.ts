@@ -97,9 +97,9 @@ function onInternalError(log: Log, supervisor: Supervisor, cleanup: Cleanup): { 
 
 /** `tee-init check`: the plan on stdout, or one line per problem on stderr and 78. Reads no token, contacts nothing. */
 async function check(cli: CliOptions): Promise<number> {
-  const { planText, problemsOf } = await import('./config/plan.ts');
+  const { checkText, problemsOf } = await import('./plan/text.ts');
   try {
-    line(1, planText(cli.configPath!, { command: cli.command, show: cli.show, etc: cli.etc, warn: (w) => line(2, `tee-init check: warning: ${w}`) }));
+    line(1, await checkText(cli.configPath!, { command: cli.command, show: cli.show, etc: cli.etc, warn: (w) => line(2, `tee-init check: warning: ${w}`) }));
     return EXIT.ok;
   } catch (err) {
     for (const problem of problemsOf(err)) line(2, `tee-init check: ${problem}`);
@@ -157,16 +157,18 @@ function guardInspector(log: Log): void {
 async function prepare(cli: CliOptions, env: NodeJS.ProcessEnv, log: Log, cleanup: Cleanup, abort: AbortSignal): Promise<Prepared> {
   if (abort.aborted) throw abort.reason;
   if (cli.configPath === undefined) return { units: [commandUnit(cli.command, env)] };
-  const { bootstrap } = await import('./pipeline.ts');
+  const { plan } = await import('./plan/index.ts');
+  const { boot } = await import('./pipeline.ts');
   // SIGTERM/SIGINT end the bootstrap at once, whatever it is waiting for.
   const aborted = new Promise<never>((_, reject) => {
     if (abort.aborted) reject(abort.reason);
     abort.addEventListener('abort', () => reject(abort.reason), { once: true });
   });
-  return Promise.race([
-    bootstrap({ configPath: cli.configPath, command: cli.command, env, logLevel: cli.logLevel, log, cleanup, abort }),
-    aborted,
-  ]);
+  // The plan first (every check that needs no network, as `check` makes them), then the boot.
+  const made = await Promise.race([plan({ configPath: cli.configPath, command: cli.command, env }), aborted]);
+  if (cli.logLevel === undefined) log.level = made.config.log.level;
+  const booted = await Promise.race([boot(made, { log, cleanup, abort }), aborted]);
+  return booted;
 }
 
 /** `tee-init [options] -- COMMAND` with no config: the run stage's one unit, as run: would be. */

@@ -1,9 +1,8 @@
 // What a boot checks on this machine before contacting anyone, shared with `tee-init check`
 // so that check refuses what the boot would: the users exist and their ids can be used, the
-// command line does not replace a preset's, the output directory (if it exists) is tmpfs, the
-// rendered command fits what execve() takes.
-import { existsSync, lstatSync, type Stats, statfsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// command line does not replace a preset's, the rendered command fits what execve() takes.
+import { type Stats, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { configError } from '../lib/errors.ts';
 import { resolveUser, type UserIds } from '../lib/users.ts';
 import type { Config } from './schema.ts';
@@ -53,29 +52,6 @@ export function runWithCommand(config: Config, command: readonly string[]): Conf
   return { ...config.run, command: [...command] };
 }
 
-const TMPFS_MAGIC = 0x01021994;
-const RAMFS_MAGIC = 0x858458f6;
-
-/**
- * Why output.dir cannot be used, as far as this machine can tell before the boot: its parent is
- * missing, something other than a directory is in the way, or it exists and is not tmpfs.
- */
-export function outputDirProblem(config: Config): string | undefined {
-  const dir = config.output.dir;
-  if (dir === undefined) return undefined;
-  let st;
-  try {
-    st = lstatSync(dir);
-  } catch {
-    return existsSync(dirname(dir)) ? undefined : `output.dir ${dir}: its parent ${dirname(dir)} does not exist: create it in the image, or use a directory under /dev/shm`;
-  }
-  if (!st.isDirectory()) return `output.dir ${dir} exists and is not a directory (a symlink or file is in the way)`;
-  if (config.output.allowNonTmpfs) return undefined;
-  const type = statfsSync(dir).type;
-  if (type === TMPFS_MAGIC || type === RAMFS_MAGIC) return undefined;
-  return `output.dir ${dir} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there or use /dev/shm`;
-}
-
 // Linux limits on what execve() takes (include/uapi/linux/limits.h, binfmts.h).
 const NAME_MAX = 255;
 const PATH_MAX = 4096;
@@ -84,18 +60,18 @@ const MAX_ARG_STRLEN = 32 * 4096;
 const ARG_MAX = 2 * 1024 * 1024;
 
 /** Why execve() would refuse this argv/env (ENAMETOOLONG, E2BIG), if it would. */
-export function commandProblem(argv: readonly string[], env: Readonly<Record<string, string>>): string | undefined {
+export function commandProblem(argv: readonly string[], env: Readonly<Record<string, string>>, field = 'run'): string | undefined {
   const file = argv[0] ?? '';
   const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
   const longPart = file.split('/').find((p) => bytes(p) > NAME_MAX);
   if (bytes(file) >= PATH_MAX || longPart !== undefined) {
-    return `run.command[0]: the program name is ${bytes(file)} bytes; a path holds at most ${PATH_MAX - 1} bytes and ${NAME_MAX} per name (ENAMETOOLONG)`;
+    return `${field}.command[0]: the program name is ${bytes(file)} bytes; a path holds at most ${PATH_MAX - 1} bytes and ${NAME_MAX} per name (ENAMETOOLONG)`;
   }
-  const strings = [...argv.map((a, i) => [`run.command[${i}]`, a] as const), ...Object.entries(env).map(([k, v]) => [`run.env.${k}`, `${k}=${v}`] as const)];
+  const strings = [...argv.map((a, i) => [`${field}.command[${i}]`, a] as const), ...Object.entries(env).map(([k, v]) => [`${field}.env.${k}`, `${k}=${v}`] as const)];
   const long = strings.find(([, s]) => bytes(s) + 1 > MAX_ARG_STRLEN);
   if (long) return `${long[0]}: ${bytes(long[1])} bytes; one argument or variable may hold at most ${MAX_ARG_STRLEN - 1} (E2BIG)`;
   const total = strings.reduce((n, [, s]) => n + bytes(s) + 1 + 8, 0);
-  if (total > ARG_MAX) return `run.command and run.env: ${total} bytes together; the program could not be started with more than ${ARG_MAX} (E2BIG)`;
+  if (total > ARG_MAX) return `${field}.command and ${field}.env: ${total} bytes together; the program could not be started with more than ${ARG_MAX} (E2BIG)`;
   return undefined;
 }
 

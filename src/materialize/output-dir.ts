@@ -21,12 +21,16 @@ export type { SecretFile } from './generations.ts';
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
-const DEFAULT_PARENT = '/dev/shm';
+/** Where a fresh directory goes when output.dir is unset. */
+export const FRESH_PARENT = '/dev/shm';
 /** A child still writing while the wipe runs gets this many passes, then a warning. */
 const WIPE_PASSES = 3;
 
 export interface OutputDirOptions {
+  /** output.dir; unset: a fresh directory under FRESH_PARENT. */
   dir?: string | undefined;
+  /** The fresh directory's path the plan chose (output.dir unset): created exclusively. */
+  fresh?: string | undefined;
   allowNonTmpfs: boolean;
   /** uid/gid to give the directory and files; only applied when running as root. */
   owner?: { uid: number; gid: number } | undefined;
@@ -75,7 +79,7 @@ export class OutputDir {
 
   static create(options: OutputDirOptions, cleanup: Cleanup, log: Log): OutputDir {
     const owner = effectiveOwner(options.owner);
-    const held = options.dir === undefined ? freshDirUnder(DEFAULT_PARENT) : openOrMake(options.dir, owner);
+    const held = options.dir === undefined ? freshDir(options.fresh ?? join(FRESH_PARENT, `tee-init-${randomBytes(6).toString('base64url')}`)) : openOrMake(options.dir, owner);
     const out = new OutputDir(held, owner, log);
     cleanup.add('wipe the output directory', () => out.wipe());
     try {
@@ -96,7 +100,7 @@ export class OutputDir {
       this.#log.warn({ dir: this.path }, `output.dir ${this.path} is not on tmpfs: secrets will be written to a persistent filesystem (output.allowNonTmpfs)`);
       return;
     }
-    throw configError(`output.dir ${this.path} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there (podman run --tmpfs DIR, or --shm-size) or use /dev/shm`);
+    throw configError(notTmpfs(this.path, type));
   }
 
   /** Path of `name` in the directory (whether or not written yet), for the child. */
@@ -260,22 +264,21 @@ function openAndLock(parentFd: number, name: string, path: string): number {
   return fd;
 }
 
-function freshDirUnder(parent: string): Held {
+/** Creates the fresh directory `path` (its name chosen at random by the plan), exclusively. */
+function freshDir(path: string): Held {
+  const parent = dirname(path);
+  const name = basename(path);
   const parentFd = openParent(parent, undefined);
   try {
-    for (let attempt = 0; ; attempt++) {
-      const name = `tee-init-${randomBytes(6).toString('base64url')}`;
-      try {
-        mkdirSync(at(parentFd, name), { mode: 0o700 });
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST' && attempt < 10) continue;
-        throw configError(`output.dir is not set and a directory cannot be created in ${parent} (${code}): set output.dir to a tmpfs path`);
-      }
-      const fd = openAndLock(parentFd, name, join(parent, name));
-      fchmodSync(fd, 0o700); // umask
-      return { path: join(parent, name), fd, parentFd, name, created: true };
+    try {
+      mkdirSync(at(parentFd, name), { mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw configError(`output.dir is not set and a directory cannot be created in ${parent} (${code}): set output.dir to a tmpfs path`);
     }
+    const fd = openAndLock(parentFd, name, path);
+    fchmodSync(fd, 0o700); // umask
+    return { path, fd, parentFd, name, created: true };
   } catch (err) {
     closeSync(parentFd);
     throw err;
@@ -306,12 +309,8 @@ function openOrMake(path: string, owner: OutputDirOptions['owner']): Held {
     fd = openAndLock(parentFd, name, path);
     if (!created) {
       const st = fstatSync(fd);
-      if (readdirSync(fdPath(fd)).length > 0) throw configError(`output.dir ${path} exists and is not empty: tee-init writes only into a fresh or empty directory`);
-      const ours = [process.geteuid!(), ...(owner ? [owner.uid] : [])];
-      if (!ours.includes(st.uid)) {
-        const who = `tee-init (uid ${ours[0]})${owner ? ` or to output.owner (uid ${owner.uid})` : ''}`;
-        throw configError(`output.dir ${path} exists and belongs to uid ${st.uid}, not to ${who}: something else prepared it; remove it or chown it to uid ${ours[0]}`);
-      }
+      const why = existingProblem(path, readdirSync(fdPath(fd)).length, st.uid, owner);
+      if (why) throw configError(why);
     }
     fchmodSync(fd, 0o700);
     return { path, fd, parentFd, name, created };
@@ -320,4 +319,61 @@ function openOrMake(path: string, owner: OutputDirOptions['owner']): Held {
     closeSync(parentFd);
     throw err;
   }
+}
+
+const notTmpfs = (path: string, type: number) =>
+  `output.dir ${path} is not on tmpfs (filesystem type 0x${type.toString(16)}): secrets must not touch a disk; mount a tmpfs there (podman run --tmpfs DIR, or --shm-size) or use /dev/shm`;
+
+/** An existing output.dir is accepted only empty and ours (or output.owner's). */
+function existingProblem(path: string, entries: number, uid: number, owner: OutputDirOptions['owner']): string | undefined {
+  if (entries > 0) return `output.dir ${path} exists and is not empty: tee-init writes only into a fresh or empty directory`;
+  const ours = [process.geteuid!(), ...(owner ? [owner.uid] : [])];
+  if (ours.includes(uid)) return undefined;
+  const who = `tee-init (uid ${ours[0]})${owner ? ` or to output.owner (uid ${owner.uid})` : ''}`;
+  return `output.dir ${path} exists and belongs to uid ${uid}, not to ${who}: something else prepared it; remove it or chown it to uid ${ours[0]}`;
+}
+
+/**
+ * What create() would refuse, found without creating anything (the plan: check and the boot
+ * before its first network call): the owner it cannot give, a missing parent, something not a
+ * directory in the way, a directory not empty, someone else's, locked by another init, or not on
+ * tmpfs. create() still checks all of it again on what it opens.
+ */
+export function outputDirProblem(options: OutputDirOptions): InitError | undefined {
+  try {
+    const owner = effectiveOwner(options.owner);
+    const path = options.dir;
+    if (path === undefined) {
+      closeSync(openParent(FRESH_PARENT, undefined));
+      return fsProblem(FRESH_PARENT, options.allowNonTmpfs);
+    }
+    const name = basename(path);
+    if (name === '' || name === '.' || name === '..') throw configError(`output.dir ${path} must name a directory (not / or a path ending in . or ..)`);
+    closeSync(openParent(dirname(path), path));
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      return fsProblem(dirname(path), options.allowNonTmpfs, path); // made there: the parent's filesystem
+    }
+    if (!st.isDirectory()) throw configError(`output.dir ${path} exists and is not a directory (a symlink or file is in the way)`);
+    const fd = openSync(path, DIR_FLAGS);
+    try {
+      if (!libc().lockExclusive(fd)) throw configError(`output.dir ${path} is in use by another tee-init (it holds the directory's lock): give each init its own output.dir`);
+      const why = existingProblem(path, readdirSync(fdPath(fd)).length, st.uid, owner);
+      if (why) throw configError(why);
+    } finally {
+      closeSync(fd); // the lock goes with it
+    }
+    return fsProblem(path, options.allowNonTmpfs);
+  } catch (err) {
+    if (err instanceof InitError) return err;
+    return configError(`output.dir ${options.dir ?? FRESH_PARENT} cannot be checked (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+function fsProblem(where: string, allowNonTmpfs: boolean, path = where): InitError | undefined {
+  if (allowNonTmpfs) return undefined;
+  const type = statfsSync(where).type;
+  return type === TMPFS_MAGIC || type === RAMFS_MAGIC ? undefined : configError(notTmpfs(path, type));
 }

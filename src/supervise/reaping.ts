@@ -46,6 +46,9 @@ export function startReaping(options: ReapingOptions): Reaper | undefined {
  * systemd): they get the same SIGKILL, from the 'exit' hook. Every one of them is our child and
  * not yet reaped, so its pid is still its own.
  */
+/** How long the exit waits for the SIGKILLed leftovers to die. */
+const KILL_WAIT_MS = 1_000;
+
 function endAdopted(log: Log, owned: ReadonlySet<number>): void {
   const left = childrenOf(process.pid).filter((pid) => !owned.has(pid) && processState(pid) !== 'Z');
   for (const pid of left) {
@@ -55,5 +58,15 @@ function endAdopted(log: Log, owned: ReadonlySet<number>): void {
       // gone meanwhile
     }
   }
+  // Like the kernel for a PID 1, wait until they are dead (zombies, ours until we exit): when the
+  // init's exit is seen, nothing it adopted still runs. Bounded: one stuck in D state won't hold us.
+  const deadline = Date.now() + KILL_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  let running = left;
+  while (running.length > 0 && Date.now() < deadline) {
+    Atomics.wait(pause, 0, 0, 2); // the 'exit' hook is synchronous: a short sleep, not a timer
+    running = running.filter((pid) => !['Z', 'X', undefined].includes(processState(pid)));
+  }
   if (left.length > 0) log.warn({ count: left.length, pids: left.slice(0, 10) }, `${left.length} processes left behind by the programs got SIGKILL as tee-init exits (as PID 1 the kernel would do the same)`);
+  if (running.length > 0) log.warn({ pids: running.slice(0, 10) }, `${running.length} of them had not died ${KILL_WAIT_MS} ms later (uninterruptible sleep?): they end when the kernel lets them`);
 }

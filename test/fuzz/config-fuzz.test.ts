@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { parse as parseYaml } from 'yaml';
 import { problemsOf } from '../../src/config/load.ts';
-import { planText } from '../../src/config/plan.ts';
+import { checkText } from '../../src/plan/text.ts';
 import { InitError } from '../../src/lib/errors.ts';
 import { mulberry32 } from '../helpers/mulberry32.ts';
 import { root, startInit } from '../helpers/init.ts';
@@ -159,14 +159,14 @@ describe(`config fuzzer (seed ${SEED}, ${COUNT} configs)`, () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('check, in-process: each config is valid, or refused with one line per problem (78), never a crash', () => {
+  test('check, in-process: each config is valid, or refused with one line per problem (78), never a crash', async () => {
     let ok = 0;
     for (const [n, c] of cases.entries()) {
       const path = join(dir, `in-process-${n}.yaml`);
       writeFileSync(path, c.text);
       try {
         // Some with a COMMAND, as `check --config F -- COMMAND` (refused with a preset).
-        planText(path, { show: true, command: n % 7 === 0 ? ['my-server', '--flag'] : [] });
+        await checkText(path, { show: true, command: n % 7 === 0 ? ['my-server', '--flag'] : [] });
         ok++;
       } catch (err) {
         if (!(err instanceof InitError) || err.exitCode !== 78) {

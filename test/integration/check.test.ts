@@ -158,6 +158,7 @@ describe('tee-init check', () => {
 
   test('--show: the rendered argv, env and every rendered file with path, mode and content', async () => {
     const config = b.config({
+      refresh: { every: '1h' },
       run: {
         preset: 'redis',
         env: { GREETING: 'hello {{output.dir}}' },
@@ -168,10 +169,10 @@ describe('tee-init check', () => {
     assert.equal(code, 0, result.stderr as string);
     const out = result.stdout as string;
     const shown = out.slice(out.indexOf('# what the program gets (--show)'));
-    assert.match(shown, /^argv:\n {2}- redis-server\n/m);
-    // The plan says how rotated certificates reach redis (the preset's reload), with the real paths.
-    assert.match(out, new RegExp(`^ +on rotation: run redis-cli -e -s ${b.outDir}/redis\\.sock CONFIG SET tls-cert-file ${b.outDir}/server\\.crt .* \\(must exit 0 within 10s\\)$`, 'm'));
-    assert.match(shown, new RegExp(`--tls-cert-file\\n {2}- ${b.outDir}/server\\.crt`));
+    assert.match(shown, /^run:\n {2}preset: redis\n {2}argv:\n {4}- redis-server\n/m);
+    // With refresh:, the plan says how rotated certificates reach redis (the preset's reload), with the real paths.
+    assert.match(out, new RegExp(`^ +on rotation: run redis-cli -e -s ${b.outDir}/redis\\.sock CONFIG SET tls-cert-file ${b.outDir}/server\\.crt .* \\(must exit 0 within 10s\\); when ca, cert, key change$`, 'm'));
+    assert.match(shown, new RegExp(`--tls-cert-file\\n {4}- ${b.outDir}/server\\.crt`));
     assert.match(shown, new RegExp(`GREETING: hello ${b.outDir}`));
     assert.match(shown, new RegExp(`path: ${b.outDir}/app\\.json\\n {4}mode: "0440"\\n {4}content: \\|`));
     assert.match(shown, new RegExp(`"ca": "${b.outDir}/ca\\.pem"`));

@@ -51,7 +51,7 @@ describe('source: file refuses what is not a small regular file', () => {
     const { proc, log } = startCommand(['/usr/bin/time', '-f', 'maxrss_kb=%M', node, '--disable-sigusr1', bundle, '--config', config('/dev/zero')]);
     const result = await proc;
     assert.equal(result.exitCode, 78, log.text);
-    assert.match(log.find('secret dbpass')!.message, /^secret dbpass: \/dev\/zero is a character device, not a regular file \(secrets\.dbpass\.path\)$/);
+    assert.match(log.find('secret dbpass')!.message, /^config \S+: secret dbpass: \/dev\/zero is a character device, not a regular file \(secrets\.dbpass\.path\)$/);
     const rss = Number(/maxrss_kb=(\d+)/.exec(log.text)![1]);
     assert.ok(rss < 200_000, `peak RSS ${rss} KiB`);
     assert.equal(existsSync(marker), false);
@@ -96,7 +96,7 @@ describe('source: file refuses what is not a small regular file', () => {
     const asNobody = ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', nodeCopy.path, '--disable-sigusr1', join(dist.path('dist'), 'tee-init.js')];
     const boot = await startCommand([...asNobody, '--config', cfg]).proc;
     assert.equal(boot.exitCode, 78, String(boot.stderr));
-    assert.match(String(boot.stderr), /"message":"secret dbpass: file .*\/root-only cannot be read by tee-init \(uid 65534\): permission denied \(secrets\.dbpass\.path\)"/);
+    assert.match(String(boot.stderr), /"message":"(config \S+: )?secret dbpass: file .*\/root-only cannot be read by tee-init \(uid 65534\): permission denied \(secrets\.dbpass\.path\)"/);
     const check = await startCommand([...asNobody, 'check', '--config', cfg]).proc;
     assert.equal(check.exitCode, 78);
     assert.match(String(check.stderr), /^tee-init check: (config \S+: )?secret dbpass: file .*\/root-only cannot be read by tee-init \(uid 65534\): permission denied/);

@@ -139,7 +139,7 @@ test('a second init on the same output.dir exits 78 in one line and leaves the f
     const second = await runInit(['--config', config(out, `touch ${marker}`)]);
     assert.equal(second.code, 78, second.log.text);
     const errors = second.log.records.filter((r) => r.severity === 'ERROR');
-    assert.deepEqual(errors.map((r) => r.message), [`output.dir ${out} is in use by another tee-init (it holds the directory's lock): give each init its own output.dir`]);
+    assert.deepEqual(errors.map((r) => r.message.replace(/^config \S+: /, '')), [`output.dir ${out} is in use by another tee-init (it holds the directory's lock): give each init its own output.dir`]);
     assert.equal(existsSync(marker), false, 'no child started');
     assert.deepEqual(readdirSync(out).filter((n) => !n.startsWith('..')).sort(), ['ca.pem', 'server.key'], 'the first init\'s files are still there');
     assert.equal(readFileSync(join(out, 'server.key'), 'utf8'), 'KEY-SECRET-BYTES');
@@ -189,5 +189,5 @@ test('a restarted container: a second boot on the tmpfs mounted as output.dir is
   chownSync(out, 1234, 1234);
   const { code, log } = await runInit(['--config', config(out, 'true')]);
   assert.equal(code, 78, log.text);
-  assert.match(log.find('belongs to uid')!.message, /^output\.dir \S+ exists and belongs to uid 1234, not to tee-init \(uid 0\) or to output\.owner \(uid 65534\)/);
+  assert.match(log.find('belongs to uid')!.message, /^config \S+: output\.dir \S+ exists and belongs to uid 1234, not to tee-init \(uid 0\) or to output\.owner \(uid 65534\)/);
 });

@@ -62,11 +62,13 @@ describe('TLS-PSK through the config', () => {
   test('the listener cannot bind: the child is stopped and the init reports it (not the child status)', async (t) => {
     if (!needs(t, 'redis-server', 'apt-get install redis-server')) return;
     const redisPort = await freePort();
-    const busy = (await import('node:net')).createServer().listen(0, '127.0.0.1');
-    await new Promise((r) => busy.once('listening', r));
-    const taken = (busy.address() as { port: number }).port;
+    // Taken once the plan found it free (taken before, the plan refuses it: plan.test.ts).
+    const taken = await freePort();
+    const busy = (await import('node:net')).createServer();
     try {
       const { proc, log } = b.start(pskConfig(taken, redisPort, { combine: 'sha256-concat' }), ['--grace-period', '2s']);
+      await log.waitFor('config loaded', 30_000);
+      await new Promise<void>((r) => busy.listen(taken, '127.0.0.1', r));
       const result = await proc;
       assert.notEqual(result.exitCode, 0, log.text);
       assert.ok(log.find('child started'));

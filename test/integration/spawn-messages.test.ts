@@ -25,10 +25,12 @@ describe('starting the program', () => {
     assert.equal(readFileSync(seen, 'utf8').trim(), where);
   });
 
-  test('a working directory that does not exist: one line naming it, exit 78', async () => {
+  test('a working directory that does not exist: one line naming it, exit 78, before anything is fetched', async () => {
+    b.world.gcp.requests.length = 0;
     const { proc, log } = b.start(b.config({ run: { command: ['true'], workingDir: '/nonexistent/tee-init-work' } }));
     assert.equal((await proc).exitCode, 78, log.text);
-    assert.ok(log.find('its working directory /nonexistent/tee-init-work does not exist or is not a directory (workingDir)'), log.text);
+    assert.ok(log.find('run.workingDir: /nonexistent/tee-init-work does not exist or is not a directory: create it in the image'), log.text);
+    assert.deepEqual(b.world.gcp.requests, [], 'nothing fetched');
   });
 
   test('not on PATH, with a PATH directory the user cannot search: 127 "not found", naming the PATH', async (t) => {

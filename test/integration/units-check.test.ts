@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { planText } from '../../src/config/plan.ts';
+import { checkText } from '../../src/plan/text.ts';
 import { InitError } from '../../src/lib/errors.ts';
 import { runInit } from '../helpers/init.ts';
 
@@ -22,8 +22,9 @@ async function check(config: Record<string, unknown>) {
 
 // check opens file secrets as a boot would: the share is a real file.
 writeFileSync(join(dir, 's1'), 'a-share-of-at-least-sixteen-bytes\n');
-const PSK_SECRETS = { s1: { source: 'file', path: join(dir, 's1') } };
-const psk = (mode: 'server' | 'client') => ({ mode, listen: '127.0.0.1:7000', connect: '127.0.0.1:7001', identities: { Client1: { shares: ['s1'], combine: 'sha256-concat' } } });
+writeFileSync(join(dir, 's2'), 'another-share-of-sixteen-bytes\n');
+const PSK_SECRETS = { s1: { source: 'file', path: join(dir, 's1') }, s2: { source: 'file', path: join(dir, 's2') } };
+const psk = (mode: 'server' | 'client') => ({ mode, listen: '127.0.0.1:0', connect: '127.0.0.1:7001', identities: { Client1: { shares: ['s1', 's2'], combine: 'sha256-concat' } } });
 
 describe('tee-init check with processes:', () => {
   test('with refresh: each process\'s reload and the secrets that trigger it; the schedule; pinned secrets', async () => {
@@ -101,14 +102,14 @@ describe('tee-init check with processes:', () => {
     ['a process named psk beside psk:', { secrets: PSK_SECRETS, processes: { psk: { command: ['a'] } }, psk: psk('client') }, /processes\.psk: the name psk is also a listener's \(psk\); rename the process/],
     ['run.stopSignal that is not a signal', { run: { command: ['x'], stopSignal: 'NOPE' } }, /run\.stopSignal: "NOPE" is not a signal to stop with/],
   ];
-  test('the psk listener is a unit: after every process in server mode, first in client mode', () => {
+  test('the psk listener is a unit: after every process in server mode, first in client mode', async () => {
     const write = (config: Record<string, unknown>) => {
       const file = join(dir, `c${n++}.json`);
       writeFileSync(file, JSON.stringify(config));
-      return planText(file);
+      return checkText(file);
     };
-    assert.match(write({ secrets: PSK_SECRETS, processes: { a: { command: ['a'] }, b: { command: ['b'] } }, psk: psk('server') }), /start order: a, b, psk /);
-    assert.match(write({ secrets: PSK_SECRETS, processes: { app: { command: ['app'], after: ['psk'] } }, psk: psk('client') }), /start order: psk, app /);
+    assert.match(await write({ secrets: PSK_SECRETS, processes: { a: { command: ['a'] }, b: { command: ['b'] } }, psk: psk('server') }), /start order: a, b, psk /);
+    assert.match(await write({ secrets: PSK_SECRETS, processes: { app: { command: ['app'], after: ['psk'] } }, psk: psk('client') }), /start order: psk, app /);
   });
 
   test('a bad config through the command line: one line on stderr naming the field, exit 78', async () => {
@@ -118,12 +119,12 @@ describe('tee-init check with processes:', () => {
     assert.match(err, /^tee-init check: config .*: processes\.a\.after: a cycle/);
   });
 
-  // The same code path in-process (planText is what check runs), to keep the suite fast.
+  // The same code path in-process (checkText is what check runs), to keep the suite fast.
   for (const [what, config, message] of bad) {
-    test(`${what}: a config error (78) naming the field`, () => {
+    test(`${what}: a config error (78) naming the field`, async () => {
       const file = join(dir, `c${n++}.json`);
       writeFileSync(file, JSON.stringify(config));
-      assert.throws(() => planText(file), (e: unknown) => e instanceof InitError && e.exitCode === 78 && message.test(e.message) && !e.message.includes('\n'));
+      await assert.rejects(checkText(file), (e: unknown) => e instanceof InitError && e.exitCode === 78 && message.test(e.message) && !e.message.includes('\n'));
     });
   }
 });

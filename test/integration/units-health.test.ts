@@ -101,13 +101,17 @@ describe('units with listener units (psk) and the health endpoint', () => {
     assert.deepEqual(b.leftovers(), []);
   });
 
-  test('a health port already taken: the boot fails naming health.listen, nothing started, nothing left', async () => {
-    const busy = (await import('node:net')).createServer().listen(0, '127.0.0.1');
-    await new Promise((r) => busy.once('listening', r));
+  test('a health port taken after the plan checked it: the boot fails naming health.listen, nothing started, nothing left', async () => {
+    // Taken before the boot, the plan refuses it (78, test/integration/plan.test.ts); here another
+    // process takes it once the plan has found it free, so the endpoint's own bind fails.
+    const port = await freePort();
+    const busy = (await import('node:net')).createServer();
     try {
-      const config = b.config({ fetch: LOADED_MACHINE_FETCH, processes: { a: { command: unit('a') } }, health: { listen: `127.0.0.1:${(busy.address() as { port: number }).port}` } });
+      const config = b.config({ fetch: LOADED_MACHINE_FETCH, processes: { a: { command: unit('a') } }, health: { listen: `127.0.0.1:${port}` } });
       delete (config as Record<string, unknown>).run;
       const { proc, log } = b.start(config);
+      await log.waitFor('config loaded', 30_000);
+      await new Promise<void>((r) => busy.listen(port, '127.0.0.1', r));
       const result = await proc;
       assert.equal(result.exitCode, 69, log.text);
       assert.match(log.records.find((r) => r.severity === 'ERROR')!.message, /^health\.listen 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)/);
@@ -120,9 +124,9 @@ describe('units with listener units (psk) and the health endpoint', () => {
 
   test('a listener unit that cannot start decides the status with its own code (78); the processes are stopped', async (t) => {
     if (!needs(t, 'redis-server', 'apt-get install redis-server')) return;
-    const busy = (await import('node:net')).createServer().listen(0, '127.0.0.1');
-    await new Promise((r) => busy.once('listening', r));
-    const taken = (busy.address() as { port: number }).port;
+    // Taken once the plan found it free (taken before, the plan refuses it: plan.test.ts).
+    const taken = await freePort();
+    const busy = (await import('node:net')).createServer();
     try {
       const redisPort = await freePort();
       const config = b.config({
@@ -132,6 +136,8 @@ describe('units with listener units (psk) and the health endpoint', () => {
       });
       delete (config as Record<string, unknown>).run;
       const { proc, log } = b.start(config);
+      await log.waitFor('config loaded', 30_000);
+      await new Promise<void>((r) => busy.listen(taken, '127.0.0.1', r));
       const result = await proc;
       assert.equal(result.exitCode, 78, log.text);
       const error = log.records.find((r) => r.severity === 'ERROR')!;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig, parseConfig, problemsOf } from '../../src/config/load.ts';
 import { checkEndpointUrl } from '../../src/config/endpoints.ts';
-import { planText } from '../../src/config/plan.ts';
+import { checkText } from '../../src/plan/text.ts';
 import { InitError } from '../../src/lib/errors.ts';
 
 const DESIGN_EXAMPLE = `
@@ -205,18 +205,18 @@ test('YAML oddities: tags, anchors, deep nesting, huge and non-regular config fi
   }
 });
 
-test('check in-process: both users wrong gives two problems; --etc resolves an image\'s users', () => {
+test('check in-process: both users wrong gives two problems; --etc resolves an image\'s users', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tee-init-cfg-'));
   try {
     const path = join(dir, 'c.yaml');
     writeFileSync(path, 'run: { command: [x], user: "no-such-user" }\noutput: { owner: "1:4294967295" }\n');
-    assert.throws(() => planText(path), (e: unknown) => {
+    await assert.rejects(checkText(path), (e: unknown) => {
       assert.deepEqual(problemsOf(e).map((p) => p.replace(/^config \S+: /, '').replace(/:.*/, '')), ['run.user', 'output.owner']);
       return true;
     });
     writeFileSync(path, 'run: { command: [x], user: envoy }\n');
-    assert.match(planText(path, { etc: join(import.meta.dirname, '..', 'fixtures', 'image-etc') }), /as user envoy \(uid 101, gid 101 in /);
-    assert.throws(() => planText(path, { etc: dir }), (e: unknown) => {
+    assert.match(await checkText(path, { etc: join(import.meta.dirname, '..', 'fixtures', 'image-etc') }), /as user envoy \(uid 101, gid 101 in /);
+    await assert.rejects(checkText(path, { etc: dir }), (e: unknown) => {
       assert.match(problemsOf(e)[0]!, /--etc \S+: there is no passwd file in it: give the image's \/etc directory$/);
       return true;
     });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { planText } from '../../src/config/plan.ts';
+import { checkText } from '../../src/plan/text.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { LISTENER_CONFIGS } from '../../src/config/listeners/index.ts';
 import { configuredListeners } from '../../src/config/schema-listeners.ts';
@@ -64,7 +64,7 @@ test('cross-listener rules: psk: and listeners.psk both, two listeners on one po
   configErr(`${SECRETS}listeners: { a: ${PSK}, b: ${PSK} }`, /listeners\.b\.listen: port 8081 is also the port of listeners\.a/);
 });
 
-test('tee-init check lists each listener with its type, mode, addresses and secrets', () => {
+test('tee-init check lists each listener with its type, mode, addresses and secrets', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tee-init-plan-'));
   try {
     const file = join(dir, 'c.yaml');
@@ -75,7 +75,7 @@ listeners:
   mesh: { type: tls, mode: permissive, listen: "0.0.0.0:8443", connect: "127.0.0.1:8080", tls: { cert: c, key: k, ca: a } }
 run: { command: [sleep, "1"] }
 `);
-    const text = planText(file);
+    const text = await checkText(file);
     assert.match(text, /^listeners +psk: psk server, listen 0\.0\.0\.0:8081 -> 127\.0\.0\.1:2 \(secrets s1, s2\)$/m);
     assert.match(text, /^ +mesh: tls permissive, listen 0\.0\.0\.0:8443 -> 127\.0\.0\.1:8080 \(secrets c, k, a\)$/m);
     assert.doesNotMatch(text, /not referenced/);

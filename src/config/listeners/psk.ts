@@ -40,6 +40,8 @@ function crossChecks(c: Fields, ctx: z.core.$RefinementCtx): void {
     }
     if (ident.combine === 'shamir') thresholdChecks(ident, (path, message) => ctx.addIssue({ code: 'custom', path: ['identities', id, ...path], message }));
     else {
+      // The boot's combine refuses it too (combine.ts); said here so check and the boot agree before any fetch.
+      if (ident.shares.length < 2) ctx.addIssue({ code: 'custom', path: ['identities', id, 'shares'], message: `needs at least 2 shares, got ${ident.shares.length}; a key from one share is that one party's key` });
       for (const field of ['threshold', 'verify'] as const) {
         if (ident[field] !== undefined) ctx.addIssue({ code: 'custom', path: ['identities', id, field], message: `${field} applies to combine: shamir only` });
       }
