@@ -2,7 +2,7 @@ import { takeEarlySignals } from '../early-signals.ts';
 import { AbortedBySignal } from '../errors.ts';
 import type { Log } from '../log.ts';
 import { Child, type ChildExit, type ChildSpec } from './child.ts';
-import { FORWARDED_SIGNALS, STOP_SIGNALS } from './signals.ts';
+import { listenedSignals, STOP_SIGNALS } from './signals.ts';
 
 export type { ChildExit, ChildSpec } from './child.ts';
 
@@ -58,7 +58,7 @@ export class Supervisor {
     this.gracePeriodMs = options.gracePeriodMs;
     this.stopSignal = options.stopSignal ?? 'SIGTERM';
     this.#signalGroup = options.signalGroup;
-    for (const sig of FORWARDED_SIGNALS) process.on(sig, this.#onSignal);
+    for (const sig of listenedSignals()) process.on(sig, this.#onSignal);
     // Signals that arrived while the init was loading: acted on now, in order, as bootstrap ones.
     for (const sig of takeEarlySignals()) this.#onSignal(sig);
   }
@@ -130,7 +130,7 @@ export class Supervisor {
 
   /** Removes the signal listeners (tests and in-process embedding only). */
   dispose(): void {
-    for (const sig of FORWARDED_SIGNALS) process.off(sig, this.#onSignal);
+    for (const sig of listenedSignals()) process.off(sig, this.#onSignal);
   }
 
   readonly #onSignal = (signal: NodeJS.Signals): void => {
