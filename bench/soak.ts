@@ -82,7 +82,8 @@ const configPath = join(dir, 'config.json');
 writeFileSync(configPath, JSON.stringify(config));
 
 const nodeArgs = values['node-args'].split(/\s+/).filter(Boolean);
-const init = spawn(process.execPath, ['--disable-sigusr1', ...nodeArgs, bundlePath(), '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1' } });
+// TEE_INIT_BUNDLE: a copy of dist/ to soak, so that rebuilding dist/ meanwhile does not pull chunks from under it.
+const init = spawn(process.execPath, ['--disable-sigusr1', ...nodeArgs, process.env.TEE_INIT_BUNDLE ?? bundlePath(), '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1' } });
 children.add(init);
 const log = new LogTail();
 init.stderr!.setEncoding('utf8').on('data', (c: string) => log.push(c));

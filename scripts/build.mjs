@@ -93,7 +93,7 @@ else {
 // starting it reads and links a single module. Whatever runs only with a config (YAML, zod,
 // jose, the Google clients, TLS-PSK) is a second build, loaded by import() from dist/:
 // each dynamic import of the entry must be one of these.
-const LAZY = { verify: 'src/tools/verify.ts', pipeline: 'src/pipeline.ts', plan: 'src/config/plan.ts', proxy: 'src/proxy/start.ts', 'proxy-worker': 'src/proxy/worker.ts', run: 'src/run/index.ts', shares: 'src/tools/shares.ts', labels: 'src/tools/labels.ts' };
+const LAZY = { verify: 'src/tools/verify.ts', pipeline: 'src/pipeline.ts', plan: 'src/config/plan.ts', proxy: 'src/proxy/start.ts', 'proxy-worker': 'src/proxy/worker.ts', 'splice-thread': 'src/proxy/splice-thread.ts', run: 'src/run/index.ts', shares: 'src/tools/shares.ts', labels: 'src/tools/labels.ts' };
 const lazyByPath = new Map(Object.entries(LAZY).map(([name, file]) => [join(root, file), `./${name}.js`]));
 const lazyExternal = {
   name: 'lazy-external',
