@@ -12,6 +12,7 @@
 // bytes queued, koffi missing, the thread unavailable) goes through pipeSockets as before.
 import type { Socket } from 'node:net';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { guard } from './boundary.ts';
 import type { PipeOptions, PipeResult } from './pipe.ts';
 import { type SpliceLibc, spliceLibc } from './splice-libc.ts';
 import type { FromSplice, ToSplice } from './splice-thread.ts';
@@ -32,6 +33,8 @@ interface Live {
   /** Node sockets not yet closed. */
   open: number;
   counted: { fromClient: number; toClient: number };
+  /** The listener's failure boundary for this connection: its handlers run inside it. */
+  onFault(err: unknown): void;
 }
 
 interface NodeHandle { fd?: number; reading?: boolean; readStop?(): number }
@@ -66,22 +69,22 @@ class SpliceThread {
     this.#worker.unref();
   }
 
-  hand(client: Socket, upstream: Socket, fds: { client: number; upstream: number; c2u: [number, number]; u2c: [number, number] }, inC2U: number, inU2C: number, pipeBytes: number, options: PipeOptions): void {
+  hand(client: Socket, upstream: Socket, fds: { client: number; upstream: number; c2u: [number, number]; u2c: [number, number] }, inC2U: number, inU2C: number, pipeBytes: number, options: PipeOptions, onFault: (err: unknown) => void): void {
     const id = this.#next++;
     const live: Live = {
       client, upstream, fds: [fds.client, fds.upstream, ...fds.c2u, ...fds.u2c], options, done: false, open: 2,
-      result: { bytesFromClient: 0, bytesToClient: 0, end: 'closed' }, counted: { fromClient: 0, toClient: 0 },
+      result: { bytesFromClient: 0, bytesToClient: 0, end: 'closed' }, counted: { fromClient: 0, toClient: 0 }, onFault,
     };
     this.#live.set(id, live);
     for (const s of [client, upstream]) {
       s.on('error', () => {}); // nothing reads or writes them any more; a late error is moot
-      s.once('close', () => {
+      s.once('close', guard(onFault, () => {
         live.open--;
         // Destroyed from here (close(), the failure boundary): the thread lets go of it too.
         if (!live.done) this.#send({ op: 'cancel', id });
         for (const other of [client, upstream]) other.destroy();
         this.#settle(id, live);
-      });
+      }));
     }
     this.#send({ op: 'add', id, fds, inC2U, inU2C, idleMs: options.idleTimeoutMs, pipeBytes });
   }
@@ -107,7 +110,10 @@ class SpliceThread {
       return;
     }
     const live = this.#live.get(m.id);
-    if (!live) return;
+    if (live) guard(live.onFault, () => this.#closed(m, live))();
+  }
+
+  #closed(m: Extract<FromSplice, { op: 'closed' }>, live: Live): void {
     live.done = true;
     this.#count(live, m.fromClient, m.toClient);
     Object.assign(live.result, { bytesFromClient: m.fromClient, bytesToClient: m.toClient });
@@ -132,9 +138,11 @@ class SpliceThread {
       if (!live.done) for (const fd of live.fds) this.#lib.close(fd);
       live.done = true;
       if (live.result.end === 'closed') live.result.end = 'error';
-      live.client.destroy();
-      live.upstream.destroy();
-      this.#settle(id, live);
+      guard(live.onFault, () => {
+        live.client.destroy();
+        live.upstream.destroy();
+        this.#settle(id, live);
+      })();
     }
     for (const fd of this.#wake) this.#lib.close(fd);
     this.#port.close();
@@ -184,7 +192,7 @@ function takeBuffered(s: Socket): Buffer {
  * Hands both plaintext sockets to the splice thread; false (nothing changed) when this
  * connection cannot take the kernel path, and the caller pipes it with pipeSockets.
  */
-export function spliceSockets(client: Socket, upstream: Socket, options: PipeOptions): boolean {
+export function spliceSockets(client: Socket, upstream: Socket, options: PipeOptions, onFault: (err: unknown) => void): boolean {
   if (!quiet(client) || !quiet(upstream)) return false;
   const t = spliceThread();
   if (!t) return false;
@@ -204,7 +212,7 @@ export function spliceSockets(client: Socket, upstream: Socket, options: PipeOpt
     const [u2cR, u2cW, u2cSize] = lib.pipe(PIPE_BYTES);
     made.push(u2cR, u2cW);
     if (!lib.writeAll(c2uW, headC) || !lib.writeAll(u2cW, headU)) throw new Error('the first bytes do not fit a pipe');
-    t.hand(client, upstream, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, Math.min(c2uSize, u2cSize), options);
+    t.hand(client, upstream, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, Math.min(c2uSize, u2cSize), options, onFault);
     return true;
   } catch {
     for (const fd of made) lib.close(fd);
