@@ -42,8 +42,11 @@ const { values } = parseArgs({
     idle: { type: 'string' },
     http: { type: 'string' },
     only: { type: 'string' },
+    'init-node-args': { type: 'string', default: '' },
   },
 });
+/** --init-node-args="--max-semi-space-size=1": node flags for the inits only (trials of the start line). */
+const INIT_NODE_ARGS = values['init-node-args'].split(/\s+/).filter(Boolean);
 /** --only psk,mtls,permissive,tunnel,egress: just those sections (a run of the rows a change touches). */
 const ONLY = new Set((values.only ?? 'psk,mtls,permissive,tunnel,egress').split(','));
 const Q = values.quick;
@@ -149,7 +152,7 @@ async function startInitWith(listeners: Record<string, Record<string, unknown> &
   };
   const file = join(dir, `init-${Object.values(listeners)[0]!.listen.split(':')[1]}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const proc = spawnTracked([process.execPath, '--disable-sigusr1', bundlePath(), '--config', file], env);
+  const proc = spawnTracked([process.execPath, '--disable-sigusr1', ...INIT_NODE_ARGS, bundlePath(), '--config', file], env);
   for (const l of Object.values(listeners)) {
     await waitForPort({ host: '127.0.0.1', port: Number(l.listen.split(':')[1]) }, quiet, { timeoutMs: 60_000, intervalMs: 20 });
   }

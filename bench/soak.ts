@@ -7,7 +7,8 @@
 // squares over the second half, MiB per minute) are printed. Target: ≤ 90 MB at 10 minutes, no
 // growth trend.
 // Usage: npm run bench:soak -- [--minutes 10] [--sample 10] [--rotate-every 10] [--workers N]
-//   [--node-args "--max-semi-space-size=1"] (extra node flags, for trials)
+//   [--node-args="--max-semi-space-size=1"] (node flags, for trials; default: those of the
+//   bundle's start line, as the shebang runs it)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ const { values } = parseArgs({
     sample: { type: 'string', default: '10' },
     'rotate-every': { type: 'string', default: '10' },
     workers: { type: 'string' },
-    'node-args': { type: 'string', default: '' },
+    'node-args': { type: 'string' },
   },
 });
 const MINUTES = Number(values.minutes);
@@ -81,9 +82,11 @@ const config = {
 const configPath = join(dir, 'config.json');
 writeFileSync(configPath, JSON.stringify(config));
 
-const nodeArgs = values['node-args'].split(/\s+/).filter(Boolean);
+const bundle = process.env.TEE_INIT_BUNDLE ?? bundlePath();
+const startLine = /exec node (.*?) "\$0"/.exec(readFileSync(bundle, 'utf8').split('\n')[1] ?? '')?.[1] ?? '';
+const nodeArgs = (values['node-args'] ?? startLine).split(/\s+/).filter((a) => a && a !== '--disable-sigusr1');
 // TEE_INIT_BUNDLE: a copy of dist/ to soak, so that rebuilding dist/ meanwhile does not pull chunks from under it.
-const init = spawn(process.execPath, ['--disable-sigusr1', ...nodeArgs, process.env.TEE_INIT_BUNDLE ?? bundlePath(), '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1' } });
+const init = spawn(process.execPath, ['--disable-sigusr1', ...nodeArgs, bundle, '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1' } });
 children.add(init);
 const log = new LogTail();
 init.stderr!.setEncoding('utf8').on('data', (c: string) => log.push(c));

@@ -9,7 +9,7 @@ import { EAGAIN, EINTR, errnoName, POLLIN, POLLNVAL, POLLOUT, spliceLibc } from 
 
 export interface SpliceFds { client: number; upstream: number; c2u: [number, number]; u2c: [number, number] }
 export type ToSplice =
-  | { op: 'add'; id: number; fds: SpliceFds; inC2U: number; inU2C: number; idleMs: number; pipeBytes: number }
+  | { op: 'add'; id: number; group: number; fds: SpliceFds; inC2U: number; inU2C: number; idleMs: number; pipeBytes: number }
   | { op: 'cancel'; id: number };
 export type FromSplice =
   | { op: 'closed'; id: number; fromClient: number; toClient: number; end: 'closed' | 'idle' | 'error'; reason?: string }
@@ -17,14 +17,16 @@ export type FromSplice =
   | { op: 'bytes'; counts: number[] };
 
 interface Direction { src: number; dst: number; r: number; w: number; inPipe: number; eof: boolean; shut: boolean; bytes: number }
-interface Conn { id: number; fds: number[]; c2u: Direction; u2c: Direction; idleMs: number; last: number; cap: number; reported: [number, number] }
+interface Conn { id: number; group: number; fds: number[]; c2u: Direction; u2c: Direction; idleMs: number; last: number; cap: number; reported: [number, number] }
 
 /** Longest poll: a terminate() from the parent is noticed within this (V8 stops JS, not a syscall). */
 const MAX_WAIT_MS = 1_000;
 /** Live byte counts go to the listener at most this often. */
 const REPORT_MS = 1_000;
 
-const { wake, port } = workerData as { wake: number; port: MessagePort };
+const { wake, port, table: sab } = workerData as { wake: number; port: MessagePort; table: SharedArrayBuffer };
+/** fd + 1 per open fd, six per connection (./splice.ts): cleared before each close. */
+const table = new Int32Array(sab);
 const lib = spliceLibc();
 const conns = new Map<number, Conn>();
 let pollfds = Buffer.alloc(8 * 64);
@@ -39,7 +41,7 @@ function add(m: Extract<ToSplice, { op: 'add' }>): void {
   // What Node had read counts as moved: it came from that side.
   const dir = (src: number, dst: number, [r, w]: [number, number], inPipe: number): Direction => ({ src, dst, r, w, inPipe, eof: false, shut: false, bytes: inPipe });
   const c: Conn = {
-    id: m.id, fds: [client, upstream, ...c2u, ...u2c], idleMs: m.idleMs, last: performance.now(), cap: m.pipeBytes, reported: [0, 0],
+    id: m.id, group: m.group, fds: [client, upstream, ...c2u, ...u2c], idleMs: m.idleMs, last: performance.now(), cap: m.pipeBytes, reported: [0, 0],
     c2u: dir(client, upstream, c2u, m.inC2U), u2c: dir(upstream, client, u2c, m.inU2C),
   };
   conns.set(m.id, c);
@@ -65,7 +67,11 @@ function report(): void {
 
 function end(c: Conn, how: 'closed' | 'idle' | 'error', reason?: string): void {
   if (!conns.delete(c.id)) return;
-  for (const fd of c.fds) lib.close(fd);
+  // Cleared first: a thread ended between the two leaks one fd rather than closing a reused one twice.
+  c.fds.forEach((fd, k) => {
+    Atomics.store(table, c.group * c.fds.length + k, 0);
+    lib.close(fd);
+  });
   post({ op: 'closed', id: c.id, fromClient: c.c2u.bytes, toClient: c.u2c.bytes, end: how, ...(reason ? { reason } : {}) });
 }
 

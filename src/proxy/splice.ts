@@ -15,17 +15,55 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { guard } from './boundary.ts';
 import type { PipeOptions, PipeResult } from './pipe.ts';
 import { type SpliceLibc, spliceLibc } from './splice-libc.ts';
-import type { FromSplice, ToSplice } from './splice-thread.ts';
+import type { FromSplice, SpliceFds, ToSplice } from './splice-thread.ts';
 
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './splice-thread.ts' : './splice-thread.js', import.meta.url);
 /** Per direction; a larger pipe is fewer splices per MiB (the kernel may give less: measured). */
 const PIPE_BYTES = 256 * 1024;
 const WAKE = Buffer.from([1]);
 
+/**
+ * The fds the splice thread holds, six per connection (client, upstream, two pipes), each as
+ * fd + 1 in a shared table: the thread clears an entry before it closes that fd, so whoever
+ * outlives the thread (this thread if the splice thread dies, the init's thread if this listener
+ * worker ends, even terminated or out of memory) closes exactly what is still open. Connections
+ * beyond FD_GROUPS at once in one thread take Node's pipe.
+ */
+const FD_GROUPS = 4096;
+const FDS_PER_CONN = 6;
+/** Plus two entries at the end: the thread's wake-up pipe. */
+export const newSpliceFdTable = (): SharedArrayBuffer => new SharedArrayBuffer(4 * (FDS_PER_CONN * FD_GROUPS + 2));
+const WAKE_ENTRY = FDS_PER_CONN * FD_GROUPS;
+let table: Int32Array | undefined;
+let freeGroups: number[] | undefined;
+/** A listener worker's table, from the init's thread (which closes what is left when the worker ends). */
+export function useSpliceFdTable(sab: SharedArrayBuffer): void {
+  table = new Int32Array(sab);
+}
+function fdTable(): Int32Array {
+  table ??= new Int32Array(newSpliceFdTable());
+  return table;
+}
+/** Closes every fd still recorded in `sab` (its splice thread is gone). */
+export function closeRecordedFds(sab: SharedArrayBuffer, t = new Int32Array(sab)): void {
+  for (let i = 0; i < t.length; i++) {
+    const v = Atomics.exchange(t, i, 0);
+    if (v > 0) spliceLibc().close(v - 1);
+  }
+}
+function closeGroup(group: number): void {
+  const t = fdTable();
+  for (let k = 0; k < FDS_PER_CONN; k++) {
+    const v = Atomics.exchange(t, group * FDS_PER_CONN + k, 0);
+    if (v > 0) spliceLibc().close(v - 1);
+  }
+}
+
 interface Live {
   client: Socket;
   upstream: Socket;
-  fds: number[];
+  /** Its entries in the fd table. */
+  group: number;
   options: PipeOptions;
   result: PipeResult;
   /** The thread has closed its fds (or died). */
@@ -53,12 +91,14 @@ class SpliceThread {
     this.#lib = lib;
     const [r, w] = lib.pipe(4096);
     this.#wake = [r, w];
+    Atomics.store(fdTable(), WAKE_ENTRY, r + 1);
+    Atomics.store(fdTable(), WAKE_ENTRY + 1, w + 1);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     port1.unref(); // only ever posted to
     // A small heap: the loop allocates a few objects per connection, never the bytes.
     this.#worker = new Worker(THREAD_URL, {
-      workerData: { wake: r, port: port2 }, transferList: [port2], stdout: false, stderr: false,
+      workerData: { wake: r, port: port2, table: fdTable() }, transferList: [port2], stdout: false, stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     });
     this.#worker.on('message', (m: FromSplice) => this.#onMessage(m));
@@ -69,10 +109,10 @@ class SpliceThread {
     this.#worker.unref();
   }
 
-  hand(client: Socket, upstream: Socket, fds: { client: number; upstream: number; c2u: [number, number]; u2c: [number, number] }, inC2U: number, inU2C: number, pipeBytes: number, options: PipeOptions, onFault: (err: unknown) => void): void {
+  hand(client: Socket, upstream: Socket, group: number, fds: SpliceFds, inC2U: number, inU2C: number, pipeBytes: number, options: PipeOptions, onFault: (err: unknown) => void): void {
     const id = this.#next++;
     const live: Live = {
-      client, upstream, fds: [fds.client, fds.upstream, ...fds.c2u, ...fds.u2c], options, done: false, open: 2,
+      client, upstream, group, options, done: false, open: 2,
       result: { bytesFromClient: 0, bytesToClient: 0, end: 'closed' }, counted: { fromClient: 0, toClient: 0 }, onFault,
     };
     this.#live.set(id, live);
@@ -86,7 +126,7 @@ class SpliceThread {
         this.#settle(id, live);
       }));
     }
-    this.#send({ op: 'add', id, fds, inC2U, inU2C, idleMs: options.idleTimeoutMs, pipeBytes });
+    this.#send({ op: 'add', id, group, fds, inC2U, inU2C, idleMs: options.idleTimeoutMs, pipeBytes });
   }
 
   #send(m: ToSplice): void {
@@ -128,6 +168,7 @@ class SpliceThread {
 
   #settle(id: number, live: Live): void {
     if (!live.done || live.open > 0 || !this.#live.delete(id)) return;
+    freeGroups!.push(live.group);
     live.options.onClose(live.result);
   }
 
@@ -135,7 +176,7 @@ class SpliceThread {
     this.dead = true;
     // The thread is gone and cannot close what it held: its connections end here.
     for (const [id, live] of this.#live) {
-      if (!live.done) for (const fd of live.fds) this.#lib.close(fd);
+      closeGroup(live.group); // what the thread had not closed yet
       live.done = true;
       if (live.result.end === 'closed') live.result.end = 'error';
       guard(live.onFault, () => {
@@ -144,7 +185,10 @@ class SpliceThread {
         this.#settle(id, live);
       })();
     }
-    for (const fd of this.#wake) this.#lib.close(fd);
+    for (const k of [WAKE_ENTRY, WAKE_ENTRY + 1]) {
+      const v = Atomics.exchange(fdTable(), k, 0);
+      if (v > 0) this.#lib.close(v - 1);
+    }
     this.#port.close();
   }
 }
@@ -196,26 +240,33 @@ export function spliceSockets(client: Socket, upstream: Socket, options: PipeOpt
   if (!quiet(client) || !quiet(upstream)) return false;
   const t = spliceThread();
   if (!t) return false;
+  freeGroups ??= Array.from({ length: FD_GROUPS }, (_, i) => FD_GROUPS - 1 - i);
+  const group = freeGroups.pop();
+  if (group === undefined) return false;
   const lib = spliceLibc();
+  const slots = fdTable();
+  let made = 0;
+  const record = (fd: number): number => (Atomics.store(slots, group * FDS_PER_CONN + made++, fd + 1), fd);
   stopReading(client);
   stopReading(upstream);
   const headC = takeBuffered(client);
   const headU = takeBuffered(upstream);
-  const made: number[] = [];
   try {
-    const c = lib.dup(handleOf(client)!.fd!);
-    made.push(c);
-    const u = lib.dup(handleOf(upstream)!.fd!);
-    made.push(u);
+    // In the order the thread closes them: client, upstream, c2u pipe, u2c pipe.
+    const c = record(lib.dup(handleOf(client)!.fd!));
+    const u = record(lib.dup(handleOf(upstream)!.fd!));
     const [c2uR, c2uW, c2uSize] = lib.pipe(PIPE_BYTES);
-    made.push(c2uR, c2uW);
+    record(c2uR);
+    record(c2uW);
     const [u2cR, u2cW, u2cSize] = lib.pipe(PIPE_BYTES);
-    made.push(u2cR, u2cW);
+    record(u2cR);
+    record(u2cW);
     if (!lib.writeAll(c2uW, headC) || !lib.writeAll(u2cW, headU)) throw new Error('the first bytes do not fit a pipe');
-    t.hand(client, upstream, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, Math.min(c2uSize, u2cSize), options, onFault);
+    t.hand(client, upstream, group, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, Math.min(c2uSize, u2cSize), options, onFault);
     return true;
   } catch {
-    for (const fd of made) lib.close(fd);
+    closeGroup(group);
+    freeGroups.push(group);
     // Back to Node's pipe, which resumes reading, with what had been read put back first.
     if (headC.length > 0) client.unshift(headC);
     if (headU.length > 0) upstream.unshift(headU);
