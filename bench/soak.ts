@@ -40,6 +40,8 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
+// Stopped early (Ctrl-C): the 'exit' handler above still takes the init and redis down.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
 const pki = createPki(join(dir, 'pki'));
 const pairs = [pki.server, issue(pki.dir, pki.ca, 'server-b', 'soak-b', leaf('serverAuth', ['IP:127.0.0.1']))];
