@@ -1,6 +1,6 @@
 // The data plane against its floor and stunnel, in one interleaved run (issues 11 and 19).
 // Usage:
-//   node bench/proxy.ts [--quick] [--bytes 256M] [--runs 3] [--requests 50000] [--clients 50]
+//   node bench/proxy.ts [--quick] [--bytes 256M] [--runs 3] [--requests 50000] [--clients 50] [--only permissive,...]
 //     [--idle 1000] [--http 2000]
 // --quick: 16 MiB, 1 run, 5000 PINGs, 100 idle connections, 300 HTTP requests (a smoke run).
 // Needs stunnel, redis-server, redis-benchmark. `npm run bench:proxy` builds first.
@@ -41,8 +41,14 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '50' },
     idle: { type: 'string' },
     http: { type: 'string' },
+    only: { type: 'string' },
+    'init-node-args': { type: 'string', default: '' },
   },
 });
+/** --init-node-args="--max-semi-space-size=1": node flags for the inits only (trials of the start line). */
+const INIT_NODE_ARGS = values['init-node-args'].split(/\s+/).filter(Boolean);
+/** --only psk,mtls,permissive,tunnel,egress: just those sections (a run of the rows a change touches). */
+const ONLY = new Set((values.only ?? 'psk,mtls,permissive,tunnel,egress').split(','));
 const Q = values.quick;
 const BYTES = parseSize(values.bytes ?? (Q ? '16M' : '256M'));
 const RUNS = Number(values.runs ?? (Q ? 1 : 3));
@@ -69,8 +75,8 @@ writeFileSync(join(dir, 'share_b'), SHARE_B);
 const PSK_FILE = join(dir, 'psk.txt');
 writeFileSync(PSK_FILE, `Client1:${KEY_HEX}\n`, { mode: 0o600 });
 
-function spawnTracked(argv: string[]): ChildProcess {
-  const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1,localhost' } });
+function spawnTracked(argv: string[], env: Record<string, string> = {}): ChildProcess {
+  const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1,localhost', ...env } });
   children.add(p);
   let err = '';
   p.stderr!.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-4000)));
@@ -137,7 +143,7 @@ const SECRETS = {
 const PSK_IDENTITIES = { Client1: { shares: ['share_a', 'share_b'], combine: 'sha256-concat' } };
 
 /** The whole init (the bundle) with `listeners` (each listen port given), beside a placeholder program. */
-async function startInitWith(listeners: Record<string, Record<string, unknown> & { listen: string }>): Promise<ChildProcess> {
+async function startInitWith(listeners: Record<string, Record<string, unknown> & { listen: string }>, env: Record<string, string> = {}): Promise<ChildProcess> {
   const config = {
     log: { level: 'error' },
     secrets: Object.fromEntries(Object.entries(SECRETS).map(([name, path]) => [name, { source: 'file', path }])),
@@ -146,14 +152,14 @@ async function startInitWith(listeners: Record<string, Record<string, unknown> &
   };
   const file = join(dir, `init-${Object.values(listeners)[0]!.listen.split(':')[1]}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const proc = spawnTracked([process.execPath, '--disable-sigusr1', bundlePath(), '--config', file]);
+  const proc = spawnTracked([process.execPath, '--disable-sigusr1', ...INIT_NODE_ARGS, bundlePath(), '--config', file], env);
   for (const l of Object.values(listeners)) {
     await waitForPort({ host: '127.0.0.1', port: Number(l.listen.split(':')[1]) }, quiet, { timeoutMs: 60_000, intervalMs: 20 });
   }
   return proc;
 }
 
-async function startInit(auth: Auth | 'permissive', targets: Targets, workers?: number): Promise<Server> {
+async function startInit(auth: Auth | 'permissive', targets: Targets, workers?: number, nodePipe = false): Promise<Server> {
   const ports = { sink: await freePort(), redis: await freePort() };
   const tls = { cert: 'cert', key: 'key', ca: 'ca' };
   const w = workers === undefined ? {} : { workers };
@@ -163,9 +169,9 @@ async function startInit(auth: Auth | 'permissive', targets: Targets, workers?: 
       : { type: 'tls', mode: auth === 'mtls' ? 'strict' : 'permissive', tls }),
     listen: `127.0.0.1:${port}`, connect: `127.0.0.1:${to}`, maxConnections: 20_000, ...w,
   });
-  const proc = await startInitWith({ sink: listener(ports.sink, targets.sink), redis: listener(ports.redis, targets.redis) });
+  const proc = await startInitWith({ sink: listener(ports.sink, targets.sink), redis: listener(ports.redis, targets.redis) }, nodePipe ? { TEE_INIT_SPLICE: 'off' } : {});
   const name = auth === 'permissive'
-    ? `tee-init permissive${workers === 0 ? ', workers: 0' : ''}`
+    ? `tee-init permissive${workers === 0 ? ', workers: 0' : ''}${nodePipe ? ', Node pipe (TEE_INIT_SPLICE=off)' : ''}`
     : `tee-init${workers === 0 ? ', workers: 0' : `, ${workers ?? Math.min(cpus().length, 4)} workers (default)`}`;
   return { name, pids: [proc.pid!], ports, procs: [proc] };
 }
@@ -324,7 +330,7 @@ async function main(): Promise<void> {
   const targets = { sink: sink.port, redis: redisPort };
   const sections: string[] = [];
 
-  for (const auth of ['psk', 'mtls'] as const) {
+  for (const auth of (['psk', 'mtls'] as const).filter((a) => ONLY.has(a))) {
     const servers = [await startStunnel(auth, false, targets), await startFloor(auth, targets), await startInit(auth, targets), await startInit(auth, targets, 0)];
     // One stunnel client per server, so every path has the same client hop.
     const clients = await Promise.all(servers.map((s) => startStunnel(auth, true, s.ports)));
@@ -339,11 +345,13 @@ async function main(): Promise<void> {
     await Promise.all([...servers, ...clients].flatMap((s) => s.procs.map(stop)));
   }
 
-  // Permissive mode's plaintext path against direct TCP and Node's own pipe.
-  {
+  // Permissive mode's plaintext path (splice(2)) against direct TCP, Node's own pipe, and the
+  // init's Node pipe path.
+  if (ONLY.has('permissive')) {
     const servers = [
       { name: 'direct TCP', pids: [], ports: targets, procs: [] } as Server,
       await startFloor('plain', targets), await startInit('permissive', targets), await startInit('permissive', targets, 0),
+      await startInit('permissive', targets, undefined, true),
     ];
     const rows = await measure(sink, servers, servers.map((s) => s.ports));
     const [d, floor] = [rows[0]!, rows[1]!];
@@ -355,7 +363,7 @@ async function main(): Promise<void> {
   }
 
   // The tunnel pair (h2c) against the PSK pair: two inits each, CPU is both hops'.
-  {
+  if (ONLY.has('tunnel')) {
     const servers = [await startPair('psk', targets), await startPair('h2c', targets)];
     const rows = await measure(sink, servers, servers.map((s) => s.ports));
     const base = rows[0]!;
@@ -368,7 +376,7 @@ async function main(): Promise<void> {
 
   // The egress proxy (an http-proxy listener, a route without a token) against direct https to
   // the same service, sequential GETs on one kept-alive connection.
-  {
+  if (ONLY.has('egress')) {
     const service = createHttpsServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key), keepAliveTimeout: 60_000 }, (_req, res) => res.end('hello\n'));
     service.listen(0, '127.0.0.1');
     await once(service, 'listening');

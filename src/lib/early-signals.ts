@@ -2,7 +2,7 @@
 // from then on no forwarded signal meets its default action, which would kill the init (exit
 // 129 for a SIGHUP 40-100 ms after start) or, as PID 1, silently drop it. Signals are only
 // queued here; the Supervisor takes them over, and acts on them, once it exists.
-import { FORWARDED_SIGNALS } from './signals.ts';
+import { listenedSignals } from './signals.ts';
 
 const pending: NodeJS.Signals[] = [];
 const queue = (signal: NodeJS.Signals): void => {
@@ -10,7 +10,7 @@ const queue = (signal: NodeJS.Signals): void => {
 };
 
 export function installEarlySignals(): void {
-  for (const signal of FORWARDED_SIGNALS) process.on(signal, queue);
+  for (const signal of listenedSignals()) process.on(signal, queue);
 }
 
 /**
@@ -18,6 +18,6 @@ export function installEarlySignals(): void {
  * listeners first: removing the last listener of a signal restores its default action.
  */
 export function takeEarlySignals(): NodeJS.Signals[] {
-  for (const signal of FORWARDED_SIGNALS) process.off(signal, queue);
+  for (const signal of listenedSignals()) process.off(signal, queue);
   return pending.splice(0);
 }

@@ -32,8 +32,8 @@ export interface Libc {
   lockExclusive(fd: number): boolean;
 }
 
-interface KoffiFn { (...args: unknown[]): number }
-interface Koffi {
+export interface KoffiFn { (...args: unknown[]): number }
+export interface Koffi {
   load(path: string | null): { func(signature: string): KoffiFn };
   errno(): number;
   sizeof(type: string): number;
@@ -43,7 +43,7 @@ interface Koffi {
  * The bundle ships koffi's native module next to itself (dist/native/<libc>_<arch>/koffi.node);
  * from source, it comes from koffi's per-platform npm package.
  */
-function loadKoffi(): Koffi {
+export function loadKoffi(): Koffi {
   const require = createRequire(import.meta.url);
   const here = dirname(fileURLToPath(import.meta.url));
   const errors: string[] = [];

@@ -50,6 +50,17 @@ export const FORWARDED_SIGNALS = [
 
 export type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
 
+/**
+ * The signals the init listens for (and so forwards): FORWARDED_SIGNALS, less SIGPROF while the
+ * init itself is being profiled (--cpu-prof or --prof, on its command line or in NODE_OPTIONS).
+ * V8's sampler ticks on SIGPROF sent to the init's own threads: a listener would take its
+ * handler (an empty profile) and forward every tick, killing a program that does not handle it.
+ */
+export function listenedSignals(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): readonly ForwardedSignal[] {
+  const profiled = [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => /^--(cpu-prof|prof)(=|$)/.test(a));
+  return profiled ? FORWARDED_SIGNALS.filter((s) => s !== 'SIGPROF') : FORWARDED_SIGNALS;
+}
+
 /** Stop-the-job signals, whose default action the kernel skips in an orphaned process group. */
 export const JOB_CONTROL_SIGNALS: ReadonlySet<string> = new Set(['SIGTSTP', 'SIGTTIN', 'SIGTTOU']);
 

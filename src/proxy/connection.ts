@@ -5,7 +5,8 @@ import type { Log } from '../lib/log.ts';
 import type { FaultSink } from './boundary.ts';
 import { formatHostPort, type HostPort } from '../lib/address.ts';
 import type { LimitedWarn } from '../lib/log-limit.ts';
-import { pipeSockets } from './pipe.ts';
+import { type PipeOptions, pipeSockets } from './pipe.ts';
+import { spliceSockets } from './splice.ts';
 import type { ProxyStats } from './stats.ts';
 
 export interface ProxyTimeouts {
@@ -100,7 +101,7 @@ export function dialUpstream(
 /** Both sides are up: count it, log it, pipe until both close. `secure` is the TLS side, if any. */
 export function startPiping(ctx: ModeContext, client: Socket, upstream: Socket, secure: TLSSocket | undefined, fields: Fields, t0: number): void {
   opened(ctx, secure, fields, t0);
-  pipeSockets(client, upstream, {
+  const options: PipeOptions = {
     idleTimeoutMs: ctx.timeouts.idleMs,
     stats: ctx.stats,
     onClose(r) {
@@ -114,7 +115,10 @@ export function startPiping(ctx: ModeContext, client: Socket, upstream: Socket, 
         `${ctx.label} connection closed`,
       );
     },
-  });
+  };
+  // Plaintext both ways (permissive mode's plaintext clients): in the kernel where it can be.
+  if (secure === undefined && spliceSockets(client, upstream, options, (err) => ctx.fault(err, fields, client, upstream))) return;
+  pipeSockets(client, upstream, options);
 }
 
 /** Counts an established connection and logs it at debug. */

@@ -28,6 +28,11 @@ export interface WorkerInit {
   jwks: string | undefined;
   /** Send log lines to the init's thread instead of fd 2 (tests read them there). */
   forwardLogs: boolean;
+  /**
+   * The fds this worker's splice thread holds (./splice.ts): the init's thread closes those
+   * still recorded when the worker is gone, however it ended.
+   */
+  spliceFds: SharedArrayBuffer;
 }
 
 /** Secret bytes by name, each in its own transferred buffer: the sender's copy is detached. */

@@ -10,9 +10,11 @@ import { createLog, type LogLevel } from '../lib/log.ts';
 import type { ListenerHandle } from './listener.ts';
 import { stopAccepting, useSharedLimits } from '../lib/thread.ts';
 import { WORKER_STARTS } from './types/starts.ts';
+import { useSpliceFdTable } from './splice.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
 const init = workerData as WorkerInit;
+useSpliceFdTable(init.spliceFds);
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
 useSharedLimits(init.shared, init.slot);

@@ -1,7 +1,7 @@
 import { takeEarlySignals } from '../lib/early-signals.ts';
 import { AbortedBySignal } from '../lib/errors.ts';
 import type { Log } from '../lib/log.ts';
-import { FORWARDED_SIGNALS, STOP_SIGNALS } from '../lib/signals.ts';
+import { listenedSignals, STOP_SIGNALS } from '../lib/signals.ts';
 
 export type { ChildExit, ChildSpec } from './child.ts';
 
@@ -39,7 +39,7 @@ export class Supervisor {
 
   constructor(options: SupervisorOptions) {
     this.#log = options.log;
-    for (const sig of FORWARDED_SIGNALS) process.on(sig, this.#onSignal);
+    for (const sig of listenedSignals()) process.on(sig, this.#onSignal);
     // Signals that arrived while the init was loading: acted on now, in order, as bootstrap ones.
     for (const sig of takeEarlySignals()) this.#onSignal(sig);
   }
@@ -83,7 +83,7 @@ export class Supervisor {
 
   /** Removes the signal listeners (tests and in-process embedding only). */
   dispose(): void {
-    for (const sig of FORWARDED_SIGNALS) process.off(sig, this.#onSignal);
+    for (const sig of listenedSignals()) process.off(sig, this.#onSignal);
   }
 
   readonly #onSignal = (signal: NodeJS.Signals): void => {

@@ -25,7 +25,7 @@ describe('dist/ copied away from node_modules', () => {
   test('starts with its shebang (node --disable-sigusr1) and supervises', async () => {
     const { proc } = startCommand([copy, '--', 'sh', '-c', 'exit 5'], { env: { PATH: `${dirname(node)}:${process.env.PATH}` } });
     assert.equal((await proc).exitCode, 5);
-    assert.match(readFileSync(copy, 'utf8').split('\n')[1]!, /exec node --disable-sigusr1 "\$0" "\$@"/);
+    assert.match(readFileSync(copy, 'utf8').split('\n')[1]!, /exec node --disable-sigusr1 --max-semi-space-size=1 --max-old-space-size=64 "\$0" "\$@"/);
   });
 
   test('reaps as PID 1 with the native module shipped in dist/native', async (t) => {

@@ -1,6 +1,6 @@
 // The init core against real processes and real signals (issue 2, points 1-4 and 6).
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -74,6 +74,23 @@ describe('the child', () => {
 });
 
 describe('signals', () => {
+  test('with --cpu-prof, SIGPROF is the profiler\'s: not forwarded (the child lives), and the profile has samples', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tee-init-cpu-prof-'));
+    try {
+      // V8's sampler sends SIGPROF to the init's thread about every millisecond: forwarded, the
+      // first one kills a child that keeps SIGPROF's default action (sleep), exit 155.
+      const { proc } = startInit(['--', 'sleep', '1'], {}, ['--disable-sigusr1', '--cpu-prof', `--cpu-prof-dir=${dir}`]);
+      const result = await proc;
+      assert.equal(result.exitCode, 0, result.stderr as string);
+      const [file] = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+      assert.ok(file, 'the init wrote its profile');
+      const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { samples: number[] };
+      assert.ok(profile.samples.length > 10, `the profile has ${profile.samples.length} samples`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('every catchable signal but SIGCHLD, SIGPIPE and the fault signals reaches the child as itself', async () => {
     const { proc, log } = startInit(['--grace-period', '30s', '--', node, catcher], { stdout: 'pipe' });
     const out = new Lines(proc.stdout!);

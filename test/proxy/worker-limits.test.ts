@@ -3,12 +3,12 @@
 // and a fault that escapes a worker's handlers replaces the worker, never the port or the init.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { tlsListenerSchema } from '../../src/config/listeners/tls.ts';
 import { tlsType } from '../../src/proxy/types/tls/type.ts';
-import { MAX_DRAINING, startInWorkers, workerThreads } from '../../src/proxy/workers.ts';
+import { MAX_DRAINING, startInWorkers, WORKER_HEAP, workerThreads } from '../../src/proxy/workers.ts';
 import { until } from '../helpers/lines.ts';
 import { memoryLog } from '../helpers/log.ts';
 import { echoServer, filePki } from './tls/peers.ts';
@@ -158,4 +158,21 @@ test('a worker that dies holding connections gives their slots back: the limit d
   for (const s of second) s.once('close', () => refused++);
   await until(() => handle.stats().connections_active === 6, 'six held again', 30_000);
   assert.equal(refused, 0);
+});
+
+test('a worker\'s heap is bounded; a worker ended while splicing a plaintext connection: the client is closed, every fd of it closed', async (t) => {
+  const { handle, records } = await start(t, 1, { mode: 'permissive' });
+  const [w] = handle[workerThreads]();
+  assert.deepEqual({ ...w!.resourceLimits, codeRangeSizeMb: undefined, stackSizeMb: undefined }, { ...WORKER_HEAP, codeRangeSizeMb: undefined, stackSizeMb: undefined });
+  const fds = () => readdirSync('/proc/self/fd').length;
+  const before = fds();
+  const s = await open(handle.address.port);
+  s.write('x'); // plaintext: spliced in the worker's splice thread, which holds duplicates of both fds
+  await once(s, 'data');
+  const closed = once(s, 'close');
+  // Ended as by an out-of-memory: no handler of the worker runs; the init's thread closes what its splice thread held.
+  await w!.terminate();
+  await closed;
+  await until(() => records().some((r) => r.message === 'listeners.w: worker thread replaced'), 'the worker to be replaced', 30_000);
+  await until(() => fds() === before, 'the spliced connection\'s fds to be closed', 30_000);
 });

@@ -1,0 +1,275 @@
+// Plaintext to plaintext legs (permissive mode's plaintext clients) in the kernel: the bytes go
+// socket → pipe → socket by splice(2) in a thread of their own (./splice-thread.ts) and never
+// enter JavaScript. Node's socket pipe tops out at about half of direct TCP on loopback.
+//
+// The hand-over: Node stops reading both sockets, the bytes it had read already (the sniffed
+// first chunk, an early server greeting) go into the pipes, and the thread gets duplicates of
+// both fds (close-on-exec) and the pipes. Node's sockets stay open and idle until the thread
+// says the connection is over, so the listener's connection count, its limit and close() work
+// as for a piped connection: a Node socket destroyed meanwhile (close(), the failure boundary)
+// cancels the thread's side. The thread owns its fds and closes them; if the thread itself
+// ends, they are closed here. Anything that does not fit this path (a socket already ending,
+// bytes queued, koffi missing, the thread unavailable) goes through pipeSockets as before.
+import type { Socket } from 'node:net';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { guard } from './boundary.ts';
+import type { PipeOptions, PipeResult } from './pipe.ts';
+import { type SpliceLibc, spliceLibc } from './splice-libc.ts';
+import type { FromSplice, SpliceFds, ToSplice } from './splice-thread.ts';
+
+const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './splice-thread.ts' : './splice-thread.js', import.meta.url);
+/** Per direction; a larger pipe is fewer splices per MiB (the kernel may give less: measured). */
+const PIPE_BYTES = 256 * 1024;
+const WAKE = Buffer.from([1]);
+
+/**
+ * The fds the splice thread holds, six per connection (client, upstream, two pipes), each as
+ * fd + 1 in a shared table: the thread clears an entry before it closes that fd, so whoever
+ * outlives the thread (this thread if the splice thread dies, the init's thread if this listener
+ * worker ends, even terminated or out of memory) closes exactly what is still open. Connections
+ * beyond FD_GROUPS at once in one thread take Node's pipe.
+ */
+const FD_GROUPS = 4096;
+const FDS_PER_CONN = 6;
+/** Plus two entries at the end: the thread's wake-up pipe. */
+export const newSpliceFdTable = (): SharedArrayBuffer => new SharedArrayBuffer(4 * (FDS_PER_CONN * FD_GROUPS + 2));
+const WAKE_ENTRY = FDS_PER_CONN * FD_GROUPS;
+let table: Int32Array | undefined;
+let freeGroups: number[] | undefined;
+/** A listener worker's table, from the init's thread (which closes what is left when the worker ends). */
+export function useSpliceFdTable(sab: SharedArrayBuffer): void {
+  table = new Int32Array(sab);
+}
+function fdTable(): Int32Array {
+  table ??= new Int32Array(newSpliceFdTable());
+  return table;
+}
+/** Closes every fd still recorded in `sab` (its splice thread is gone). */
+export function closeRecordedFds(sab: SharedArrayBuffer, t = new Int32Array(sab)): void {
+  for (let i = 0; i < t.length; i++) {
+    const v = Atomics.exchange(t, i, 0);
+    if (v > 0) spliceLibc().close(v - 1);
+  }
+}
+function closeGroup(group: number): void {
+  const t = fdTable();
+  for (let k = 0; k < FDS_PER_CONN; k++) {
+    const v = Atomics.exchange(t, group * FDS_PER_CONN + k, 0);
+    if (v > 0) spliceLibc().close(v - 1);
+  }
+}
+
+interface Live {
+  client: Socket;
+  upstream: Socket;
+  /** Its entries in the fd table. */
+  group: number;
+  options: PipeOptions;
+  result: PipeResult;
+  /** The thread has closed its fds (or died). */
+  done: boolean;
+  /** Node sockets not yet closed. */
+  open: number;
+  counted: { fromClient: number; toClient: number };
+  /** The listener's failure boundary for this connection: its handlers run inside it. */
+  onFault(err: unknown): void;
+}
+
+interface NodeHandle { fd?: number; reading?: boolean; readStop?(): number }
+const handleOf = (s: Socket): NodeHandle | undefined => (s as unknown as { _handle?: NodeHandle })._handle ?? undefined;
+
+class SpliceThread {
+  readonly #lib: SpliceLibc;
+  readonly #worker: Worker;
+  readonly #port: MessagePort;
+  readonly #wake: [number, number];
+  readonly #live = new Map<number, Live>();
+  #next = 1;
+  dead = false;
+
+  constructor(lib: SpliceLibc) {
+    this.#lib = lib;
+    const [r, w] = lib.pipe(4096);
+    this.#wake = [r, w];
+    Atomics.store(fdTable(), WAKE_ENTRY, r + 1);
+    Atomics.store(fdTable(), WAKE_ENTRY + 1, w + 1);
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    port1.unref(); // only ever posted to
+    // A small heap: the loop allocates a few objects per connection, never the bytes.
+    this.#worker = new Worker(THREAD_URL, {
+      workerData: { wake: r, port: port2, table: fdTable() }, transferList: [port2], stdout: false, stderr: false,
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
+    });
+    this.#worker.on('message', (m: FromSplice) => this.#onMessage(m));
+    this.#worker.on('error', () => {}); // 'exit' follows and cleans up
+    this.#worker.on('exit', () => this.#onExit());
+    // After the listeners (a 'message' listener refs it again): idle connections do not keep
+    // the process alive, as with sockets.
+    this.#worker.unref();
+  }
+
+  hand(client: Socket, upstream: Socket, group: number, fds: SpliceFds, inC2U: number, inU2C: number, pipeBytes: number, options: PipeOptions, onFault: (err: unknown) => void): void {
+    const id = this.#next++;
+    const live: Live = {
+      client, upstream, group, options, done: false, open: 2,
+      result: { bytesFromClient: 0, bytesToClient: 0, end: 'closed' }, counted: { fromClient: 0, toClient: 0 }, onFault,
+    };
+    this.#live.set(id, live);
+    for (const s of [client, upstream]) {
+      s.on('error', () => {}); // nothing reads or writes them any more; a late error is moot
+      s.once('close', guard(onFault, () => {
+        live.open--;
+        // Destroyed from here (close(), the failure boundary): the thread lets go of it too.
+        if (!live.done) this.#send({ op: 'cancel', id });
+        for (const other of [client, upstream]) other.destroy();
+        this.#settle(id, live);
+      }));
+    }
+    this.#send({ op: 'add', id, group, fds, inC2U, inU2C, idleMs: options.idleTimeoutMs, pipeBytes });
+  }
+
+  #send(m: ToSplice): void {
+    this.#port.postMessage(m);
+    this.#lib.writeAll(this.#wake[1], WAKE); // a full wake pipe wakes it just as well
+  }
+
+  #count(live: Live, fromClient: number, toClient: number): void {
+    const { stats } = live.options;
+    stats.bytesFromClient += fromClient - live.counted.fromClient;
+    stats.bytesToClient += toClient - live.counted.toClient;
+    live.counted = { fromClient, toClient };
+  }
+
+  #onMessage(m: FromSplice): void {
+    if (m.op === 'bytes') {
+      for (let i = 0; i + 2 < m.counts.length; i += 3) {
+        const live = this.#live.get(m.counts[i]!);
+        if (live) this.#count(live, live.counted.fromClient + m.counts[i + 1]!, live.counted.toClient + m.counts[i + 2]!);
+      }
+      return;
+    }
+    const live = this.#live.get(m.id);
+    if (live) guard(live.onFault, () => this.#closed(m, live))();
+  }
+
+  #closed(m: Extract<FromSplice, { op: 'closed' }>, live: Live): void {
+    live.done = true;
+    this.#count(live, m.fromClient, m.toClient);
+    Object.assign(live.result, { bytesFromClient: m.fromClient, bytesToClient: m.toClient });
+    if (live.result.end === 'closed' && m.end !== 'closed') {
+      live.result.end = m.end;
+      if (m.reason) live.result.error = Object.assign(new Error(m.reason), { code: m.reason });
+    }
+    live.client.destroy();
+    live.upstream.destroy();
+    this.#settle(m.id, live);
+  }
+
+  #settle(id: number, live: Live): void {
+    if (!live.done || live.open > 0 || !this.#live.delete(id)) return;
+    freeGroups!.push(live.group);
+    live.options.onClose(live.result);
+  }
+
+  #onExit(): void {
+    this.dead = true;
+    // The thread is gone and cannot close what it held: its connections end here.
+    for (const [id, live] of this.#live) {
+      closeGroup(live.group); // what the thread had not closed yet
+      live.done = true;
+      if (live.result.end === 'closed') live.result.end = 'error';
+      guard(live.onFault, () => {
+        live.client.destroy();
+        live.upstream.destroy();
+        this.#settle(id, live);
+      })();
+    }
+    for (const k of [WAKE_ENTRY, WAKE_ENTRY + 1]) {
+      const v = Atomics.exchange(fdTable(), k, 0);
+      if (v > 0) this.#lib.close(v - 1);
+    }
+    this.#port.close();
+  }
+}
+
+let thread: SpliceThread | undefined;
+// TEE_INIT_SPLICE=off: Node's pipe for every connection (a kernel without splice on sockets, or
+// to compare); read once.
+let unavailable = process.env.TEE_INIT_SPLICE === 'off';
+
+function spliceThread(): SpliceThread | undefined {
+  if (unavailable || process.platform !== 'linux') return undefined;
+  if (thread && !thread.dead) return thread;
+  try {
+    thread = new SpliceThread(spliceLibc());
+    return thread;
+  } catch {
+    unavailable = true; // no koffi here: Node's pipe, as before
+    return undefined;
+  }
+}
+
+/** A socket Node has not started to end, with nothing queued to write. */
+function quiet(s: Socket): boolean {
+  const fd = handleOf(s)?.fd;
+  const state = (s as unknown as { _readableState: { ended: boolean } })._readableState;
+  return fd !== undefined && fd >= 0 && !s.destroyed && !s.connecting && !state.ended && !s.writableEnded && s.writableLength === 0;
+}
+
+function stopReading(s: Socket): void {
+  const h = handleOf(s)!;
+  if (h.reading) {
+    h.reading = false;
+    h.readStop?.();
+  }
+}
+
+/** What Node had read and not delivered; reading stays stopped (read() may have restarted it). */
+function takeBuffered(s: Socket): Buffer {
+  const b = s.read() as Buffer | null;
+  stopReading(s);
+  return b ?? Buffer.alloc(0);
+}
+
+/**
+ * Hands both plaintext sockets to the splice thread; false (nothing changed) when this
+ * connection cannot take the kernel path, and the caller pipes it with pipeSockets.
+ */
+export function spliceSockets(client: Socket, upstream: Socket, options: PipeOptions, onFault: (err: unknown) => void): boolean {
+  if (!quiet(client) || !quiet(upstream)) return false;
+  const t = spliceThread();
+  if (!t) return false;
+  freeGroups ??= Array.from({ length: FD_GROUPS }, (_, i) => FD_GROUPS - 1 - i);
+  const group = freeGroups.pop();
+  if (group === undefined) return false;
+  const lib = spliceLibc();
+  const slots = fdTable();
+  let made = 0;
+  const record = (fd: number): number => (Atomics.store(slots, group * FDS_PER_CONN + made++, fd + 1), fd);
+  stopReading(client);
+  stopReading(upstream);
+  const headC = takeBuffered(client);
+  const headU = takeBuffered(upstream);
+  try {
+    // In the order the thread closes them: client, upstream, c2u pipe, u2c pipe.
+    const c = record(lib.dup(handleOf(client)!.fd!));
+    const u = record(lib.dup(handleOf(upstream)!.fd!));
+    const [c2uR, c2uW, c2uSize] = lib.pipe(PIPE_BYTES);
+    record(c2uR);
+    record(c2uW);
+    const [u2cR, u2cW, u2cSize] = lib.pipe(PIPE_BYTES);
+    record(u2cR);
+    record(u2cW);
+    if (!lib.writeAll(c2uW, headC) || !lib.writeAll(u2cW, headU)) throw new Error('the first bytes do not fit a pipe');
+    t.hand(client, upstream, group, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, Math.min(c2uSize, u2cSize), options, onFault);
+    return true;
+  } catch {
+    closeGroup(group);
+    freeGroups.push(group);
+    // Back to Node's pipe, which resumes reading, with what had been read put back first.
+    if (headC.length > 0) client.unshift(headC);
+    if (headU.length > 0) upstream.unshift(headU);
+    return false;
+  }
+}
