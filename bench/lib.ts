@@ -11,6 +11,12 @@ export function bundlePath(): string {
   return p;
 }
 
+/** The node flags of a bundle's start line (its shebang), but --disable-sigusr1: what ships. */
+export function startLineNodeArgs(bundle: string): string[] {
+  const line = /exec node (.*?) "\$0"/.exec(readFileSync(bundle, 'utf8').split('\n')[1] ?? '')?.[1] ?? '';
+  return line.split(/\s+/).filter((a) => a && a !== '--disable-sigusr1');
+}
+
 export function percentile(values: readonly number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;

@@ -30,7 +30,7 @@ import { createLog } from '../src/lib/log.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createPki } from '../test/helpers/pki.ts';
 import { freePort } from '../test/helpers/net.ts';
-import { bundlePath, cpuSeconds, markdownTable, parseSize, percentile, root, rssMiB } from './lib.ts';
+import { bundlePath, startLineNodeArgs, cpuSeconds, markdownTable, parseSize, percentile, root, rssMiB } from './lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -42,11 +42,11 @@ const { values } = parseArgs({
     idle: { type: 'string' },
     http: { type: 'string' },
     only: { type: 'string' },
-    'init-node-args': { type: 'string', default: '' },
+    'init-node-args': { type: 'string' },
   },
 });
-/** --init-node-args="--max-semi-space-size=1": node flags for the inits only (trials of the start line). */
-const INIT_NODE_ARGS = values['init-node-args'].split(/\s+/).filter(Boolean);
+/** The inits run with the bundle's start-line flags (what ships); --init-node-args="..." replaces them (trials). */
+const INIT_NODE_ARGS = values['init-node-args'] !== undefined ? values['init-node-args'].split(/\s+/).filter(Boolean) : startLineNodeArgs(bundlePath());
 /** --only psk,mtls,permissive,tunnel,egress: just those sections (a run of the rows a change touches). */
 const ONLY = new Set((values.only ?? 'psk,mtls,permissive,tunnel,egress').split(','));
 const Q = values.quick;

@@ -20,7 +20,7 @@ import { startWorld } from '../test/fakes/world.ts';
 import { LogTail } from '../test/helpers/init.ts';
 import { freePort } from '../test/helpers/net.ts';
 import { createPki, issue, leaf } from '../test/helpers/pki.ts';
-import { bundlePath, markdownTable, rssMiB } from './lib.ts';
+import { bundlePath, startLineNodeArgs, markdownTable, rssMiB } from './lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -85,8 +85,7 @@ const configPath = join(dir, 'config.json');
 writeFileSync(configPath, JSON.stringify(config));
 
 const bundle = process.env.TEE_INIT_BUNDLE ?? bundlePath();
-const startLine = /exec node (.*?) "\$0"/.exec(readFileSync(bundle, 'utf8').split('\n')[1] ?? '')?.[1] ?? '';
-const nodeArgs = (values['node-args'] ?? startLine).split(/\s+/).filter((a) => a && a !== '--disable-sigusr1');
+const nodeArgs = values['node-args'] !== undefined ? values['node-args'].split(/\s+/).filter(Boolean) : startLineNodeArgs(bundle);
 // TEE_INIT_BUNDLE: a copy of dist/ to soak, so that rebuilding dist/ meanwhile does not pull chunks from under it.
 const init = spawn(process.execPath, ['--disable-sigusr1', ...nodeArgs, bundle, '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1' } });
 children.add(init);

@@ -186,10 +186,12 @@ const refusal = (found) => `tee-init: needs Node.js ${MIN_NODE} or later, found 
 // so nothing runs before it.
 // The init's own heap (issue 19, bench/soak.ts): V8 sizes a heap for throughput and grows it
 // lazily, and the init's RSS climbed ~120 → ~260 MiB over 10 minutes of refresh every second
-// with no leak behind it. A 1 MiB semi-space and a 64 MB old generation hold it flat (worker
-// threads get the same from src/proxy/workers.ts WORKER_HEAP). The image's ENTRYPOINT should
-// carry the same flags.
-const HEAP_FLAGS = '--max-semi-space-size=1 --max-old-space-size=64';
+// with no leak behind it. A 1 MiB semi-space holds most of it (~195 → ~140 MiB at 5 minutes);
+// the old generation is capped at 256 MB, not lower: past it PID 1 dies of OOM, and with
+// `workers: 0` every connection's state is in this heap (64 MB saved only ~9 MiB of RSS). Worker
+// threads get their own bounds (src/proxy/workers.ts WORKER_HEAP): one past them is replaced.
+// The images' ENTRYPOINTs carry the same flags (a test compares them with this line).
+const HEAP_FLAGS = '--max-semi-space-size=1 --max-old-space-size=256';
 const shebang = [
   '#!/bin/sh',
   `//bin/true; v=$(node --version 2>/dev/null) || { echo 'tee-init: no node on PATH: install Node.js ${MIN_NODE} LTS' >&2; exit 127; }; m=\${v#v}; if [ "\${m%%.*}" -ge ${MIN_NODE} ] 2>/dev/null; then exec node --disable-sigusr1 ${HEAP_FLAGS} "$0" "$@"; fi; echo "${refusal('Node.js $v at $(command -v node)')}" >&2; exit 78`,

@@ -1,7 +1,7 @@
 // Runs the real bundle (dist/tee-init.js, built by `npm test` before the tests) as a real
 // process, and follows its JSON log on stderr.
 import { execa, type Options, type ResultPromise } from 'execa';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -75,8 +75,14 @@ export interface Started {
   log: LogTail;
 }
 
-/** Starts `node --disable-sigusr1 dist/tee-init.js ARGS` (as the shebang would). */
-export function startInit(args: readonly string[], options: Options = {}, nodeArgs: readonly string[] = ['--disable-sigusr1']): Started {
+/** The node flags of the bundle's start line (its shebang): the suite runs the init as it ships. */
+export const startLineArgs: readonly string[] = (() => {
+  const line = existsSync(bundle) ? readFileSync(bundle, 'utf8').split('\n')[1] : undefined; // unbuilt: unit tests only
+  return (/exec node (.*?) "\$0"/.exec(line ?? '')?.[1] ?? '--disable-sigusr1').split(/\s+/).filter(Boolean);
+})();
+
+/** Starts `node --disable-sigusr1 HEAP-FLAGS dist/tee-init.js ARGS` (as the shebang would). */
+export function startInit(args: readonly string[], options: Options = {}, nodeArgs: readonly string[] = startLineArgs): Started {
   return startCommand([node, ...nodeArgs, bundle, ...args], options);
 }
 

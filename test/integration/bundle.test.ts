@@ -25,7 +25,15 @@ describe('dist/ copied away from node_modules', () => {
   test('starts with its shebang (node --disable-sigusr1) and supervises', async () => {
     const { proc } = startCommand([copy, '--', 'sh', '-c', 'exit 5'], { env: { PATH: `${dirname(node)}:${process.env.PATH}` } });
     assert.equal((await proc).exitCode, 5);
-    assert.match(readFileSync(copy, 'utf8').split('\n')[1]!, /exec node --disable-sigusr1 --max-semi-space-size=1 --max-old-space-size=64 "\$0" "\$@"/);
+    assert.match(readFileSync(copy, 'utf8').split('\n')[1]!, /exec node --disable-sigusr1 --max-semi-space-size=1 --max-old-space-size=256 "\$0" "\$@"/);
+  });
+
+  test('the images start node with the start line\'s flags (the heap bounds ship in both)', () => {
+    const flags = /exec node (.*?) "\$0"/.exec(readFileSync(copy, 'utf8').split('\n')[1]!)![1]!.split(' ');
+    for (const file of ['Dockerfile.distroless', 'Dockerfile.postgres']) {
+      const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(root, file), 'utf8'))![1]!) as string[];
+      assert.deepEqual(entry.slice(1, -1), flags, file);
+    }
   });
 
   test('reaps as PID 1 with the native module shipped in dist/native', async (t) => {
