@@ -14,6 +14,7 @@ import { parse, stringify } from 'yaml';
 import { buildImage, containersEnv, root, type Built } from '../../scripts/image.ts';
 import { assertNothingPrinted, type follow, podman, podmanOk, publishedPort, ready, runWithFileSecrets } from '../helpers/image.ts';
 import { policyLabels } from '../helpers/labels.ts';
+import { startLineArgs } from '../helpers/init.ts';
 import { createPki, type Pki } from '../helpers/pki.ts';
 
 const EXAMPLE = join(root, 'examples', 'postgres', 'tee-init.yaml');
@@ -120,7 +121,8 @@ test('postgres image: initdb then postgres under tee-init, with podman as Confid
     assert.deepEqual(policy, policyLabels(printed.stdout));
     assert.deepEqual(policy, policyLabels(readFileSync(join(root, 'Dockerfile.postgres'), 'utf8')));
     assert.equal(inspect.Config.User, 'root');
-    assert.deepEqual(inspect.Config.Entrypoint, ['/nodejs/bin/node', '--disable-sigusr1', '/opt/tee-init/tee-init.js']);
+    // node with the bundle's start-line flags (--disable-sigusr1, the heap bounds), no shell.
+    assert.deepEqual(inspect.Config.Entrypoint, ['/nodejs/bin/node', ...startLineArgs, '/opt/tee-init/tee-init.js']);
     // A CMD left from the base would be given to tee-init as the program to run.
     assert.deepEqual(inspect.Config.Cmd ?? [], []);
     assert.equal(inspect.Config.StopSignal, 'SIGTERM');

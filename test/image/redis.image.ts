@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildImage, containersEnv, root, type Built } from '../../scripts/image.ts';
 import { policyLabels } from '../helpers/labels.ts';
+import { startLineArgs } from '../helpers/init.ts';
 import { assertNothingPrinted, follow, podman, podmanOk, publishedPort, ready, runWithFileSecrets } from '../helpers/image.ts';
 import { createPki, issue, leaf, type Pki } from '../helpers/pki.ts';
 
@@ -172,7 +173,8 @@ test('image: built on stand-in bases and run with podman as Confidential Space w
     const printed = spawnSync(process.execPath, ['--disable-sigusr1', join(root, 'dist', 'tee-init.js'), 'labels', '--config', join(root, 'examples', 'redis', 'tee-init.yaml')], { encoding: 'utf8' });
     assert.equal(printed.status, 0, printed.stderr);
     assert.deepEqual(Object.fromEntries(policy), policyLabels(printed.stdout));
-    assert.deepEqual(inspect.Config.Entrypoint, ['/nodejs/bin/node', '--disable-sigusr1', '/opt/tee-init/tee-init.js']);
+    // node with the bundle's start-line flags (--disable-sigusr1, the heap bounds), no shell.
+    assert.deepEqual(inspect.Config.Entrypoint, ['/nodejs/bin/node', ...startLineArgs, '/opt/tee-init/tee-init.js']);
   });
 
   await t.test('no shell in the image (no executable or link named like one)', () => {
