@@ -24,7 +24,6 @@ import { fetchSecrets, type SecretValue } from './secrets/fetch.ts';
 import { checkQuorums, optionalSecrets, type Quorum } from './secrets/quorum.ts';
 
 const DEFAULT_SECRET_MODE = 0o400;
-const DEFAULT_FILE_MODE = 0o400;
 
 export interface BootInput {
   log: Log;
@@ -115,7 +114,7 @@ export async function boot(plan: Plan, input: BootInput): Promise<Booted> {
   checkPemSecrets([...secrets.values()].map((s) => ({ ...s, ...config.secrets[s.name]! })), log);
   const listeners = await planListeners(config, secrets, log, cleanup);
   materialize(out, secrets, config);
-  for (const f of plan.files) out!.write(f.name, Buffer.from(f.content), f.mode ?? DEFAULT_FILE_MODE, `rendered file ${f.name}`);
+  for (const f of plan.files) out!.write(f.name, Buffer.from(f.content), f.mode, `rendered file ${f.name}`);
   return {
     units: plan.units,
     listeners,

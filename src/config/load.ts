@@ -4,6 +4,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument, type Tags } from 'yaml';
 import { configError, InitError } from '../lib/errors.ts';
+import { EXIT } from '../lib/exit-codes.ts';
 import { checkReferences } from './references.ts';
 import { defaultMessage, describeIssues, fieldPath } from './messages.ts';
 import { configSchema, type Config } from './schema.ts';
@@ -35,12 +36,15 @@ export function problemsOf(err: unknown): string[] {
   return Array.isArray(problems) ? (problems as string[]) : [(err as Error).message];
 }
 
-/** One InitError(78) carrying every problem: its message is the first, and how many more. */
-export function configProblems(origin: string, problems: readonly string[]): InitError {
+/**
+ * One InitError carrying every problem: its message is the first, and how many more. Its status
+ * is 78 unless the first problem's own (`first`, whose detail it keeps too) says otherwise.
+ */
+export function configProblems(origin: string, problems: readonly string[], first?: InitError): InitError {
   // One line each, whatever a message quoted: control characters are shown escaped.
   const lines = problems.map((p) => `config ${origin}: ${p}`.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1)));
   const more = lines.length > 1 ? ` (and ${lines.length - 1} more: run tee-init check --config ${origin} to see them all)` : '';
-  return configError(`${lines[0]}${more}`, { problems: lines });
+  return new InitError(first?.exitCode ?? EXIT.config, `${lines[0]}${more}`, { ...first?.detail, problems: lines });
 }
 
 /** YAML/JSON text to plain data: one line for a syntax error, an unknown tag or an alias bomb. */

@@ -23,6 +23,11 @@ const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
 /** Where a fresh directory goes when output.dir is unset. */
 export const FRESH_PARENT = '/dev/shm';
+
+/** A fresh output directory's path: a random name under FRESH_PARENT, created exclusively. */
+export function freshDirName(): string {
+  return join(FRESH_PARENT, `tee-init-${randomBytes(6).toString('base64url')}`);
+}
 /** A child still writing while the wipe runs gets this many passes, then a warning. */
 const WIPE_PASSES = 3;
 
@@ -79,7 +84,7 @@ export class OutputDir {
 
   static create(options: OutputDirOptions, cleanup: Cleanup, log: Log): OutputDir {
     const owner = effectiveOwner(options.owner);
-    const held = options.dir === undefined ? freshDir(options.fresh ?? join(FRESH_PARENT, `tee-init-${randomBytes(6).toString('base64url')}`)) : openOrMake(options.dir, owner);
+    const held = options.dir === undefined ? freshDir(options.fresh ?? freshDirName()) : openOrMake(options.dir, owner);
     const out = new OutputDir(held, owner, log);
     cleanup.add('wipe the output directory', () => out.wipe());
     try {

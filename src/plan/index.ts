@@ -5,20 +5,19 @@
 // check` prints it; the boot (src/pipeline.ts) executes it. One function, so the two can never
 // disagree: a problem here is a problem in both, with the same first line, and check shows all
 // of them at once.
-import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { withoutInitSettings } from '../lib/env.ts';
 import { InitError } from '../lib/errors.ts';
-import { loadConfig } from '../config/load.ts';
+import { configProblems, loadConfig } from '../config/load.ts';
 import { commandProblem, programProblem, runIdentities, runWithCommand, type RunIdentities } from '../config/local.ts';
 import type { Config } from '../config/schema.ts';
 import { type ConfiguredListener, configuredListeners } from '../config/schema-listeners.ts';
 import { checkUnits, type HealthConfig } from '../config/schema-run.ts';
 import { configError } from '../lib/errors.ts';
-import { outputDirProblem, FRESH_PARENT } from '../materialize/output-dir.ts';
+import { FRESH_PARENT, freshDirName, outputDirProblem } from '../materialize/output-dir.ts';
 import { parseHostPort } from '../lib/address.ts';
-import { render, type Rendered, type RenderedFile, type RenderInput, type SecretRef } from '../render/index.ts';
+import { render, requiredSecrets, type Rendered, type RenderedFile, type RenderInput, type SecretRef } from '../render/index.ts';
 import type { Scope } from '../render/placeholders.ts';
 import { presetReady, reloadOf, renderUnits, secretsUsed, type ProcessPlan } from '../run/render-units.ts';
 import { checkSecretFile } from '../secrets/sources/file.ts';
@@ -81,11 +80,6 @@ export interface Plan {
 /** Check's placeholder for the fresh directory a boot would create. */
 export const PLACEHOLDER_DIR = `${FRESH_PARENT}/tee-init-XXXXXX`;
 
-/** A fresh output directory's name: random, created exclusively by the boot. */
-export function freshDirName(): string {
-  return join(FRESH_PARENT, `tee-init-${randomBytes(6).toString('base64url')}`);
-}
-
 /**
  * Makes the plan, or throws one InitError carrying every problem (the first one's exit status
  * and text lead; problemsOf() lists them all, each prefixed with the config file).
@@ -145,7 +139,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
       const why = commandProblem(u.child.argv, added.get(u.name) ?? {}, `processes.${u.name}`);
       if (why) problem(why);
     }
-  } else if (!config.processes) {
+  } else {
     const runSpec = attempt(() => runWithCommand(config, input.command));
     const renderInput: RenderInput | undefined = runSpec && { run: runSpec, secrets: secretRefs, outputDir };
     const rendered = renderInput && attempt(() => render(renderInput));
@@ -176,7 +170,9 @@ export async function plan(input: PlanInput): Promise<Plan> {
     const why = file && programProblem(file, process.env.PATH, u.single ? ids.user : ids.processUsers.get(u.name), field);
     if (why) warnings.push(`${why}${here}`);
   }
-  const referenced = [...new Set([...units.flatMap((u) => u.secrets), ...referencedByTemplates(config)])];
+  // What the programs name (a preset's secrets, path placeholders): for the "not referenced" note.
+  const specs = config.processes ? Object.values(config.processes) : [run!.input.run];
+  const referenced = [...new Set(specs.flatMap((p) => requiredSecrets({ preset: p.preset, with: p.with, command: p.command, env: p.env, files: p.files })))];
   return {
     path, config, ids, output: { path: dir, fresh, needed }, secretRefs, referenced, units, order, run, files,
     listeners, listenerEnv, health: config.health, ports, warnings,
@@ -185,17 +181,8 @@ export async function plan(input: PlanInput): Promise<Plan> {
 
 /** One InitError for them all: the first leads (its status, its text), problemsOf() lists each. */
 function planProblems(path: string, problems: readonly InitError[]): InitError {
-  const prefix = `config ${path}: `;
-  // One line each, whatever a message quoted: control characters are shown escaped.
-  const lines = problems.map((p) => `${prefix}${p.message.startsWith(prefix) ? p.message.slice(prefix.length) : p.message}`.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1)));
-  const more = lines.length > 1 ? ` (and ${lines.length - 1} more: run tee-init check --config ${path} to see them all)` : '';
-  return new InitError(problems[0]!.exitCode, `${lines[0]}${more}`, { ...problems[0]!.detail, problems: lines });
-}
-
-/** Secrets named in templates (a path placeholder), whether or not the render got that far. */
-function referencedByTemplates(config: Config): string[] {
-  const text = JSON.stringify([config.run, config.processes ?? {}]);
-  return Object.keys(config.secrets).filter((n) => text.includes(`secrets.${n}.`));
+  const prefix = `config ${path}: `; // some checks (start order) name the file already
+  return configProblems(path, problems.map((p) => (p.message.startsWith(prefix) ? p.message.slice(prefix.length) : p.message)), problems[0]);
 }
 
 function needsOutputDir(config: Config): boolean {

@@ -75,7 +75,7 @@ export function planText(plan: Plan, options: TextOptions = {}): string {
   const text = [`config ${plan.path}: OK`, '', ...rows.map(([s, l]) => `${s.padEnd(width)}  ${l}`)];
   // Paths and config text only: no secret exists at this stage, and the inherited environment
   // is not part of the plan check makes (it passes none).
-  if (options.show) text.push('', plan.order || config.processes ? '# what the programs get (--show)' : '# what the program gets (--show)', stringify(shown(plan), { lineWidth: 0, aliasDuplicateObjects: false }).trimEnd());
+  if (options.show) text.push('', config.processes ? '# what the programs get (--show)' : '# what the program gets (--show)', stringify(shown(plan), { lineWidth: 0, aliasDuplicateObjects: false }).trimEnd());
   return text.join('\n');
 }
 

@@ -1,5 +1,5 @@
 // The libc calls of the kernel byte path (./splice.ts, ./splice-thread.ts), bound with koffi as
-// src/supervise/libc.ts binds its own. Every call takes only ints and Buffers we allocated with
+// src/lib/libc.ts binds its own. Every call takes only ints and Buffers we allocated with
 // the size the kernel writes into (a pollfd is 8 bytes, a pipe2 pair 8): nothing here can write
 // past memory the kernel was handed.
 import { constants } from 'node:os';

@@ -37,14 +37,7 @@ describe('the plan: check and the boot agree', () => {
     b.world.gcp.requests.length = 0;
     const booted = await runInit(['--config', file, ...args], { env: { NO_PROXY: '127.0.0.1,localhost' } });
     const problems = String(checked.result.stderr).trim().split('\n').filter((l) => !l.includes(': warning: ')).map((l) => l.replace(/^tee-init check: /, ''));
-    const errors = String(booted.result.stderr).trim().split('\n').flatMap((l) => {
-      try {
-        const r = JSON.parse(l) as { severity: string; message: string };
-        return r.severity === 'ERROR' || r.severity === 'CRITICAL' ? [r.message] : [];
-      } catch {
-        return [];
-      }
-    });
+    const errors = booted.log.records.filter((r) => r.severity === 'ERROR').map((r) => r.message);
     return { check: checked.code, problems, boot: booted.code, error: errors[0] ?? '', requests: b.world.gcp.requests.length, stdout: String(checked.result.stdout) };
   }
 
