@@ -211,17 +211,26 @@ export class OutputDir {
   #removeSelf(): boolean {
     const { parentFd, name, path, created } = this.#held;
     if (!created) return false;
+    let here = false;
     try {
       const st = lstatSync(at(parentFd, name));
-      if (st.ino === this.#ino && st.dev === this.#dev) {
-        rmdirSync(at(parentFd, name));
-        return true;
-      }
+      here = st.ino === this.#ino && st.dev === this.#dev;
     } catch {
-      // gone: handled below
+      // gone: moved away (below)
     }
-    this.#log.warn({ dir: path }, `output directory ${path} was moved away while in use: its content is wiped, the empty directory stays wherever it was moved`);
-    return false;
+    if (!here) {
+      this.#log.warn({ dir: path }, `output directory ${path} was moved away while in use: its content is wiped, the empty directory stays wherever it was moved`);
+      return false;
+    }
+    try {
+      rmdirSync(at(parentFd, name));
+      return true;
+    } catch (err) {
+      // Something made an entry after the wipe's last pass (a process still writing there).
+      const left = readdirSync(fdPath(this.#held.fd));
+      this.#log.warn({ dir: path, left: left.slice(0, 10), code: (err as NodeJS.ErrnoException).code }, `wipe of ${path}: ${left.length} entries could not be removed (made after the wipe: a process still writing there?)`);
+      return false;
+    }
   }
 }
 
