@@ -14,7 +14,7 @@
 // One process serves two listeners (services): one to the byte sink, one to redis. CPU ms per
 // MiB is the SERVER process's (all its threads: /proc/PID/stat), robust on a loaded machine.
 // Then: permissive plaintext vs direct TCP and the floor's plain pipe; the egress proxy vs
-// direct https on one kept-alive connection; the tunnel pair (h2c) vs the PSK pair.
+// direct https and its Node floor (bench/floor-http.ts) on one kept-alive connection; the tunnel pair (h2c) vs the PSK pair.
 // Runs are interleaved so that machine drift hits every variant alike; cells are medians with
 // the spread (min–max) of the runs.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -375,43 +375,59 @@ async function main(): Promise<void> {
   }
 
   // The egress proxy (an http-proxy listener, a route without a token) against direct https to
-  // the same service, sequential GETs on one kept-alive connection.
+  // the same service and against the egress floor (bench/floor-http.ts: Node's own forwarding),
+  // sequential GETs on one kept-alive connection, the three interleaved run by run.
   if (ONLY.has('egress')) {
     const service = createHttpsServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key), keepAliveTimeout: 60_000 }, (_req, res) => res.end('hello\n'));
     service.listen(0, '127.0.0.1');
     await once(service, 'listening');
     const servicePort = (service.address() as AddressInfo).port;
     const proxyPort = await freePort();
+    const floorPort = await freePort();
     const init = await startInitWith({ egress: { type: 'http-proxy', listen: `127.0.0.1:${proxyPort}`, routes: [{ hosts: [HOST], ca: 'ca', address: `127.0.0.1:${servicePort}` }] } });
+    const floor = spawnTracked([process.execPath, join(root, 'bench', 'floor-http.ts'), '--listen', String(floorPort), '--connect', String(servicePort), '--ca', pki.ca.cert, '--servername', HOST]);
+    await waitForPort({ host: '127.0.0.1', port: floorPort }, quiet, { timeoutMs: 30_000, intervalMs: 20 });
     const ca = readFileSync(pki.ca.cert);
     const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca });
-    const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
     const drain = (resolve: () => void, reject: (e: Error) => void) => (res: import('node:http').IncomingMessage) => {
       if (res.statusCode !== 200) reject(new Error(`egress bench: status ${res.statusCode}`));
       res.resume().on('end', resolve);
     };
     const direct = () => new Promise<void>((resolve, reject) =>
       httpsRequest({ host: '127.0.0.1', port: servicePort, servername: HOST, path: '/hello', agent: httpsAgent, headers: { host: HOST } }, drain(resolve, reject)).on('error', reject).end());
-    const proxied = () => new Promise<void>((resolve, reject) =>
-      httpRequest({ host: '127.0.0.1', port: proxyPort, path: `http://${HOST}/hello`, agent: httpAgent, headers: { host: HOST } }, drain(resolve, reject)).on('error', reject).end());
-    const acc = { direct: [] as number[][], proxy: [] as number[][], cpu: [] as number[] };
+    const via = (port: number) => {
+      const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+      const get = () => new Promise<void>((resolve, reject) =>
+        httpRequest({ host: '127.0.0.1', port, path: `http://${HOST}/hello`, agent, headers: { host: HOST } }, drain(resolve, reject)).on('error', reject).end());
+      return { get, agent };
+    };
+    const proxies = [
+      { name: 'Node floor (bench/floor-http.ts)', pid: floor.pid!, ...via(floorPort), p50: [] as number[], p99: [] as number[], added: [] as number[], cpu: [] as number[] },
+      { name: 'egress proxy (tee-init http-proxy)', pid: init.pid!, ...via(proxyPort), p50: [] as number[], p99: [] as number[], added: [] as number[], cpu: [] as number[] },
+    ];
+    const directRuns = { p50: [] as number[], p99: [] as number[] };
     for (let run = 0; run < RUNS; run++) {
-      acc.direct.push(await httpLatencies(direct, HTTP_REQUESTS));
-      const cpu0 = cpuSeconds(init.pid!);
-      acc.proxy.push(await httpLatencies(proxied, HTTP_REQUESTS));
-      acc.cpu.push(((cpuSeconds(init.pid!) - cpu0) * 1e6) / (HTTP_REQUESTS + Math.min(50, HTTP_REQUESTS)));
+      const d = await httpLatencies(direct, HTTP_REQUESTS);
+      directRuns.p50.push(median(d));
+      directRuns.p99.push(percentile(d, 99));
+      for (const p of proxies) {
+        const cpu0 = cpuSeconds(p.pid);
+        const r = await httpLatencies(p.get, HTTP_REQUESTS);
+        p.cpu.push(((cpuSeconds(p.pid) - cpu0) * 1e6) / (HTTP_REQUESTS + Math.min(50, HTTP_REQUESTS)));
+        p.p50.push(median(r));
+        p.p99.push(percentile(r, 99));
+        p.added.push(median(r) - median(d));
+      }
     }
-    const p50s = (runs: number[][]) => runs.map((r) => median(r));
-    const p99s = (runs: number[][]) => runs.map((r) => percentile(r, 99));
-    const added = acc.proxy.map((r, i) => median(r) - median(acc.direct[i]!));
-    sections.push(`### Egress proxy vs direct https: sequential GETs on one kept-alive connection (${HTTP_REQUESTS} per run)\n\n${markdownTable(
-      ['path', 'p50 ms', 'p99 ms', 'added p50 ms', 'init CPU µs/request'],
-      [['direct https', cell(p50s(acc.direct), undefined, 3), cell(p99s(acc.direct), undefined, 3), '', ''],
-        ['egress proxy (tee-init http-proxy)', cell(p50s(acc.proxy), undefined, 3), cell(p99s(acc.proxy), undefined, 3), cell(added, undefined, 3), cell(acc.cpu, undefined, 0)]],
+    const floorCpu = proxies[0]!.cpu;
+    sections.push(`### Egress proxy vs direct https and the Node floor: sequential GETs on one kept-alive connection (${HTTP_REQUESTS} per run)\n\n${markdownTable(
+      ['path', 'p50 ms', 'p99 ms', 'added p50 ms', 'proxy CPU µs/request (× floor)'],
+      [['direct https', cell(directRuns.p50, undefined, 3), cell(directRuns.p99, undefined, 3), '', ''],
+        ...proxies.map((p) => [p.name, cell(p.p50, undefined, 3), cell(p.p99, undefined, 3), cell(p.added, undefined, 3), cell(p.cpu, floorCpu, 0)])],
     )}`);
     httpsAgent.destroy();
-    httpAgent.destroy();
-    await stop(init);
+    for (const p of proxies) p.agent.destroy();
+    await Promise.all([stop(init), stop(floor)]);
     service.close();
   }
 
