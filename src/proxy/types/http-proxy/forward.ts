@@ -3,7 +3,6 @@
 // dropped, Host and SNI the destination's name. Anything not routed is refused with a reason.
 import { validateHeaderName, validateHeaderValue, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request, type Agent } from 'node:https';
-import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { TokenSource } from '../../../credentials/token-types.ts';
@@ -12,8 +11,8 @@ import { guard, type FaultSink } from '../../boundary.ts';
 import type { LimitedWarn } from '../../../lib/log-limit.ts';
 import { errorText } from '../../../lib/classify.ts';
 import type { HostPort } from '../../listener.ts';
-import { endToEnd, hasHeader } from './headers.ts';
-import { findRoute, validRequestHost } from './routes.ts';
+import { bodyless, endToEnd, hasHeader } from './headers.ts';
+import { findRoute, ipVersion, validRequestHost } from './routes.ts';
 
 export const REASON_HEADER = 'X-Tee-Init-Reason';
 
@@ -106,70 +105,99 @@ function upstreamReason(err: NodeJS.ErrnoException, authority: string): string {
 }
 
 
-export async function forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Promise<void> {
+/** A request the proxy does not forward: counted, logged (rate-limited), answered with the reason. */
+function refuseRequest(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext, status: number, reason: string, fields: Record<string, unknown> = {}): void {
+  ctx.counters.refused++;
+  ctx.refused({ method: req.method, status, ...fields }, `egress proxy refused a request: ${reason}`);
+  req.resume();
+  refuse(res, status, reason);
+}
+
+// Request headers never passed on, by where the route's token goes (made once, not per request).
+const DROP = new Set(['host', 'expect']);
+const DROP_WITH_TOKEN = { authorization: new Set([...DROP, 'authorization']), 'x-serverless-authorization': new Set([...DROP, 'x-serverless-authorization']) };
+const TOKEN_HEADER = { authorization: 'Authorization', 'x-serverless-authorization': 'X-Serverless-Authorization' };
+
+/** One exchange's destination, as forward() resolved it. */
+interface Destination {
+  route: LiveRoute;
+  target: URL;
+  host: string;
+  port: number;
+  ip: 0 | 4 | 6;
+  authority: string;
+}
+
+/**
+ * Forwards one request. Synchronous on a route without a token (or one the program's own
+ * Authorization keeps): the common call costs no promise; with a token it waits for it.
+ */
+export function forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Promise<void> | undefined {
   ctx.counters.requests++;
-  const started = performance.now();
-  const no = (status: number, reason: string, fields: Record<string, unknown> = {}) => {
-    ctx.counters.refused++;
-    ctx.refused({ method: req.method, status, ...fields }, `egress proxy refused a request: ${reason}`);
-    req.resume();
-    refuse(res, status, reason);
-  };
   const raw = req.url ?? '';
   let target: URL;
   try {
     target = new URL(raw);
   } catch {
-    return no(400, 'not a proxy request: expected an absolute http:// URL (set HTTP_PROXY to this address)');
+    return void refuseRequest(req, res, ctx, 400, 'not a proxy request: expected an absolute http:// URL (set HTTP_PROXY to this address)');
   }
-  if ((target.protocol !== 'http:' && target.protocol !== 'https:') || !raw.toLowerCase().startsWith(`${target.protocol}//`)) {
-    return no(400, `scheme ${target.protocol} is not proxied: use http://`);
+  const scheme = target.protocol;
+  if ((scheme !== 'http:' && scheme !== 'https:') || raw.slice(0, scheme.length + 2).toLowerCase() !== `${scheme}//`) {
+    return void refuseRequest(req, res, ctx, 400, `scheme ${scheme} is not proxied: use http://`);
   }
-  const host = target.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  const port = target.port ? Number(target.port) : target.protocol === 'http:' ? 80 : 443;
-  if (!validRequestHost(host)) return no(400, 'the host is not a DNS name (labels of 1-63 characters, 253 in all) or an IP address');
+  // The URL parser lowercases an http(s) host; an IPv6 one keeps its brackets.
+  const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
+  const port = target.port ? Number(target.port) : scheme === 'http:' ? 80 : 443;
+  if (!validRequestHost(host)) return void refuseRequest(req, res, ctx, 400, 'the host is not a DNS name (labels of 1-63 characters, 253 in all) or an IP address');
   // The URL parser has resolved . and .. segments (also %2e); findRoute also checks the path as
   // a destination that decodes %2F, %5C and %2E would read it.
   const route = findRoute(ctx.routes(), host, port, target.pathname);
-  if (!route) return no(403, `destination ${host}:${port}${target.pathname === '/' ? '' : ' (this path)'} is not configured in routes`, { host, port });
+  if (!route) return void refuseRequest(req, res, ctx, 403, `destination ${host}:${port}${target.pathname === '/' ? '' : ' (this path)'} is not configured in routes`, { host, port });
 
   // http://HOST (port 80) is https://HOST:443; an explicit other port keeps its number.
   const upstreamPort = port === 80 ? 443 : port;
-  const hostPart = isIP(host) === 6 ? `[${host}]` : host;
+  const ip = ipVersion(host);
+  const hostPart = ip === 6 ? `[${host}]` : host;
   const authority = upstreamPort === 443 ? hostPart : `${hostPart}:${upstreamPort}`;
-  const drop = new Set(['host', 'expect']);
-  const headers = ['Host', authority];
-  if (route.token) {
-    const t = route.token;
-    if (!hasHeader(req.rawHeaders, t.header) || t.replace) {
-      drop.add(t.header);
-      try {
-        const token = await t.source.get(t.fixedAudience ? undefined : `https://${authority}`);
-        headers.push(t.header === 'authorization' ? 'Authorization' : 'X-Serverless-Authorization', `Bearer ${token.value}`);
-      } catch (err) {
-        ctx.counters.tokenErrors++;
-        ctx.failed({ host, kind: 'token' }, `egress proxy: no token for ${authority}: ${errorText(err)}`);
-        req.resume();
-        return refuse(res, 502, `could not get a token for ${authority}: ${errorText(err)}`);
-      }
-      if (req.destroyed) return;
-    }
-  }
-  headers.push(...endToEnd(req.rawHeaders, drop));
+  const to: Destination = { route, target, host, port, ip, authority };
+  const t = route.token;
+  if (t && (t.replace || !hasHeader(req.rawHeaders, t.header))) return withToken(req, res, ctx, to, t);
+  exchange(req, res, ctx, to, ['Host', authority, ...endToEnd(req.rawHeaders, DROP)]);
+  return undefined;
+}
 
-  const to = route.address ?? { host, port: upstreamPort };
+async function withToken(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext, to: Destination, t: NonNullable<LiveRoute['token']>): Promise<void> {
+  let token: string;
+  try {
+    token = (await t.source.get(t.fixedAudience ? undefined : `https://${to.authority}`)).value;
+  } catch (err) {
+    ctx.counters.tokenErrors++;
+    ctx.failed({ host: to.host, kind: 'token' }, `egress proxy: no token for ${to.authority}: ${errorText(err)}`);
+    req.resume();
+    return refuse(res, 502, `could not get a token for ${to.authority}: ${errorText(err)}`);
+  }
+  if (req.destroyed) return;
+  exchange(req, res, ctx, to, ['Host', to.authority, TOKEN_HEADER[t.header as keyof typeof TOKEN_HEADER], `Bearer ${token}`, ...endToEnd(req.rawHeaders, DROP_WITH_TOKEN[t.header as keyof typeof DROP_WITH_TOKEN])]);
+}
+
+/** Sends the request on to its destination and the answer back. */
+function exchange(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext, to: Destination, headers: string[]): void {
+  const { route, target, host, port, authority } = to;
+  const address = route.address ?? { host, port: port === 80 ? 443 : port };
   // Without a body, a request that met a kept-alive connection the server had just closed is
   // sent once more on a new one (the race every keep-alive client meets); with a body it cannot be.
-  const bodyless = !hasHeader(req.rawHeaders, 'transfer-encoding') && (req.headers['content-length'] ?? '0') === '0';
+  const noBody = bodyless(req.rawHeaders);
+  // The per-exchange debug line and its clock only when debug lines are written.
+  const started = ctx.log.isLevelEnabled('debug') ? performance.now() : undefined;
   let up: ClientRequest | undefined;
   // A throw in any handler of this exchange ends this exchange and the program's connection.
   const onFault = (err: unknown, ..._args: unknown[]) => ctx.fault(err, { host, port }, up, res);
   const safe = <A extends unknown[]>(fn: (...args: A) => unknown) => guard<A>(onFault, fn);
   const send = (retried: boolean) => {
     const u = request({
-      host: to.host,
-      port: to.port,
-      ...(isIP(host) ? {} : { servername: host }),
+      host: address.host,
+      port: address.port,
+      ...(to.ip ? {} : { servername: host }),
       method: req.method,
       path: `${target.pathname}${target.search}`,
       headers: headers as unknown as Record<string, string>,
@@ -183,14 +211,15 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     let piping = false;
     let interim = 0;
     let connectTimer: NodeJS.Timeout | undefined;
+    // After the head was passed on, a body cut short ends the program's connection (it cannot
+    // be told otherwise); the close that follows every exchange changes nothing.
+    const afterSettled = () => void (piping && !res.writableEnded && res.destroy());
     const failed = (err: NodeJS.ErrnoException) => {
-      // After the head was passed on, a body cut short ends the program's connection (it cannot
-      // be told otherwise); the close that follows every exchange changes nothing.
-      if (settled) return void (piping && !res.writableEnded && res.destroy());
+      if (settled) return afterSettled();
       settled = true;
       clearTimeout(connectTimer);
       if (res.headersSent || res.destroyed) return void res.destroy();
-      if (bodyless && !retried && u.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return send(true);
+      if (noBody && !retried && u.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return send(true);
       ctx.counters.upstreamErrors++;
       const reason = upstreamReason(err, authority);
       ctx.failed({ host, kind: 'upstream', code: err.code }, `egress proxy: ${reason}`);
@@ -215,7 +244,8 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       failed(new BadResponse('101 Switching Protocols to a request that asked for no upgrade'));
     }));
     // Node ends an exchange some ways without an error event: the program gets its answer anyway.
-    u.on('close', safe(() => failed(new BadResponse('the connection closed before a response'))));
+    // The error only then: an Error's stack trace cost more than the rest of an exchange's handling.
+    u.on('close', safe(() => (settled ? afterSettled() : failed(new BadResponse('the connection closed before a response')))));
     u.on('response', safe((upRes: IncomingMessage) => {
       const problem = responseProblem(upRes.statusCode, upRes.statusMessage, upRes.rawHeaders);
       if (problem) {
@@ -228,12 +258,14 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       res.writeHead(upRes.statusCode!, upRes.statusMessage, endToEnd(upRes.rawHeaders) as unknown as Record<string, string>);
       upRes.pipe(res);
       upRes.on('error', safe(() => res.destroy()));
-      res.on('finish', safe(() => {
-        // The path is the program's (percent-encoded by the URL parser): bounded, never a value's end.
-        ctx.exchanged({ method: req.method, host, port, path: target.pathname.slice(0, 200), status: upRes.statusCode, ms: Math.round(performance.now() - started), retried }, 'egress request');
-      }));
+      if (started !== undefined) {
+        res.on('finish', safe(() => {
+          // The path is the program's (percent-encoded by the URL parser): bounded, never a value's end.
+          ctx.exchanged({ method: req.method, host, port, path: target.pathname.slice(0, 200), status: upRes.statusCode, ms: Math.round(performance.now() - started), retried }, 'egress request');
+        }));
+      }
     }));
-    if (bodyless) {
+    if (noBody) {
       req.resume();
       u.end();
     } else req.pipe(u);

@@ -1,7 +1,7 @@
 // Which destinations the egress proxy serves: host patterns (exact names, or `*.suffix` for any
 // name under it; their config rules: src/config/listeners/http-proxy.ts), an optional port and
 // path prefix. Nothing else is forwarded: the proxy is never an open relay.
-import { isIP } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
 /**
  * Whether a request's host is a DNS name (at most 253 characters, labels of 1-63) or an IP
@@ -10,9 +10,20 @@ import { isIP } from 'node:net';
  * names have it).
  */
 export function validRequestHost(host: string): boolean {
-  if (isIP(host)) return true;
-  const name = host.replace(/\.$/, '');
-  return name.length <= 253 && name.split('.').every((l) => /^[a-z0-9_-]{1,63}$/.test(l));
+  if (ipVersion(host) !== 0) return true;
+  return host.length - (host.endsWith('.') ? 1 : 0) <= 253 && DNS_NAME.test(host);
+}
+
+/** Labels of 1-63 characters, one trailing dot allowed. */
+const DNS_NAME = /^(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\.?$/;
+
+/**
+ * net.isIP() without its cost for a name: only a string with a colon can be an IPv6 address and
+ * only digits and dots an IPv4 one, so a DNS name never meets Node's long IPv6 pattern.
+ */
+export function ipVersion(host: string): 0 | 4 | 6 {
+  if (host.includes(':')) return isIPv6(host) ? 6 : 0;
+  return /^[0-9.]+$/.test(host) && isIPv4(host) ? 4 : 0;
 }
 
 export function hostMatches(pattern: string, host: string): boolean {

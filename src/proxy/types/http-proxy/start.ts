@@ -62,10 +62,10 @@ function retire(agent: Agent): void {
   for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
 }
 
-/** Idle kept-alive connections an agent holds. */
+/** Idle kept-alive connections an agent holds (counted on every exchange's end: no array made). */
 function idleSockets(agent: Agent): number {
   let n = 0;
-  for (const list of Object.values(agent.freeSockets)) n += list?.length ?? 0;
+  for (const name in agent.freeSockets) n += agent.freeSockets[name]?.length ?? 0;
   return n;
 }
 
