@@ -22,7 +22,8 @@ export interface LiveRoute {
   pathPrefix?: string | undefined;
   /** Send to this address instead of resolving the host (Host and SNI stay the host's). */
   address?: HostPort | undefined;
-  token?: { source: TokenSource; fixedAudience: boolean; header: string; replace: boolean } | undefined;
+  /** `clear`: forgets the tokens a worker thread holds (reload, close). */
+  token?: { source: TokenSource & { clear?(): void }; fixedAudience: boolean; header: string; replace: boolean } | undefined;
   agent: Agent;
 }
 

@@ -8,6 +8,9 @@ import { Agent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
+import { isMainThread } from 'node:worker_threads';
+import type { TokenSource } from '../../../credentials/token-types.ts';
+import { DEFAULT_TIMING, TokenCache } from '../../../credentials/tokens/cache.ts';
 import type { HttpProxyConfig, HttpProxyRoute } from '../../../config/listeners/http-proxy.ts';
 import { configError } from '../../../lib/errors.ts';
 import { errorText } from '../../../lib/classify.ts';
@@ -74,6 +77,25 @@ function busy(agent: Agent): boolean {
   return Object.values(agent.sockets).some((list) => (list?.length ?? 0) > 0);
 }
 
+/**
+ * A route's token source in a worker thread: each get() is a message to the init's thread and
+ * back (two thread hops a request, most of the proxy's added latency on a token route). So the
+ * worker keeps what it was given, with the init's own rules (tokens/cache.ts: handed out until
+ * a quarter of its life or 5 min is left, then asked again; never with less than 30 s; at most
+ * 256 audiences, least recently used dropped). Minting, its retries and its single flight stay
+ * in the init's thread. In the init's thread (`workers: 0`) the source is its cache already.
+ */
+export function workerCachedSource(source: TokenSource, now: () => number = Date.now): TokenSource & { clear(): void } {
+  // The cache keys by string; a source's configured audience is asked for with none.
+  const cache = new TokenCache(
+    (audience) => source.get(audience === '' ? undefined : audience),
+    { ...DEFAULT_TIMING, now },
+    // A failed early refresh: the init's thread has logged it; the token held stays in use.
+    () => {},
+  );
+  return { get: (audience) => cache.get(audience ?? ''), clear: () => cache.clear() };
+}
+
 function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
   return config.routes.map((r, i) => ({
     hosts: r.hosts,
@@ -81,7 +103,7 @@ function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
     pathPrefix: r.pathPrefix,
     address: r.address === undefined ? undefined : parseHostPort(r.address, `routes[${i}].address`),
     token: r.token && {
-      source: env.tokens.source(r.token),
+      source: isMainThread ? env.tokens.source(r.token) : workerCachedSource(env.tokens.source(r.token)),
       fixedAudience: r.token.audience !== undefined,
       header: r.header,
       replace: r.authorization === 'replace',
@@ -151,7 +173,10 @@ export const httpProxyRuntime: Pick<ListenerType<HttpProxyConfig>, 'start'> = {
       async reload() {
         // New CA material for new upstream connections; exchanges in flight keep their agent.
         const next = liveRoutes(config, env);
-        for (const r of routes) retire(r.agent);
+        for (const r of routes) {
+          retire(r.agent);
+          r.token?.source.clear?.();
+        }
         retired = [...retired.filter(busy), ...routes.map((r) => r.agent)];
         routes = next;
       },
@@ -160,6 +185,7 @@ export const httpProxyRuntime: Pick<ListenerType<HttpProxyConfig>, 'start'> = {
           for (const s of tunnels) s.destroy();
           await closeServer(server);
           for (const a of [...retired, ...routes.map((r) => r.agent)]) a.destroy();
+          for (const r of routes) r.token?.source.clear?.();
         })();
         return closing;
       },
