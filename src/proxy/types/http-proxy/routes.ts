@@ -27,9 +27,19 @@ export function ipVersion(host: string): 0 | 4 | 6 {
 }
 
 export function hostMatches(pattern: string, host: string): boolean {
-  const h = host.toLowerCase().replace(/\.$/, '');
-  if (pattern.startsWith('*.')) return h.endsWith(pattern.slice(1)) && h.length > pattern.length - 1;
-  return h === pattern.replace(/^\[|\]$/g, '');
+  return patternCovers(pattern, comparable(host));
+}
+
+/** A host as patterns are compared with: lowercase, without the root's trailing dot. */
+function comparable(host: string): string {
+  const h = host.toLowerCase();
+  return h.endsWith('.') ? h.slice(0, -1) : h;
+}
+
+/** `pattern` (lowercase, from the config) against a comparable() host. */
+function patternCovers(pattern: string, h: string): boolean {
+  if (pattern.startsWith('*.')) return h.length > pattern.length - 1 && h.endsWith(pattern.slice(1));
+  return h === pattern || ((pattern.startsWith('[') || pattern.endsWith(']')) && h === pattern.replace(/^\[|\]$/g, ''));
 }
 
 export interface RouteMatch {
@@ -46,7 +56,8 @@ export interface RouteMatch {
 export function findRoute<R extends RouteMatch>(routes: readonly R[], host: string, port: number, path: string): R | undefined {
   let decoded: string | undefined;
   const under = (prefix: string) => pathUnder(path, prefix) && pathUnder((decoded ??= decodedPath(path)), prefix);
-  return routes.find((r) => (r.port === undefined || r.port === port) && (r.pathPrefix === undefined || under(r.pathPrefix)) && r.hosts.some((p) => hostMatches(p, host)));
+  const h = comparable(host);
+  return routes.find((r) => (r.port === undefined || r.port === port) && (r.pathPrefix === undefined || under(r.pathPrefix)) && r.hosts.some((p) => patternCovers(p, h)));
 }
 
 /**
