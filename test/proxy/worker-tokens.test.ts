@@ -1,6 +1,7 @@
 // Listeners that send tokens (metadata, http-proxy, tunnel client) run in worker threads too:
 // their tokens are asked of the init's thread by message (one cache, one mint in flight, there),
 // account facts and the immediate refusals of tokens.source() are the same as in the init's thread.
+// http-proxy's thread keeps the tokens it was given while valid (no message per request).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
