@@ -9,8 +9,8 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
 import { isMainThread } from 'node:worker_threads';
-import type { TokenSource } from '../../../credentials/token-types.ts';
-import { DEFAULT_TIMING, TokenCache } from '../../../credentials/tokens/cache.ts';
+import type { Token, TokenSource } from '../../../credentials/token-types.ts';
+import { DEFAULT_TIMING } from '../../../credentials/tokens/cache.ts';
 import type { HttpProxyConfig, HttpProxyRoute } from '../../../config/listeners/http-proxy.ts';
 import { configError } from '../../../lib/errors.ts';
 import { errorText } from '../../../lib/classify.ts';
@@ -80,20 +80,31 @@ function busy(agent: Agent): boolean {
 /**
  * A route's token source in a worker thread: each get() is a message to the init's thread and
  * back (two thread hops a request, most of the proxy's added latency on a token route). So the
- * worker keeps what it was given, with the init's own rules (tokens/cache.ts: handed out until
- * a quarter of its life or 5 min is left, then asked again; never with less than 30 s; at most
- * 256 audiences, least recently used dropped). Minting, its retries and its single flight stay
- * in the init's thread. In the init's thread (`workers: 0`) the source is its cache already.
+ * worker keeps what it was given while more than 5 minutes of it are left (the init's cache
+ * refreshes ahead from there: tokens/cache.ts); nearer its end every request asks the init's
+ * thread again, which decides as before. Minting, its retries and its single flight stay there.
+ * In the init's thread (`workers: 0`) the source is its cache already.
  */
 export function workerCachedSource(source: TokenSource, now: () => number = Date.now): TokenSource & { clear(): void } {
-  // The cache keys by string; a source's configured audience is asked for with none.
-  const cache = new TokenCache(
-    (audience) => source.get(audience === '' ? undefined : audience),
-    { ...DEFAULT_TIMING, now },
-    // A failed early refresh: the init's thread has logged it; the token held stays in use.
-    () => {},
-  );
-  return { get: (audience) => cache.get(audience ?? ''), clear: () => cache.clear() };
+  const held = new Map<string, Token>();
+  const fresh = (t: Token) => t.expiresAt - now() > DEFAULT_TIMING.refreshAheadMs;
+  return {
+    get(audience) {
+      const key = audience ?? '';
+      const token = held.get(key);
+      if (token && fresh(token)) return Promise.resolve(token);
+      return source.get(audience).then((t) => {
+        held.delete(key);
+        if (fresh(t)) {
+          held.set(key, t);
+          // As many audiences as the init's cache keeps; the oldest goes first.
+          if (held.size > DEFAULT_TIMING.maxEntries) held.delete(held.keys().next().value!);
+        }
+        return t;
+      });
+    },
+    clear: () => held.clear(),
+  };
 }
 
 function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
