@@ -4,8 +4,10 @@
 // turn), so rotations (write, swap, redis CONFIG SET, the listener's reload) happen too; a mutual
 // TLS client goes through the listener once per sample. The init's RSS (all its threads:
 // /proc/PID/status VmRSS) is sampled every --sample seconds; the table and the slope (least
-// squares over the second half, MiB per minute) are printed. Target: ≤ 90 MB at 10 minutes, no
-// growth trend.
+// squares over the second half, MiB per minute) are printed, with RSS split into anonymous
+// memory (the init's own: heaps, buffers) and file pages (mostly the node binary's code and
+// data, shared with the page cache and reclaimable). Target: ≤ 90 MB at 10 minutes, no growth
+// trend.
 // Usage: npm run bench:soak -- [--minutes 10] [--sample 10] [--rotate-every 10] [--workers N]
 //   [--node-args="--max-semi-space-size=1"] (node flags, for trials; default: those of the
 //   bundle's start line, as the shebang runs it)
@@ -101,6 +103,13 @@ init.once('exit', (code, signal) => {
 let stopping = false;
 await log.waitFor('all units ready', 120_000);
 
+/** VmRSS's parts, MiB: anonymous (RssAnon + RssShmem) and file-backed (RssFile). */
+function rssSplit(pid: number): { anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { anon: (kib('RssAnon') + kib('RssShmem')) / 1024, file: kib('RssFile') / 1024 };
+}
+
 /** One mutual TLS connection through the listener: false when it did not echo. */
 async function probe(): Promise<boolean> {
   const s = tlsConnect({ host: '127.0.0.1', port: listen, ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.client.cert), key: readFileSync(pki.client.key) });
@@ -135,7 +144,8 @@ for (;;) {
   if (!(await probe())) failedProbes++;
   const rss = rssMiB(init.pid!);
   samples.push({ t, rss });
-  const row = [(t / 60).toFixed(1), rss.toFixed(1), String(count('no secret changed') + count('refresh: rotated')), String(count('refresh: rotated')), String(failedProbes)];
+  const split = rssSplit(init.pid!);
+  const row = [(t / 60).toFixed(1), rss.toFixed(1), split.anon.toFixed(1), split.file.toFixed(1), String(count('no secret changed') + count('refresh: rotated')), String(count('refresh: rotated')), String(failedProbes)];
   rows.push(row);
   console.log(row.join('\t'));
   if (t >= MINUTES * 60) break;
@@ -153,7 +163,7 @@ function slope(xs: { t: number; rss: number }[]): number {
   return den === 0 ? 0 : (num / den) * 60;
 }
 const second = samples.slice(Math.floor(samples.length / 2));
-console.log(`\n${markdownTable(['minute', 'RSS MiB', 'refreshes', 'rotations', 'failed probes'], rows)}`);
+console.log(`\n${markdownTable(['minute', 'RSS MiB', 'anon', 'file', 'refreshes', 'rotations', 'failed probes'], rows)}`);
 const peak = Math.max(...samples.map((s) => s.rss));
 console.log(`\nRSS first ${samples[0]!.rss.toFixed(1)} MiB, last ${samples.at(-1)!.rss.toFixed(1)} MiB, peak ${peak.toFixed(1)} MiB; slope over the second half ${slope(second).toFixed(2)} MiB/min, over all ${slope(samples).toFixed(2)} MiB/min`);
 stopping = true;
