@@ -85,8 +85,9 @@ describe('Secret Manager access (REST, no client library)', () => {
     assert.deepEqual(classify(await rejection(access.access(alice, CA, 10_000))), { retry: true, why: 'HTTP 502' });
   });
 
-  test('a 200 whose body is not a version is an unusable answer (retried), not an internal error', async () => {
-    for (const body of ['<html>hello</html>', { payload: { data: 42 } }, [1, 2]]) {
+  test('a 200 whose body is not a version (or names it with control characters) is an unusable answer (retried), not an internal error', async () => {
+    const hostileName = { name: 'projects/111/secrets/ca/versions/1\r\nX-Evil: 1', payload: { data: 'YQo=' } };
+    for (const body of ['<html>hello</html>', { payload: { data: 42 } }, [1, 2], hostileName]) {
       w.gcp.fault('sm', { status: 200, body, times: 1 });
       const err = await rejection(access.access(alice, CA, 10_000));
       assert.ok(err instanceof UnusableAnswer, String(err));

@@ -1,5 +1,5 @@
 // Secret Manager: the one call tee-init makes, `GET /v1/{name}:access` (REST, HTTP/1.1 JSON),
-// sent through the identity's google-auth-library client (its token, its re-auth on a 401): the
+// sent through the identity's google-auth-library client (its token, renewed when it expires): the
 // same request in a TEE and against the loopback fakes; only the endpoint differs. Not through
 // @google-cloud/secret-manager: its google-gax and protobufjs cost ~10 MiB of the init's RSS
 // for this one request (docs/BENCHMARKS.md, "Session 3: memory").
@@ -14,6 +14,7 @@ export interface AccessedVersion {
 }
 
 const REGIONAL = /^projects\/[^/]+\/locations\/([^/]+)\//;
+const VERSION_NAME = /^projects\/[\x21-\x7e]{1,500}$/;
 
 /** Where `ref` is served: the override when given, else the global or the regional endpoint. */
 export function endpointFor(ref: string, override: string | undefined): URL {
@@ -110,8 +111,9 @@ export class SecretManagerAccess {
     }
     const version = parseJson(text) as { name?: unknown; payload?: { data?: unknown; dataCrc32c?: unknown } } | undefined;
     const raw = version?.payload?.data;
-    if (typeof version?.name !== 'string' || (raw !== undefined && typeof raw !== 'string')) {
-      throw new UnusableAnswer(`Secret Manager answered ${accessUrl(ref, this.#override)} with no secret version in its body (no name, or a payload that is not base64 text)`);
+    // The name goes into logs and messages: printable, bounded (projects/N/secrets/S/versions/V).
+    if (typeof version?.name !== 'string' || !VERSION_NAME.test(version.name) || (raw !== undefined && typeof raw !== 'string')) {
+      throw new UnusableAnswer(`Secret Manager answered ${accessUrl(ref, this.#override)} with no secret version in its body (no usable name, or a payload that is not base64 text)`);
     }
     // proto3 JSON: bytes as base64, an absent field for empty; int64 (the CRC32C) as a decimal string.
     const data = raw === undefined ? Buffer.alloc(0) : Buffer.from(raw, 'base64');
