@@ -1,6 +1,6 @@
 // What a failed call to Google means for tee-init: try again (until the deadline) or stop with a
-// documented exit status. Errors arrive in several shapes: google-gax GoogleError (gRPC `code`,
-// `httpStatusCode` in REST mode), gaxios errors from google-auth-library (`status`,
+// documented exit status. Errors arrive in several shapes: Secret Manager's SecretManagerError
+// (src/secrets/sources/gcp.ts: gRPC `code` from the body, `httpStatusCode`), gaxios errors from google-auth-library (`status`,
 // `response.status`, OAuth `response.data.error`), Node socket errors (`code: 'ECONNREFUSED'`).
 import { InitError } from './errors.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';

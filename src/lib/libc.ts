@@ -113,3 +113,23 @@ export function libc(): Libc {
   };
   return cached;
 }
+
+let mallocTrim: KoffiFn | null | undefined;
+
+/**
+ * malloc_trim(0): gives the C heap's free pages back to the kernel. glibc keeps what was freed
+ * for reuse, in every thread's arena, and RSS with it (TLS records, JSON bodies, the secrets'
+ * buffers of a refresh pass). False where there is no such call (musl returns memory itself).
+ */
+export function trimHeap(): boolean {
+  if (mallocTrim === undefined) {
+    try {
+      mallocTrim = loadKoffi().load(null).func('int malloc_trim(size_t pad)');
+    } catch {
+      mallocTrim = null;
+    }
+  }
+  if (mallocTrim === null) return false;
+  mallocTrim(0);
+  return true;
+}

@@ -4,6 +4,7 @@
 // one. A refresh that fails changes nothing; one that keeps failing past maxStale ends the init.
 import { EXIT } from '../lib/exit-codes.ts';
 import { formatDuration } from '../lib/duration.ts';
+import { trimHeap } from '../lib/libc.ts';
 import type { RefreshConfig } from '../config/schema-refresh.ts';
 import type { Log } from '../lib/log.ts';
 import type { ReloadOutcome } from '../run/types.ts';
@@ -140,7 +141,12 @@ export class Refresher {
         this.#again = false;
         await this.#once();
       } while (this.#again && !this.#abort.signal.aborted);
-    })().finally(() => (this.#running = undefined));
+    })().finally(() => {
+      this.#running = undefined;
+      // A pass frees its JSON bodies, TLS records and the secrets' buffers; glibc would keep the
+      // pages (issue 19: ~6-8 MiB of RSS at 4 minutes of refresh every second). ~0.3 ms.
+      trimHeap();
+    });
     return this.#running;
   }
 

@@ -68,8 +68,7 @@ export async function fetchSecrets(options: FetchOptions): Promise<Map<string, S
   const gcpNames = new Set(entries.flatMap(([, s]) => (s.source === 'gcp' ? [s.credentials] : [])));
   const access = new SecretManagerAccess(config.endpoints.secretmanager);
 
-  // Token exchanges (one per identity) start first; the large Secret Manager client library is
-  // compiled while they are on the wire.
+  // Token exchanges (one per identity) start first, all at once; each secret's read awaits its own.
   let identities = new Map<string, Identity>();
   const tokens = new Map<string, Promise<unknown>>();
   if (gcpNames.size > 0) {
@@ -81,38 +80,32 @@ export async function fetchSecrets(options: FetchOptions): Promise<Map<string, S
       p.catch(() => {}); // observed by the secrets that await it
       tokens.set(name, p);
     }
-    await new Promise((resolve) => setImmediate(resolve));
-    await access.preload();
   }
 
   const limit = limiter(config.fetch.concurrency);
   const started = now();
-  try {
-    const read = (name: string, s: (typeof entries)[number][1]) =>
-      limit(async (): Promise<SecretValue> => {
-        if (s.source === 'file') return check(name, await readSecretFile(name, s.path), s.path, s.file !== undefined);
-        await tokens.get(s.credentials);
-        const identity = identities.get(s.credentials)!;
-        const what = `secret ${name} (${s.ref}, read as ${identity.label} at ${accessUrl(s.ref, config.endpoints.secretmanager)})`;
-        const v = await retrying(what, () => access.access(identity, s.ref, policy.attemptTimeoutMs), policy, abort, log);
-        if (v.crc32c === undefined) log.warn({ secret: name, version: v.name }, `secret ${name}: Secret Manager sent no CRC32C; integrity not verified`);
-        else if (!crc32cMatches(v.data, v.crc32c)) {
-          v.data.fill(0);
-          throw dataError(`secret ${name} (${v.name}): payload fails its CRC32C check: corrupted in transit; not used`);
-        }
-        log.debug({ secret: name, version: v.name, bytes: v.data.length, identity: identity.name }, `fetched secret ${name}`);
-        return check(name, v.data, v.name, s.file !== undefined);
-      });
-    const values = await Promise.all(entries.map(([name, s]) => {
-      const why = options.optional?.get(name);
-      return why === undefined ? read(name, s) : readOptional(name, s, why, () => read(name, s), abort, log);
-    }));
-    const skipped = values.filter((v) => v.skipped).length;
-    log.info({ secrets: values.length - skipped, ...(skipped ? { skipped } : {}), identities: identities.size, ms: now() - started }, 'secrets fetched');
-    return new Map(values.map((v) => [v.name, v]));
-  } finally {
-    access.close();
-  }
+  const read = (name: string, s: (typeof entries)[number][1]) =>
+    limit(async (): Promise<SecretValue> => {
+      if (s.source === 'file') return check(name, await readSecretFile(name, s.path), s.path, s.file !== undefined);
+      await tokens.get(s.credentials);
+      const identity = identities.get(s.credentials)!;
+      const what = `secret ${name} (${s.ref}, read as ${identity.label} at ${accessUrl(s.ref, config.endpoints.secretmanager)})`;
+      const v = await retrying(what, () => access.access(identity, s.ref, policy.attemptTimeoutMs), policy, abort, log);
+      if (v.crc32c === undefined) log.warn({ secret: name, version: v.name }, `secret ${name}: Secret Manager sent no CRC32C; integrity not verified`);
+      else if (!crc32cMatches(v.data, v.crc32c)) {
+        v.data.fill(0);
+        throw dataError(`secret ${name} (${v.name}): payload fails its CRC32C check: corrupted in transit; not used`);
+      }
+      log.debug({ secret: name, version: v.name, bytes: v.data.length, identity: identity.name }, `fetched secret ${name}`);
+      return check(name, v.data, v.name, s.file !== undefined);
+    });
+  const values = await Promise.all(entries.map(([name, s]) => {
+    const why = options.optional?.get(name);
+    return why === undefined ? read(name, s) : readOptional(name, s, why, () => read(name, s), abort, log);
+  }));
+  const skipped = values.filter((v) => v.skipped).length;
+  log.info({ secrets: values.length - skipped, ...(skipped ? { skipped } : {}), identities: identities.size, ms: now() - started }, 'secrets fetched');
+  return new Map(values.map((v) => [v.name, v]));
 }
 
 /**
