@@ -3,7 +3,7 @@
 // dynamic imports and land in chunks beside it, loaded only when a config asks for them.
 import { build } from 'esbuild';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire, isBuiltin } from 'node:module';
+import { isBuiltin } from 'node:module';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,30 +31,6 @@ const stubPinoExtras = {
       /\/node_modules\/pino\/(pino\.js|lib\/tools\.js)$/.test(args.importer) ? { path: args.path, namespace: 'pino-stub' } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'pino-stub' }, (args) => ({ contents: PINO_STUBS[args.path], loader: 'js' }));
-  },
-};
-
-// google-gax in REST mode (fallback: true, what tee-init uses) never touches gRPC, nor the
-// generated static protobuf modules it re-exports for typing (IamProtos, LocationProtos,
-// operationsProtos: the clients use the JSON descriptors). They are ~40 % of the Secret Manager
-// chunk and most of its load time, so they are left out; anything that reaches them throws.
-// Each stub has the real module's export names (TypeScript's __importStar copies own keys),
-// every one a function that throws when called or constructed: module-level code such as
-// `class ClientStub extends grpc.Client` still loads, and any real use fails loudly.
-const requireFromGax = createRequire(join(root, 'node_modules/google-gax/build/src/index.js'));
-const UNUSED_BY_REST = (what) => `
-const fail = (k) => { throw new Error(${JSON.stringify(`${what} is not bundled (tee-init uses the REST transport): `)} + k); };
-for (const k of ${JSON.stringify(Object.keys(requireFromGax(what)))}) module.exports[k] = function unusable() { fail(k); };`;
-const stubGrpc = {
-  name: 'stub-grpc',
-  setup(b) {
-    b.onResolve({ filter: /^@grpc\/(grpc-js|proto-loader)(\/package\.json)?$/ }, (args) =>
-      args.importer.includes('/node_modules/google-gax/') ? { path: args.path, namespace: 'unused-by-rest' } : undefined,
-    );
-    b.onResolve({ filter: /^\.\.\/protos\/(iam_service|locations|operations)$/ }, (args) =>
-      /\/node_modules\/google-gax\/build\/src\/(index|fallback)\.js$/.test(args.importer) ? { path: args.path, namespace: 'unused-by-rest' } : undefined,
-    );
-    b.onLoad({ filter: /.*/, namespace: 'unused-by-rest' }, (args) => ({ contents: UNUSED_BY_REST(args.path), loader: 'js' }));
   },
 };
 
@@ -150,7 +126,7 @@ const lazy = await build({
   outdir: dist,
   splitting: true,
   chunkNames: 'lazy-[hash]',
-  plugins: [stubPinoExtras, stubGrpc, builtinsWithoutFacades, versionOnly],
+  plugins: [stubPinoExtras, builtinsWithoutFacades, versionOnly],
 });
 const result = { metafile: { inputs: {}, outputs: { ...startPath.metafile.outputs, ...lazy.metafile.outputs } } };
 
