@@ -9,6 +9,7 @@ import type { Log } from '../lib/log.ts';
 import type { ListenerConfig } from '../config/schema-listeners.ts';
 import type { ListenerHandle } from './listener.ts';
 import { READY_DEFAULTS, waitForPort } from './ready.ts';
+import { tuneGcForDataPlane } from './gc-tuning.ts';
 import { type AnyListenerType, listenerRuntime } from './types/index.ts';
 import { startInWorkers } from './workers.ts';
 
@@ -70,6 +71,7 @@ export interface RunningListener {
 }
 
 export async function startListeners(input: StartInput): Promise<RunningListener[]> {
+  if (input.listeners.length > 0) tuneGcForDataPlane();
   const running: RunningListener[] = [];
   const started = await Promise.allSettled(
     input.listeners.map(async (l) => {
