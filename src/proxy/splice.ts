@@ -10,8 +10,16 @@
 // cancels the thread's side. The thread owns its fds and closes them; if the thread itself
 // ends, they are closed here. Anything that does not fit this path (a socket already ending,
 // bytes queued, koffi missing, the thread unavailable) goes through pipeSockets as before.
+//
+// Failures are said once, not per connection: splice unavailable in a listener thread (koffi or
+// a libc symbol missing) is one warning and Node's pipe for good; a splice thread that fails
+// ends the connections it was moving (each counted as a fault, ended 'error', bytes counted to
+// the end from a shared table), is one warning, and the next connections take Node's pipe for
+// a pause that doubles at each failure (FIRST_PAUSE_MS to MAX_PAUSE_MS) instead of a new
+// thread per connection.
 import type { Socket } from 'node:net';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import type { Log } from '../lib/log.ts';
 import { guard } from './boundary.ts';
 import type { PipeOptions, PipeResult } from './pipe.ts';
 import { type SpliceLibc, spliceLibc } from './splice-libc.ts';
@@ -31,6 +39,20 @@ const WAKE = Buffer.from([1]);
  */
 const FD_GROUPS = 4096;
 const FDS_PER_CONN = 6;
+/** Node's pipe after a splice thread failed: for this long, doubled at each failure up to MAX_PAUSE_MS. */
+const FIRST_PAUSE_MS = 30_000;
+const MAX_PAUSE_MS = 3_600_000;
+/** What a connection through Node's pipe costs instead (docs/BENCHMARKS.md: 0.9–1.5 against 0.2–0.4 ms CPU per MiB). */
+const NODE_COST = 'moving permissive plaintext through Node: CPU ~3× per MiB';
+
+/** Who uses the splice path: the listener's log and label, for the one-line warnings. */
+export interface SpliceUser { log: Log; label: string }
+
+/**
+ * Tests only: make this thread's libc load fail; make the splice thread's poll(2) fail once
+ * `poll[0]` (a shared Int32Array) is not 0.
+ */
+export const spliceFaultsForTests: { load?: Error; poll?: Int32Array } = {};
 /** Plus two entries at the end: the thread's wake-up pipe. */
 export const newSpliceFdTable = (): SharedArrayBuffer => new SharedArrayBuffer(4 * (FDS_PER_CONN * FD_GROUPS + 2));
 const WAKE_ENTRY = FDS_PER_CONN * FD_GROUPS;
@@ -75,6 +97,9 @@ interface Live {
   onFault(err: unknown): void;
 }
 
+/** Two live byte counts per fd group (from the client, to the client), written by the thread. */
+const COUNTS_PER_CONN = 2;
+
 interface NodeHandle { fd?: number; reading?: boolean; readStop?(): number }
 const handleOf = (s: Socket): NodeHandle | undefined => (s as unknown as { _handle?: NodeHandle })._handle ?? undefined;
 
@@ -84,11 +109,16 @@ class SpliceThread {
   readonly #port: MessagePort;
   readonly #wake: [number, number];
   readonly #live = new Map<number, Live>();
+  /** The thread's counts per group (COUNTS_PER_CONN each): what it moved up to its end, even a crash. */
+  readonly #counts = new Float64Array(new SharedArrayBuffer(8 * COUNTS_PER_CONN * FD_GROUPS));
+  readonly #user: SpliceUser;
+  #error: unknown;
   #next = 1;
   dead = false;
 
-  constructor(lib: SpliceLibc) {
+  constructor(lib: SpliceLibc, user: SpliceUser) {
     this.#lib = lib;
+    this.#user = user;
     const [r, w] = lib.pipe(4096);
     this.#wake = [r, w];
     Atomics.store(fdTable(), WAKE_ENTRY, r + 1);
@@ -98,11 +128,12 @@ class SpliceThread {
     port1.unref(); // only ever posted to
     // A small heap: the loop allocates a few objects per connection, never the bytes.
     this.#worker = new Worker(THREAD_URL, {
-      workerData: { wake: r, port: port2, table: fdTable() }, transferList: [port2], stdout: false, stderr: false,
+      workerData: { wake: r, port: port2, table: fdTable(), counts: this.#counts.buffer, failPoll: spliceFaultsForTests.poll },
+      transferList: [port2], stdout: false, stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     });
     this.#worker.on('message', (m: FromSplice) => this.#onMessage(m));
-    this.#worker.on('error', () => {}); // 'exit' follows and cleans up
+    this.#worker.on('error', (err) => (this.#error = err)); // 'exit' follows and cleans up
     this.#worker.on('exit', () => this.#onExit());
     // After the listeners (a 'message' listener refs it again): idle connections do not keep
     // the process alive, as with sockets.
@@ -116,6 +147,7 @@ class SpliceThread {
       result: { bytesFromClient: 0, bytesToClient: 0, end: 'closed' }, counted: { fromClient: 0, toClient: 0 }, onFault,
     };
     this.#live.set(id, live);
+    this.#counts.fill(0, group * COUNTS_PER_CONN, (group + 1) * COUNTS_PER_CONN); // a previous connection's
     for (const s of [client, upstream]) {
       s.on('error', () => {}); // nothing reads or writes them any more; a late error is moot
       s.once('close', guard(onFault, () => {
@@ -174,15 +206,23 @@ class SpliceThread {
 
   #onExit(): void {
     this.dead = true;
-    // The thread is gone and cannot close what it held: its connections end here.
-    for (const [id, live] of this.#live) {
+    const cause = this.#error ?? new Error('the splice thread ended');
+    const reason = (cause as NodeJS.ErrnoException).code ?? (cause instanceof Error ? cause.message : String(cause));
+    const cut = [...this.#live].filter(([, live]) => !live.done);
+    pause(this.#user, reason, cut.filter(([, live]) => live.open > 0).length);
+    // The thread is gone and cannot close what it held: its connections end here, each a fault
+    // of its listener (counted in connection_faults_total), with the bytes the thread moved.
+    for (const [id, live] of cut) {
       closeGroup(live.group); // what the thread had not closed yet
       live.done = true;
-      if (live.result.end === 'closed') live.result.end = 'error';
+      const at = live.group * COUNTS_PER_CONN;
+      this.#count(live, Math.max(live.counted.fromClient, this.#counts[at]!), Math.max(live.counted.toClient, this.#counts[at + 1]!));
+      Object.assign(live.result, { bytesFromClient: live.counted.fromClient, bytesToClient: live.counted.toClient });
       guard(live.onFault, () => {
-        live.client.destroy();
-        live.upstream.destroy();
-        this.#settle(id, live);
+        // Sockets closed already (a cancel not yet answered): nothing was lost, it ends as it was.
+        if (live.open === 0) return this.#settle(id, live);
+        if (live.result.end === 'closed') Object.assign(live.result, { end: 'error', error: Object.assign(new Error(reason), { code: 'ESPLICETHREAD' }) });
+        live.onFault(live.result.error); // ends both sockets: their 'close' settles it
       })();
     }
     for (const k of [WAKE_ENTRY, WAKE_ENTRY + 1]) {
@@ -195,17 +235,31 @@ class SpliceThread {
 
 let thread: SpliceThread | undefined;
 // TEE_INIT_SPLICE=off: Node's pipe for every connection (a kernel without splice on sockets, or
-// to compare); read once.
-let unavailable = process.env.TEE_INIT_SPLICE === 'off';
+// to compare); read once. Otherwise set (for good) when the libc calls cannot be bound here.
+let off: string | undefined = process.env.TEE_INIT_SPLICE === 'off' ? 'TEE_INIT_SPLICE=off' : undefined;
+/** After a splice thread failed: Node's pipe until this time (performance.now()). */
+let pausedUntil = 0;
+let nextPause = FIRST_PAUSE_MS;
 
-function spliceThread(): SpliceThread | undefined {
-  if (unavailable || process.platform !== 'linux') return undefined;
+function pause(user: SpliceUser, reason: string, connections: number): void {
+  pausedUntil = performance.now() + nextPause;
+  user.log.warn({ reason, connections, pauseSeconds: nextPause / 1000 },
+    `${user.label}: the splice thread failed and its ${connections} connection(s) were ended; ${NODE_COST} for ${nextPause / 1000} s, then a new thread (report this as a bug)`);
+  nextPause = Math.min(nextPause * 2, MAX_PAUSE_MS);
+}
+
+function spliceThread(user: SpliceUser): SpliceThread | undefined {
+  if (off !== undefined || process.platform !== 'linux') return undefined;
   if (thread && !thread.dead) return thread;
+  if (performance.now() < pausedUntil) return undefined;
   try {
-    thread = new SpliceThread(spliceLibc());
+    if (spliceFaultsForTests.load) throw spliceFaultsForTests.load;
+    thread = new SpliceThread(spliceLibc(), user);
     return thread;
-  } catch {
-    unavailable = true; // no koffi here: Node's pipe, as before
+  } catch (err) {
+    // No koffi, or a libc without splice/poll/pipe2 here: Node's pipe, said once per thread.
+    off = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+    user.log.warn({ reason: off }, `${user.label}: splice(2) is unavailable in this listener thread; ${NODE_COST}; set TEE_INIT_SPLICE=off to silence`);
     return undefined;
   }
 }
@@ -236,9 +290,9 @@ function takeBuffered(s: Socket): Buffer {
  * Hands both plaintext sockets to the splice thread; false (nothing changed) when this
  * connection cannot take the kernel path, and the caller pipes it with pipeSockets.
  */
-export function spliceSockets(client: Socket, upstream: Socket, options: PipeOptions, onFault: (err: unknown) => void): boolean {
+export function spliceSockets(client: Socket, upstream: Socket, options: PipeOptions, onFault: (err: unknown) => void, user: SpliceUser): boolean {
   if (!quiet(client) || !quiet(upstream)) return false;
-  const t = spliceThread();
+  const t = spliceThread(user);
   if (!t) return false;
   freeGroups ??= Array.from({ length: FD_GROUPS }, (_, i) => FD_GROUPS - 1 - i);
   const group = freeGroups.pop();
