@@ -28,6 +28,16 @@ import type { FromSplice, SpliceFds, ToSplice } from './splice-thread.ts';
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './splice-thread.ts' : './splice-thread.js', import.meta.url);
 /** Per direction; a larger pipe is fewer splices per MiB (the kernel may give less: measured). */
 const PIPE_BYTES = 256 * 1024;
+/**
+ * Pipe capacity one listener thread may hold (two pipes per spliced connection): 16 connections
+ * at PIPE_BYTES; the next ones take Node's pipe until some end. Pipe capacity is charged to the
+ * init's user (the container's root, its program too) against fs.pipe-user-pages-soft (64 MiB by
+ * default, without CAP_SYS_RESOURCE); past it the kernel gives every new pipe of that user, the
+ * program's too, two pages. Unbounded, ~120 plaintext clients would do that; bounded, it takes
+ * eight listener threads each splicing 16.
+ */
+const PIPE_BUDGET = 8 * 1024 * 1024;
+let pipeBytesHeld = 0;
 const WAKE = Buffer.from([1]);
 
 /**
@@ -50,9 +60,9 @@ export interface SpliceUser { log: Log; label: string }
 
 /**
  * Tests only: make this thread's libc load fail; make the splice thread's poll(2) fail once
- * `poll[0]` (a shared Int32Array) is not 0.
+ * `poll[0]` (a shared Int32Array) is not 0; a smaller pipe budget.
  */
-export const spliceFaultsForTests: { load?: Error; poll?: Int32Array } = {};
+export const spliceFaultsForTests: { load?: Error; poll?: Int32Array; pipeBudget?: number } = {};
 /** Plus two entries at the end: the thread's wake-up pipe. */
 export const newSpliceFdTable = (): SharedArrayBuffer => new SharedArrayBuffer(4 * (FDS_PER_CONN * FD_GROUPS + 2));
 const WAKE_ENTRY = FDS_PER_CONN * FD_GROUPS;
@@ -92,6 +102,8 @@ interface Live {
   done: boolean;
   /** Node sockets not yet closed. */
   open: number;
+  /** Capacity of its two pipes, against PIPE_BUDGET until it is over. */
+  pipeBytes: number;
   counted: { fromClient: number; toClient: number };
   /** The listener's failure boundary for this connection: its handlers run inside it. */
   onFault(err: unknown): void;
@@ -140,10 +152,12 @@ class SpliceThread {
     this.#worker.unref();
   }
 
-  hand(client: Socket, upstream: Socket, group: number, fds: SpliceFds, inC2U: number, inU2C: number, pipeBytes: number, options: PipeOptions, onFault: (err: unknown) => void): void {
+  hand(client: Socket, upstream: Socket, group: number, fds: SpliceFds, inC2U: number, inU2C: number, pipeSizes: [number, number], options: PipeOptions, onFault: (err: unknown) => void): void {
     const id = this.#next++;
+    const pipeBytes = pipeSizes[0] + pipeSizes[1];
+    pipeBytesHeld += pipeBytes;
     const live: Live = {
-      client, upstream, group, options, done: false, open: 2,
+      client, upstream, group, options, done: false, open: 2, pipeBytes,
       result: { bytesFromClient: 0, bytesToClient: 0, end: 'closed' }, counted: { fromClient: 0, toClient: 0 }, onFault,
     };
     this.#live.set(id, live);
@@ -158,7 +172,7 @@ class SpliceThread {
         this.#settle(id, live);
       }));
     }
-    this.#send({ op: 'add', id, group, fds, inC2U, inU2C, idleMs: options.idleTimeoutMs, pipeBytes });
+    this.#send({ op: 'add', id, group, fds, inC2U, inU2C, idleMs: options.idleTimeoutMs, pipeBytes: Math.min(...pipeSizes) });
   }
 
   #send(m: ToSplice): void {
@@ -201,6 +215,7 @@ class SpliceThread {
   #settle(id: number, live: Live): void {
     if (!live.done || live.open > 0 || !this.#live.delete(id)) return;
     freeGroups!.push(live.group);
+    pipeBytesHeld -= live.pipeBytes;
     live.options.onClose(live.result);
   }
 
@@ -292,6 +307,7 @@ function takeBuffered(s: Socket): Buffer {
  */
 export function spliceSockets(client: Socket, upstream: Socket, options: PipeOptions, onFault: (err: unknown) => void, user: SpliceUser): boolean {
   if (!quiet(client) || !quiet(upstream)) return false;
+  if (pipeBytesHeld + 2 * PIPE_BYTES > (spliceFaultsForTests.pipeBudget ?? PIPE_BUDGET)) return false;
   const t = spliceThread(user);
   if (!t) return false;
   freeGroups ??= Array.from({ length: FD_GROUPS }, (_, i) => FD_GROUPS - 1 - i);
@@ -316,7 +332,7 @@ export function spliceSockets(client: Socket, upstream: Socket, options: PipeOpt
     record(u2cR);
     record(u2cW);
     if (!lib.writeAll(c2uW, headC) || !lib.writeAll(u2cW, headU)) throw new Error('the first bytes do not fit a pipe');
-    t.hand(client, upstream, group, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, Math.min(c2uSize, u2cSize), options, onFault);
+    t.hand(client, upstream, group, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, [c2uSize, u2cSize], options, onFault);
     return true;
   } catch {
     closeGroup(group);
