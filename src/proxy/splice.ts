@@ -60,9 +60,10 @@ export interface SpliceUser { log: Log; label: string }
 
 /**
  * Tests only: make this thread's libc load fail; make the splice thread's poll(2) fail once
- * `poll[0]` (a shared Int32Array) is not 0; a smaller pipe budget.
+ * `poll[0]` (a shared Int32Array) is not 0; a smaller pipe budget; count the thread's splice(2)
+ * calls in `spliceCalls[0]`.
  */
-export const spliceFaultsForTests: { load?: Error; poll?: Int32Array; pipeBudget?: number } = {};
+export const spliceFaultsForTests: { load?: Error; poll?: Int32Array; pipeBudget?: number; spliceCalls?: Int32Array } = {};
 /** Plus two entries at the end: the thread's wake-up pipe. */
 export const newSpliceFdTable = (): SharedArrayBuffer => new SharedArrayBuffer(4 * (FDS_PER_CONN * FD_GROUPS + 2));
 const WAKE_ENTRY = FDS_PER_CONN * FD_GROUPS;
@@ -140,7 +141,7 @@ class SpliceThread {
     port1.unref(); // only ever posted to
     // A small heap: the loop allocates a few objects per connection, never the bytes.
     this.#worker = new Worker(THREAD_URL, {
-      workerData: { wake: r, port: port2, table: fdTable(), counts: this.#counts.buffer, failPoll: spliceFaultsForTests.poll },
+      workerData: { wake: r, port: port2, table: fdTable(), counts: this.#counts.buffer, failPoll: spliceFaultsForTests.poll, spliceCalls: spliceFaultsForTests.spliceCalls },
       transferList: [port2], stdout: false, stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     });
