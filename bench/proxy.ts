@@ -1,9 +1,11 @@
 // The data plane against its floor and stunnel, in one interleaved run (issues 11 and 19).
 // Usage:
 //   node bench/proxy.ts [--quick] [--bytes 256M] [--runs 3] [--requests 50000] [--clients 50] [--only permissive,...]
-//     [--idle 1000] [--http 2000]
+//     [--idle 1000] [--http 2000] [--node-load]
 // --quick: 16 MiB, 1 run, 5000 PINGs, 100 idle connections, 300 HTTP requests (a smoke run).
-// Needs stunnel, redis-server, redis-benchmark. `npm run bench:proxy` builds first.
+// --node-load: the bulk load (senders and sink) in this Node process, as before bench/load/main.go.
+// Needs stunnel, redis-server, redis-benchmark, go (bench/load/main.go is built into .cache/).
+// `npm run bench:proxy` builds the bundle first.
 //
 //   load ─plain─▶ stunnel client ─TLS 1.3 (AES-128-GCM)─▶ SERVER ─plain─▶ sink / redis
 // The client hop is always the same stunnel (PSK or certificates); SERVER is one of
@@ -18,17 +20,19 @@
 // Runs are interleaved so that machine drift hits every variant alike; cells are medians with
 // the spread (min–max) of the runs.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import { type AddressInfo, connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLog } from '../src/lib/log.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createPki } from '../test/helpers/pki.ts';
+import { Lines } from '../test/helpers/lines.ts';
 import { freePort } from '../test/helpers/net.ts';
 import { bundlePath, startLineNodeArgs, cpuSeconds, markdownTable, parseSize, percentile, root, rssMiB } from './lib.ts';
 
@@ -43,6 +47,7 @@ const { values } = parseArgs({
     http: { type: 'string' },
     only: { type: 'string' },
     'init-node-args': { type: 'string' },
+    'node-load': { type: 'boolean', default: false },
   },
 });
 /** The inits run with the bundle's start-line flags (what ships); --init-node-args="..." replaces them (trials). */
@@ -96,8 +101,25 @@ async function stop(p: ChildProcess): Promise<void> {
 }
 
 // --- backends -------------------------------------------------------------------------------
-/** Counts bytes; `expect(n)` resolves once n more bytes have arrived. Connections stay open until closed by the client. */
-async function startSink(): Promise<{ port: number; expect(n: number): Promise<void>; sockets: Set<Socket> }> {
+/**
+ * The bulk load: one sink every server forwards its bulk target to, and the senders. Native by
+ * default (bench/load/main.go, one Go process): a Node client and sink moving ~1.4 GB/s on
+ * loopback were the bottleneck of the plaintext rows, not the server measured.
+ */
+interface Load {
+  name: string;
+  /** The sink's port: every server's bulk target. */
+  port: number;
+  /** `conns` connections to `port` send `bytes` in all; seconds until the sink has them all. */
+  run(port: number, conns: number, bytes: number): Promise<number>;
+  /** Connections the sink holds now. */
+  open(): Promise<number>;
+  /** CPU seconds the load has used so far (all its threads). */
+  cpu(): number;
+}
+
+/** The old load, in this process: Node sockets writing 1 MiB blocks, a sink counting 'data'. */
+async function startNodeLoad(): Promise<Load> {
   let got = 0;
   let want = Infinity;
   let done: (() => void) | undefined;
@@ -113,14 +135,62 @@ async function startSink(): Promise<{ port: number; expect(n: number): Promise<v
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  const block = Buffer.alloc(1 << 20, 0x5a);
+  const send = async (port: number, bytes: number): Promise<Socket> => {
+    const s = tcpConnect({ host: '127.0.0.1', port });
+    await once(s, 'connect');
+    for (let sent = 0; sent < bytes; sent += block.length) {
+      if (!s.write(sent + block.length <= bytes ? block : block.subarray(0, bytes - sent))) await once(s, 'drain');
+    }
+    return s;
+  };
   return {
+    name: 'Node (this process)',
     port: (server.address() as AddressInfo).port,
-    sockets,
-    expect(n) {
+    async run(port, conns, bytes) {
       got = 0;
-      want = n;
-      return new Promise((r) => (done = r));
+      want = bytes;
+      const arrived = new Promise<void>((r) => (done = r));
+      const t0 = performance.now();
+      const sent = await Promise.all(Array.from({ length: conns }, (_, i) => send(port, i < conns - 1 ? Math.floor(bytes / conns) : bytes - Math.floor(bytes / conns) * (conns - 1))));
+      await arrived;
+      const s = (performance.now() - t0) / 1000;
+      for (const c of sent) c.destroy();
+      return s;
     },
+    open: async () => sockets.size,
+    cpu: () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    },
+  };
+}
+
+/** bench/load/main.go, built once per source version into .cache/. */
+async function startGoLoad(): Promise<Load> {
+  const source = join(root, 'bench', 'load', 'main.go');
+  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
+  const bin = join(root, '.cache', `bench-load-${hash}`);
+  if (!existsSync(bin)) {
+    mkdirSync(dirname(bin), { recursive: true });
+    execFileSync('go', ['build', '-o', `${bin}.tmp`, source], { env: { ...process.env, GO111MODULE: 'off', GOCACHE: join(dirname(bin), 'go-build') }, stdio: 'inherit' });
+    renameSync(`${bin}.tmp`, bin);
+  }
+  const proc = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  const lines = new Lines(proc.stdout!);
+  const port = Number((await lines.until(/^listening (\d+)$/, 30_000))[1]);
+  const ask = async <T>(command: string): Promise<T> => {
+    proc.stdin!.write(`${command}\n`);
+    return JSON.parse(await lines.next(600_000)) as T;
+  };
+  return {
+    name: 'native (bench/load/main.go)',
+    port,
+    run: async (to, conns, bytes) => (await ask<{ seconds: number }>(`run ${to} ${conns} ${bytes}`)).seconds,
+    open: async () => (await ask<{ open: number }>('open')).open,
+    cpu: () => cpuSeconds(proc.pid!),
   };
 }
 
@@ -225,31 +295,16 @@ async function startPair(kind: 'psk' | 'h2c', targets: Targets): Promise<Server>
 }
 
 // --- loads ------------------------------------------------------------------------------------
-const BLOCK = Buffer.alloc(1 << 20, 0x5a);
-
-async function send(port: number, bytes: number): Promise<Socket> {
-  const s = tcpConnect({ host: '127.0.0.1', port });
-  await once(s, 'connect');
-  for (let sent = 0; sent < bytes; sent += BLOCK.length) {
-    if (!s.write(sent + BLOCK.length <= bytes ? BLOCK : BLOCK.subarray(0, bytes - sent))) await once(s, 'drain');
-  }
-  return s;
-}
-
 const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-type Sink = Awaited<ReturnType<typeof startSink>>;
 
-/** MB/s of `conns` connections sending BYTES in all to the sink through `port`, and the servers' CPU ms per MiB. */
-async function bulk(sink: Sink, port: number, conns: number, pids: number[]): Promise<{ mbps: number; cpuPerMiB: number }> {
-  const arrived = sink.expect(BYTES);
+/** MB/s of `conns` connections sending BYTES in all to the sink through `port`; the servers' and the load's CPU ms per MiB. */
+async function bulk(load: Load, port: number, conns: number, pids: number[]): Promise<{ mbps: number; cpuPerMiB: number; loadCpuPerMiB: number }> {
   const cpu0 = cpuOf(pids);
-  const t0 = performance.now();
-  const sockets = await Promise.all(Array.from({ length: conns }, () => send(port, Math.floor(BYTES / conns))));
-  await arrived;
-  const s = (performance.now() - t0) / 1000;
+  const load0 = load.cpu();
+  const s = await load.run(port, conns, BYTES);
   const cpu = pids.length ? cpuOf(pids) - cpu0 : NaN;
-  for (const c of sockets) c.destroy();
-  return { mbps: BYTES / 1e6 / s, cpuPerMiB: (cpu * 1000) / (BYTES / 2 ** 20) };
+  const perMiB = (seconds: number) => (seconds * 1000) / (BYTES / 2 ** 20);
+  return { mbps: BYTES / 1e6 / s, cpuPerMiB: perMiB(cpu), loadCpuPerMiB: perMiB(load.cpu() - load0) };
 }
 
 function ping(port: number): { rps: number; p50: number; p99: number } {
@@ -259,7 +314,7 @@ function ping(port: number): { rps: number; p50: number; p99: number } {
 }
 
 /** RSS of the server process with IDLE connections open through `port` (minus its RSS before). */
-async function idleRss(port: number, pid: number, sink: Sink): Promise<{ rss: number; before: number }> {
+async function idleRss(port: number, pid: number, load: Load): Promise<{ rss: number; before: number }> {
   const before = rssMiB(pid);
   const opened: Socket[] = [];
   for (let i = 0; i < IDLE; i++) {
@@ -272,10 +327,10 @@ async function idleRss(port: number, pid: number, sink: Sink): Promise<{ rss: nu
   // Every connection reached the sink: the TLS sessions are up end to end. (Polling: the sink
   // has no event for "N connections", and this is a benchmark, not a test.)
   const deadline = Date.now() + 60_000;
-  while (sink.sockets.size < IDLE && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while ((await load.open()) < IDLE && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const rss = rssMiB(pid);
   for (const s of opened) s.destroy();
-  while (sink.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while ((await load.open()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   return { rss, before };
 }
 
@@ -298,19 +353,19 @@ const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 const cell = (v: number[], base?: number[], d = 1) => !Number.isFinite(median(v)) ? '–' :
   `${f(median(v), d)}${base ? ` (${f(median(v) / median(base), 2)}×)` : ''}${v.length > 1 ? ` [${f(Math.min(...v), d)}–${f(Math.max(...v), d)}]` : ''}`;
 
-interface Row { name: string; bulk1: number[]; bulk16: number[]; cpu1: number[]; cpu16: number[]; rps: number[]; p50: number[]; p99: number[]; rss?: { rss: number; before: number } }
-const newRow = (name: string): Row => ({ name, bulk1: [], bulk16: [], cpu1: [], cpu16: [], rps: [], p50: [], p99: [] });
+interface Row { name: string; bulk1: number[]; bulk16: number[]; cpu1: number[]; cpu16: number[]; load1: number[]; rps: number[]; p50: number[]; p99: number[]; rss?: { rss: number; before: number } }
+const newRow = (name: string): Row => ({ name, bulk1: [], bulk16: [], cpu1: [], cpu16: [], load1: [], rps: [], p50: [], p99: [] });
 
 /** Interleaved runs over `servers` (each reached through `entry[i]`): bulk 1 and 16, PING. */
-async function measure(sink: Sink, servers: Server[], entry: Targets[], opts: { many?: boolean; ping?: boolean } = {}): Promise<Row[]> {
+async function measure(load: Load, servers: Server[], entry: Targets[], opts: { many?: boolean; ping?: boolean } = {}): Promise<Row[]> {
   const rows = servers.map((s) => newRow(s.name));
-  for (const [i, s] of servers.entries()) await bulk(sink, entry[i]!.sink, 1, s.pids); // warm-up
+  for (const [i, s] of servers.entries()) await bulk(load, entry[i]!.sink, 1, s.pids); // warm-up
   for (let run = 0; run < RUNS; run++) {
     for (const [i, s] of servers.entries()) {
-      const one = await bulk(sink, entry[i]!.sink, 1, s.pids);
-      rows[i]!.bulk1.push(one.mbps); rows[i]!.cpu1.push(one.cpuPerMiB);
+      const one = await bulk(load, entry[i]!.sink, 1, s.pids);
+      rows[i]!.bulk1.push(one.mbps); rows[i]!.cpu1.push(one.cpuPerMiB); rows[i]!.load1.push(one.loadCpuPerMiB);
       if (opts.many !== false) {
-        const many = await bulk(sink, entry[i]!.sink, 16, s.pids);
+        const many = await bulk(load, entry[i]!.sink, 16, s.pids);
         rows[i]!.bulk16.push(many.mbps); rows[i]!.cpu16.push(many.cpuPerMiB);
       }
       if (opts.ping !== false) {
@@ -323,19 +378,19 @@ async function measure(sink: Sink, servers: Server[], entry: Targets[], opts: { 
 }
 
 async function main(): Promise<void> {
-  const sink = await startSink();
+  const load = values['node-load'] ? await startNodeLoad() : await startGoLoad();
   const redisPort = await freePort();
   const redis = spawnTracked(['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
   await waitForPort({ host: '127.0.0.1', port: redisPort }, quiet, { timeoutMs: 10_000 });
-  const targets = { sink: sink.port, redis: redisPort };
+  const targets = { sink: load.port, redis: redisPort };
   const sections: string[] = [];
 
   for (const auth of (['psk', 'mtls'] as const).filter((a) => ONLY.has(a))) {
     const servers = [await startStunnel(auth, false, targets), await startFloor(auth, targets), await startInit(auth, targets), await startInit(auth, targets, 0)];
     // One stunnel client per server, so every path has the same client hop.
     const clients = await Promise.all(servers.map((s) => startStunnel(auth, true, s.ports)));
-    const rows = await measure(sink, servers, clients.map((c) => c.ports));
-    for (const [i, s] of servers.entries()) rows[i]!.rss = await idleRss(clients[i]!.ports.sink, s.pids[0]!, sink);
+    const rows = await measure(load, servers, clients.map((c) => c.ports));
+    for (const [i, s] of servers.entries()) rows[i]!.rss = await idleRss(clients[i]!.ports.sink, s.pids[0]!, load);
     const [base, floor] = [rows[0]!, rows[1]!];
     sections.push(`### ${auth === 'psk' ? 'TLS-PSK' : 'Certificate mTLS (strict)'}: server hop, same stunnel client\n\n${markdownTable(
       ['server', '1 conn MB/s (× stunnel)', '16 conns MB/s (× stunnel)', 'CPU ms/MiB, 1 conn (× floor)', 'CPU ms/MiB, 16 conns (× floor)', `PING rps, c=${CLIENTS} (× stunnel)`, 'PING p50 / p99 ms', `RSS MiB with ${IDLE} idle (before)`],
@@ -353,11 +408,11 @@ async function main(): Promise<void> {
       await startFloor('plain', targets), await startInit('permissive', targets), await startInit('permissive', targets, 0),
       await startInit('permissive', targets, undefined, true),
     ];
-    const rows = await measure(sink, servers, servers.map((s) => s.ports));
+    const rows = await measure(load, servers, servers.map((s) => s.ports));
     const [d, floor] = [rows[0]!, rows[1]!];
     sections.push(`### Permissive mode, plaintext client, vs direct TCP and Node's pipe\n\n${markdownTable(
-      ['path', '1 conn MB/s (× direct)', '16 conns MB/s (× direct)', 'CPU ms/MiB, 1 conn (× Node pipe)', 'CPU ms/MiB, 16 conns (× Node pipe)', 'PING rps (× direct)', 'PING p99 ms'],
-      rows.map((r) => [r.name, cell(r.bulk1, d.bulk1), cell(r.bulk16, d.bulk16), cell(r.cpu1, floor.cpu1, 2), cell(r.cpu16, floor.cpu16, 2), cell(r.rps, d.rps, 0), f(median(r.p99), 3)]),
+      ['path', '1 conn MB/s (× direct)', '16 conns MB/s (× direct)', 'CPU ms/MiB, 1 conn (× Node pipe)', 'CPU ms/MiB, 16 conns (× Node pipe)', 'load CPU ms/MiB, 1 conn', 'PING rps (× direct)', 'PING p99 ms'],
+      rows.map((r) => [r.name, cell(r.bulk1, d.bulk1), cell(r.bulk16, d.bulk16), cell(r.cpu1, floor.cpu1, 2), cell(r.cpu16, floor.cpu16, 2), cell(r.load1, undefined, 2), cell(r.rps, d.rps, 0), f(median(r.p99), 3)]),
     )}`);
     await Promise.all(servers.flatMap((s) => s.procs.map(stop)));
   }
@@ -365,7 +420,7 @@ async function main(): Promise<void> {
   // The tunnel pair (h2c) against the PSK pair: two inits each, CPU is both hops'.
   if (ONLY.has('tunnel')) {
     const servers = [await startPair('psk', targets), await startPair('h2c', targets)];
-    const rows = await measure(sink, servers, servers.map((s) => s.ports));
+    const rows = await measure(load, servers, servers.map((s) => s.ports));
     const base = rows[0]!;
     sections.push(`### Tunnel pair (h2c) vs the PSK pair: two inits each, CPU of both\n\n${markdownTable(
       ['path', '1 conn MB/s (× PSK pair)', '16 conns MB/s (× PSK pair)', 'CPU ms/MiB, 1 conn', 'CPU ms/MiB, 16 conns', 'PING rps (× PSK pair)', 'PING p99 ms'],
@@ -434,7 +489,7 @@ async function main(): Promise<void> {
   await stop(redis);
   const stunnelVersion = execFileSync('sh', ['-c', 'stunnel -version 2>&1 | grep -E "^stunnel" | head -1'], { encoding: 'utf8' }).trim();
   console.log(`${new Date().toISOString()}: ${cpus().length} CPUs (${cpus()[0]?.model}), node ${process.version}, ${stunnelVersion}; ` +
-    `${(BYTES / 2 ** 20).toFixed(0)} MiB per bulk run, ${RUNS} runs (medians [min–max]), ${REQUESTS} PINGs per run; ` +
+    `bulk load ${load.name}, ${(BYTES / 2 ** 20).toFixed(0)} MiB per bulk run, ${RUNS} runs (medians [min–max]), ${REQUESTS} PINGs per run; ` +
     `load average before ${LOAD_BEFORE}, after ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n` +
     `command: node bench/proxy.ts ${process.argv.slice(2).join(' ')}\n`);
   console.log(sections.join('\n\n'));

@@ -117,7 +117,7 @@ export function startPiping(ctx: ModeContext, client: Socket, upstream: Socket, 
     },
   };
   // Plaintext both ways (permissive mode's plaintext clients): in the kernel where it can be.
-  if (secure === undefined && spliceSockets(client, upstream, options, (err) => ctx.fault(err, fields, client, upstream))) return;
+  if (secure === undefined && spliceSockets(client, upstream, options, (err) => ctx.fault(err, fields, client, upstream), ctx)) return;
   pipeSockets(client, upstream, options);
 }
 

@@ -16,7 +16,13 @@ export type FromSplice =
   /** Live counts since the last report: id, from the client, to the client, per connection. */
   | { op: 'bytes'; counts: number[] };
 
-interface Direction { src: number; dst: number; r: number; w: number; inPipe: number; eof: boolean; shut: boolean; bytes: number }
+/**
+ * `count`: its index in the shared counts (./splice.ts), where `bytes` is stored after each move.
+ * `stalled`: its pipe took nothing though poll said the source was readable, with bytes in it
+ * waiting for the destination: full in slots (64 small chunks) before it is full in bytes. Its
+ * source is not polled again until the pipe drains: poll would say readable at once, forever.
+ */
+interface Direction { src: number; dst: number; r: number; w: number; inPipe: number; eof: boolean; shut: boolean; bytes: number; count: number; stalled: boolean }
 interface Conn { id: number; group: number; fds: number[]; c2u: Direction; u2c: Direction; idleMs: number; last: number; cap: number; reported: [number, number] }
 
 /** Longest poll: a terminate() from the parent is noticed within this (V8 stops JS, not a syscall). */
@@ -24,10 +30,24 @@ const MAX_WAIT_MS = 1_000;
 /** Live byte counts go to the listener at most this often. */
 const REPORT_MS = 1_000;
 
-const { wake, port, table: sab } = workerData as { wake: number; port: MessagePort; table: SharedArrayBuffer };
+const { wake, port, table: sab, counts: countsSab, failPoll, spliceCalls } = workerData as {
+  wake: number; port: MessagePort; table: SharedArrayBuffer; counts: SharedArrayBuffer; failPoll?: Int32Array; spliceCalls?: Int32Array;
+};
 /** fd + 1 per open fd, six per connection (./splice.ts): cleared before each close. */
 const table = new Int32Array(sab);
+/** Bytes moved per connection (from, to the client), for the listener should this thread die. */
+const counts = new Float64Array(countsSab);
 const lib = spliceLibc();
+if (failPoll) {
+  // Tests (./splice.ts spliceFaultsForTests): EINVAL once they say so.
+  const poll = lib.poll;
+  lib.poll = (fds, count, timeoutMs) => (Atomics.load(failPoll, 0) !== 0 ? -22 : poll(fds, count, timeoutMs));
+}
+if (spliceCalls) {
+  // Tests: how many splice(2) calls this thread makes.
+  const splice = lib.splice;
+  lib.splice = (from, to, len) => (Atomics.add(spliceCalls, 0, 1), splice(from, to, len));
+}
 const conns = new Map<number, Conn>();
 let pollfds = Buffer.alloc(8 * 64);
 const scratch = Buffer.alloc(256);
@@ -39,11 +59,14 @@ const post = (m: FromSplice) => parentPort!.postMessage(m);
 function add(m: Extract<ToSplice, { op: 'add' }>): void {
   const { client, upstream, c2u, u2c } = m.fds;
   // What Node had read counts as moved: it came from that side.
-  const dir = (src: number, dst: number, [r, w]: [number, number], inPipe: number): Direction => ({ src, dst, r, w, inPipe, eof: false, shut: false, bytes: inPipe });
+  const dir = (src: number, dst: number, [r, w]: [number, number], inPipe: number, count: number): Direction =>
+    ({ src, dst, r, w, inPipe, eof: false, shut: false, bytes: inPipe, count, stalled: false });
   const c: Conn = {
     id: m.id, group: m.group, fds: [client, upstream, ...c2u, ...u2c], idleMs: m.idleMs, last: performance.now(), cap: m.pipeBytes, reported: [0, 0],
-    c2u: dir(client, upstream, c2u, m.inC2U), u2c: dir(upstream, client, u2c, m.inU2C),
+    c2u: dir(client, upstream, c2u, m.inC2U, 2 * m.group), u2c: dir(upstream, client, u2c, m.inU2C, 2 * m.group + 1),
   };
+  counts[c.c2u.count] = m.inC2U;
+  counts[c.u2c.count] = m.inU2C;
   conns.set(m.id, c);
   // Bytes Node had read already (a sniffed first chunk) are in the pipes: sent now.
   if (move(c, c.c2u, false) && move(c, c.u2c, false)) finished(c);
@@ -82,14 +105,17 @@ function move(c: Conn, d: Direction, readable: boolean): boolean {
     if (n > 0) {
       d.inPipe += n;
       d.bytes += n;
+      counts[d.count] = d.bytes;
       c.last = performance.now();
     } else if (n === 0) d.eof = true;
-    else if (n !== -EAGAIN && n !== -EINTR) return end(c, 'error', errnoName(-n)), false;
+    else if (n === -EAGAIN) d.stalled = d.inPipe > 0; // with an empty pipe: a wake-up without data
+    else if (n !== -EINTR) return end(c, 'error', errnoName(-n)), false;
   }
   while (d.inPipe > 0) {
     const n = lib.splice(d.r, d.dst, d.inPipe);
     if (n > 0) {
       d.inPipe -= n;
+      d.stalled = false;
       c.last = performance.now();
     } else if (n === -EAGAIN || n === -EINTR) break;
     else return end(c, 'error', errnoName(n === 0 ? 32 : -n)), false;
@@ -141,7 +167,7 @@ for (;;) {
       wait = Math.min(wait, Math.ceil(left));
     }
     for (const d of [c.c2u, c.u2c]) {
-      if (!d.eof && d.inPipe < c.cap) (owner[count] = { conn: c, dir: d, out: false }), setPollfd(count++, d.src, POLLIN);
+      if (!d.eof && !d.stalled && d.inPipe < c.cap) (owner[count] = { conn: c, dir: d, out: false }), setPollfd(count++, d.src, POLLIN);
       if (d.inPipe > 0) (owner[count] = { conn: c, dir: d, out: true }), setPollfd(count++, d.dst, POLLOUT);
     }
   }

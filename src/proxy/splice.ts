@@ -10,8 +10,16 @@
 // cancels the thread's side. The thread owns its fds and closes them; if the thread itself
 // ends, they are closed here. Anything that does not fit this path (a socket already ending,
 // bytes queued, koffi missing, the thread unavailable) goes through pipeSockets as before.
+//
+// Failures are said once, not per connection: splice unavailable in a listener thread (koffi or
+// a libc symbol missing) is one warning and Node's pipe for good; a splice thread that fails
+// ends the connections it was moving (each counted as a fault, ended 'error', bytes counted to
+// the end from a shared table), is one warning, and the next connections take Node's pipe for
+// a pause that doubles at each failure (FIRST_PAUSE_MS to MAX_PAUSE_MS) instead of a new
+// thread per connection.
 import type { Socket } from 'node:net';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import type { Log } from '../lib/log.ts';
 import { guard } from './boundary.ts';
 import type { PipeOptions, PipeResult } from './pipe.ts';
 import { type SpliceLibc, spliceLibc } from './splice-libc.ts';
@@ -20,6 +28,16 @@ import type { FromSplice, SpliceFds, ToSplice } from './splice-thread.ts';
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './splice-thread.ts' : './splice-thread.js', import.meta.url);
 /** Per direction; a larger pipe is fewer splices per MiB (the kernel may give less: measured). */
 const PIPE_BYTES = 256 * 1024;
+/**
+ * Pipe capacity one listener thread may hold (two pipes per spliced connection): 16 connections
+ * at PIPE_BYTES; the next ones take Node's pipe until some end. Pipe capacity is charged to the
+ * init's user (the container's root, its program too) against fs.pipe-user-pages-soft (64 MiB by
+ * default, without CAP_SYS_RESOURCE); past it the kernel gives every new pipe of that user, the
+ * program's too, two pages. Unbounded, ~120 plaintext clients would do that; bounded, it takes
+ * eight listener threads each splicing 16.
+ */
+const PIPE_BUDGET = 8 * 1024 * 1024;
+let pipeBytesHeld = 0;
 const WAKE = Buffer.from([1]);
 
 /**
@@ -31,6 +49,21 @@ const WAKE = Buffer.from([1]);
  */
 const FD_GROUPS = 4096;
 const FDS_PER_CONN = 6;
+/** Node's pipe after a splice thread failed: for this long, doubled at each failure up to MAX_PAUSE_MS. */
+const FIRST_PAUSE_MS = 30_000;
+const MAX_PAUSE_MS = 3_600_000;
+/** What a connection through Node's pipe costs instead (docs/BENCHMARKS.md: 0.9–1.5 against 0.2–0.4 ms CPU per MiB). */
+const NODE_COST = 'moving permissive plaintext through Node: CPU ~3× per MiB';
+
+/** Who uses the splice path: the listener's log and label, for the one-line warnings. */
+export interface SpliceUser { log: Log; label: string }
+
+/**
+ * Tests only: make this thread's libc load fail; make the splice thread's poll(2) fail once
+ * `poll[0]` (a shared Int32Array) is not 0; a smaller pipe budget; count the thread's splice(2)
+ * calls in `spliceCalls[0]`.
+ */
+export const spliceFaultsForTests: { load?: Error; poll?: Int32Array; pipeBudget?: number; spliceCalls?: Int32Array } = {};
 /** Plus two entries at the end: the thread's wake-up pipe. */
 export const newSpliceFdTable = (): SharedArrayBuffer => new SharedArrayBuffer(4 * (FDS_PER_CONN * FD_GROUPS + 2));
 const WAKE_ENTRY = FDS_PER_CONN * FD_GROUPS;
@@ -70,10 +103,15 @@ interface Live {
   done: boolean;
   /** Node sockets not yet closed. */
   open: number;
+  /** Capacity of its two pipes, against PIPE_BUDGET until it is over. */
+  pipeBytes: number;
   counted: { fromClient: number; toClient: number };
   /** The listener's failure boundary for this connection: its handlers run inside it. */
   onFault(err: unknown): void;
 }
+
+/** Two live byte counts per fd group (from the client, to the client), written by the thread. */
+const COUNTS_PER_CONN = 2;
 
 interface NodeHandle { fd?: number; reading?: boolean; readStop?(): number }
 const handleOf = (s: Socket): NodeHandle | undefined => (s as unknown as { _handle?: NodeHandle })._handle ?? undefined;
@@ -84,11 +122,16 @@ class SpliceThread {
   readonly #port: MessagePort;
   readonly #wake: [number, number];
   readonly #live = new Map<number, Live>();
+  /** The thread's counts per group (COUNTS_PER_CONN each): what it moved up to its end, even a crash. */
+  readonly #counts = new Float64Array(new SharedArrayBuffer(8 * COUNTS_PER_CONN * FD_GROUPS));
+  readonly #user: SpliceUser;
+  #error: unknown;
   #next = 1;
   dead = false;
 
-  constructor(lib: SpliceLibc) {
+  constructor(lib: SpliceLibc, user: SpliceUser) {
     this.#lib = lib;
+    this.#user = user;
     const [r, w] = lib.pipe(4096);
     this.#wake = [r, w];
     Atomics.store(fdTable(), WAKE_ENTRY, r + 1);
@@ -98,24 +141,28 @@ class SpliceThread {
     port1.unref(); // only ever posted to
     // A small heap: the loop allocates a few objects per connection, never the bytes.
     this.#worker = new Worker(THREAD_URL, {
-      workerData: { wake: r, port: port2, table: fdTable() }, transferList: [port2], stdout: false, stderr: false,
+      workerData: { wake: r, port: port2, table: fdTable(), counts: this.#counts.buffer, failPoll: spliceFaultsForTests.poll, spliceCalls: spliceFaultsForTests.spliceCalls },
+      transferList: [port2], stdout: false, stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     });
     this.#worker.on('message', (m: FromSplice) => this.#onMessage(m));
-    this.#worker.on('error', () => {}); // 'exit' follows and cleans up
+    this.#worker.on('error', (err) => (this.#error = err)); // 'exit' follows and cleans up
     this.#worker.on('exit', () => this.#onExit());
     // After the listeners (a 'message' listener refs it again): idle connections do not keep
     // the process alive, as with sockets.
     this.#worker.unref();
   }
 
-  hand(client: Socket, upstream: Socket, group: number, fds: SpliceFds, inC2U: number, inU2C: number, pipeBytes: number, options: PipeOptions, onFault: (err: unknown) => void): void {
+  hand(client: Socket, upstream: Socket, group: number, fds: SpliceFds, inC2U: number, inU2C: number, pipeSizes: [number, number], options: PipeOptions, onFault: (err: unknown) => void): void {
     const id = this.#next++;
+    const pipeBytes = pipeSizes[0] + pipeSizes[1];
+    pipeBytesHeld += pipeBytes;
     const live: Live = {
-      client, upstream, group, options, done: false, open: 2,
+      client, upstream, group, options, done: false, open: 2, pipeBytes,
       result: { bytesFromClient: 0, bytesToClient: 0, end: 'closed' }, counted: { fromClient: 0, toClient: 0 }, onFault,
     };
     this.#live.set(id, live);
+    this.#counts.fill(0, group * COUNTS_PER_CONN, (group + 1) * COUNTS_PER_CONN); // a previous connection's
     for (const s of [client, upstream]) {
       s.on('error', () => {}); // nothing reads or writes them any more; a late error is moot
       s.once('close', guard(onFault, () => {
@@ -126,7 +173,7 @@ class SpliceThread {
         this.#settle(id, live);
       }));
     }
-    this.#send({ op: 'add', id, group, fds, inC2U, inU2C, idleMs: options.idleTimeoutMs, pipeBytes });
+    this.#send({ op: 'add', id, group, fds, inC2U, inU2C, idleMs: options.idleTimeoutMs, pipeBytes: Math.min(...pipeSizes) });
   }
 
   #send(m: ToSplice): void {
@@ -169,20 +216,29 @@ class SpliceThread {
   #settle(id: number, live: Live): void {
     if (!live.done || live.open > 0 || !this.#live.delete(id)) return;
     freeGroups!.push(live.group);
+    pipeBytesHeld -= live.pipeBytes;
     live.options.onClose(live.result);
   }
 
   #onExit(): void {
     this.dead = true;
-    // The thread is gone and cannot close what it held: its connections end here.
-    for (const [id, live] of this.#live) {
+    const cause = this.#error ?? new Error('the splice thread ended');
+    const reason = (cause as NodeJS.ErrnoException).code ?? (cause instanceof Error ? cause.message : String(cause));
+    const cut = [...this.#live].filter(([, live]) => !live.done);
+    pause(this.#user, reason, cut.filter(([, live]) => live.open > 0).length);
+    // The thread is gone and cannot close what it held: its connections end here, each a fault
+    // of its listener (counted in connection_faults_total), with the bytes the thread moved.
+    for (const [id, live] of cut) {
       closeGroup(live.group); // what the thread had not closed yet
       live.done = true;
-      if (live.result.end === 'closed') live.result.end = 'error';
+      const at = live.group * COUNTS_PER_CONN;
+      this.#count(live, Math.max(live.counted.fromClient, this.#counts[at]!), Math.max(live.counted.toClient, this.#counts[at + 1]!));
+      Object.assign(live.result, { bytesFromClient: live.counted.fromClient, bytesToClient: live.counted.toClient });
       guard(live.onFault, () => {
-        live.client.destroy();
-        live.upstream.destroy();
-        this.#settle(id, live);
+        // Sockets closed already (a cancel not yet answered): nothing was lost, it ends as it was.
+        if (live.open === 0) return this.#settle(id, live);
+        if (live.result.end === 'closed') Object.assign(live.result, { end: 'error', error: Object.assign(new Error(reason), { code: 'ESPLICETHREAD' }) });
+        live.onFault(live.result.error); // ends both sockets: their 'close' settles it
       })();
     }
     for (const k of [WAKE_ENTRY, WAKE_ENTRY + 1]) {
@@ -195,17 +251,31 @@ class SpliceThread {
 
 let thread: SpliceThread | undefined;
 // TEE_INIT_SPLICE=off: Node's pipe for every connection (a kernel without splice on sockets, or
-// to compare); read once.
-let unavailable = process.env.TEE_INIT_SPLICE === 'off';
+// to compare); read once. Otherwise set (for good) when the libc calls cannot be bound here.
+let off: string | undefined = process.env.TEE_INIT_SPLICE === 'off' ? 'TEE_INIT_SPLICE=off' : undefined;
+/** After a splice thread failed: Node's pipe until this time (performance.now()). */
+let pausedUntil = 0;
+let nextPause = FIRST_PAUSE_MS;
 
-function spliceThread(): SpliceThread | undefined {
-  if (unavailable || process.platform !== 'linux') return undefined;
+function pause(user: SpliceUser, reason: string, connections: number): void {
+  pausedUntil = performance.now() + nextPause;
+  user.log.warn({ reason, connections, pauseSeconds: nextPause / 1000 },
+    `${user.label}: the splice thread failed and its ${connections} connection(s) were ended; ${NODE_COST} for ${nextPause / 1000} s, then a new thread (report this as a bug)`);
+  nextPause = Math.min(nextPause * 2, MAX_PAUSE_MS);
+}
+
+function spliceThread(user: SpliceUser): SpliceThread | undefined {
+  if (off !== undefined || process.platform !== 'linux') return undefined;
   if (thread && !thread.dead) return thread;
+  if (performance.now() < pausedUntil) return undefined;
   try {
-    thread = new SpliceThread(spliceLibc());
+    if (spliceFaultsForTests.load) throw spliceFaultsForTests.load;
+    thread = new SpliceThread(spliceLibc(), user);
     return thread;
-  } catch {
-    unavailable = true; // no koffi here: Node's pipe, as before
+  } catch (err) {
+    // No koffi, or a libc without splice/poll/pipe2 here: Node's pipe, said once per thread.
+    off = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+    user.log.warn({ reason: off }, `${user.label}: splice(2) is unavailable in this listener thread; ${NODE_COST}; set TEE_INIT_SPLICE=off to silence`);
     return undefined;
   }
 }
@@ -236,9 +306,10 @@ function takeBuffered(s: Socket): Buffer {
  * Hands both plaintext sockets to the splice thread; false (nothing changed) when this
  * connection cannot take the kernel path, and the caller pipes it with pipeSockets.
  */
-export function spliceSockets(client: Socket, upstream: Socket, options: PipeOptions, onFault: (err: unknown) => void): boolean {
+export function spliceSockets(client: Socket, upstream: Socket, options: PipeOptions, onFault: (err: unknown) => void, user: SpliceUser): boolean {
   if (!quiet(client) || !quiet(upstream)) return false;
-  const t = spliceThread();
+  if (pipeBytesHeld + 2 * PIPE_BYTES > (spliceFaultsForTests.pipeBudget ?? PIPE_BUDGET)) return false;
+  const t = spliceThread(user);
   if (!t) return false;
   freeGroups ??= Array.from({ length: FD_GROUPS }, (_, i) => FD_GROUPS - 1 - i);
   const group = freeGroups.pop();
@@ -262,7 +333,7 @@ export function spliceSockets(client: Socket, upstream: Socket, options: PipeOpt
     record(u2cR);
     record(u2cW);
     if (!lib.writeAll(c2uW, headC) || !lib.writeAll(u2cW, headU)) throw new Error('the first bytes do not fit a pipe');
-    t.hand(client, upstream, group, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, Math.min(c2uSize, u2cSize), options, onFault);
+    t.hand(client, upstream, group, { client: c, upstream: u, c2u: [c2uR, c2uW], u2c: [u2cR, u2cW] }, headC.length, headU.length, [c2uSize, u2cSize], options, onFault);
     return true;
   } catch {
     closeGroup(group);
