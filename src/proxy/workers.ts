@@ -34,6 +34,10 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './
  */
 export const WORKER_HEAP = { maxYoungGenerationSizeMb: 3, maxOldGenerationSizeMb: 64 } as const;
 
+/** How long close() waits for a worker to close its connections before terminating it. */
+const WORKER_CLOSE_MS = 4_000;
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 /** How long a faulted worker may keep serving its open connections before it exits anyway. */
 export const DRAIN_MS = 5 * 60_000;
 /**
@@ -306,7 +310,9 @@ export async function startInWorkers(s: WorkerStart): Promise<ListenerHandle & {
   const live = () => workers.filter((w): w is ListenerWorker => w !== undefined);
   const stopAll = async () => {
     const all = [...live(), ...draining];
-    await Promise.allSettled(all.map((w) => w.request({ op: 'close' })));
+    // A worker whose close never settles (a connection that never reports 'close') is
+    // terminated anyway after the deadline: its thread's sockets go with it.
+    await Promise.allSettled(all.map((w) => Promise.race([w.request({ op: 'close' }), delay(WORKER_CLOSE_MS)])));
     await Promise.allSettled(all.map((w) => w.worker.terminate()));
   };
   let address: HostPort;

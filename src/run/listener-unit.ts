@@ -8,6 +8,14 @@ import type { Log } from '../lib/log.ts';
 import type { ListenerHandle } from '../proxy/listener.ts';
 import { UnitFailure, type ListenerUnitSpec, type ReloadOutcome, type UnitEnd, type UnitState, type UnitStatus } from './types.ts';
 
+/**
+ * How long the init's stop waits for a listener to close. close() destroys every connection at
+ * once and normally settles in milliseconds; a socket that never reports 'close' (seen once,
+ * under heavy load, with worker threads) must not keep PID 1 from its wipe and exit status: the
+ * process's exit closes whatever is left.
+ */
+export const LISTENER_CLOSE_MS = 5_000;
+
 export class ListenerUnit {
   readonly spec: ListenerUnitSpec;
   readonly #log: Log;
@@ -49,7 +57,7 @@ export class ListenerUnit {
       throw new UnitFailure(status, failure);
     }
     if (this.#stop.signal.aborted) {
-      await this.#handle.close();
+      await this.#close(this.#handle);
       throw this.#stop.signal.reason;
     }
     this.#state = 'ready';
@@ -77,14 +85,25 @@ export class ListenerUnit {
       const failed = this.#state === 'failed';
       if (!failed) this.#state = 'stopping';
       await this.#starting?.catch(() => {});
-      if (this.#handle) {
-        await this.#handle.close();
-        this.#log.info(`${this.spec.name} closed`);
-      }
+      if (this.#handle) await this.#close(this.#handle);
       if (!failed) this.#state = 'done';
       this.#end({ status: 0, decides: false });
     }
     await this.ended;
+  }
+
+  async #close(handle: ListenerHandle): Promise<void> {
+    const ms = this.spec.closeDeadlineMs ?? LISTENER_CLOSE_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, ms, 'late')));
+    const closed = handle.close().then(
+      () => 'closed' as const,
+      (err: Error) => (this.#log.warn({ reason: err.message }, `${this.spec.name}: closing failed: ${err.message}`), 'closed' as const),
+    );
+    const how = await Promise.race([closed, late]);
+    clearTimeout(timer);
+    if (how === 'late') this.#log.warn(`${this.spec.name}: not closed within ${ms} ms (a connection that never ended); the init goes on stopping, and its exit closes what is left`);
+    else this.#log.info(`${this.spec.name} closed`);
   }
 
   status(): UnitStatus {

@@ -68,6 +68,8 @@ export interface ListenerUnitSpec {
   start(signal: AbortSignal): Promise<ListenerHandle>;
   /** The secrets its config names: a rotation of one of them reloads it (handle.reload()). */
   secrets: readonly string[];
+  /** Tests: how long stop() waits for handle.close() (default LISTENER_CLOSE_MS). */
+  closeDeadlineMs?: number;
 }
 
 export type UnitSpec = ProcessUnitSpec | ListenerUnitSpec;
