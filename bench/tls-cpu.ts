@@ -174,8 +174,11 @@ await once(sink, 'listening');
 const expect = (n: number) => new Promise<void>((r) => ((got = 0), (want = n), (arrived = r)));
 
 const BLOCK = Buffer.alloc(1 << 20, 0x5a);
+/** Rejects when a sender's connection fails mid-run (a reset from the hop): said, not an uncaught crash. */
+let senderFailed: (err: Error) => void = () => {};
 async function send(port: number, bytes: number): Promise<Socket> {
   const s = tcpConnect({ host: '127.0.0.1', port });
+  s.on('error', (err) => senderFailed(new Error(`the sender's connection through port ${port} failed: ${err.message} (reset by the hop under test; run its server with a log)`)));
   await once(s, 'connect');
   for (let sent = 0; sent < bytes; sent += BLOCK.length) {
     if (!s.write(sent + BLOCK.length <= bytes ? BLOCK : BLOCK.subarray(0, bytes - sent))) await once(s, 'drain');
@@ -190,8 +193,9 @@ async function bulk(port: number, p: Proc): Promise<Sample> {
   const gc0 = { ...p.gc };
   const [t0s, s0] = [cpuByThread(pid), cpuSeconds(pid)];
   const t0 = performance.now();
-  const sockets = await Promise.all(Array.from({ length: CONNS }, () => send(port, Math.floor(BYTES / CONNS))));
-  await done;
+  const failed = new Promise<never>((_, reject) => (senderFailed = reject));
+  const sockets = await Promise.race([Promise.all(Array.from({ length: CONNS }, () => send(port, Math.floor(BYTES / CONNS)))), failed]);
+  await Promise.race([done, failed]);
   const s = (performance.now() - t0) / 1000;
   const [t1s, s1] = [cpuByThread(pid), cpuSeconds(pid)];
   for (const c of sockets) c.destroy();
