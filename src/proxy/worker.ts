@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TokenAttester } from '../attest/attester.ts';
 import type { Token, TokenConfig, TokenSource, TokenSources } from '../credentials/token-types.ts';
+import { heldTokens } from './worker-tokens.ts';
 import { createLog, type LogLevel } from '../lib/log.ts';
 import type { ListenerHandle } from './listener.ts';
 import { stopAccepting, useSharedLimits } from '../lib/thread.ts';
@@ -53,7 +54,7 @@ const tokens: TokenSources = {
     // service account has no ID token), made at once here too: the types rely on them.
     const problem = config.credentials === undefined ? undefined : init.tokenProblems[`${config.kind} ${config.credentials}`];
     if (problem !== undefined) throw new Error(problem);
-    return {
+    return heldTokens({
       get(audience?: string): Promise<Token> {
         const id = nextToken++;
         return new Promise((resolve, reject) => {
@@ -61,7 +62,7 @@ const tokens: TokenSources = {
           post({ op: 'token', id, config, audience });
         });
       },
-    };
+    });
   },
   account: (name) => init.accounts[name],
 };

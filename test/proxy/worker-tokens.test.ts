@@ -1,7 +1,7 @@
 // Listeners that send tokens (metadata, http-proxy, tunnel client) run in worker threads too:
 // their tokens are asked of the init's thread by message (one cache, one mint in flight, there),
 // account facts and the immediate refusals of tokens.source() are the same as in the init's thread.
-// http-proxy's thread keeps the tokens it was given while valid (no message per request).
+// A worker thread keeps the tokens it was given while more than 5 minutes are left (no message per request).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -103,4 +103,19 @@ test('http-proxy in a worker thread: a token is asked of the init\'s thread once
   for (let i = 0; i < 3; i++) assert.equal(await get('old.example'), 200);
   assert.deepEqual(asked, ['https://svc.example', 'https://old.example', 'https://old.example', 'https://old.example']);
   assert.deepEqual(seen.slice(5), ['Bearer token-2', 'Bearer token-3', 'Bearer token-4']);
+});
+
+test('metadata in a worker thread keeps the tokens it was given too: the same audience twice is one message to the init\'s thread', async (t) => {
+  let asked = 0;
+  const tokens: TokenSources = {
+    source: () => ({ get: async (audience?: string) => (asked++, { value: `token-${audience}-${asked}`, expiresAt: Date.now() + 3_600_000 }) }),
+    account: () => ({ email: 'alice@alice-proj.iam.gserviceaccount.com', projectId: 'alice-proj' }),
+  };
+  const config = metadataSchema.parse({ type: 'metadata', listen: '127.0.0.1:0', credentials: 'alice' });
+  const handle = await startInWorkers({ name: 'md', field: 'listeners.md', config, type: metadataType, count: 1, secret: () => Buffer.alloc(0), tokens, log: memoryLog('warn').log, logLine: () => {} });
+  t.after(() => handle.close());
+  const get = () => fetch(`http://127.0.0.1:${handle.address.port}/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://a.example`, { headers: { 'Metadata-Flavor': 'Google' } }).then((r) => r.text());
+  assert.equal(await get(), 'token-https://a.example-1');
+  assert.equal(await get(), 'token-https://a.example-1');
+  assert.equal(asked, 1);
 });

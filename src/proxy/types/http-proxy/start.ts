@@ -8,9 +8,6 @@ import { Agent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
-import { isMainThread } from 'node:worker_threads';
-import type { Token, TokenSource } from '../../../credentials/token-types.ts';
-import { DEFAULT_TIMING } from '../../../credentials/tokens/cache.ts';
 import type { HttpProxyConfig, HttpProxyRoute } from '../../../config/listeners/http-proxy.ts';
 import { configError } from '../../../lib/errors.ts';
 import { errorText } from '../../../lib/classify.ts';
@@ -77,36 +74,6 @@ function busy(agent: Agent): boolean {
   return Object.values(agent.sockets).some((list) => (list?.length ?? 0) > 0);
 }
 
-/**
- * A route's token source in a worker thread: each get() is a message to the init's thread and
- * back (two thread hops a request, most of the proxy's added latency on a token route). So the
- * worker keeps what it was given while more than 5 minutes of it are left (the init's cache
- * refreshes ahead from there: tokens/cache.ts); nearer its end every request asks the init's
- * thread again, which decides as before. Minting, its retries and its single flight stay there.
- * In the init's thread (`workers: 0`) the source is its cache already.
- */
-export function workerCachedSource(source: TokenSource, now: () => number = Date.now): TokenSource & { clear(): void } {
-  const held = new Map<string, Token>();
-  const fresh = (t: Token) => t.expiresAt - now() > DEFAULT_TIMING.refreshAheadMs;
-  return {
-    get(audience) {
-      const key = audience ?? '';
-      const token = held.get(key);
-      if (token && fresh(token)) return Promise.resolve(token);
-      return source.get(audience).then((t) => {
-        held.delete(key);
-        if (fresh(t)) {
-          held.set(key, t);
-          // As many audiences as the init's cache keeps; the oldest goes first.
-          if (held.size > DEFAULT_TIMING.maxEntries) held.delete(held.keys().next().value!);
-        }
-        return t;
-      });
-    },
-    clear: () => held.clear(),
-  };
-}
-
 function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
   return config.routes.map((r, i) => ({
     hosts: r.hosts,
@@ -114,7 +81,7 @@ function liveRoutes(config: HttpProxyConfig, env: ListenerEnv): LiveRoute[] {
     pathPrefix: r.pathPrefix,
     address: r.address === undefined ? undefined : parseHostPort(r.address, `routes[${i}].address`),
     token: r.token && {
-      source: isMainThread ? env.tokens.source(r.token) : workerCachedSource(env.tokens.source(r.token)),
+      source: env.tokens.source(r.token),
       fixedAudience: r.token.audience !== undefined,
       header: r.header,
       replace: r.authorization === 'replace',
