@@ -20,20 +20,19 @@
 // Runs are interleaved so that machine drift hits every variant alike; cells are medians with
 // the spread (min–max) of the runs.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
-import { type AddressInfo, connect as tcpConnect, createServer, type Socket } from 'node:net';
+import { type AddressInfo, connect as tcpConnect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLog } from '../src/lib/log.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createPki } from '../test/helpers/pki.ts';
-import { Lines } from '../test/helpers/lines.ts';
 import { freePort } from '../test/helpers/net.ts';
+import { type Load, startGoLoad, startNodeLoad } from './load.ts';
 import { bundlePath, startLineNodeArgs, cpuSeconds, markdownTable, parseSize, percentile, root, rssMiB } from './lib.ts';
 
 const { values } = parseArgs({
@@ -101,99 +100,6 @@ async function stop(p: ChildProcess): Promise<void> {
 }
 
 // --- backends -------------------------------------------------------------------------------
-/**
- * The bulk load: one sink every server forwards its bulk target to, and the senders. Native by
- * default (bench/load/main.go, one Go process): a Node client and sink moving ~1.4 GB/s on
- * loopback were the bottleneck of the plaintext rows, not the server measured.
- */
-interface Load {
-  name: string;
-  /** The sink's port: every server's bulk target. */
-  port: number;
-  /** `conns` connections to `port` send `bytes` in all; seconds until the sink has them all. */
-  run(port: number, conns: number, bytes: number): Promise<number>;
-  /** Connections the sink holds now. */
-  open(): Promise<number>;
-  /** CPU seconds the load has used so far (all its threads). */
-  cpu(): number;
-}
-
-/** The old load, in this process: Node sockets writing 1 MiB blocks, a sink counting 'data'. */
-async function startNodeLoad(): Promise<Load> {
-  let got = 0;
-  let want = Infinity;
-  let done: (() => void) | undefined;
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    s.on('data', (d: Buffer) => {
-      got += d.length;
-      if (got >= want) done?.();
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const block = Buffer.alloc(1 << 20, 0x5a);
-  const send = async (port: number, bytes: number): Promise<Socket> => {
-    const s = tcpConnect({ host: '127.0.0.1', port });
-    await once(s, 'connect');
-    for (let sent = 0; sent < bytes; sent += block.length) {
-      if (!s.write(sent + block.length <= bytes ? block : block.subarray(0, bytes - sent))) await once(s, 'drain');
-    }
-    return s;
-  };
-  return {
-    name: 'Node (this process)',
-    port: (server.address() as AddressInfo).port,
-    async run(port, conns, bytes) {
-      got = 0;
-      want = bytes;
-      const arrived = new Promise<void>((r) => (done = r));
-      const t0 = performance.now();
-      const sent = await Promise.all(Array.from({ length: conns }, (_, i) => send(port, i < conns - 1 ? Math.floor(bytes / conns) : bytes - Math.floor(bytes / conns) * (conns - 1))));
-      await arrived;
-      const s = (performance.now() - t0) / 1000;
-      for (const c of sent) c.destroy();
-      return s;
-    },
-    open: async () => sockets.size,
-    cpu: () => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
-    },
-  };
-}
-
-/** bench/load/main.go, built once per source version into .cache/. */
-async function startGoLoad(): Promise<Load> {
-  const source = join(root, 'bench', 'load', 'main.go');
-  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
-  const bin = join(root, '.cache', `bench-load-${hash}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dirname(bin), { recursive: true });
-    execFileSync('go', ['build', '-o', `${bin}.tmp`, source], { env: { ...process.env, GO111MODULE: 'off', GOCACHE: join(dirname(bin), 'go-build') }, stdio: 'inherit' });
-    renameSync(`${bin}.tmp`, bin);
-  }
-  const proc = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.add(proc);
-  proc.once('exit', () => children.delete(proc));
-  const lines = new Lines(proc.stdout!);
-  const port = Number((await lines.until(/^listening (\d+)$/, 30_000))[1]);
-  const ask = async <T>(command: string): Promise<T> => {
-    proc.stdin!.write(`${command}\n`);
-    return JSON.parse(await lines.next(600_000)) as T;
-  };
-  return {
-    name: 'native (bench/load/main.go)',
-    port,
-    run: async (to, conns, bytes) => (await ask<{ seconds: number }>(`run ${to} ${conns} ${bytes}`)).seconds,
-    open: async () => (await ask<{ open: number }>('open')).open,
-    cpu: () => cpuSeconds(proc.pid!),
-  };
-}
-
 // --- servers under test -----------------------------------------------------------------------
 type Auth = 'psk' | 'mtls';
 interface Targets { sink: number; redis: number }
@@ -378,7 +284,7 @@ async function measure(load: Load, servers: Server[], entry: Targets[], opts: { 
 }
 
 async function main(): Promise<void> {
-  const load = values['node-load'] ? await startNodeLoad() : await startGoLoad();
+  const load = values['node-load'] ? await startNodeLoad() : await startGoLoad((proc) => (children.add(proc), proc.once('exit', () => children.delete(proc))));
   const redisPort = await freePort();
   const redis = spawnTracked(['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
   await waitForPort({ host: '127.0.0.1', port: redisPort }, quiet, { timeoutMs: 10_000 });

@@ -19,7 +19,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +26,7 @@ import { createLog } from '../src/lib/log.ts';
 import { waitForPort } from '../src/proxy/ready.ts';
 import { createPki } from '../test/helpers/pki.ts';
 import { freePort } from '../test/helpers/net.ts';
+import { startNodeLoad } from './load.ts';
 import { cpuSeconds, markdownTable, parseSize, percentile, root, startLineNodeArgs } from './lib.ts';
 
 const { values } = parseArgs({
@@ -158,47 +158,16 @@ async function startClient(auth: Auth, to: number): Promise<number> {
   return port;
 }
 
-// The byte sink: `expect(n)` resolves once n more bytes have arrived.
-let got = 0;
-let want = Infinity;
-let arrived: (() => void) | undefined;
-const sink = createServer((s) => {
-  s.on('error', () => {});
-  s.on('data', (d: Buffer) => {
-    got += d.length;
-    if (got >= want) arrived?.();
-  });
-});
-sink.listen(0, '127.0.0.1');
-await once(sink, 'listening');
-const expect = (n: number) => new Promise<void>((r) => ((got = 0), (want = n), (arrived = r)));
-
-const BLOCK = Buffer.alloc(1 << 20, 0x5a);
-/** Rejects when a sender's connection fails mid-run (a reset from the hop): said, not an uncaught crash. */
-let senderFailed: (err: Error) => void = () => {};
-async function send(port: number, bytes: number): Promise<Socket> {
-  const s = tcpConnect({ host: '127.0.0.1', port });
-  s.on('error', (err) => senderFailed(new Error(`the sender's connection through port ${port} failed: ${err.message} (reset by the hop under test; run its server with a log)`)));
-  await once(s, 'connect');
-  for (let sent = 0; sent < bytes; sent += BLOCK.length) {
-    if (!s.write(sent + BLOCK.length <= bytes ? BLOCK : BLOCK.subarray(0, bytes - sent))) await once(s, 'drain');
-  }
-  return s;
-}
+// The same Node load as bench:proxy's --node-load: one sink in this process, 1 MiB writes.
+const load = await startNodeLoad();
 
 interface Sample { mbps: number; ms: number; ticksMs: number; scavenge: number; markCompact: number; threads: Map<string, number> }
 async function bulk(port: number, p: Proc): Promise<Sample> {
-  const done = expect(BYTES);
   const pid = p.proc.pid!;
   const gc0 = { ...p.gc };
   const [t0s, s0] = [cpuByThread(pid), cpuSeconds(pid)];
-  const t0 = performance.now();
-  const failed = new Promise<never>((_, reject) => (senderFailed = reject));
-  const sockets = await Promise.race([Promise.all(Array.from({ length: CONNS }, () => send(port, Math.floor(BYTES / CONNS)))), failed]);
-  await Promise.race([done, failed]);
-  const s = (performance.now() - t0) / 1000;
+  const s = await load.run(port, CONNS, BYTES);
   const [t1s, s1] = [cpuByThread(pid), cpuSeconds(pid)];
-  for (const c of sockets) c.destroy();
   if (TRACE_GC) await new Promise((r) => setTimeout(r, 300)); // the last trace lines are in the pipe
   const mib = BYTES / 2 ** 20;
   const threads = new Map([...t1s].map(([k, ns]) => [k, (ns - (t0s.get(k) ?? 0)) / 1e6 / mib]));
@@ -215,7 +184,7 @@ const out: string[] = [`${new Date().toISOString()} node bench/tls-cpu.ts ${proc
 for (const auth of values.auth.split(',') as Auth[]) {
   const servers = [];
   for (const v of VARIANTS) {
-    const s = await startServer(v, auth, (sink.address() as AddressInfo).port);
+    const s = await startServer(v, auth, load.port);
     servers.push({ v, p: s.p, entry: await startClient(auth, s.port), samples: [] as Sample[] });
   }
   for (const s of servers) await bulk(s.entry, s.p); // warm-up: JIT, TLS sessions, heaps grown

@@ -8,6 +8,7 @@
 // every guard() in it (a bug) is reported as 'faulted'; a replacement starts at once on the same
 // port, the faulted worker stops accepting, lets its open connections finish (at most DRAIN_MS)
 // and exits. A worker that ends without warning (out of memory, terminated) is replaced too.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { Attester } from '../attest/attester.ts';
 import type { TokenSources } from '../credentials/token-types.ts';
@@ -36,7 +37,6 @@ export const WORKER_HEAP = { maxYoungGenerationSizeMb: 3, maxOldGenerationSizeMb
 
 /** How long close() waits for a worker to close its connections before terminating it. */
 const WORKER_CLOSE_MS = 4_000;
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /** How long a faulted worker may keep serving its open connections before it exits anyway. */
 export const DRAIN_MS = 5 * 60_000;
@@ -312,7 +312,7 @@ export async function startInWorkers(s: WorkerStart): Promise<ListenerHandle & {
     const all = [...live(), ...draining];
     // A worker whose close never settles (a connection that never reports 'close') is
     // terminated anyway after the deadline: its thread's sockets go with it.
-    await Promise.allSettled(all.map((w) => Promise.race([w.request({ op: 'close' }), delay(WORKER_CLOSE_MS)])));
+    await Promise.allSettled(all.map((w) => Promise.race([w.request({ op: 'close' }), sleep(WORKER_CLOSE_MS, undefined, { ref: false })])));
     await Promise.allSettled(all.map((w) => w.worker.terminate()));
   };
   let address: HostPort;
