@@ -65,8 +65,7 @@ function add(m: Extract<ToSplice, { op: 'add' }>): void {
     id: m.id, group: m.group, fds: [client, upstream, ...c2u, ...u2c], idleMs: m.idleMs, last: performance.now(), cap: m.pipeBytes, reported: [0, 0],
     c2u: dir(client, upstream, c2u, m.inC2U, 2 * m.group), u2c: dir(upstream, client, u2c, m.inU2C, 2 * m.group + 1),
   };
-  counts[c.c2u.count] = m.inC2U;
-  counts[c.u2c.count] = m.inU2C;
+  // counts[] starts at inC2U / inU2C: the listener thread wrote them when it handed this over.
   conns.set(m.id, c);
   // Bytes Node had read already (a sniffed first chunk) are in the pipes: sent now.
   if (move(c, c.c2u, false) && move(c, c.u2c, false)) finished(c);

@@ -162,7 +162,10 @@ class SpliceThread {
       result: { bytesFromClient: 0, bytesToClient: 0, end: 'closed' }, counted: { fromClient: 0, toClient: 0 }, onFault,
     };
     this.#live.set(id, live);
-    this.#counts.fill(0, group * COUNTS_PER_CONN, (group + 1) * COUNTS_PER_CONN); // a previous connection's
+    // What Node had read is in the pipes, so moved already: counted from here, even if the thread
+    // dies before it reads this 'add' (a previous connection's counts are overwritten).
+    this.#counts[group * COUNTS_PER_CONN] = inC2U;
+    this.#counts[group * COUNTS_PER_CONN + 1] = inU2C;
     for (const s of [client, upstream]) {
       s.on('error', () => {}); // nothing reads or writes them any more; a late error is moot
       s.once('close', guard(onFault, () => {
